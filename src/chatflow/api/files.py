@@ -1,0 +1,98 @@
+"""Uploads, listings, downloads and deletion of a chat's files."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import FileResponse
+
+from chatflow.api.deps import BaseUrl, RuntimeDep, errors
+from chatflow.api.schemas import Deleted, Envelope, FileOut
+from chatflow.services import files
+
+router = APIRouter(prefix="/chat/workflows/{chat_id}", tags=["files"])
+
+_UPLOAD_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {
+                        "file": {
+                            "type": "array",
+                            "items": {"type": "string", "format": "binary"},
+                            "description": "one or more .xlsx / .csv files",
+                        }
+                    },
+                }
+            }
+        },
+    }
+}
+
+
+@router.post(
+    "/upload",
+    status_code=201,
+    response_model=Envelope[list[FileOut]],
+    responses=errors(400, 404, 413, 415, 422, 507),
+    openapi_extra=_UPLOAD_BODY,
+)
+async def upload(
+    chat_id: str, request: Request, rt: RuntimeDep, base: BaseUrl
+) -> dict[str, object]:
+    """Upload one or more spreadsheets (multipart field ``file``); each becomes a new version."""
+    stored = await files.upload(
+        rt=rt,
+        chat_id=chat_id,
+        body=request.stream(),
+        content_type=request.headers.get("content-type", ""),
+        base=base,
+    )
+    return {"data": stored}
+
+
+@router.get("/files", response_model=Envelope[list[FileOut]], responses=errors(404))
+async def list_files(chat_id: str, rt: RuntimeDep, base: BaseUrl) -> dict[str, object]:
+    """List uploaded and produced files, every version."""
+    return {"data": await files.list_files(rt=rt, chat_id=chat_id, base=base)}
+
+
+@router.get(
+    "/files/{filename}",
+    response_class=FileResponse,
+    responses={
+        200: {"content": {"application/octet-stream": {}}, "description": "the file's bytes"},
+        **errors(400, 404),
+    },
+)
+async def download(
+    chat_id: str,
+    filename: str,
+    rt: RuntimeDep,
+    version: Annotated[int | None, Query(ge=1)] = None,
+) -> FileResponse:
+    """Download a file (its latest version, or ``?version=N``)."""
+    row, path = await files.locate(rt=rt, chat_id=chat_id, name=filename, version=version)
+    return FileResponse(
+        path,
+        media_type=row.media_type,
+        filename=row.name,
+        headers={"X-Content-Type-Options": "nosniff", "ETag": f'"{row.sha256}"'},
+    )
+
+
+@router.delete("/files/{filename}", response_model=Envelope[Deleted], responses=errors(400, 404))
+async def delete_file(
+    chat_id: str,
+    filename: str,
+    rt: RuntimeDep,
+    version: Annotated[int | None, Query(ge=1)] = None,
+) -> dict[str, object]:
+    """Delete every version of a file, or only ``?version=N``."""
+    count = await files.delete(rt=rt, chat_id=chat_id, name=filename, version=version)
+    return {"data": {"deleted": count}}

@@ -1,0 +1,178 @@
+"""Request and response models: they validate input and document the API in OpenAPI."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Generic, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+T = TypeVar("T")
+
+
+class Envelope(BaseModel, Generic[T]):
+    data: T
+
+
+class ErrorBody(BaseModel):
+    code: str = Field(examples=["chat_not_found"])
+    message: str = Field(examples=["chat 0b7c... not found"])
+    details: Any = None
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorBody
+
+
+class ChatCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"title": "Q3"}]})
+    title: str | None = Field(default=None, max_length=200)
+
+
+class ChatOut(BaseModel):
+    chat_id: str
+    title: str | None
+    created_at: datetime
+    last_seq: int = Field(description="sequence number of the chat's latest event")
+    websocket_url: str
+
+
+class FileOut(BaseModel):
+    filename: str
+    version: int
+    size: int
+    sha256: str
+    media_type: str
+    kind: str
+    sheets: list[str] | None
+    columns: list[str] | None
+    row_count: int | None
+    source: Literal["upload", "output"]
+    run_id: str | None = Field(description="the run that produced this file, for outputs")
+    created_at: datetime
+    download_url: str
+
+
+class StepIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    operation: str = Field(examples=["excel/extract-columns-to-file"])
+    arguments: dict[str, Any] = Field(default_factory=dict)
+
+
+class ExecuteIn(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "steps": [
+                        {
+                            "operation": "excel/extract-columns-to-file",
+                            "arguments": {"columns": ["postal_code"], "remove_duplicates": True},
+                        }
+                    ]
+                }
+            ]
+        },
+    )
+    steps: list[StepIn]
+    input: str | None = Field(
+        default=None, description="file the first step reads; default: the latest upload"
+    )
+
+
+RunStatus = Literal["queued", "running", "completed", "failed", "cancelled", "interrupted"]
+
+
+class StepOut(BaseModel):
+    index: int
+    operation: str
+    arguments: dict[str, Any]
+    status: Literal["pending", "running", "completed", "failed", "skipped"]
+    message: str | None
+    result: dict[str, Any] | None
+    error: dict[str, Any] | None
+    started_at: datetime | None
+    finished_at: datetime | None
+    duration_ms: int | None
+
+
+class RunInput(BaseModel):
+    filename: str
+    version: int
+
+
+class RunOut(BaseModel):
+    run_id: str
+    chat_id: str
+    status: RunStatus
+    input: RunInput
+    steps: list[StepOut]
+    outputs: list[FileOut]
+    error: dict[str, Any] | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    duration_ms: int | None
+    status_url: str
+
+
+class RunAccepted(BaseModel):
+    run_id: str
+    status: RunStatus
+    status_url: str
+
+
+class ChatDetail(ChatOut):
+    files: list[FileOut]
+    runs: list[RunOut]
+
+
+class ChatPage(BaseModel):
+    items: list[ChatOut]
+    next_cursor: str | None = Field(description="pass as ?cursor= for the next page")
+
+
+class Deleted(BaseModel):
+    deleted: int
+
+
+class MessageIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    text: str = Field(min_length=1, max_length=20_000, examples=["keep only the postal codes"])
+
+
+class MessageOut(BaseModel):
+    id: int
+    role: Literal["user", "system"]
+    text: str
+    data: dict[str, Any] | None
+    created_at: datetime
+
+
+class EventOut(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    type: str
+    seq: int
+    chat_id: str
+    run_id: str | None = None
+    timestamp: str
+    message: str
+
+
+class OperationOut(BaseModel):
+    name: str
+    description: str
+    arguments_schema: dict[str, Any]
+    example: dict[str, Any]
+
+
+class HealthOut(BaseModel):
+    status: Literal["ok", "degraded"]
+    version: str
+    database: Literal["ok", "unreachable"]
+    websocket: Literal["running"]
+    websocket_url: str = Field(examples=["ws://127.0.0.1:5050/chat/{chat_id}"])
+    active_runs: int
+    subscribers: int
+    uptime_s: float

@@ -1,0 +1,48 @@
+"""Health and the operation catalogue."""
+
+from __future__ import annotations
+
+import time
+
+from fastapi import APIRouter
+
+from chatflow import __version__
+from chatflow.api.deps import BaseUrl, RuntimeDep
+from chatflow.api.schemas import Envelope, HealthOut, OperationOut
+from chatflow.services import links
+
+router = APIRouter(tags=["system"])
+
+
+@router.get("/health", response_model=Envelope[HealthOut])
+async def health(rt: RuntimeDep, base: BaseUrl) -> dict[str, object]:
+    """Liveness and a few counters."""
+    database_ok = await rt.db.ping()
+    return {
+        "data": {
+            "status": "ok" if database_ok else "degraded",
+            "version": __version__,
+            "database": "ok" if database_ok else "unreachable",
+            "websocket": "running",
+            "websocket_url": links.websocket_url(base, "{chat_id}"),
+            "active_runs": rt.runs.active,
+            "subscribers": rt.broadcaster.subscriber_count(),
+            "uptime_s": round(time.monotonic() - rt.started_at, 3),
+        }
+    }
+
+
+@router.get("/operations", response_model=Envelope[list[OperationOut]])
+async def operations(rt: RuntimeDep) -> dict[str, object]:
+    """Every registered operation with its arguments' JSON Schema and an example."""
+    return {
+        "data": [
+            {
+                "name": op.name,
+                "description": op.description,
+                "arguments_schema": op.json_schema(),
+                "example": op.example,
+            }
+            for op in rt.registry.all()
+        ]
+    }

@@ -1,0 +1,137 @@
+"""Live events of a chat over a WebSocket: replay from ``?since=N``, then follow."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from typing import Any
+
+from fastapi import APIRouter, WebSocket
+from starlette.websockets import WebSocketState
+
+from chatflow.broadcaster import Subscription, SubscriptionClosed
+from chatflow.errors import NotFound
+from chatflow.runtime import Runtime
+from chatflow.services import chats, events
+
+log = logging.getLogger(__name__)
+
+router = APIRouter()
+
+REPLAY_PAGE = 500
+CLOSE_CODES = {
+    "overflow": (1013, "subscriber too slow; reconnect with ?since=<last seq>"),
+    "shutdown": (1001, "server shutting down; reconnect with ?since=<last seq>"),
+    "deleted": (4404, "chat deleted"),
+}
+
+
+class _Connection:
+    """One subscriber's socket: one sender at a time, last seq delivered."""
+
+    def __init__(self, websocket: WebSocket, last_seq: int | None) -> None:
+        self.websocket = websocket
+        self.last_seq = last_seq
+        self._lock = asyncio.Lock()
+
+    async def send(self, payload: dict[str, Any]) -> None:
+        async with self._lock:
+            await self.websocket.send_text(json.dumps(payload, separators=(",", ":")))
+
+    async def send_event(self, event: dict[str, Any]) -> None:
+        # Events replayed from storage may also arrive live: the seq says which were sent.
+        if self.last_seq is not None and event["seq"] <= self.last_seq:
+            return
+        await self.send(event)
+        self.last_seq = event["seq"]
+
+
+async def _replay(rt: Runtime, conn: _Connection, chat_id: str) -> None:
+    while True:
+        assert conn.last_seq is not None
+        page = await events.list_since(
+            rt.db, chat_id=chat_id, since=conn.last_seq, limit=REPLAY_PAGE
+        )
+        for event in page:
+            await conn.send_event(event)
+        if len(page) < REPLAY_PAGE:
+            return
+
+
+async def _forward(subscription: Subscription, conn: _Connection) -> None:
+    while True:
+        await conn.send_event(await subscription.get())
+
+
+async def _answer(conn: _Connection) -> None:
+    """Handle client messages until the client goes away."""
+    while True:
+        message = await conn.websocket.receive()
+        if message["type"] == "websocket.disconnect":
+            return
+        try:
+            data = json.loads(message.get("text") or message.get("bytes") or b"")
+        except ValueError:
+            data = None
+        if isinstance(data, dict) and data.get("type") == "ping":
+            await conn.send({"type": "pong"})
+        else:
+            await conn.send(
+                {
+                    "type": "error",
+                    "code": "unknown_message",
+                    "message": 'only {"type": "ping"} is understood on this socket',
+                }
+            )
+
+
+async def _serve(websocket: WebSocket, chat_id: str, since: int | None) -> None:
+    rt: Runtime = websocket.state.runtime
+    await websocket.accept()
+    try:
+        chat = await chats.require(rt=rt, chat_id=chat_id)
+    except NotFound:
+        await websocket.close(4404, "chat not found")
+        return
+    conn = _Connection(websocket, since)
+    close_code: tuple[int, str] | None = None
+    # Subscribe first, then replay: anything stored meanwhile arrives live and is de-duplicated.
+    async with rt.broadcaster.subscribe(chat.id) as subscription:
+        tasks = [
+            asyncio.create_task(_follow(rt, conn, subscription, chat.id)),
+            asyncio.create_task(_answer(conn)),
+            asyncio.create_task(subscription.closed.wait()),
+        ]
+        try:
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        if subscription.close_reason in CLOSE_CODES:
+            close_code = CLOSE_CODES[subscription.close_reason]
+    if close_code and websocket.client_state == WebSocketState.CONNECTED:
+        # A subscriber that stopped reading may never take the close frame: don't wait forever.
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(websocket.close(*close_code), timeout=2)
+
+
+async def _follow(rt: Runtime, conn: _Connection, subscription: Subscription, chat_id: str) -> None:
+    if conn.last_seq is not None:
+        await _replay(rt, conn, chat_id)
+    with contextlib.suppress(SubscriptionClosed):
+        await _forward(subscription, conn)
+
+
+@router.websocket("/chat/{chat_id}")
+async def chat_events(websocket: WebSocket, chat_id: str, since: int | None = None) -> None:
+    """Follow a chat's events (the seed's path)."""
+    await _serve(websocket, chat_id, since)
+
+
+@router.websocket("/api/v1/chat/workflows/{chat_id}/ws")
+async def chat_events_v1(websocket: WebSocket, chat_id: str, since: int | None = None) -> None:
+    """Follow a chat's events."""
+    await _serve(websocket, chat_id, since)

@@ -1,0 +1,123 @@
+"""The app factory: wires settings, database, storage, broadcaster and run queue."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from typing import TypedDict
+
+from fastapi import FastAPI
+
+from chatflow import __version__
+from chatflow.api import chats, errors, files, runs, system, websocket
+from chatflow.broadcaster import Broadcaster
+from chatflow.db.engine import Database
+from chatflow.db.migrate import upgrade
+from chatflow.execution.queue import RunHandle, RunQueue
+from chatflow.operations import load_all
+from chatflow.repositories import files as files_repo
+from chatflow.runtime import Runtime
+from chatflow.services import events, execution
+from chatflow.settings import Settings
+from chatflow.storage import FileStore
+
+log = logging.getLogger(__name__)
+
+
+class State(TypedDict):
+    runtime: Runtime
+
+
+DESCRIPTION = """
+Chat-driven spreadsheet workflows. Open a chat, upload spreadsheets into it, run workflows of
+named operations on them, download the results, and follow every run live on the chat's
+WebSocket (`ws://HOST:PORT/chat/{chat_id}`, optionally `?since=N`).
+
+Success bodies are `{"data": ...}`; errors are
+`{"error": {"code": "...", "message": "...", "details": ...}}` with a 4xx status.
+"""
+
+
+async def start_runtime(settings: Settings) -> Runtime:
+    """Build every resource; the caller must ``stop_runtime`` it."""
+    data_dir = settings.resolved_data_dir
+    await asyncio.to_thread(settings.files_dir.mkdir, parents=True, exist_ok=True)
+    await asyncio.to_thread(upgrade, settings.resolved_database_url)
+    db = Database(settings.resolved_database_url)
+    store = FileStore(settings.files_dir)
+    runtime_ref: list[Runtime] = []
+
+    async def execute(handle: RunHandle) -> None:
+        await execution.execute_run(rt=runtime_ref[0], handle=handle)
+
+    rt = Runtime(
+        settings=settings,
+        db=db,
+        store=store,
+        broadcaster=Broadcaster(
+            store=events.make_store(db), queue_size=settings.subscriber_queue_size
+        ),
+        registry=load_all(),
+        executor=ThreadPoolExecutor(settings.workers, thread_name_prefix="chatflow-step"),
+        runs=RunQueue(execute),
+    )
+    runtime_ref.append(rt)
+    interrupted = await execution.mark_interrupted(rt=rt)
+    if interrupted:
+        log.warning(
+            "marked %d run(s) left unfinished by a previous process interrupted", interrupted
+        )
+    async with db.read() as session:
+        known = await files_repo.all_storage_names(session)
+    swept = await asyncio.to_thread(store.sweep, known)
+    if swept:
+        log.info("removed %d temporary or orphaned file(s) from %s", swept, data_dir)
+    return rt
+
+
+async def drain_runtime(rt: Runtime) -> None:
+    """Stop taking runs, let running ones finish within the grace period, close subscribers.
+
+    Idempotent: the server calls it before closing connections, the lifespan again after.
+    """
+    never_started = await rt.runs.shutdown(rt.settings.shutdown_grace_s)
+    if never_started:
+        await execution.mark_interrupted(rt=rt, run_ids=[h.run_id for h in never_started])
+    await rt.broadcaster.aclose()
+
+
+async def stop_runtime(rt: Runtime) -> None:
+    """Release resources in the reverse order of ``start_runtime``."""
+    await drain_runtime(rt)
+    rt.executor.shutdown(wait=True, cancel_futures=True)
+    await rt.db.dispose()
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """A FastAPI app serving ``settings``; nothing is opened until its lifespan starts."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[State]:
+        rt = await start_runtime(settings)
+        app.state.runtime = rt  # for the server's shutdown hook (see cli.py)
+        try:
+            yield {"runtime": rt}
+        finally:
+            await stop_runtime(rt)
+
+    app = FastAPI(
+        title="chatflow",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        docs_url="/docs",
+        redoc_url="/redoc",
+    )
+    errors.install(app)
+    for module in (system, chats, files, runs):
+        app.include_router(module.router, prefix="/api/v1")
+    app.include_router(websocket.router)
+    return app

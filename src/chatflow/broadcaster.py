@@ -1,0 +1,178 @@
+"""Per-topic publish/subscribe with persistence first and bounded subscriber queues.
+
+The broadcaster knows nothing about chats or spreadsheets: a topic is a string, an event is a
+dict.  ``publish`` hands events to a ``store`` callable that persists a batch and returns the
+stored events (with their sequence numbers); only then are they fanned out, so anything a
+subscriber receives can also be replayed from storage.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+Event = dict[str, Any]
+StoreFn = Callable[[str, list[Event]], Awaitable[list[Event]]]
+
+log = logging.getLogger(__name__)
+
+
+class SubscriptionClosed(Exception):
+    """The subscription ended: its queue overflowed or the broadcaster is closing."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason  # "overflow" or "shutdown"
+
+
+class Subscription:
+    """One subscriber's bounded queue; a full queue closes it instead of blocking the publisher."""
+
+    def __init__(self, topic: str, maxsize: int) -> None:
+        self.topic = topic
+        self._queue: asyncio.Queue[Event] = asyncio.Queue(maxsize)
+        self.closed = asyncio.Event()
+        self.close_reason: str | None = None
+
+    def offer(self, event: Event) -> bool:
+        """Queue ``event``; on overflow close the subscription and return False."""
+        if self.closed.is_set():
+            return False
+        try:
+            self._queue.put_nowait(event)
+        except asyncio.QueueFull:
+            self.close("overflow")
+            return False
+        return True
+
+    def close(self, reason: str) -> None:
+        if not self.closed.is_set():
+            self.close_reason = reason
+            self.closed.set()
+
+    async def get(self) -> Event:
+        """Next event; raises SubscriptionClosed once closed (queued events are dropped then,
+        since the subscriber will catch up from storage)."""
+        if self.closed.is_set():
+            raise SubscriptionClosed(self.close_reason or "closed")
+        if not self._queue.empty():  # the common case under load: no waiting needed
+            return self._queue.get_nowait()
+        getter = asyncio.ensure_future(self._queue.get())
+        closer = asyncio.ensure_future(self.closed.wait())
+        try:
+            await asyncio.wait({getter, closer}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            closer.cancel()
+            if not getter.done():
+                getter.cancel()
+        if getter.done() and not getter.cancelled():
+            return getter.result()
+        raise SubscriptionClosed(self.close_reason or "closed")
+
+
+@dataclass
+class _Topic:
+    subscribers: set[Subscription] = field(default_factory=set)
+    pending: list[tuple[Event, asyncio.Future[Event]]] = field(default_factory=list)
+    flusher: asyncio.Task[None] | None = None
+
+
+class Broadcaster:
+    """Stores then fans out events, one ordered stream per topic."""
+
+    def __init__(self, *, store: StoreFn, queue_size: int = 1000) -> None:
+        self._store = store
+        self._queue_size = queue_size
+        self._topics: dict[str, _Topic] = {}
+        self._closing = False
+
+    def _topic(self, topic: str) -> _Topic:
+        state = self._topics.get(topic)
+        if state is None:
+            state = self._topics[topic] = _Topic()
+        return state
+
+    def _forget_if_idle(self, topic: str) -> None:
+        state = self._topics.get(topic)
+        if state and not state.subscribers and not state.pending and state.flusher is None:
+            del self._topics[topic]
+
+    async def publish(self, topic: str, event: Event) -> Event:
+        """Store ``event`` and deliver it to the topic's subscribers; returns the stored event.
+
+        Concurrent publishes to one topic are stored in batches by a single flusher task,
+        which keeps storage order, delivery order and sequence numbers identical.
+        """
+        if self._closing:
+            raise RuntimeError("broadcaster is closed")
+        state = self._topic(topic)
+        future: asyncio.Future[Event] = asyncio.get_running_loop().create_future()
+        state.pending.append((event, future))
+        if state.flusher is None:
+            state.flusher = asyncio.create_task(self._flush(topic), name=f"flush:{topic}")
+        # Shielded: a cancelled publisher must not cancel the flush that others wait on.
+        return await asyncio.shield(future)
+
+    async def _flush(self, topic: str) -> None:
+        state = self._topics[topic]
+        try:
+            while state.pending:
+                batch, state.pending = state.pending, []
+                try:
+                    stored = await self._store(topic, [event for event, _ in batch])
+                except Exception as exc:
+                    for _, future in batch:
+                        if not future.done():
+                            future.set_exception(exc)
+                    continue
+                for event in stored:
+                    for subscription in list(state.subscribers):
+                        if not subscription.offer(event):
+                            state.subscribers.discard(subscription)
+                for (_, future), event in zip(batch, stored, strict=True):
+                    if not future.done():
+                        future.set_result(event)
+        finally:
+            state.flusher = None
+            self._forget_if_idle(topic)
+
+    @contextlib.asynccontextmanager
+    async def subscribe(self, topic: str) -> AsyncIterator[Subscription]:
+        """Receive events published to ``topic`` from now on, until the block exits."""
+        subscription = Subscription(topic, self._queue_size)
+        if self._closing:
+            subscription.close("shutdown")
+        state = self._topic(topic)
+        state.subscribers.add(subscription)
+        try:
+            yield subscription
+        finally:
+            state.subscribers.discard(subscription)
+            subscription.close("unsubscribed")
+            self._forget_if_idle(topic)
+
+    def subscriber_count(self, topic: str | None = None) -> int:
+        if topic is not None:
+            state = self._topics.get(topic)
+            return len(state.subscribers) if state else 0
+        return sum(len(state.subscribers) for state in self._topics.values())
+
+    def close_topic(self, topic: str, reason: str) -> None:
+        """Close every subscription of ``topic`` (e.g. the topic's owner was deleted)."""
+        state = self._topics.get(topic)
+        for subscription in list(state.subscribers if state else ()):
+            subscription.close(reason)
+
+    async def aclose(self) -> None:
+        """Finish pending stores, then close every subscription with reason "shutdown"."""
+        self._closing = True
+        flushers = [s.flusher for s in self._topics.values() if s.flusher is not None]
+        if flushers:
+            await asyncio.gather(*flushers, return_exceptions=True)
+        for state in list(self._topics.values()):
+            for subscription in list(state.subscribers):
+                subscription.close("shutdown")

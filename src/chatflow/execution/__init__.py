@@ -1,0 +1,1 @@
+"""Running workflows: scheduling (queue), the thread-side pipeline, and progress bridging."""

@@ -1,0 +1,118 @@
+"""Run scheduling: one chat's runs in submission order, different chats in parallel.
+
+The queue owns one drain task per busy chat and awaits or cancels every one of them on
+shutdown; how a run executes is the callback's business.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunHandle:
+    """A submitted run: its cancel flag (read by worker threads) and a done signal."""
+
+    chat_id: str
+    run_id: str
+    cancel: threading.Event = field(default_factory=threading.Event)
+    cancel_reason: str | None = None
+    started: bool = False
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+    base_url: str = ""  # for links in the run's events; set by whoever submits
+
+    def request_cancel(self, reason: str) -> None:
+        if self.cancel_reason is None:
+            self.cancel_reason = reason
+        self.cancel.set()
+
+
+ExecuteFn = Callable[[RunHandle], Awaitable[None]]
+
+
+class RunQueue:
+    """Per-chat FIFO queues of runs, drained by tasks this object owns."""
+
+    def __init__(self, execute: ExecuteFn) -> None:
+        self._execute = execute
+        self._waiting: dict[str, deque[RunHandle]] = {}
+        self._drainers: dict[str, asyncio.Task[None]] = {}
+        self._handles: dict[str, RunHandle] = {}
+        self.accepting = True
+
+    def submit(self, chat_id: str, run_id: str, *, base_url: str = "") -> RunHandle:
+        if not self.accepting:
+            raise RuntimeError("run queue is shut down")
+        handle = RunHandle(chat_id, run_id, base_url=base_url)
+        self._handles[run_id] = handle
+        self._waiting.setdefault(chat_id, deque()).append(handle)
+        if chat_id not in self._drainers:
+            self._drainers[chat_id] = asyncio.create_task(
+                self._drain(chat_id), name=f"runs:{chat_id}"
+            )
+        return handle
+
+    def get(self, run_id: str) -> RunHandle | None:
+        return self._handles.get(run_id)
+
+    async def _drain(self, chat_id: str) -> None:
+        waiting = self._waiting[chat_id]
+        try:
+            while waiting:
+                handle = waiting.popleft()
+                handle.started = True
+                try:
+                    await self._execute(handle)
+                except Exception:
+                    log.exception("run %s crashed outside its own error handling", handle.run_id)
+                finally:
+                    handle.done.set()
+                    self._handles.pop(handle.run_id, None)
+        finally:
+            self._drainers.pop(chat_id, None)
+            if not waiting:
+                self._waiting.pop(chat_id, None)
+
+    def cancel_chat(self, chat_id: str, reason: str) -> None:
+        """Ask every queued or running run of ``chat_id`` to stop."""
+        for handle in self._handles.values():
+            if handle.chat_id == chat_id:
+                handle.request_cancel(reason)
+
+    @property
+    def active(self) -> int:
+        """Runs submitted and not yet finished (queued or running)."""
+        return len(self._handles)
+
+    async def shutdown(self, grace_s: float) -> list[RunHandle]:
+        """Stop accepting; let running runs finish within ``grace_s``, then cancel them.
+
+        Returns the runs that never started, for the caller to mark interrupted.
+        """
+        self.accepting = False
+        never_started: list[RunHandle] = []
+        for waiting in self._waiting.values():
+            never_started.extend(waiting)
+            waiting.clear()
+        for handle in never_started:
+            handle.done.set()
+            self._handles.pop(handle.run_id, None)
+        drainers = list(self._drainers.values())
+        if drainers:
+            _, still_running = await asyncio.wait(drainers, timeout=grace_s)
+            if still_running:
+                for handle in list(self._handles.values()):
+                    handle.request_cancel("shutdown")
+                # Steps see the flag at their next progress report; give them a moment.
+                _, still_running = await asyncio.wait(still_running, timeout=max(grace_s, 5.0))
+                for task in still_running:
+                    task.cancel()
+                await asyncio.gather(*still_running, return_exceptions=True)
+        return never_started

@@ -1,0 +1,47 @@
+"""Chats table."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import delete, select, tuple_
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from chatflow.db.models import Chat
+
+
+async def insert(
+    session: AsyncSession, *, chat_id: str, title: str | None, owner: str | None
+) -> Chat:
+    chat = Chat(id=chat_id, title=title, owner=owner, last_seq=0)
+    session.add(chat)
+    await session.flush()
+    return chat
+
+
+async def get(session: AsyncSession, *, chat_id: str, owner: str | None = None) -> Chat | None:
+    query = select(Chat).where(Chat.id == chat_id)
+    if owner is not None:
+        query = query.where(Chat.owner == owner)
+    return (await session.execute(query)).scalar_one_or_none()
+
+
+async def list_page(
+    session: AsyncSession,
+    *,
+    limit: int,
+    before: tuple[datetime, str] | None,
+    owner: str | None = None,
+) -> list[Chat]:
+    """Newest first; ``before`` is the (created_at, id) of the last chat on the previous page."""
+    query = select(Chat).order_by(Chat.created_at.desc(), Chat.id.desc()).limit(limit)
+    if before is not None:
+        query = query.where(tuple_(Chat.created_at, Chat.id) < tuple_(*before))
+    if owner is not None:
+        query = query.where(Chat.owner == owner)
+    return list((await session.execute(query)).scalars())
+
+
+async def remove(session: AsyncSession, *, chat_id: str) -> bool:
+    result = await session.execute(delete(Chat).where(Chat.id == chat_id))
+    return bool(result.rowcount)  # type: ignore[attr-defined]

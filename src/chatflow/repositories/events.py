@@ -1,0 +1,50 @@
+"""Events table: each chat's ordered, replayable event log."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from chatflow.db.models import Chat, Event
+
+
+class ChatGone(Exception):
+    """Events were published to a chat that no longer exists."""
+
+
+async def append(
+    session: AsyncSession, *, chat_id: str, bodies: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """Give ``bodies`` the chat's next sequence numbers and insert them, in order."""
+    result = await session.execute(
+        update(Chat)
+        .where(Chat.id == chat_id)
+        .values(last_seq=Chat.last_seq + len(bodies))
+        .returning(Chat.last_seq)
+    )
+    last = result.scalar_one_or_none()
+    if last is None:
+        raise ChatGone(chat_id)
+    first = last - len(bodies) + 1
+    stored = []
+    for seq, body in enumerate(bodies, start=first):
+        body = {**body, "seq": seq}
+        stored.append(body)
+        session.add(
+            Event(chat_id=chat_id, seq=seq, type=body["type"], run_id=body.get("run_id"), body=body)
+        )
+    await session.flush()
+    return stored
+
+
+async def list_since(
+    session: AsyncSession, *, chat_id: str, since: int, limit: int | None = None
+) -> list[dict[str, Any]]:
+    query = (
+        select(Event.body).where(Event.chat_id == chat_id, Event.seq > since).order_by(Event.seq)
+    )
+    if limit is not None:
+        query = query.limit(limit)
+    return list((await session.execute(query)).scalars())

@@ -1,0 +1,84 @@
+"""Files table: named, versioned files of a chat."""
+
+from __future__ import annotations
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from chatflow.db.models import StoredFile
+
+
+async def next_version(session: AsyncSession, *, chat_id: str, name: str) -> int:
+    query = select(func.max(StoredFile.version)).where(
+        StoredFile.chat_id == chat_id, StoredFile.name == name
+    )
+    return int((await session.execute(query)).scalar() or 0) + 1
+
+
+async def insert(session: AsyncSession, *, row: StoredFile) -> StoredFile:
+    session.add(row)
+    await session.flush()
+    return row
+
+
+async def get(
+    session: AsyncSession, *, chat_id: str, name: str, version: int | None = None
+) -> StoredFile | None:
+    """The given version of ``name``, or its latest."""
+    query = select(StoredFile).where(StoredFile.chat_id == chat_id, StoredFile.name == name)
+    if version is not None:
+        query = query.where(StoredFile.version == version)
+    else:
+        query = query.order_by(StoredFile.version.desc()).limit(1)
+    return (await session.execute(query)).scalar_one_or_none()
+
+
+async def latest_upload(session: AsyncSession, *, chat_id: str) -> StoredFile | None:
+    query = (
+        select(StoredFile)
+        .where(StoredFile.chat_id == chat_id, StoredFile.source == "upload")
+        .order_by(StoredFile.id.desc())
+        .limit(1)
+    )
+    return (await session.execute(query)).scalar_one_or_none()
+
+
+async def list_for_chat(session: AsyncSession, *, chat_id: str) -> list[StoredFile]:
+    query = (
+        select(StoredFile)
+        .where(StoredFile.chat_id == chat_id)
+        .order_by(StoredFile.name, StoredFile.version)
+    )
+    return list((await session.execute(query)).scalars())
+
+
+async def list_for_run(session: AsyncSession, *, run_id: str) -> list[StoredFile]:
+    query = select(StoredFile).where(StoredFile.run_id == run_id).order_by(StoredFile.id)
+    return list((await session.execute(query)).scalars())
+
+
+async def names(session: AsyncSession, *, chat_id: str) -> set[str]:
+    query = select(StoredFile.name).where(StoredFile.chat_id == chat_id).distinct()
+    return set((await session.execute(query)).scalars())
+
+
+async def remove(
+    session: AsyncSession, *, chat_id: str, name: str, version: int | None = None
+) -> list[str]:
+    """Delete rows; returns their storage names so the caller can unlink them after commit."""
+    condition = [StoredFile.chat_id == chat_id, StoredFile.name == name]
+    if version is not None:
+        condition.append(StoredFile.version == version)
+    result = await session.execute(
+        delete(StoredFile).where(*condition).returning(StoredFile.storage_name)
+    )
+    return list(result.scalars())
+
+
+async def storage_names_for_chat(session: AsyncSession, *, chat_id: str) -> list[str]:
+    query = select(StoredFile.storage_name).where(StoredFile.chat_id == chat_id)
+    return list((await session.execute(query)).scalars())
+
+
+async def all_storage_names(session: AsyncSession) -> set[str]:
+    return set((await session.execute(select(StoredFile.storage_name))).scalars())

@@ -1,0 +1,1 @@
+"""Business logic: keyword-only functions over the runtime; no HTTP, no SQL."""

@@ -1,0 +1,50 @@
+"""Chat events: build, persist (through the broadcaster) and replay."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from chatflow.broadcaster import Broadcaster, StoreFn
+from chatflow.db.engine import Database
+from chatflow.repositories import events as events_repo
+
+
+def make_store(db: Database) -> StoreFn:
+    """The broadcaster's store: one write transaction per batch, sequence numbers per chat."""
+
+    async def store(chat_id: str, bodies: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        async with db.write() as session:
+            return await events_repo.append(session, chat_id=chat_id, bodies=bodies)
+
+    return store
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
+
+
+async def emit(
+    broadcaster: Broadcaster,
+    *,
+    chat_id: str,
+    type: str,
+    message: str,
+    run_id: str | None = None,
+    **payload: Any,
+) -> dict[str, Any]:
+    """Publish one event to the chat's subscribers after storing it; returns it with its seq."""
+    body: dict[str, Any] = {"type": type, "chat_id": chat_id}
+    if run_id is not None:
+        body["run_id"] = run_id
+    body["timestamp"] = now_iso()
+    body["message"] = message
+    body.update(payload)
+    return await broadcaster.publish(chat_id, body)
+
+
+async def list_since(
+    db: Database, *, chat_id: str, since: int, limit: int | None = None
+) -> list[dict[str, Any]]:
+    async with db.read() as session:
+        return await events_repo.list_since(session, chat_id=chat_id, since=since, limit=limit)

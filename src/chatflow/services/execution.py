@@ -1,0 +1,359 @@
+"""Executing a run: steps in the thread pool, progress over the broadcaster, state in the DB."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+import polars as pl
+
+from chatflow.db.models import Run, StoredFile
+from chatflow.execution.pipeline import RunFiles, cancel_checker, run_step
+from chatflow.execution.progress import ProgressBridge
+from chatflow.execution.queue import RunHandle
+from chatflow.operations.registry import Cancelled, StepFailed, StepOutput, WrittenFile
+from chatflow.repositories import files as files_repo
+from chatflow.repositories import runs as runs_repo
+from chatflow.repositories.events import ChatGone
+from chatflow.runtime import Runtime
+from chatflow.services import events, messages
+from chatflow.services.views import file_view
+
+log = logging.getLogger(__name__)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class _RunFailed(Exception):
+    def __init__(self, error: dict[str, Any]) -> None:
+        super().__init__(error["message"])
+        self.error = error
+
+
+async def execute_run(*, rt: Runtime, handle: RunHandle) -> None:
+    """Run one queued run to a final state: completed, failed, cancelled or interrupted."""
+    try:
+        await _execute(rt, handle)
+    except ChatGone:
+        log.info("chat %s was deleted during run %s", handle.chat_id, handle.run_id)
+
+
+async def _execute(rt: Runtime, handle: RunHandle) -> None:
+    async with rt.db.read() as session:
+        run = await runs_repo.get(session, chat_id=handle.chat_id, run_id=handle.run_id)
+        input_row = (
+            await files_repo.get(
+                session, chat_id=handle.chat_id, name=run.input_name, version=run.input_version
+            )
+            if run
+            else None
+        )
+        taken = await files_repo.names(session, chat_id=handle.chat_id)
+    if run is None or run.status != "queued":
+        return
+    chat_id, run_id, base = handle.chat_id, handle.run_id, handle.base_url
+    total = len(run.steps)
+    async with rt.db.write() as session:
+        await runs_repo.set_status(session, run_id=run_id, status="running", started_at=_now())
+    await events.emit(
+        rt.broadcaster,
+        chat_id=chat_id,
+        run_id=run_id,
+        type="workflow_started",
+        message="Workflow execution started",
+        total_steps=total,
+        input={"filename": run.input_name, "version": run.input_version},
+        steps=[step["operation"] for step in run.steps],
+    )
+    outputs: list[dict[str, Any]] = []
+    results: list[dict[str, Any] | None] = []
+    step_index = 0
+    try:
+        if input_row is None:
+            raise _RunFailed(
+                {
+                    "code": "input_missing",
+                    "message": f"input file {run.input_name!r} version {run.input_version} "
+                    "was deleted before the run started",
+                    "step": None,
+                }
+            )
+        files = RunFiles(
+            store=rt.store,
+            chat_id=chat_id,
+            input_name=input_row.name,
+            input_path=rt.store.path(chat_id, input_row.storage_name),
+            input_kind=input_row.kind,
+            taken_names=taken,
+        )
+        bridge = ProgressBridge(asyncio.get_running_loop(), total)
+        table: pl.DataFrame | None = None
+        for step_index, step in enumerate(run.steps):
+            output = await _run_one_step(rt, handle, bridge, files, step_index, step, table)
+            rows = await _record_outputs(rt, chat_id, run_id, output.files)
+            outputs.extend(file_view(row, base) for row in rows)
+            results.append(output.result)
+            table = output.table
+        if not files.written and table is not None:
+            # Nothing wrote a file: the final table is the run's output.
+            last = run.steps[-1]["operation"]
+            written = await asyncio.get_running_loop().run_in_executor(
+                rt.executor,
+                lambda: files.write(table, operation=last, name=None, sheet=None),
+            )
+            rows = await _record_outputs(rt, chat_id, run_id, [written])
+            outputs.extend(file_view(row, base) for row in rows)
+    except _RunFailed as failure:
+        await _finish_failed(rt, run, failure.error, step_index)
+        return
+    except Cancelled:
+        reason = handle.cancel_reason or "cancelled"
+        await _finish_stopped(rt, run, step_index, interrupted=reason != "cancelled")
+        return
+    async with rt.db.write() as session:
+        await runs_repo.set_status(session, run_id=run_id, status="completed", finished_at=_now())
+    summary = ", ".join(f"'{o['filename']}'" for o in outputs) or "no files"
+    await events.emit(
+        rt.broadcaster,
+        chat_id=chat_id,
+        run_id=run_id,
+        type="workflow_completed",
+        message="Workflow execution completed successfully",
+        outputs=[_output_summary(o) for o in outputs],
+        results=results,
+    )
+    await messages.add(
+        rt=rt,
+        chat_id=chat_id,
+        role="system",
+        text=f"Run {run_id} completed: produced {summary}",
+        data={
+            "kind": "run_completed",
+            "run_id": run_id,
+            "outputs": [_output_summary(o) for o in outputs],
+        },
+    )
+
+
+def _output_summary(view: dict[str, Any]) -> dict[str, Any]:
+    keys = ("filename", "version", "size", "sha256", "media_type", "columns", "row_count")
+    return {**{key: view[key] for key in keys}, "download_url": view["download_url"]}
+
+
+async def _run_one_step(
+    rt: Runtime,
+    handle: RunHandle,
+    bridge: ProgressBridge,
+    files: RunFiles,
+    index: int,
+    step: dict[str, Any],
+    table: pl.DataFrame | None,
+) -> StepOutput:
+    chat_id, run_id = handle.chat_id, handle.run_id
+    operation = rt.registry.get(step["operation"])
+    if operation is None:  # registry changed between submit and run (e.g. a restart)
+        raise _RunFailed(
+            {"code": "unknown_operation", "message": f"unknown operation {step['operation']!r}"}
+            | {"step": index + 1}
+        )
+    args = operation.args_model.model_validate(step["arguments"])
+    async with rt.db.write() as session:
+        await runs_repo.set_step(
+            session, run_id=run_id, index=index, status="running", started_at=_now()
+        )
+    await events.emit(
+        rt.broadcaster,
+        chat_id=chat_id,
+        run_id=run_id,
+        type="step_started",
+        message=f"Step {index + 1}/{bridge.total_steps} started: {operation.name}",
+        step=index + 1,
+        total_steps=bridge.total_steps,
+        operation=operation.name,
+    )
+    bridge.begin_step(index, operation.name)
+    pump = asyncio.create_task(_pump_progress(rt, chat_id, run_id, bridge))
+    try:
+        output = await asyncio.get_running_loop().run_in_executor(
+            rt.executor,
+            lambda: run_step(
+                operation=operation,
+                args=args,
+                files=files,
+                table=table,
+                report=bridge.report,
+                check_cancelled=cancel_checker(handle.cancel),
+            ),
+        )
+    except StepFailed as exc:
+        raise _RunFailed(
+            {"code": exc.code, "message": exc.message, "details": exc.details, "step": index + 1}
+        ) from None
+    except Cancelled:
+        raise
+    except Exception as exc:
+        log.exception("step %s of run %s raised", index, run_id)
+        raise _RunFailed(
+            {
+                "code": "step_error",
+                "message": f"{operation.name} could not process the input: "
+                f"{type(exc).__name__}: {exc}"[:500],
+                "step": index + 1,
+            }
+        ) from None
+    finally:
+        bridge.close()
+        await pump
+    async with rt.db.write() as session:
+        await runs_repo.set_step(
+            session,
+            run_id=run_id,
+            index=index,
+            status="completed",
+            finished_at=_now(),
+            message=output.message,
+            result=output.result,
+        )
+    await events.emit(
+        rt.broadcaster,
+        chat_id=chat_id,
+        run_id=run_id,
+        type="step_completed",
+        message=f"Step {index + 1}/{bridge.total_steps} completed: {output.message}",
+        step=index + 1,
+        total_steps=bridge.total_steps,
+        operation=operation.name,
+        result=output.result,
+        outputs=[written.name for written in output.files],
+    )
+    return output
+
+
+def bridge_total(bridge: ProgressBridge) -> int:
+    return bridge.total_steps
+
+
+async def _pump_progress(rt: Runtime, chat_id: str, run_id: str, bridge: ProgressBridge) -> None:
+    """Publish the bridge's updates in order until it is closed."""
+    while (update := await bridge.queue.get()) is not None:
+        await events.emit(
+            rt.broadcaster,
+            chat_id=chat_id,
+            run_id=run_id,
+            type="progress",
+            message=update.message,
+            progress=update.progress,
+            step_progress=update.step_progress,
+            step=update.step,
+            total_steps=update.total_steps,
+            operation=update.operation,
+        )
+
+
+async def _record_outputs(
+    rt: Runtime, chat_id: str, run_id: str, written: list[WrittenFile]
+) -> list[StoredFile]:
+    rows = []
+    async with rt.db.write() as session:
+        for item in written:
+            row = StoredFile(
+                chat_id=chat_id,
+                name=item.name,
+                version=await files_repo.next_version(session, chat_id=chat_id, name=item.name),
+                storage_name=item.path.name,
+                kind="csv" if item.media_type == "text/csv" else "xlsx",
+                media_type=item.media_type,
+                size=item.size,
+                sha256=item.sha256,
+                sheets=None if item.media_type == "text/csv" else ["Sheet1"],
+                columns=item.columns,
+                row_count=item.rows,
+                source="output",
+                run_id=run_id,
+            )
+            rows.append(await files_repo.insert(session, row=row))
+    return rows
+
+
+async def _finish_failed(rt: Runtime, run: Run, error: dict[str, Any], index: int) -> None:
+    async with rt.db.write() as session:
+        await runs_repo.set_step(
+            session, run_id=run.id, index=index, status="failed", error=error, finished_at=_now()
+        )
+        await runs_repo.skip_pending_steps(session, run_id=run.id)
+        await runs_repo.set_status(
+            session, run_id=run.id, status="failed", error=error, finished_at=_now()
+        )
+    await events.emit(
+        rt.broadcaster,
+        chat_id=run.chat_id,
+        run_id=run.id,
+        type="workflow_failed",
+        message=f"Workflow execution failed: {error['message']}",
+        error=error,
+    )
+    await messages.add(
+        rt=rt,
+        chat_id=run.chat_id,
+        role="system",
+        text=f"Run {run.id} failed: {error['message']}",
+        data={"kind": "run_failed", "run_id": run.id, "error": error},
+    )
+
+
+async def _finish_stopped(rt: Runtime, run: Run, index: int, *, interrupted: bool) -> None:
+    status = "interrupted" if interrupted else "cancelled"
+    error = {
+        "code": status,
+        "message": "the server shut down during the run"
+        if interrupted
+        else "the run was cancelled",
+        "step": index + 1,
+    }
+    async with rt.db.write() as session:
+        await runs_repo.skip_pending_steps(session, run_id=run.id)
+        await runs_repo.set_status(
+            session, run_id=run.id, status=status, error=error, finished_at=_now()
+        )
+    await events.emit(
+        rt.broadcaster,
+        chat_id=run.chat_id,
+        run_id=run.id,
+        type="workflow_failed" if interrupted else "workflow_cancelled",
+        message=f"Workflow {status}: {error['message']}",
+        error=error,
+    )
+
+
+async def mark_interrupted(*, rt: Runtime, run_ids: list[str] | None = None) -> int:
+    """Mark unfinished runs interrupted (all of them at start-up, or the given ones)."""
+    async with rt.db.read() as session:
+        unfinished = await runs_repo.list_unfinished(session)
+    count = 0
+    for run in unfinished:
+        if run_ids is not None and run.id not in run_ids:
+            continue
+        error = {
+            "code": "interrupted",
+            "message": "the server stopped before this run finished; run it again",
+            "step": None,
+        }
+        async with rt.db.write() as session:
+            await runs_repo.skip_pending_steps(session, run_id=run.id)
+            await runs_repo.set_status(
+                session, run_id=run.id, status="interrupted", error=error, finished_at=_now()
+            )
+        await events.emit(
+            rt.broadcaster,
+            chat_id=run.chat_id,
+            run_id=run.id,
+            type="workflow_failed",
+            message="Workflow interrupted: the server stopped before it finished",
+            error=error,
+        )
+        count += 1
+    return count

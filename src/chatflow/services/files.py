@@ -1,0 +1,161 @@
+"""Files of a chat: streamed uploads (inspected in a sandbox), versions, downloads, deletion."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from chatflow import filenames
+from chatflow.db.models import StoredFile
+from chatflow.errors import Invalid, NotFound, UnsupportedMediaType
+from chatflow.repositories import files as files_repo
+from chatflow.runtime import Runtime
+from chatflow.services import chats, events, messages
+from chatflow.services.views import file_view
+from chatflow.spreadsheets.sandbox import InspectionRejected, inspect_in_sandbox
+from chatflow.uploads import ReceivedFile, UploadLimits, receive_files
+
+
+async def _inspect(rt: Runtime, received: ReceivedFile, kind: str) -> dict[str, Any]:
+    settings = rt.settings
+    async with rt.inspections:
+        try:
+            return await inspect_in_sandbox(
+                received.temp_path,
+                kind,
+                memory_mb=settings.inspect_memory_mb,
+                timeout_s=settings.inspect_timeout_s,
+                max_cells=settings.max_cells,
+                max_uncompressed_mb=settings.max_uncompressed_mb,
+            )
+        except InspectionRejected as exc:
+            raise Invalid(
+                f"file {received.filename!r} was refused: {exc.message}",
+                code=exc.code,
+                details={"filename": received.filename},
+            ) from None
+
+
+def _check_names(received: list[ReceivedFile]) -> list[tuple[ReceivedFile, str, str]]:
+    """(file, display name, kind) for each upload, or the first problem as a 4xx."""
+    checked = []
+    for item in received:
+        name = filenames.validate(item.filename)
+        kind = filenames.kind_of(name)
+        if kind is None:
+            raise UnsupportedMediaType(
+                f"file {name!r}: only .xlsx and .csv (or .tsv) spreadsheets are accepted",
+                code="unsupported_file_type",
+                details={"filename": name},
+            )
+        checked.append((item, name, kind))
+    return checked
+
+
+async def upload(
+    *, rt: Runtime, chat_id: str, body: AsyncIterator[bytes], content_type: str, base: str
+) -> list[dict[str, Any]]:
+    """Store every file of a multipart body as a new version; all of them or none."""
+    chat = await chats.require(rt=rt, chat_id=chat_id)
+    received = await receive_files(
+        body,
+        content_type,
+        new_temp=lambda: rt.store.temp_path(chat.id),
+        limits=UploadLimits(max_file_bytes=rt.settings.max_upload_bytes),
+    )
+    committed: list[Path] = []
+    try:
+        checked = _check_names(received)
+        infos = await asyncio.gather(*(_inspect(rt, item, kind) for item, _, kind in checked))
+        async with rt.db.write() as session:
+            rows = []
+            for (item, name, kind), info in zip(checked, infos, strict=True):
+                storage_name = rt.store.new_storage_name(Path(name).suffix.lower())
+                row = StoredFile(
+                    chat_id=chat.id,
+                    name=name,
+                    version=await files_repo.next_version(session, chat_id=chat.id, name=name),
+                    storage_name=storage_name,
+                    kind=kind,
+                    media_type=filenames.MEDIA_TYPES[kind],
+                    size=item.size,
+                    sha256=item.sha256,
+                    sheets=info.get("sheets"),
+                    columns=info.get("columns"),
+                    row_count=info.get("row_count"),
+                    source="upload",
+                )
+                rows.append(await files_repo.insert(session, row=row))
+                # Renamed before the commit: if the commit fails the file is unlinked below.
+                committed.append(rt.store.commit(item.temp_path, chat.id, storage_name))
+    except BaseException:
+        for item in received:
+            item.temp_path.unlink(missing_ok=True)
+        for path in committed:
+            path.unlink(missing_ok=True)
+        raise
+    views = [file_view(row, base) for row in rows]
+    for view in views:
+        await events.emit(
+            rt.broadcaster,
+            chat_id=chat.id,
+            type="file_uploaded",
+            message=f"File '{view['filename']}' uploaded (version {view['version']})",
+            file=_event_file(view),
+        )
+    await messages.add(
+        rt=rt,
+        chat_id=chat.id,
+        role="system",
+        text="Uploaded " + ", ".join(f"'{v['filename']}' (v{v['version']})" for v in views),
+        data={"kind": "upload", "files": [_event_file(v) for v in views]},
+    )
+    return views
+
+
+def _event_file(view: dict[str, Any]) -> dict[str, Any]:
+    """The JSON-safe subset of a file view that goes into events and messages."""
+    keep = ("filename", "version", "size", "sha256", "media_type", "sheets", "columns")
+    return {key: view[key] for key in (*keep, "row_count", "download_url")}
+
+
+async def list_files(*, rt: Runtime, chat_id: str, base: str) -> list[dict[str, Any]]:
+    chat = await chats.require(rt=rt, chat_id=chat_id)
+    async with rt.db.read() as session:
+        rows = await files_repo.list_for_chat(session, chat_id=chat.id)
+    return [file_view(row, base) for row in rows]
+
+
+async def locate(
+    *, rt: Runtime, chat_id: str, name: str, version: int | None
+) -> tuple[StoredFile, Path]:
+    """The recorded file and where its bytes are; only names in the database resolve."""
+    chat = await chats.require(rt=rt, chat_id=chat_id)
+    name = filenames.validate(name)
+    async with rt.db.read() as session:
+        row = await files_repo.get(session, chat_id=chat.id, name=name, version=version)
+    if row is None:
+        which = f" version {version}" if version is not None else ""
+        raise NotFound(f"file {name!r}{which} not found in this chat", code="file_not_found")
+    path = rt.store.path(chat.id, row.storage_name)
+    if not await asyncio.to_thread(path.is_file):
+        raise NotFound(f"file {name!r} is missing from storage", code="file_not_found")
+    return row, path
+
+
+async def delete(*, rt: Runtime, chat_id: str, name: str, version: int | None) -> int:
+    """Delete one version, or every version of ``name``; returns how many were removed."""
+    chat = await chats.require(rt=rt, chat_id=chat_id)
+    name = filenames.validate(name)
+    async with rt.db.write() as session:
+        storage_names = await files_repo.remove(
+            session, chat_id=chat.id, name=name, version=version
+        )
+    if not storage_names:
+        raise NotFound(f"file {name!r} not found in this chat", code="file_not_found")
+    with contextlib.suppress(OSError):
+        await asyncio.to_thread(rt.store.unlink, chat.id, storage_names)
+    return len(storage_names)

@@ -1,0 +1,169 @@
+"""Workflow runs: validate a request whole, record it, queue it, show it."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+
+from chatflow.db.models import Run, RunStep, StoredFile
+from chatflow.errors import Invalid, NotFound, Unavailable
+from chatflow.operations.registry import Operation
+from chatflow.repositories import files as files_repo
+from chatflow.repositories import runs as runs_repo
+from chatflow.runtime import Runtime
+from chatflow.services import chats
+from chatflow.services.views import run_view
+
+
+@dataclass
+class StepRequest:
+    operation: str
+    arguments: dict[str, Any]
+
+
+def _validate_steps(rt: Runtime, steps: list[StepRequest]) -> list[tuple[Operation[Any], Any]]:
+    if not steps:
+        raise Invalid("a workflow needs at least one step", code="empty_workflow")
+    validated = []
+    for index, step in enumerate(steps):
+        operation = rt.registry.get(step.operation)
+        if operation is None:
+            raise Invalid(
+                f"steps[{index}]: unknown operation {step.operation!r}",
+                code="unknown_operation",
+                details={
+                    "step_index": index,
+                    "operation": step.operation,
+                    "available": rt.registry.names(),
+                },
+            )
+        try:
+            args = operation.args_model.model_validate(step.arguments)
+        except ValidationError as exc:
+            problems = [
+                {"loc": list(err["loc"]), "msg": err["msg"], "type": err["type"]}
+                for err in exc.errors(include_url=False, include_context=False)
+            ]
+            first = problems[0]
+            where = ".".join(str(part) for part in first["loc"]) or "arguments"
+            raise Invalid(
+                f"steps[{index}] ({step.operation}): {where}: {first['msg']}",
+                code="invalid_arguments",
+                details={"step_index": index, "operation": step.operation, "errors": problems},
+            ) from None
+        validated.append((operation, args))
+    return validated
+
+
+def _check_input_columns(
+    validated: list[tuple[Operation[Any], Any]], input_file: StoredFile
+) -> None:
+    """Refuse now what the first step would fail on: columns its input does not have."""
+    operation, args = validated[0]
+    if operation.input_columns is None or not input_file.columns:
+        return
+    if getattr(args, "sheet", None) not in (None, (input_file.sheets or [None])[0]):
+        return  # another sheet: its columns are only known when the step reads it
+    available = [str(c) for c in input_file.columns]
+    missing = [c for c in operation.input_columns(args) if c not in available]
+    if missing:
+        raise Invalid(
+            f"steps[0] ({operation.name}): column {missing[0]!r} not found in "
+            f"{input_file.name!r}; available columns: {', '.join(available)}",
+            code="column_not_found",
+            details={"step_index": 0, "missing": missing, "available": available},
+        )
+
+
+async def submit(
+    *,
+    rt: Runtime,
+    chat_id: str,
+    steps: list[StepRequest],
+    input_name: str | None,
+    base: str,
+) -> tuple[str, Any]:
+    """Validate, record and queue a run; returns its id and queue handle."""
+    chat = await chats.require(rt=rt, chat_id=chat_id)
+    validated = _validate_steps(rt, steps)
+    if not rt.runs.accepting:
+        raise Unavailable(
+            "the server is shutting down; retry shortly",
+            code="shutting_down",
+            headers={"Retry-After": "5"},
+        )
+    async with rt.db.write() as session:
+        if input_name is not None:
+            input_file = await files_repo.get(session, chat_id=chat.id, name=input_name)
+            if input_file is None:
+                raise Invalid(
+                    f"input file {input_name!r} not found in this chat",
+                    code="input_not_found",
+                    details={"input": input_name},
+                )
+        else:
+            input_file = await files_repo.latest_upload(session, chat_id=chat.id)
+            if input_file is None:
+                raise Invalid(
+                    "this chat has no uploaded file to run on; upload one or name an 'input'",
+                    code="input_not_found",
+                )
+        _check_input_columns(validated, input_file)
+        run_id = str(uuid.uuid4())
+        run = Run(
+            id=run_id,
+            chat_id=chat.id,
+            status="queued",
+            steps=[
+                {"operation": op.name, "arguments": args.model_dump(mode="json")}
+                for op, args in validated
+            ],
+            input_file_id=input_file.id,
+            input_name=input_file.name,
+            input_version=input_file.version,
+        )
+        run.step_rows = [
+            RunStep(
+                index=index,
+                operation=op.name,
+                arguments=args.model_dump(mode="json"),
+                status="pending",
+            )
+            for index, (op, args) in enumerate(validated)
+        ]
+        await runs_repo.insert(session, run=run)
+    return run_id, rt.runs.submit(chat.id, run_id, base_url=base)
+
+
+async def show(*, rt: Runtime, chat_id: str, run_id: str, base: str) -> dict[str, Any]:
+    chat = await chats.require(rt=rt, chat_id=chat_id)
+    async with rt.db.read() as session:
+        run = await runs_repo.get(session, chat_id=chat.id, run_id=run_id)
+        if run is None:
+            raise NotFound(f"run {run_id!r} not found in this chat", code="run_not_found")
+        outputs = await files_repo.list_for_run(session, run_id=run.id)
+    return run_view(run, outputs, base)
+
+
+async def list_runs(*, rt: Runtime, chat_id: str, base: str) -> list[dict[str, Any]]:
+    chat = await chats.require(rt=rt, chat_id=chat_id)
+    async with rt.db.read() as session:
+        runs = await runs_repo.list_for_chat(session, chat_id=chat.id)
+        views = []
+        for run in runs:
+            outputs = await files_repo.list_for_run(session, run_id=run.id)
+            views.append(run_view(run, outputs, base))
+    return views
+
+
+async def wait(*, handle: Any, timeout_s: float) -> bool:
+    """Wait for a submitted run to finish; False on timeout."""
+    try:
+        await asyncio.wait_for(handle.done.wait(), timeout_s)
+    except TimeoutError:
+        return False
+    return True

@@ -1,0 +1,58 @@
+"""Typed settings: every field has a CHATFLOW_* environment variable and a CLI flag."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """All configuration, resolved once and passed to ``create_app``; nothing reads env later."""
+
+    model_config = SettingsConfigDict(env_prefix="CHATFLOW_", extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=5050, ge=0, le=65535)
+    data_dir: Path = Path("./data")
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy async URL; default: SQLite file inside data_dir"
+    )
+    max_upload_mb: int = Field(default=100, ge=1)
+    workers: int = Field(default=4, ge=1, description="threads executing spreadsheet steps")
+    log_level: str = "info"
+    # Inspection runs every upload through a child process with these caps (see sandbox.py).
+    inspect_memory_mb: int = Field(default=2048, ge=256)
+    inspect_timeout_s: float = Field(default=30.0, gt=0)
+    max_cells: int = Field(default=5_000_000, ge=1)
+    max_uncompressed_mb: int = Field(default=500, ge=1)
+    subscriber_queue_size: int = Field(default=1000, ge=1)
+    ws_ping_interval_s: float = Field(default=20.0, gt=0)
+    shutdown_grace_s: float = Field(default=10.0, ge=0)
+    public_url: str | None = Field(
+        default=None, description="base URL for links; default: taken from each request"
+    )
+
+    @field_validator("log_level")
+    @classmethod
+    def _lower(cls, value: str) -> str:
+        return value.lower()
+
+    @property
+    def resolved_data_dir(self) -> Path:
+        return self.data_dir.expanduser().resolve()
+
+    @property
+    def files_dir(self) -> Path:
+        return self.resolved_data_dir / "files"
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{self.resolved_data_dir / 'chatflow.db'}"
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return self.max_upload_mb * 1024 * 1024

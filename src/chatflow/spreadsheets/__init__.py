@@ -1,0 +1,1 @@
+"""Reading, writing and vetting spreadsheet files (xlsx and csv)."""

@@ -1,0 +1,65 @@
+"""Where file bytes live: ``<data>/files/<chat_id>/<generated name>``, never a user's name."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from pathlib import Path
+
+# Temporary files start with "." and end with ".part": never listed, swept at start-up.
+TMP_PREFIX = "."
+TMP_SUFFIX = ".part"
+
+
+class FileStore:
+    """Maps (chat, storage name) to paths inside the data dir; all methods are blocking."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root.resolve()
+
+    def chat_dir(self, chat_id: str) -> Path:
+        # chat_id is always a UUID we generated (validated before any file access).
+        return self.root / str(uuid.UUID(chat_id))
+
+    def path(self, chat_id: str, storage_name: str) -> Path:
+        path = (self.chat_dir(chat_id) / storage_name).resolve()
+        if path.parent != self.chat_dir(chat_id) or storage_name.startswith(TMP_PREFIX):
+            raise ValueError(f"invalid storage name {storage_name!r}")
+        return path
+
+    @staticmethod
+    def new_storage_name(extension: str) -> str:
+        return uuid.uuid4().hex + extension
+
+    def temp_path(self, chat_id: str) -> Path:
+        directory = self.chat_dir(chat_id)
+        directory.mkdir(parents=True, exist_ok=True)
+        return directory / f"{TMP_PREFIX}{uuid.uuid4().hex}{TMP_SUFFIX}"
+
+    def commit(self, temp: Path, chat_id: str, storage_name: str) -> Path:
+        """Move a finished temp file to its final name (atomic on one file system)."""
+        final = self.path(chat_id, storage_name)
+        os.replace(temp, final)
+        return final
+
+    def unlink(self, chat_id: str, storage_names: list[str]) -> None:
+        for name in storage_names:
+            self.path(chat_id, name).unlink(missing_ok=True)
+
+    def remove_chat(self, chat_id: str) -> None:
+        shutil.rmtree(self.chat_dir(chat_id), ignore_errors=True)
+
+    def sweep(self, known: set[str]) -> int:
+        """Delete temp files and files no database row refers to (left by a crash)."""
+        removed = 0
+        if not self.root.is_dir():
+            return 0
+        for chat_dir in self.root.iterdir():
+            if not chat_dir.is_dir():
+                continue
+            for entry in chat_dir.iterdir():
+                if entry.is_file() and entry.name not in known:
+                    entry.unlink(missing_ok=True)
+                    removed += 1
+        return removed

@@ -1,0 +1,199 @@
+"""Streaming multipart/form-data receiver: file parts go straight to temp files on disk.
+
+Starlette's own form parser spools every part to a temp file outside our data dir before the
+route sees it, and only then could a size limit apply; this one writes each chunk (in a worker
+thread) to a temp file inside the chat's directory, hashing as it goes, and stops as soon as a
+limit is crossed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from email.message import Message
+from pathlib import Path
+from typing import IO, Any
+
+from python_multipart.multipart import MultipartParser
+
+from chatflow.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
+
+MAX_FIELD_BYTES = 64 * 1024
+
+
+@dataclass
+class ReceivedFile:
+    filename: str
+    temp_path: Path
+    size: int = 0
+    sha256: str = ""
+    _hasher: Any = field(default_factory=hashlib.sha256, repr=False)
+    _handle: IO[bytes] | None = field(default=None, repr=False)
+
+
+@dataclass
+class UploadLimits:
+    max_file_bytes: int
+    max_parts: int = 20
+
+
+def _boundary(content_type: str) -> bytes:
+    message = Message()
+    message["content-type"] = content_type
+    if message.get_content_type() != "multipart/form-data":
+        raise UnsupportedMediaType(
+            "upload must be multipart/form-data with one or more 'file' parts",
+            code="expected_multipart",
+        )
+    boundary = message.get_param("boundary")
+    if not isinstance(boundary, str) or not boundary:
+        raise BadRequest("multipart body has no boundary", code="malformed_multipart")
+    return boundary.encode("latin-1")
+
+
+def _disposition(raw: bytes) -> tuple[str | None, str | None]:
+    """(field name, filename) from a Content-Disposition header value, RFC 2231 aware."""
+    message = Message()
+    message["content-disposition"] = raw.decode("utf-8", errors="surrogateescape")
+    name = message.get_param("name", header="content-disposition")
+    filename = message.get_filename()
+    return (name if isinstance(name, str) else None), filename
+
+
+def _write(handle: IO[bytes], hasher: Any, data: bytes) -> None:
+    handle.write(data)
+    hasher.update(data)
+
+
+class _Collector:
+    """Parser callbacks: they only record what happened; the async loop does the I/O."""
+
+    def __init__(self) -> None:
+        self.header_field = b""
+        self.headers: dict[bytes, bytes] = {}
+        self.events: list[tuple[str, Any]] = []
+
+    def on_part_begin(self) -> None:
+        self.headers = {}
+
+    def on_header_field(self, data: bytes, start: int, end: int) -> None:
+        self.header_field += data[start:end]
+
+    def on_header_value(self, data: bytes, start: int, end: int) -> None:
+        key = self.header_field.lower()
+        self.headers[key] = self.headers.get(key, b"") + data[start:end]
+
+    def on_header_end(self) -> None:
+        self.header_field = b""
+
+    def on_headers_finished(self) -> None:
+        self.events.append(("part", self.headers.get(b"content-disposition", b"")))
+
+    def on_part_data(self, data: bytes, start: int, end: int) -> None:
+        self.events.append(("data", data[start:end]))
+
+    def on_part_end(self) -> None:
+        self.events.append(("end", None))
+
+
+async def receive_files(
+    stream: AsyncIterator[bytes],
+    content_type: str,
+    *,
+    new_temp: Callable[[], Path],
+    limits: UploadLimits,
+) -> list[ReceivedFile]:
+    """Write every ``file`` part of the body to its own temp file; other fields are ignored.
+
+    On any error every temp file written so far is removed before the error propagates.
+    """
+    collector = _Collector()
+    parser = MultipartParser(
+        _boundary(content_type),
+        {
+            "on_part_begin": collector.on_part_begin,
+            "on_header_field": collector.on_header_field,
+            "on_header_value": collector.on_header_value,
+            "on_header_end": collector.on_header_end,
+            "on_headers_finished": collector.on_headers_finished,
+            "on_part_data": collector.on_part_data,
+            "on_part_end": collector.on_part_end,
+        },
+    )
+    files: list[ReceivedFile] = []
+    current: ReceivedFile | None = None
+    field_bytes = 0
+    parts = 0
+    try:
+        async for chunk in stream:
+            try:
+                parser.write(chunk)
+            except Exception as exc:  # python-multipart raises its own parse errors
+                raise BadRequest(
+                    f"malformed multipart body: {exc}", code="malformed_multipart"
+                ) from exc
+            events, collector.events = collector.events, []
+            for kind, value in events:
+                if kind == "part":
+                    parts += 1
+                    if parts > limits.max_parts:
+                        raise BadRequest(
+                            f"too many parts in one upload (limit {limits.max_parts})",
+                            code="too_many_parts",
+                        )
+                    field_name, filename = _disposition(value)
+                    field_bytes = 0
+                    if field_name == "file" and filename is not None:
+                        temp = new_temp()
+                        current = ReceivedFile(filename=filename, temp_path=temp)
+                        files.append(current)
+                        current._handle = await asyncio.to_thread(temp.open, "wb")
+                elif kind == "data":
+                    if current is None:
+                        field_bytes += len(value)
+                        if field_bytes > MAX_FIELD_BYTES:
+                            raise BadRequest("form field too large", code="field_too_large")
+                        continue
+                    current.size += len(value)
+                    if current.size > limits.max_file_bytes:
+                        raise PayloadTooLarge(
+                            f"file {current.filename!r} is larger than the upload limit of "
+                            f"{limits.max_file_bytes // (1024 * 1024)} MB",
+                            details={
+                                "filename": current.filename,
+                                "limit_bytes": limits.max_file_bytes,
+                            },
+                        )
+                    assert current._handle is not None
+                    await asyncio.to_thread(_write, current._handle, current._hasher, value)
+                elif kind == "end" and current is not None:
+                    await _close(current)
+                    current = None
+        parser.finalize()
+        if current is not None:
+            raise BadRequest("multipart body ended inside a part", code="malformed_multipart")
+        if not files:
+            raise BadRequest(
+                "no file in the upload: send one or more multipart parts named 'file'",
+                code="no_file",
+            )
+        return files
+    except BaseException:
+        await asyncio.to_thread(_discard, files)
+        raise
+
+
+async def _close(received: ReceivedFile) -> None:
+    handle, received._handle = received._handle, None
+    if handle is not None:
+        await asyncio.to_thread(handle.close)
+    received.sha256 = received._hasher.hexdigest()
+
+
+def _discard(files: list[ReceivedFile]) -> None:
+    for received in files:
+        if received._handle is not None:
+            received._handle.close()
+        received.temp_path.unlink(missing_ok=True)
