@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import sys
 from collections.abc import Sequence
@@ -33,6 +34,10 @@ class Server(uvicorn.Server):
             runtime = getattr(getattr(inner, "state", None), "runtime", None)
         if runtime is not None:
             await drain_runtime(runtime)
+            # Let WebSocket handlers send their 1001 before uvicorn closes what is left.
+            deadline = asyncio.get_running_loop().time() + 3
+            while runtime.open_sockets and asyncio.get_running_loop().time() < deadline:  # noqa: ASYNC110 (bounded, shutdown only)
+                await asyncio.sleep(0.02)
         await super().shutdown(sockets)
 
 

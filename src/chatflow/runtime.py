@@ -29,4 +29,5 @@ class Runtime:
     runs: RunQueue
     # Each inspection is a child process with up to inspect_memory_mb of memory.
     inspections: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(2))
+    open_sockets: int = 0  # WebSocket handlers still running; shutdown waits for them
     started_at: float = field(default_factory=time.monotonic)

@@ -89,6 +89,16 @@ async def _answer(conn: _Connection) -> None:
 
 async def _serve(websocket: WebSocket, chat_id: str, since: int | None) -> None:
     rt: Runtime = websocket.state.runtime
+    rt.open_sockets += 1
+    try:
+        await _serve_accepted(rt, websocket, chat_id, since)
+    finally:
+        rt.open_sockets -= 1
+
+
+async def _serve_accepted(
+    rt: Runtime, websocket: WebSocket, chat_id: str, since: int | None
+) -> None:
     await websocket.accept()
     try:
         chat = await chats.require(rt=rt, chat_id=chat_id)

@@ -1,0 +1,112 @@
+"""Test helpers: a live server in a thread, spreadsheet builders, small API wrappers."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import xlsxwriter
+from websockets.sync.client import ClientConnection, connect
+
+from chatflow.cli import build_server
+from chatflow.settings import Settings
+
+
+@dataclass
+class LiveServer:
+    url: str
+    ws_url: str
+    settings: Settings
+
+
+@contextmanager
+def run_server(settings: Settings) -> Iterator[LiveServer]:
+    """Serve ``settings`` with real uvicorn on 127.0.0.1 in a thread; stop it on exit."""
+    server = build_server(settings)
+    thread = threading.Thread(target=server.run, name="uvicorn-test", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("test server did not start")
+        time.sleep(0.02)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield LiveServer(f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port}", settings)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=60)
+        if thread.is_alive():
+            raise RuntimeError("test server did not stop")
+
+
+def write_xlsx(path: Path, rows: list[list[Any]], sheet: str = "Sheet1") -> Path:
+    """A real xlsx: first row is the header; strings stay strings."""
+    workbook = xlsxwriter.Workbook(str(path), {"strings_to_numbers": False})
+    worksheet = workbook.add_worksheet(sheet)
+    for r, row in enumerate(rows):
+        for c, value in enumerate(row):
+            if isinstance(value, str):
+                worksheet.write_string(r, c, value)
+            elif value is not None:
+                worksheet.write(r, c, value)
+    workbook.close()
+    return path
+
+
+POSTAL_ROWS = [
+    ["name", "postal_code", "city"],
+    ["Ana", "01234", "Lisbon"],
+    ["Ben", "98765", "Porto"],
+    ["Cy", "01234", "Lisbon"],
+    ["Dee", "00501", "Holtsville"],
+    ["Eve", "98765", "Porto"],
+]
+
+
+def create_chat(client: httpx.Client, title: str | None = None) -> str:
+    response = client.post("/api/v1/chat/workflows", json={"title": title} if title else None)
+    assert response.status_code == 201, response.text
+    return str(response.json()["data"]["chat_id"])
+
+
+def upload(client: httpx.Client, chat_id: str, path: Path, name: str | None = None) -> httpx.Response:
+    with path.open("rb") as handle:
+        return client.post(
+            f"/api/v1/chat/workflows/{chat_id}/upload",
+            files={"file": (name or path.name, handle)},
+        )
+
+
+def seed_workflow(columns: list[str] | None = None, **arguments: Any) -> dict[str, Any]:
+    """The seed's execute request body."""
+    args: dict[str, Any] = {"columns": columns or ["postal_code"], "remove_duplicates": True}
+    args.update(arguments)
+    return {"steps": [{"operation": "excel/extract-columns-to-file", "arguments": args}]}
+
+
+@contextmanager
+def subscribe(url: str) -> Iterator[ClientConnection]:
+    with connect(url, open_timeout=10, close_timeout=5) as ws:
+        yield ws
+
+
+def receive_until(ws: ClientConnection, final: set[str], timeout: float = 30) -> list[dict[str, Any]]:
+    """Events until one whose type is in ``final`` (inclusive)."""
+    received = []
+    deadline = time.monotonic() + timeout
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError(f"no {final} event; got {[e['type'] for e in received]}")
+        event = json.loads(ws.recv(timeout=remaining))
+        received.append(event)
+        if event.get("type") in final:
+            return received

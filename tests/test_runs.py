@@ -1,0 +1,230 @@
+"""Runs: failures, ordering within a chat, waiting, and recovery after a crash."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import polars as pl
+import xlsxwriter
+
+from tests.conftest import make_settings
+from tests.support import (
+    POSTAL_ROWS,
+    LiveServer,
+    create_chat,
+    receive_until,
+    run_server,
+    seed_workflow,
+    subscribe,
+    upload,
+    write_xlsx,
+)
+
+API = "/api/v1"
+
+
+def test_a_failing_workflow_reports_workflow_failed_with_the_step(
+    server: LiveServer, client: httpx.Client, tmp_path: Path
+) -> None:
+    path = tmp_path / "two.xlsx"
+    workbook = xlsxwriter.Workbook(str(path))
+    first = workbook.add_worksheet("People")
+    for r, row in enumerate(POSTAL_ROWS):
+        first.write_row(r, 0, row)
+    other = workbook.add_worksheet("Other")
+    other.write_row(0, 0, ["id", "amount"])
+    other.write_row(1, 0, ["1", "2"])
+    workbook.close()
+    chat_id = create_chat(client)
+    upload(client, chat_id, path)
+
+    with subscribe(f"{server.ws_url}/chat/{chat_id}") as ws:
+        response = client.post(
+            f"{API}/chat/workflows/{chat_id}/execute",
+            json=seed_workflow(sheet="Other"),
+        )
+        assert response.status_code == 202
+        events = receive_until(ws, {"workflow_completed", "workflow_failed"})
+
+    types = [e["type"] for e in events]
+    assert types[:2] == ["workflow_started", "step_started"]
+    assert types[-1] == "workflow_failed"
+    assert "workflow_completed" not in types
+    error = events[-1]["error"]
+    assert error["code"] == "column_not_found"
+    assert error["step"] == 1
+    assert "'postal_code'" in error["message"] and "id, amount" in error["message"]
+    progress = [e["progress"] for e in events if e["type"] == "progress"]
+    assert progress == sorted(progress) and progress[0] == 0
+
+    run = client.get(response.json()["data"]["status_url"]).json()["data"]
+    assert run["status"] == "failed"
+    assert run["error"]["code"] == "column_not_found"
+    assert run["steps"][0]["status"] == "failed"
+    assert run["outputs"] == []
+    messages = client.get(f"{API}/chat/workflows/{chat_id}/messages").json()["data"]
+    assert messages[-1]["text"].startswith(f"Run {run['run_id']} failed: ")
+
+
+def test_runs_of_one_chat_execute_in_submission_order(client: httpx.Client, tmp_path: Path) -> None:
+    chat_id = create_chat(client)
+    upload(client, chat_id, write_xlsx(tmp_path / "data.xlsx", POSTAL_ROWS))
+    run_ids = []
+    for i in range(4):
+        response = client.post(
+            f"{API}/chat/workflows/{chat_id}/execute",
+            json=seed_workflow(output=f"out{i}.xlsx"),
+        )
+        assert response.status_code == 202
+        assert response.json()["data"]["status"] == "queued"
+        run_ids.append(response.json()["data"]["run_id"])
+    deadline = time.monotonic() + 60
+    while True:
+        runs = client.get(f"{API}/chat/workflows/{chat_id}/runs").json()["data"]
+        if all(r["status"] == "completed" for r in runs) or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert [r["status"] for r in runs] == ["completed"] * 4
+    by_id = {r["run_id"]: r for r in runs}
+    ordered = [by_id[run_id] for run_id in run_ids]
+    for earlier, later in zip(ordered, ordered[1:], strict=False):
+        assert earlier["finished_at"] <= later["started_at"]
+    events = client.get(f"{API}/chat/workflows/{chat_id}/events").json()["data"]
+    started = [e["run_id"] for e in events if e["type"] == "workflow_started"]
+    assert started == run_ids
+
+
+def test_wait_true_returns_the_finished_run(client: httpx.Client, tmp_path: Path) -> None:
+    chat_id = create_chat(client)
+    upload(client, chat_id, write_xlsx(tmp_path / "data.xlsx", POSTAL_ROWS))
+    response = client.post(
+        f"{API}/chat/workflows/{chat_id}/execute",
+        params={"wait": "true"},
+        json=seed_workflow(columns=["city", "name"], remove_duplicates=False, output="picked.csv"),
+    )
+    assert response.status_code == 200
+    run = response.json()["data"]
+    assert run["status"] == "completed"
+    assert run["duration_ms"] is not None
+    (output,) = run["outputs"]
+    assert output["filename"] == "picked.csv"
+    assert output["media_type"] == "text/csv"
+    body = httpx.get(output["download_url"]).text
+    assert body.splitlines() == [
+        "city,name",
+        "Lisbon,Ana",
+        "Porto,Ben",
+        "Lisbon,Cy",
+        "Holtsville,Dee",
+        "Porto,Eve",
+    ]
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextmanager
+def _server_process(data_dir: Path, port: int) -> Iterator[subprocess.Popen[bytes]]:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "chatflow", "serve", "--port", str(port), "--data-dir", str(data_dir), "--log-level", "warning"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}{API}/health").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline or process.poll() is not None:
+                raise RuntimeError("server process did not start")
+            time.sleep(0.1)
+        yield process
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait(10)
+
+
+def test_kill_9_mid_run_then_restart_marks_it_interrupted_and_loses_nothing(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    big = tmp_path / "big.csv"
+    pl.DataFrame({"code": [f"{i:07d}" for i in range(300_000)], "n": range(300_000)}).write_csv(big)
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    with _server_process(data_dir, port) as process, httpx.Client(base_url=base, timeout=30) as client:
+        chat_id = create_chat(client)
+        uploaded = upload(client, chat_id, big).json()["data"][0]
+        with subscribe(f"ws://127.0.0.1:{port}/chat/{chat_id}") as ws:
+            run_id = client.post(
+                f"{API}/chat/workflows/{chat_id}/execute", json=seed_workflow(columns=["code"])
+            ).json()["data"]["run_id"]
+            while True:  # kill while the step is writing its output
+                event = json.loads(ws.recv(timeout=30))
+                if event["type"] == "progress" and event["progress"] >= 75:
+                    break
+            os.kill(process.pid, signal.SIGKILL)
+            process.wait(10)
+
+    with _server_process(data_dir, port), httpx.Client(base_url=base, timeout=30) as client:
+        run = client.get(f"{API}/chat/workflows/{chat_id}/runs/{run_id}").json()["data"]
+        assert run["status"] == "interrupted"
+        assert run["error"]["code"] == "interrupted"
+        assert run["outputs"] == []
+        events = client.get(f"{API}/chat/workflows/{chat_id}/events").json()["data"]
+        assert events[-1]["type"] == "workflow_failed"
+        assert events[-1]["run_id"] == run_id
+        assert events[-1]["error"]["code"] == "interrupted"
+        seqs = [e["seq"] for e in events]
+        assert seqs == list(range(1, len(seqs) + 1))
+        # The upload is intact; no half-written file is left anywhere.
+        assert client.get(uploaded["download_url"]).content == big.read_bytes()
+        leftovers = [p.name for p in (data_dir / "files" / chat_id).iterdir()]
+        assert len(leftovers) == 1 and not leftovers[0].startswith(".")
+        # The chat can run again.
+        again = client.post(
+            f"{API}/chat/workflows/{chat_id}/execute",
+            params={"wait": "true"},
+            json=seed_workflow(columns=["n"], remove_duplicates=False),
+        ).json()["data"]
+        assert again["status"] == "completed"
+        assert again["outputs"][0]["row_count"] == 300_000
+
+
+def test_runs_left_running_by_a_crash_are_interrupted_at_start_up(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path / "data")
+    with run_server(settings) as server, httpx.Client(base_url=server.url) as client:
+        chat_id = create_chat(client)
+        upload(client, chat_id, write_xlsx(tmp_path / "data.xlsx", POSTAL_ROWS))
+        run_id = client.post(
+            f"{API}/chat/workflows/{chat_id}/execute", params={"wait": "true"}, json=seed_workflow()
+        ).json()["data"]["run_id"]
+    # What a crash leaves behind: a run still marked running.
+    with sqlite3.connect(settings.resolved_data_dir / "chatflow.db") as db:
+        db.execute("UPDATE runs SET status='running', finished_at=NULL WHERE id=?", (run_id,))
+    with run_server(settings) as server, httpx.Client(base_url=server.url) as client:
+        run = client.get(f"{API}/chat/workflows/{chat_id}/runs/{run_id}").json()["data"]
+        assert run["status"] == "interrupted"
+        last: dict[str, Any] = client.get(f"{API}/chat/workflows/{chat_id}/events").json()["data"][-1]
+        assert (last["type"], last["run_id"], last["error"]["code"]) == (
+            "workflow_failed",
+            run_id,
+            "interrupted",
+        )

@@ -1,0 +1,178 @@
+"""WebSocket behaviour: replay, fan-out, slow subscribers, ping, unknown chats."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import connect
+
+from tests.conftest import make_settings
+from tests.support import (
+    POSTAL_ROWS,
+    LiveServer,
+    create_chat,
+    receive_until,
+    run_server,
+    seed_workflow,
+    subscribe,
+    upload,
+    write_xlsx,
+)
+
+
+def _stored(client: httpx.Client, chat_id: str, since: int = 0) -> list[dict[str, Any]]:
+    response = client.get(f"/api/v1/chat/workflows/{chat_id}/events", params={"since": since})
+    assert response.status_code == 200
+    return list(response.json()["data"])
+
+
+def _run_and_wait(client: httpx.Client, chat_id: str) -> dict[str, Any]:
+    response = client.post(
+        f"/api/v1/chat/workflows/{chat_id}/execute", params={"wait": "true"}, json=seed_workflow()
+    )
+    assert response.status_code == 200, response.text
+    return dict(response.json()["data"])
+
+
+def test_since_replays_stored_events_then_continues_live(
+    server: LiveServer, client: httpx.Client, tmp_path: Path
+) -> None:
+    chat_id = create_chat(client)
+    upload(client, chat_id, write_xlsx(tmp_path / "data.xlsx", POSTAL_ROWS))
+    _run_and_wait(client, chat_id)
+    stored = _stored(client, chat_id)
+    assert [e["seq"] for e in stored] == list(range(1, len(stored) + 1))
+    assert stored[0]["type"] == "file_uploaded"
+
+    middle = stored[4]["seq"]
+    with subscribe(f"{server.ws_url}/chat/{chat_id}?since={middle}") as ws:
+        replayed = [json.loads(ws.recv(timeout=10)) for _ in range(len(stored) - 4 - 1)]
+        assert replayed == stored[5:]
+        # ...and then live events follow with the next sequence numbers.
+        client.post(f"/api/v1/chat/workflows/{chat_id}/messages", json={"text": "hello"})
+        live = json.loads(ws.recv(timeout=10))
+    assert live["type"] == "message_added"
+    assert live["seq"] == stored[-1]["seq"] + 1
+    assert live["entry"]["text"] == "hello"
+
+
+def test_replay_during_a_run_has_no_gap_and_no_duplicate(
+    server: LiveServer, client: httpx.Client, tmp_path: Path
+) -> None:
+    chat_id = create_chat(client)
+    upload(client, chat_id, write_xlsx(tmp_path / "data.xlsx", POSTAL_ROWS))
+    seen: list[dict[str, Any]] = []
+
+    def late_subscriber() -> None:
+        with subscribe(f"{server.ws_url}/chat/{chat_id}?since=0") as ws:
+            seen.extend(receive_until(ws, {"workflow_completed"}))
+
+    for _ in range(3):  # several runs so the subscriber joins while events are being produced
+        client.post(f"/api/v1/chat/workflows/{chat_id}/execute", json=seed_workflow())
+    thread = threading.Thread(target=late_subscriber)
+    thread.start()
+    thread.join(60)
+    client.post(
+        f"/api/v1/chat/workflows/{chat_id}/execute", params={"wait": "true"}, json=seed_workflow()
+    )
+    seqs = [e["seq"] for e in seen]
+    assert seqs == list(range(1, len(seqs) + 1))
+    assert seen == _stored(client, chat_id)[: len(seen)]
+
+
+def test_two_subscribers_receive_the_same_events(
+    server: LiveServer, client: httpx.Client, tmp_path: Path
+) -> None:
+    chat_id = create_chat(client)
+    upload(client, chat_id, write_xlsx(tmp_path / "data.xlsx", POSTAL_ROWS))
+    url = f"{server.ws_url}/api/v1/chat/workflows/{chat_id}/ws"
+    with subscribe(url) as first, subscribe(f"{server.ws_url}/chat/{chat_id}") as second:
+        client.post(f"/api/v1/chat/workflows/{chat_id}/execute", json=seed_workflow())
+        a = receive_until(first, {"workflow_completed"})
+        b = receive_until(second, {"workflow_completed"})
+    assert a == b
+    assert a[0]["type"] == "workflow_started"
+    assert server_health(client)["subscribers"] == 0
+
+
+def server_health(client: httpx.Client) -> dict[str, Any]:
+    deadline = time.monotonic() + 5
+    while True:  # the server notices closed sockets asynchronously
+        health = dict(client.get("/api/v1/health").json()["data"])
+        if health["subscribers"] == 0 or time.monotonic() > deadline:
+            return health
+        time.sleep(0.05)
+
+
+def test_ping_pong_and_unknown_messages(server: LiveServer, client: httpx.Client) -> None:
+    chat_id = create_chat(client)
+    with subscribe(f"{server.ws_url}/chat/{chat_id}") as ws:
+        ws.send(json.dumps({"type": "ping"}))
+        assert json.loads(ws.recv(timeout=5)) == {"type": "pong"}
+        ws.send("not json")
+        reply = json.loads(ws.recv(timeout=5))
+        assert reply["type"] == "error" and reply["code"] == "unknown_message"
+
+
+@pytest.mark.parametrize("chat_id", ["00000000-0000-0000-0000-000000000000", "not-a-uuid"])
+def test_unknown_chat_is_closed_with_4404(server: LiveServer, chat_id: str) -> None:
+    with subscribe(f"{server.ws_url}/chat/{chat_id}") as ws:
+        with pytest.raises(ConnectionClosed) as closed:
+            ws.recv(timeout=5)
+    assert closed.value.rcvd is not None
+    assert closed.value.rcvd.code == 4404
+    assert closed.value.rcvd.reason == "chat not found"
+
+
+def test_stuck_subscriber_is_closed_1013_and_never_slows_a_fast_one(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path / "data", subscriber_queue_size=8)
+    with run_server(settings) as server, httpx.Client(base_url=server.url, timeout=30) as client:
+        chat_id = create_chat(client)
+        url = f"{server.ws_url}/chat/{chat_id}"
+        raw = socket.create_connection(("127.0.0.1", int(server.url.rsplit(":", 1)[1])))
+        raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        # max_queue=1: the client library stops reading the socket once one frame is buffered.
+        stuck = connect(url, sock=raw, max_queue=1, open_timeout=5)
+        fast_events: list[dict[str, Any]] = []
+        total = 150
+        with subscribe(url) as fast:
+            def read_fast() -> None:
+                while len(fast_events) < total:
+                    fast_events.append(json.loads(fast.recv(timeout=30)))
+
+            reader = threading.Thread(target=read_fast)
+            reader.start()
+            started = time.monotonic()
+            text = "x" * 20_000
+            for i in range(total):
+                response = client.post(
+                    f"/api/v1/chat/workflows/{chat_id}/messages", json={"text": f"{i} {text}"}
+                )
+                assert response.status_code == 201
+            reader.join(30)
+            elapsed = time.monotonic() - started
+        assert [e["entry"]["text"].split()[0] for e in fast_events] == [str(i) for i in range(total)]
+        assert elapsed < 20, f"fast subscriber needed {elapsed:.1f}s"
+
+        codes = []
+        received = 0
+        with pytest.raises(ConnectionClosed) as closed:
+            while True:
+                stuck.recv(timeout=10)
+                received += 1
+        codes.append(closed.value.rcvd.code if closed.value.rcvd else None)
+        stuck.close()
+        assert codes == [1013]
+        assert received < total
+        # Coming back with ?since= loses nothing.
+        with subscribe(f"{url}?since={received}") as again:
+            rest = [json.loads(again.recv(timeout=10)) for _ in range(total - received)]
+        assert [e["seq"] for e in rest] == list(range(received + 1, total + 1))
