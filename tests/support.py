@@ -77,7 +77,9 @@ def create_chat(client: httpx.Client, title: str | None = None) -> str:
     return str(response.json()["data"]["chat_id"])
 
 
-def upload(client: httpx.Client, chat_id: str, path: Path, name: str | None = None) -> httpx.Response:
+def upload(
+    client: httpx.Client, chat_id: str, path: Path, name: str | None = None
+) -> httpx.Response:
     with path.open("rb") as handle:
         return client.post(
             f"/api/v1/chat/workflows/{chat_id}/upload",
@@ -98,7 +100,9 @@ def subscribe(url: str) -> Iterator[ClientConnection]:
         yield ws
 
 
-def receive_until(ws: ClientConnection, final: set[str], timeout: float = 30) -> list[dict[str, Any]]:
+def receive_until(
+    ws: ClientConnection, final: set[str], timeout: float = 30
+) -> list[dict[str, Any]]:
     """Events until one whose type is in ``final`` (inclusive)."""
     received = []
     deadline = time.monotonic() + timeout

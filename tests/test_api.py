@@ -20,13 +20,18 @@ def test_health_reports_database_websocket_and_counters(client: httpx.Client) ->
     assert data["status"] == "ok"
     assert data["database"] == "ok"
     assert data["websocket"] == "running"
-    assert data["websocket_url"] == f"ws://{client.base_url.host}:{client.base_url.port}/chat/{{chat_id}}"
+    assert (
+        data["websocket_url"]
+        == f"ws://{client.base_url.host}:{client.base_url.port}/chat/{{chat_id}}"
+    )
     assert data["active_runs"] == 0
     assert data["subscribers"] == 0
     assert data["version"] == "0.1.0"
 
 
-def test_chats_create_list_paginate_show_delete(server: LiveServer, client: httpx.Client, tmp_path: Path) -> None:
+def test_chats_create_list_paginate_show_delete(
+    server: LiveServer, client: httpx.Client, tmp_path: Path
+) -> None:
     created = client.post(f"{API}/chat/workflows", json={"title": "Q3 report"})
     assert created.status_code == 201
     first = created.json()["data"]
@@ -47,7 +52,9 @@ def test_chats_create_list_paginate_show_delete(server: LiveServer, client: http
 
     chat_id = others[0]
     upload(client, chat_id, write_xlsx(tmp_path / "data.xlsx", POSTAL_ROWS))
-    client.post(f"{API}/chat/workflows/{chat_id}/execute", params={"wait": "true"}, json=seed_workflow())
+    client.post(
+        f"{API}/chat/workflows/{chat_id}/execute", params={"wait": "true"}, json=seed_workflow()
+    )
     detail = client.get(f"{API}/chat/workflows/{chat_id}").json()["data"]
     assert [f["filename"] for f in detail["files"]] == ["data.xlsx", "data_extract-columns.xlsx"]
     assert [r["status"] for r in detail["runs"]] == ["completed"]
@@ -61,7 +68,9 @@ def test_chats_create_list_paginate_show_delete(server: LiveServer, client: http
     assert client.delete(f"{API}/chat/workflows/{chat_id}").status_code == 404
 
 
-def test_uploads_keep_versions_and_several_parts_per_request(client: httpx.Client, tmp_path: Path) -> None:
+def test_uploads_keep_versions_and_several_parts_per_request(
+    client: httpx.Client, tmp_path: Path
+) -> None:
     chat_id = create_chat(client)
     v1 = write_xlsx(tmp_path / "v1.xlsx", POSTAL_ROWS)
     v2 = write_xlsx(tmp_path / "v2.xlsx", [["postal_code"], ["11111"]])
@@ -94,7 +103,9 @@ def test_uploads_keep_versions_and_several_parts_per_request(client: httpx.Clien
     ).json()["data"]
     assert run["input"] == {"filename": "data.xlsx", "version": 2}
     output = client.get(run["outputs"][0]["download_url"])
-    rows = list(openpyxl.load_workbook(io.BytesIO(output.content)).active.iter_rows(values_only=True))  # type: ignore[union-attr]
+    rows = list(
+        openpyxl.load_workbook(io.BytesIO(output.content)).active.iter_rows(values_only=True)
+    )  # type: ignore[union-attr]
     assert rows == [("postal_code",), ("11111",)]
 
     listing = client.get(files_url).json()["data"]

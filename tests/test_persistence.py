@@ -35,7 +35,9 @@ def test_schema_comes_from_migrations_and_pragmas_are_set(tmp_path: Path) -> Non
 
     assert asyncio.run(check()) == ("wal", 1, 30_000)
     with sqlite3.connect(tmp_path / "x.db") as raw:
-        tables = {row[0] for row in raw.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        tables = {
+            row[0] for row in raw.execute("SELECT name FROM sqlite_master WHERE type='table'")
+        }
         version = raw.execute("SELECT version_num FROM alembic_version").fetchone()[0]
     assert {"chats", "files", "runs", "run_steps", "events", "messages"} <= tables
     assert version == "0001"

@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 import polars as pl
 import xlsxwriter
+from websockets.exceptions import ConnectionClosed
 
 from tests.conftest import make_settings
 from tests.support import (
@@ -141,7 +142,18 @@ def _free_port() -> int:
 @contextmanager
 def _server_process(data_dir: Path, port: int) -> Iterator[subprocess.Popen[bytes]]:
     process = subprocess.Popen(
-        [sys.executable, "-m", "chatflow", "serve", "--port", str(port), "--data-dir", str(data_dir), "--log-level", "warning"],
+        [
+            sys.executable,
+            "-m",
+            "chatflow",
+            "serve",
+            "--port",
+            str(port),
+            "--data-dir",
+            str(data_dir),
+            "--log-level",
+            "warning",
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -169,7 +181,10 @@ def test_kill_9_mid_run_then_restart_marks_it_interrupted_and_loses_nothing(tmp_
     pl.DataFrame({"code": [f"{i:07d}" for i in range(300_000)], "n": range(300_000)}).write_csv(big)
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
-    with _server_process(data_dir, port) as process, httpx.Client(base_url=base, timeout=30) as client:
+    with (
+        _server_process(data_dir, port) as process,
+        httpx.Client(base_url=base, timeout=30) as client,
+    ):
         chat_id = create_chat(client)
         uploaded = upload(client, chat_id, big).json()["data"][0]
         with subscribe(f"ws://127.0.0.1:{port}/chat/{chat_id}") as ws:
@@ -222,9 +237,45 @@ def test_runs_left_running_by_a_crash_are_interrupted_at_start_up(tmp_path: Path
     with run_server(settings) as server, httpx.Client(base_url=server.url) as client:
         run = client.get(f"{API}/chat/workflows/{chat_id}/runs/{run_id}").json()["data"]
         assert run["status"] == "interrupted"
-        last: dict[str, Any] = client.get(f"{API}/chat/workflows/{chat_id}/events").json()["data"][-1]
+        last: dict[str, Any] = client.get(f"{API}/chat/workflows/{chat_id}/events").json()["data"][
+            -1
+        ]
         assert (last["type"], last["run_id"], last["error"]["code"]) == (
             "workflow_failed",
             run_id,
             "interrupted",
         )
+
+
+def test_sigterm_lets_the_running_step_finish_and_closes_sockets_with_1001(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    big = tmp_path / "big.csv"
+    pl.DataFrame({"code": [f"{i:07d}" for i in range(100_000)]}).write_csv(big)
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    with (
+        _server_process(data_dir, port) as process,
+        httpx.Client(base_url=base, timeout=30) as client,
+    ):
+        chat_id = create_chat(client)
+        upload(client, chat_id, big)
+        with subscribe(f"ws://127.0.0.1:{port}/chat/{chat_id}") as ws:
+            run_id = client.post(
+                f"{API}/chat/workflows/{chat_id}/execute", json=seed_workflow(columns=["code"])
+            ).json()["data"]["run_id"]
+            assert json.loads(ws.recv(timeout=30))["type"] == "workflow_started"
+            process.send_signal(signal.SIGTERM)
+            events = []
+            try:
+                while True:
+                    events.append(json.loads(ws.recv(timeout=30)))
+            except ConnectionClosed as closed:
+                assert closed.rcvd is not None and closed.rcvd.code == 1001
+        # uvicorn re-raises the signal after its graceful shutdown.
+        assert process.wait(30) in (0, -signal.SIGTERM)
+        assert events[-1]["type"] == "workflow_completed"
+
+    with _server_process(data_dir, port), httpx.Client(base_url=base, timeout=30) as client:
+        run = client.get(f"{API}/chat/workflows/{chat_id}/runs/{run_id}").json()["data"]
+        assert run["status"] == "completed"
+        assert client.get(run["outputs"][0]["download_url"]).status_code == 200

@@ -39,7 +39,7 @@ def test_example_1_create_upload_download_identical_bytes(
     assert info["columns"] == ["name", "postal_code", "city"]
     assert info["row_count"] == 5
     assert info["download_url"] == (
-        f"{client.base_url}api/v1/chat/workflows/{chat_id}/files/data.xlsx?version=1"
+        f"{client.base_url}/api/v1/chat/workflows/{chat_id}/files/data.xlsx?version=1"
     )
 
     download = client.get(f"/api/v1/chat/workflows/{chat_id}/files/data.xlsx")
@@ -57,7 +57,9 @@ def test_example_2_websocket_sees_the_run_and_the_output_is_deduplicated(
     server: LiveServer, client: httpx.Client, tmp_path: Path
 ) -> None:
     chat_id = create_chat(client)
-    assert upload(client, chat_id, write_xlsx(tmp_path / "data.xlsx", POSTAL_ROWS)).status_code == 201
+    assert (
+        upload(client, chat_id, write_xlsx(tmp_path / "data.xlsx", POSTAL_ROWS)).status_code == 201
+    )
 
     with subscribe(f"{server.ws_url}/chat/{chat_id}") as ws:
         response = client.post(f"/api/v1/chat/workflows/{chat_id}/execute", json=seed_workflow())
@@ -118,7 +120,9 @@ def test_example_2_websocket_sees_the_run_and_the_output_is_deduplicated(
     assert [o["filename"] for o in run["outputs"]] == ["data_extract-columns.xlsx"]
 
 
-def test_seed_python_client_verbatim_shape(server: LiveServer, client: httpx.Client, tmp_path: Path) -> None:
+def test_seed_python_client_verbatim_shape(
+    server: LiveServer, client: httpx.Client, tmp_path: Path
+) -> None:
     """The seed's subscriber reads data['type'] and data.get('message') of every frame."""
     chat_id = create_chat(client)
     upload(client, chat_id, write_xlsx(tmp_path / "data.xlsx", POSTAL_ROWS))

@@ -21,6 +21,7 @@ log = logging.getLogger(__name__)
 router = APIRouter()
 
 REPLAY_PAGE = 500
+CLOSE_WAIT_S = 10.0
 CLOSE_CODES = {
     "overflow": (1013, "subscriber too slow; reconnect with ?since=<last seq>"),
     "shutdown": (1001, "server shutting down; reconnect with ?since=<last seq>"),
@@ -123,9 +124,10 @@ async def _serve_accepted(
         if subscription.close_reason in CLOSE_CODES:
             close_code = CLOSE_CODES[subscription.close_reason]
     if close_code and websocket.client_state == WebSocketState.CONNECTED:
-        # A subscriber that stopped reading may never take the close frame: don't wait forever.
+        # The close frame queues behind what the subscriber has not read yet; one that resumes
+        # reading within CLOSE_WAIT_S gets it, one that never does is dropped after that.
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(websocket.close(*close_code), timeout=2)
+            await asyncio.wait_for(websocket.close(*close_code), timeout=CLOSE_WAIT_S)
 
 
 async def _follow(rt: Runtime, conn: _Connection, subscription: Subscription, chat_id: str) -> None:

@@ -34,9 +34,7 @@ async def emit(
     **payload: Any,
 ) -> dict[str, Any]:
     """Publish one event to the chat's subscribers after storing it; returns it with its seq."""
-    body: dict[str, Any] = {"type": type, "chat_id": chat_id}
-    if run_id is not None:
-        body["run_id"] = run_id
+    body: dict[str, Any] = {"type": type, "chat_id": chat_id, "run_id": run_id}
     body["timestamp"] = now_iso()
     body["message"] = message
     body.update(payload)

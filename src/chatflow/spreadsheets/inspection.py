@@ -25,6 +25,7 @@ import zipfile
 import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from itertools import repeat
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -42,9 +43,11 @@ _MAX_TAG = 1024 * 1024
 # Inflation ratios are only judged past this size: tiny parts compress absurdly well.
 _RATIO_FLOOR = 16 * 1024 * 1024
 _LOCAL_HEADER = struct.Struct("<4s22xHH")
-# Any r="A1" / r="7" attribute: cells give row and column, rows give a row.  Matching more than
-# cells (e.g. text that looks like one) only makes the estimate larger, never smaller.
-_REF = re.compile(rb"""r\s*=\s*["']([A-Za-z]*)([0-9]+)["']""")
+# An r="A1" / r="7" attribute: cells give row and column, rows give a row.  It also matches
+# other attributes ending in "r" (firstPageNumber="1"): that can only widen the estimate.
+_REF = re.compile(rb"""r\s*=\s*["']([A-Za-z]*[0-9]+)["']""")
+_LETTERS = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+_DIGITS = b"0123456789"
 _ROOT = re.compile(rb"<(?![?!/])(?:[\w.-]+:)?([\w.-]+)([^>]*)>")
 _SST_COUNT = re.compile(rb"""(?:uniqueCount|count)\s*=\s*["']\s*([0-9]+)""")
 
@@ -152,7 +155,9 @@ def scan_member(fh: BinaryIO, member: zipfile.ZipInfo, budget: _Budget, limits: 
         )
     scanner = _XmlScanner(name, limits) if name.lower().endswith(_XML_SUFFIXES) else None
     inflater = (
-        zlib.decompressobj(-zlib.MAX_WBITS) if member.compress_type == zipfile.ZIP_DEFLATED else None
+        zlib.decompressobj(-zlib.MAX_WBITS)
+        if member.compress_type == zipfile.ZIP_DEFLATED
+        else None
     )
     consumed = produced = 0
     for chunk in _compressed_chunks(fh, member):
@@ -217,6 +222,7 @@ class _XmlScanner:
         self.carry = b""
         self.started = False
         self.root: bytes | None = None
+        self.in_sheet_data = False
         self.cells = 0
         self.strings = 0
         self.rows = (math.inf, 0.0)
@@ -249,6 +255,14 @@ class _XmlScanner:
         self.strings += text.count(b"<si>") + text.count(b"<si ") + text.count(b":si>")
         if max(self.cells, self.strings) > self.limits.max_cells:
             raise self._too_many(f"holds more than {self.limits.max_cells:,} cells or strings")
+        if not self.in_sheet_data:
+            # Cells only count inside <sheetData>; before it, attributes such as a pane's
+            # would only add noise.
+            start = text.find(b"sheetData")
+            if start == -1:
+                return
+            self.in_sheet_data = True
+            text = text[start:]
         refs = _REF.findall(text)
         if refs:
             self._track_extent(refs)
@@ -272,17 +286,19 @@ class _XmlScanner:
         if self.root == b"sst":  # calamine preallocates for the claimed string counts
             for claimed in _SST_COUNT.findall(match.group(2)):
                 if len(claimed) > 15 or int(claimed) > self.limits.max_cells:
-                    raise self._too_many(f"claims {int(claimed):,} shared strings")
+                    raise self._too_many(
+                        f"claims {claimed[:20].decode()} shared strings "
+                        f"(more than {self.limits.max_cells:,})"
+                    )
 
-    def _track_extent(self, refs: list[tuple[bytes, bytes]]) -> None:
-        if any(len(digits) > 9 for _, digits in refs):
-            raise self._too_many("refers to a row beyond any sheet")
-        rows = [int(digits) for _, digits in refs]
+    def _track_extent(self, refs: list[bytes]) -> None:
+        if max(map(len, refs)) > 16:  # longer than any real reference such as XFD1048576
+            raise self._too_many("refers to a cell beyond any sheet")
+        rows = list(map(int, map(bytes.lstrip, refs, repeat(_LETTERS))))
         self.rows = (min(self.rows[0], min(rows)), max(self.rows[1], max(rows)))
-        letters = {col for col, _ in refs if col}
+        letters = set(map(bytes.rstrip, refs, repeat(_DIGITS)))
+        letters.discard(b"")  # a <row r="7">
         if letters:
-            if any(len(col) > 4 for col in letters):
-                raise self._too_many("refers to a column beyond any sheet")
             cols = [_column_number(col) for col in letters]
             self.cols = (min(self.cols[0], min(cols)), max(self.cols[1], max(cols)))
         height = self.rows[1] - self.rows[0] + 1

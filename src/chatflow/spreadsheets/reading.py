@@ -32,11 +32,12 @@ some of them.  Every library error becomes ``StepFailed`` with a stable code.
 from __future__ import annotations
 
 import codecs
+import contextlib
 import csv
 import io
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Literal, NoReturn
+from typing import Literal
 
 import fastexcel
 import polars as pl
@@ -152,13 +153,20 @@ def read_table(
 
 def _open_workbook(path: Path) -> fastexcel.ExcelReader:
     refuse_non_workbook(path)
-    try:
+    with _library_errors(path):
         return fastexcel.read_excel(path)
+
+
+@contextlib.contextmanager
+def _library_errors(path: Path) -> Iterator[None]:
+    """Turn fastexcel/calamine errors into StepFailed without leaking host paths."""
+    try:
+        yield
     except Exception as exc:
-        _raise_library_error(exc, path)
+        raise _library_error(exc, path) from exc
     except BaseException as exc:  # pyo3 turns a Rust panic into PanicException(BaseException)
         if type(exc).__name__ == "PanicException":
-            _raise_library_error(exc, path)
+            raise _library_error(exc, path) from exc
         raise
 
 
@@ -174,33 +182,24 @@ def _read_xlsx(path: Path, sheet: str | None) -> pl.DataFrame:
             f"Sheet '{target}' not found; available sheets: {', '.join(names)}",
             details={"sheet": target, "available": names},
         )
-    try:
+    with _library_errors(path):
         # No header row here: the header policy below is shared with csv.
         grid = reader.load_sheet(target, header_row=None, dtypes="string").to_polars()
-    except Exception as exc:
-        _raise_library_error(exc, path)
-    except BaseException as exc:
-        if type(exc).__name__ == "PanicException":
-            _raise_library_error(exc, path)
-        raise
     table = _apply_header_policy(grid)
     if table is None:
         raise StepFailed("empty_sheet", f"Sheet '{target}' is empty.", details={"sheet": target})
     return table
 
 
-def _raise_library_error(exc: BaseException, path: Path) -> NoReturn:
-    """Turn a fastexcel/calamine error into StepFailed without leaking host paths."""
+def _library_error(exc: BaseException, path: Path) -> StepFailed:
     text = str(exc)
     if "password protected" in text.lower():
-        raise StepFailed(
-            "password_protected", "Password-protected workbooks are not supported."
-        ) from exc
+        return StepFailed("password_protected", "Password-protected workbooks are not supported.")
     first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
     first = first.removeprefix("calamine error: ").replace(str(path), path.name)[:300]
-    raise StepFailed(
+    return StepFailed(
         "unreadable_file", f"The workbook could not be read ({first}).", details={"reason": first}
-    ) from exc
+    )
 
 
 # --- shared layout policy -----------------------------------------------------------------
@@ -267,10 +266,15 @@ def decode_text(raw: bytes) -> str:
 
 
 def detect_delimiter(text: str) -> str:
-    """The candidate that splits the first rows into the most consistent, widest records."""
+    """The candidate that splits the first rows into the most consistent, widest records.
+
+    If none yields two columns the file has one column: pick a delimiter that splits no row,
+    so a value such as "Smith, John" stays whole.
+    """
     sample = text[:_SNIFF_CHARS]
     truncated = len(text) > len(sample)
-    best, best_score = ",", (0.0, 0)
+    best, best_score = "", (0.0, 0)
+    unsplit = ""
     for candidate in DELIMITERS:
         widths: list[int] = []
         reader = csv.reader(io.StringIO(sample, newline=""), delimiter=candidate)
@@ -285,11 +289,13 @@ def detect_delimiter(text: str) -> str:
         if truncated and len(widths) > 1:
             widths.pop()  # the sample may have cut the last record short
         if not widths or widths[0] < 2:
+            if not unsplit and all(w == 1 for w in widths):
+                unsplit = candidate
             continue
         score = (sum(w == widths[0] for w in widths) / len(widths), widths[0])
         if score > best_score:
             best, best_score = candidate, score
-    return best
+    return best or unsplit or ","
 
 
 def _line_of(text: str, index: int) -> int:

@@ -99,7 +99,12 @@ def write_xlsx(
             "too_many_columns",
             f"{df.width} columns do not fit in an Excel sheet (at most {EXCEL_MAX_COLS}).",
         )
-    with atomic_destination(dest) as tmp:
+    # xlsxwriter keeps row data in a temp file it removes only in close(); a private scratch
+    # directory makes sure an aborted or cancelled write leaves nothing behind.
+    with (
+        atomic_destination(dest) as tmp,
+        tempfile.TemporaryDirectory(prefix="chatflow-xlsx-") as scratch,
+    ):
         workbook = xlsxwriter.Workbook(
             str(tmp),
             {
@@ -108,15 +113,11 @@ def write_xlsx(
                 "strings_to_formulas": False,
                 "strings_to_urls": False,
                 "remove_timezone": True,
+                "tmpdir": scratch,
             },
         )
-        try:
-            _fill_sheet(workbook, df, excel_sheet_name(sheet_name), progress)
-            workbook.close()
-        except BaseException:
-            # Otherwise xlsxwriter's __del__ would close() and recreate the removed temp file.
-            workbook.fileclosed = True
-            raise
+        _fill_sheet(workbook, df, excel_sheet_name(sheet_name), progress)
+        workbook.close()
     if progress is not None:
         progress(1.0)
 
@@ -154,9 +155,9 @@ def _cell_writer(
 ) -> Callable[[int, int, Any], int]:
     """A function writing one non-null value of ``dtype``; non-zero return = truncated text."""
     if dtype == pl.String or isinstance(dtype, pl.Categorical | pl.Enum):
-        return ws.write_string  # type: ignore[no-any-return]
+        return ws.write_string
     if dtype == pl.Boolean:
-        return ws.write_boolean  # type: ignore[no-any-return]
+        return ws.write_boolean
     if dtype.is_integer():
         return lambda r, c, v: (
             ws.write_number(r, c, v) if abs(v) < _MAX_EXACT_INT else ws.write_string(r, c, str(v))
@@ -179,15 +180,15 @@ def _cell_writer(
 def _write_decimal(ws: Worksheet, row: int, col: int, value: Decimal) -> int:
     """As a number when a double holds it exactly enough (15 digits), else as text."""
     if value.is_finite() and len(value.as_tuple().digits) <= 15:
-        return ws.write_number(row, col, float(value))  # type: ignore[no-any-return]
-    return ws.write_string(row, col, str(value))  # type: ignore[no-any-return]
+        return ws.write_number(row, col, float(value))
+    return ws.write_string(row, col, str(value))
 
 
 def _write_temporal(ws: Worksheet, row: int, col: int, value: dt.date, fmt: Any) -> int:
     """As an Excel date, except before 1900 where Excel has no dates: then ISO text."""
     if value.year < 1900:
-        return ws.write_string(row, col, value.isoformat())  # type: ignore[no-any-return]
-    return ws.write_datetime(row, col, value, fmt)  # type: ignore[no-any-return]
+        return ws.write_string(row, col, value.isoformat())
+    return ws.write_datetime(row, col, value, fmt)
 
 
 def write_csv(
@@ -202,10 +203,14 @@ def write_csv(
     df = _as_csv_types(df)
     if escape_formulas:
         df = escape_formula_text(df)
-    with atomic_destination(dest) as tmp:
-        with tmp.open("wb") as fh:
-            df.write_csv(fh, separator=delimiter)
-            fh.flush()
+    step = max(1, df.height // _PROGRESS_STEPS)
+    with atomic_destination(dest) as tmp, tmp.open("wb") as fh:
+        df.head(0).write_csv(fh, separator=delimiter)
+        # In slices, so a long write reports progress and can be cancelled between them.
+        for start in range(0, df.height, step):
+            df.slice(start, step).write_csv(fh, separator=delimiter, include_header=False)
+            if progress is not None:
+                progress(min(start + step, df.height) / df.height)
     if progress is not None:
         progress(1.0)
 

@@ -1,0 +1,118 @@
+"""excel/extract-columns-to-file: keep some columns, optionally drop repeated rows, write them."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import polars as pl
+from pydantic import Field, field_validator
+
+from chatflow.operations.registry import (
+    OperationArgs,
+    StepContext,
+    StepFailed,
+    StepOutput,
+    registry,
+)
+
+_LISTED_COLUMNS = 50  # a message listing 16,000 available columns helps nobody
+
+
+class ExtractColumnsArgs(OperationArgs):
+    """Arguments of excel/extract-columns-to-file."""
+
+    columns: list[str] = Field(
+        min_length=1, description="Columns to keep, in the order they should appear."
+    )
+    remove_duplicates: bool = Field(
+        default=False, description="Drop repeated rows, keeping the first of each."
+    )
+    sheet: str | None = Field(
+        default=None, description="Sheet of an xlsx input to read (default: the first sheet)."
+    )
+    output: str | None = Field(
+        default=None, description="Output file name (default: derived from the input name)."
+    )
+
+    @field_validator("columns")
+    @classmethod
+    def _no_repeats(cls, columns: list[str]) -> list[str]:
+        repeated = sorted(c for c, n in Counter(columns).items() if n > 1)
+        if repeated:
+            raise ValueError(f"columns listed more than once: {', '.join(repeated)}")
+        return columns
+
+
+def extract_columns(df: pl.DataFrame, columns: list[str], remove_duplicates: bool) -> pl.DataFrame:
+    """``columns`` of ``df`` in the given order; repeated rows dropped (first kept) if asked."""
+    _require_columns(df, columns)
+    out = df.select(columns)
+    if remove_duplicates:
+        out = out.unique(keep="first", maintain_order=True)
+    return out
+
+
+def _require_columns(df: pl.DataFrame, columns: list[str]) -> None:
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise _column_not_found(missing, df.columns)
+
+
+def _column_not_found(missing: list[str], available: list[str]) -> StepFailed:
+    names = ", ".join(f"'{c}'" for c in missing)
+    noun = "Column" if len(missing) == 1 else "Columns"
+    listed = ", ".join(available[:_LISTED_COLUMNS]) or "(none)"
+    if len(available) > _LISTED_COLUMNS:
+        listed += f", ... ({len(available)} in all)"
+    message = f"{noun} {names} not found; available columns: {listed}"
+    hints = _near_misses(missing, available)
+    if hints:
+        message += f" (did you mean {', '.join(repr(h) for h in hints)}?)"
+    return StepFailed(
+        "column_not_found", message, details={"missing": missing, "available": available}
+    )
+
+
+def _near_misses(missing: list[str], available: list[str]) -> list[str]:
+    """Available names equal to a missing one apart from case and surrounding spaces."""
+    folded = {a.strip().casefold(): a for a in available}
+    return [folded[m.strip().casefold()] for m in missing if m.strip().casefold() in folded]
+
+
+def _describe(columns: list[str]) -> str:
+    if len(columns) == 1:
+        return f"column '{columns[0]}'"
+    return "columns " + ", ".join(f"'{c}'" for c in columns)
+
+
+def _needed_columns(args: ExtractColumnsArgs) -> list[str]:
+    """The input columns a run needs, so it can be refused before it starts."""
+    return list(args.columns)
+
+
+@registry.register(
+    "excel/extract-columns-to-file",
+    description=(
+        "Keep only the given columns of the input, in the given order, optionally dropping "
+        "repeated rows, and write them to a new file."
+    ),
+    args=ExtractColumnsArgs,
+    example={"columns": ["postal_code"], "remove_duplicates": True},
+    input_columns=_needed_columns,
+)
+def run(ctx: StepContext, args: ExtractColumnsArgs) -> StepOutput:
+    """Read the input, select the columns, optionally deduplicate, write the result."""
+    ctx.report(0, "Starting step execution")
+    df = ctx.read_input(args.sheet)
+    ctx.report(25, f"Read {df.height} rows")
+    _require_columns(df, args.columns)  # fail before claiming to process anything
+    ctx.report(50, f"Processing {_describe(args.columns)}")
+    out = extract_columns(df, args.columns, args.remove_duplicates)
+    ctx.report(75, f"Writing {out.height} rows")
+    written = ctx.write_table(out, name=args.output, sheet=None)
+    return StepOutput(
+        table=out,
+        files=[written],
+        result={"rows_in": df.height, "rows_out": out.height, "columns": list(args.columns)},
+        message="Step completed successfully",
+    )

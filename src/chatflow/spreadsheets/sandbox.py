@@ -1,0 +1,201 @@
+"""Run the inspection in a child process with memory, CPU and time caps, from async code.
+
+calamine can abort its whole process on a hostile file, so the first full parse of an upload
+happens in a throwaway child.  The limits are set by a tiny bootstrap (``_BOOTSTRAP``) in the
+child itself, before polars or fastexcel are imported, rather than with ``preexec_fn``: that
+runs Python between fork and exec, which can deadlock a parent that has other threads (the
+service runs steps in worker threads).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import math
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+import chatflow
+from chatflow.operations.registry import StepFailed
+from chatflow.spreadsheets.inspection import DEFAULT_MAX_CELLS, DEFAULT_MAX_UNCOMPRESSED_MB
+
+log = logging.getLogger(__name__)
+
+# polars + fastexcel need about 300 MB of address space just to import; 1 GiB leaves room
+# for reading the largest sheet the gate lets through.
+DEFAULT_MEMORY_MB = 1024
+DEFAULT_TIMEOUT_S = 20.0
+_MAX_STDOUT = 1024 * 1024
+_MAX_STDERR = 64 * 1024
+
+# argv: package root, address-space bytes, CPU seconds, then the inspection's own arguments.
+_BOOTSTRAP = """\
+import resource, runpy, sys
+root, memory, cpu = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
+resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0))
+sys.path.insert(0, root)
+sys.argv = ["inspection", *sys.argv[4:]]
+runpy.run_module("chatflow.spreadsheets.inspection", run_name="__main__", alter_sys=True)
+"""
+
+
+class InspectionRejected(StepFailed):
+    """The sandboxed inspection refused the file, crashed on it, or ran out of time."""
+
+
+async def inspect_in_sandbox(
+    path: Path,
+    kind: str,
+    *,
+    memory_mb: int = DEFAULT_MEMORY_MB,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+    max_cells: int = DEFAULT_MAX_CELLS,
+    max_uncompressed_mb: int = DEFAULT_MAX_UNCOMPRESSED_MB,
+) -> dict[str, Any]:
+    """The file's inspection info, or InspectionRejected; the child never outlives this call."""
+    if kind not in ("xlsx", "csv"):
+        raise InspectionRejected("unsupported_kind", f"Unsupported file kind '{kind}'.")
+    command = _child_command(
+        path,
+        kind,
+        memory_mb=memory_mb,
+        cpu_s=math.ceil(timeout_s) + 1,
+        max_cells=max_cells,
+        max_uncompressed_mb=max_uncompressed_mb,
+    )
+    proc = await asyncio.create_subprocess_exec(
+        *command,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=_child_env(),
+        cwd="/",
+        start_new_session=True,  # a terminal's Ctrl-C is the server's business, not the child's
+    )
+    try:
+        stdout, stderr = await asyncio.wait_for(_collect(proc), timeout_s)
+    except TimeoutError:
+        raise InspectionRejected(
+            "inspection_timeout", f"Inspecting the file took longer than {timeout_s:g} s."
+        ) from None
+    finally:
+        if proc.returncode is None:  # timed out, cancelled, or our own code failed
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            await proc.wait()
+    return interpret_exit(proc.returncode, stdout, stderr)
+
+
+def _child_command(
+    path: Path, kind: str, *, memory_mb: int, cpu_s: int, max_cells: int, max_uncompressed_mb: int
+) -> list[str]:
+    """The argv of the child: the bootstrap, its limits, then the inspection's arguments."""
+    return [
+        sys.executable,
+        "-c",
+        _BOOTSTRAP,
+        _package_root(),
+        str(memory_mb * 1024 * 1024),
+        str(cpu_s),
+        f"--max-cells={max_cells}",
+        f"--max-uncompressed-mb={max_uncompressed_mb}",
+        "--",
+        kind,
+        os.path.abspath(path),  # the child runs in /
+    ]
+
+
+def _package_root() -> str:
+    """The directory holding the chatflow package (site-packages, or src/ in a checkout)."""
+    return str(Path(chatflow.__file__).resolve().parent.parent)
+
+
+def _child_env() -> dict[str, str]:
+    """A minimal environment: the child parses hostile input and needs none of our secrets."""
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "LANG": "C.UTF-8",
+        "PYTHONPATH": os.pathsep.join(
+            p for p in (_package_root(), os.environ.get("PYTHONPATH", "")) if p
+        ),
+        "PYTHONDONTWRITEBYTECODE": "1",  # RLIMIT_FSIZE=0 would kill it for writing a .pyc
+        "PYTHONIOENCODING": "utf-8",
+        # Fewer threads and malloc arenas: each reserves address space counted by RLIMIT_AS.
+        "POLARS_MAX_THREADS": "1",
+        "RAYON_NUM_THREADS": "1",
+        "MALLOC_ARENA_MAX": "2",
+    }
+    if "TMPDIR" in os.environ:
+        env["TMPDIR"] = os.environ["TMPDIR"]
+    return env
+
+
+async def _collect(proc: asyncio.subprocess.Process) -> tuple[bytes, bytes]:
+    """Read both pipes to the end (keeping only a capped prefix) and wait for the exit."""
+    assert proc.stdout is not None and proc.stderr is not None
+    stdout, stderr = await asyncio.gather(
+        _read_capped(proc.stdout, _MAX_STDOUT), _read_capped(proc.stderr, _MAX_STDERR)
+    )
+    await proc.wait()
+    return stdout, stderr
+
+
+async def _read_capped(stream: asyncio.StreamReader, cap: int) -> bytes:
+    """The first ``cap`` bytes; the rest is drained so the child never blocks on a full pipe."""
+    kept = bytearray()
+    while chunk := await stream.read(65536):
+        if len(kept) < cap:
+            kept += chunk[: cap - len(kept)]
+    return bytes(kept)
+
+
+def interpret_exit(returncode: int | None, stdout: bytes, stderr: bytes) -> dict[str, Any]:
+    """The info dict from a finished child, or InspectionRejected explaining what went wrong."""
+    if returncode is None or returncode != 0:
+        _log_failure(returncode, stderr)
+        if returncode is not None and returncode < 0:
+            if -returncode == signal.SIGXCPU:
+                raise InspectionRejected(
+                    "inspection_timeout", "Inspecting the file used too much CPU time."
+                )
+            raise InspectionRejected(
+                "parser_crashed",
+                f"The spreadsheet parser crashed on this file ({_signal_name(-returncode)}).",
+            )
+        raise InspectionRejected(
+            "parser_crashed", f"The spreadsheet inspector failed (exit status {returncode})."
+        )
+    lines = stdout.decode("utf-8", "replace").strip().splitlines()
+    try:
+        verdict = json.loads(lines[-1]) if lines else None
+    except ValueError:
+        verdict = None
+    if isinstance(verdict, dict):
+        if verdict.get("ok") is True and isinstance(verdict.get("info"), dict):
+            return verdict["info"]
+        if verdict.get("ok") is False and isinstance(verdict.get("code"), str):
+            raise InspectionRejected(
+                verdict["code"], str(verdict.get("message", "")), verdict.get("details")
+            )
+    _log_failure(returncode, stderr)
+    raise InspectionRejected("inspection_failed", "The spreadsheet inspector gave no verdict.")
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
+
+
+def _log_failure(returncode: int | None, stderr: bytes) -> None:
+    tail = stderr[-2000:].decode("utf-8", "replace")
+    log.warning("inspection child failed (exit %s): %s", returncode, tail)

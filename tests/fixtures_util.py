@@ -1,0 +1,107 @@
+"""Builders for spreadsheet test files: real xlsx via xlsxwriter, and hand-made OOXML zips."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import zipfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+import xlsxwriter
+
+HOSTILE = Path(os.environ.get("CHATFLOW_HOSTILE_FIXTURES", "/work/shared/fixtures/hostile"))
+needs_hostile = pytest.mark.skipif(
+    not HOSTILE.is_dir(), reason="hostile fixture directory not available"
+)
+
+Rows = Sequence[Sequence[Any]]
+
+
+def make_xlsx(path: Path, sheets: dict[str, Rows] | Rows) -> Path:
+    """A real workbook; strings are text cells, numbers numbers, dates dates, None empty."""
+    if not isinstance(sheets, dict):
+        sheets = {"Sheet1": sheets}
+    workbook = xlsxwriter.Workbook(str(path), {"strings_to_numbers": False})
+    date_format = workbook.add_format({"num_format": "yyyy-mm-dd"})
+    for name, rows in sheets.items():
+        worksheet = workbook.add_worksheet(name)
+        for r, row in enumerate(rows):
+            for c, value in enumerate(row):
+                if value is None:
+                    continue
+                if isinstance(value, str):
+                    worksheet.write_string(r, c, value)
+                elif isinstance(value, dt.date):
+                    worksheet.write_datetime(r, c, value, date_format)
+                else:
+                    worksheet.write(r, c, value)
+    workbook.close()
+    return path
+
+
+def make_csv(path: Path, text: str, encoding: str = "utf-8") -> Path:
+    path.write_bytes(text.encode(encoding))
+    return path
+
+
+_CONTENT_TYPES = (
+    '<?xml version="1.0" encoding="UTF-8"?>'
+    '<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">'
+    '<Default Extension="rels" '
+    'ContentType="application/vnd.openxmlformats-package.relationships+xml"/>'
+    '<Default Extension="xml" ContentType="application/xml"/>'
+    '<Override PartName="/xl/workbook.xml" '
+    'ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml"/>'
+    '<Override PartName="/xl/worksheets/sheet1.xml" '
+    'ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml"/>'
+    "</Types>"
+)
+_ROOT_RELS = (
+    '<?xml version="1.0" encoding="UTF-8"?>'
+    '<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">'
+    '<Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/'
+    'relationships/officeDocument" Target="xl/workbook.xml"/></Relationships>'
+)
+_WORKBOOK = (
+    '<?xml version="1.0" encoding="UTF-8"?>'
+    '<workbook xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main" '
+    'xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships">'
+    '<sheets><sheet name="Sheet1" sheetId="1" r:id="rId1"/></sheets></workbook>'
+)
+_WORKBOOK_RELS = (
+    '<?xml version="1.0" encoding="UTF-8"?>'
+    '<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">'
+    '<Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/'
+    'relationships/worksheet" Target="worksheets/sheet1.xml"/></Relationships>'
+)
+SHEET_HEAD = (
+    b'<?xml version="1.0" encoding="UTF-8"?>'
+    b'<worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main">'
+)
+
+
+def sheet_xml(cells: str, head: bytes = SHEET_HEAD) -> bytes:
+    """A worksheet part whose <sheetData> holds ``cells`` (rows and cells, as XML text)."""
+    return head + b"<sheetData>" + cells.encode() + b"</sheetData></worksheet>"
+
+
+def make_ooxml(
+    path: Path,
+    sheet: bytes,
+    *,
+    extra: dict[str, bytes] | None = None,
+    compression: int = zipfile.ZIP_DEFLATED,
+) -> Path:
+    """A minimal one-sheet workbook built part by part, for shapes xlsxwriter never writes."""
+    with zipfile.ZipFile(path, "w", compression) as archive:
+        archive.writestr("[Content_Types].xml", _CONTENT_TYPES)
+        archive.writestr("_rels/.rels", _ROOT_RELS)
+        archive.writestr("xl/workbook.xml", _WORKBOOK)
+        archive.writestr("xl/_rels/workbook.xml.rels", _WORKBOOK_RELS)
+        archive.writestr("xl/worksheets/sheet1.xml", sheet)
+        for name, data in (extra or {}).items():
+            archive.writestr(name, data)
+    return path

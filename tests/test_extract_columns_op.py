@@ -1,0 +1,181 @@
+"""excel/extract-columns-to-file: the pure function, its arguments, and the step end to end."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import openpyxl
+import polars as pl
+import pytest
+from pydantic import ValidationError
+
+from chatflow.operations.extract_columns import ExtractColumnsArgs, extract_columns, run
+from chatflow.operations.registry import StepContext, StepFailed, WrittenFile, registry
+from chatflow.spreadsheets.reading import read_table
+from chatflow.spreadsheets.writing import write_xlsx
+from tests.fixtures_util import make_xlsx
+
+PEOPLE = pl.DataFrame(
+    {
+        "name": ["ann", "bob", "cy", "dee", "eve"],
+        "postal_code": ["01234", "98765", "01234", "00501", "98765"],
+        "city": ["A", "B", "A", "C", "B"],
+    }
+)
+
+
+def test_columns_come_out_in_the_requested_order() -> None:
+    out = extract_columns(PEOPLE, ["city", "name"], remove_duplicates=False)
+    assert out.columns == ["city", "name"]
+    assert out.rows() == list(zip(PEOPLE["city"], PEOPLE["name"], strict=True))
+
+
+def test_remove_duplicates_keeps_the_first_occurrence_in_order() -> None:
+    out = extract_columns(PEOPLE, ["postal_code"], remove_duplicates=True)
+    assert out["postal_code"].to_list() == ["01234", "98765", "00501"]
+    pairs = extract_columns(PEOPLE, ["postal_code", "city"], remove_duplicates=True)
+    assert pairs.rows() == [("01234", "A"), ("98765", "B"), ("00501", "C")]
+    kept = extract_columns(PEOPLE, ["postal_code"], remove_duplicates=False)
+    assert kept.height == 5
+
+
+def test_duplicates_with_nulls() -> None:
+    df = pl.DataFrame({"a": [None, "x", None, "x", "y"]})
+    assert extract_columns(df, ["a"], True)["a"].to_list() == [None, "x", "y"]
+
+
+def test_missing_column_message_lists_what_exists() -> None:
+    with pytest.raises(StepFailed) as caught:
+        extract_columns(PEOPLE, ["zip"], remove_duplicates=False)
+    error = caught.value
+    assert error.code == "column_not_found"
+    assert error.message == "Column 'zip' not found; available columns: name, postal_code, city"
+    assert error.details == {"missing": ["zip"], "available": ["name", "postal_code", "city"]}
+
+
+def test_several_missing_columns_and_a_near_miss() -> None:
+    with pytest.raises(StepFailed) as caught:
+        extract_columns(PEOPLE, ["Postal_Code ", "name", "zip"], remove_duplicates=False)
+    assert caught.value.message.startswith("Columns 'Postal_Code ', 'zip' not found;")
+    assert "did you mean 'postal_code'?" in caught.value.message
+    wide = pl.DataFrame({f"c{i}": [1] for i in range(80)})
+    with pytest.raises(StepFailed) as caught:
+        extract_columns(wide, ["nope"], remove_duplicates=False)
+    assert caught.value.message.endswith("c49, ... (80 in all)")
+
+
+def test_arguments() -> None:
+    args = ExtractColumnsArgs.model_validate({"columns": ["b", "a"]})
+    assert (args.columns, args.remove_duplicates, args.sheet, args.output) == (
+        ["b", "a"],
+        False,
+        None,
+        None,
+    )
+    for bad in [
+        {},
+        {"columns": []},
+        {"columns": "a"},
+        {"columns": ["a", "a"]},
+        {"columns": ["a"], "x": 1},
+    ]:
+        with pytest.raises(ValidationError):
+            ExtractColumnsArgs.model_validate(bad)
+
+
+def test_registered_with_a_valid_example() -> None:
+    operation = registry.get("excel/extract-columns-to-file")
+    assert operation is not None
+    assert operation.example == {"columns": ["postal_code"], "remove_duplicates": True}
+    assert operation.args_model is ExtractColumnsArgs
+    assert operation.json_schema()["required"] == ["columns"]
+    assert operation.input_columns is not None
+    assert operation.input_columns(ExtractColumnsArgs(columns=["b", "a"])) == ["b", "a"]
+
+
+class FakeContext(StepContext):
+    """A StepContext over an in-memory table that writes real xlsx files into ``out_dir``."""
+
+    def __init__(self, table: pl.DataFrame, out_dir: Path) -> None:
+        self.reports: list[tuple[float, str]] = []
+        self.writes: list[dict[str, Any]] = []
+        self.sheets: list[str | None] = []
+
+        def load(sheet: str | None) -> pl.DataFrame:
+            self.sheets.append(sheet)
+            return table
+
+        def write(frame: pl.DataFrame, *, name: str | None, sheet: str | None) -> WrittenFile:
+            self.writes.append({"name": name, "sheet": sheet})
+            path = out_dir / (name or "out.xlsx")
+            write_xlsx(frame, path)
+            digest = hashlib.sha256(path.read_bytes()).hexdigest()
+            return WrittenFile(
+                path.name, path, "xlsx", path.stat().st_size, digest, frame.height, frame.columns
+            )
+
+        super().__init__(
+            input_name="data.xlsx",
+            load_input=load,
+            write_table=write,
+            report=lambda p, m: self.reports.append((p, m)),
+            check_cancelled=lambda: None,
+        )
+
+
+def test_the_step_reports_reads_and_writes(tmp_path: Path) -> None:
+    ctx = FakeContext(PEOPLE, tmp_path)
+    args = ExtractColumnsArgs(columns=["postal_code"], remove_duplicates=True, sheet="People")
+    output = run(ctx, args)
+    assert ctx.reports == [
+        (0, "Starting step execution"),
+        (25, "Read 5 rows"),
+        (50, "Processing column 'postal_code'"),
+        (75, "Writing 3 rows"),
+    ]
+    assert ctx.sheets == ["People"] and ctx.writes == [{"name": None, "sheet": None}]
+    assert output.result == {"rows_in": 5, "rows_out": 3, "columns": ["postal_code"]}
+    assert output.message == "Step completed successfully"
+    assert output.table is not None and output.table["postal_code"].to_list() == [
+        "01234",
+        "98765",
+        "00501",
+    ]
+    (written,) = output.files
+    sheet = openpyxl.load_workbook(written.path).active
+    assert sheet is not None
+    assert [c.value for c in sheet["A"]] == ["postal_code", "01234", "98765", "00501"]
+    assert {c.data_type for c in sheet["A"]} == {"s"}
+
+
+def test_the_step_names_several_columns_and_fails_before_processing(tmp_path: Path) -> None:
+    ctx = FakeContext(PEOPLE, tmp_path)
+    run(ctx, ExtractColumnsArgs(columns=["city", "name"], output="mine.xlsx"))
+    assert ctx.reports[2] == (50, "Processing columns 'city', 'name'")
+    assert ctx.writes == [{"name": "mine.xlsx", "sheet": None}]
+    failing = FakeContext(PEOPLE, tmp_path)
+    with pytest.raises(StepFailed) as caught:
+        run(failing, ExtractColumnsArgs(columns=["postal_code", "zip"]))
+    assert caught.value.code == "column_not_found"
+    assert [p for p, _ in failing.reports] == [0, 25] and failing.writes == []
+
+
+def test_end_to_end_from_an_xlsx_file(tmp_path: Path) -> None:
+    source = make_xlsx(
+        tmp_path / "data.xlsx",
+        [
+            ["name", "postal_code", "city"],
+            ["a", "01234", "X"],
+            ["b", "01234", "Y"],
+            ["c", "7", "Z"],
+        ],
+    )
+    table = read_table(source, kind="xlsx")
+    output = run(
+        FakeContext(table, tmp_path),
+        ExtractColumnsArgs(columns=["postal_code"], remove_duplicates=True),
+    )
+    (written,) = output.files
+    assert read_table(written.path, kind="xlsx")["postal_code"].to_list() == ["01234", "7"]
