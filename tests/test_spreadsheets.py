@@ -283,7 +283,12 @@ def test_xlsx_progress_and_limits(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("kind", ["xlsx", "csv"])
-def test_failed_write_leaves_no_part_file_and_keeps_the_old_file(tmp_path: Path, kind: str) -> None:
+def test_failed_write_leaves_nothing_behind(
+    tmp_path: Path, kind: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))  # where xlsxwriter's row data goes
     dest = tmp_path / f"out.{kind}"
     dest.write_bytes(b"previous")
 
