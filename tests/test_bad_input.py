@@ -204,8 +204,8 @@ def test_execute_validates_the_whole_request_before_running(
     )
     missing = _error(client.post(url, json=seed_workflow(columns=["zip"])), 422, "column_not_found")
     assert missing["message"] == (
-        "steps[0] (excel/extract-columns-to-file): column 'zip' not found in 'data.xlsx'; "
-        "available columns: name, postal_code, city"
+        "steps[0] (excel/extract-columns-to-file): Column 'zip' not found; "
+        "available columns: name, postal_code, city (in 'data.xlsx')"
     )
     # Nothing ran.
     assert client.get(f"{API}/chat/workflows/{chat_id}/runs").json()["data"] == []

@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Any
 
 import openpyxl
 import polars as pl
 import pytest
 from pydantic import ValidationError
 
-from chatflow.operations.extract_columns import ExtractColumnsArgs, extract_columns, run
-from chatflow.operations.registry import StepContext, StepFailed, WrittenFile, registry
+from chatflow.operations.extract_columns import ExtractColumnsArgs, extract_columns
+from chatflow.operations.registry import StepFailed, registry
 from chatflow.spreadsheets.reading import read_table
-from chatflow.spreadsheets.writing import write_xlsx
 from tests.fixtures_util import make_xlsx
+from tests.step_harness import StepHarness
 
 PEOPLE = pl.DataFrame(
     {
@@ -95,55 +94,27 @@ def test_registered_with_a_valid_example() -> None:
     assert operation.input_columns(ExtractColumnsArgs(columns=["b", "a"])) == ["b", "a"]
 
 
-class FakeContext(StepContext):
-    """A StepContext over an in-memory table that writes real xlsx files into ``out_dir``."""
-
-    def __init__(self, table: pl.DataFrame, out_dir: Path) -> None:
-        self.reports: list[tuple[float, str]] = []
-        self.writes: list[dict[str, Any]] = []
-        self.sheets: list[str | None] = []
-
-        def load(sheet: str | None) -> pl.DataFrame:
-            self.sheets.append(sheet)
-            return table
-
-        def write(frame: pl.DataFrame, *, name: str | None, sheet: str | None) -> WrittenFile:
-            self.writes.append({"name": name, "sheet": sheet})
-            path = out_dir / (name or "out.xlsx")
-            write_xlsx(frame, path)
-            digest = hashlib.sha256(path.read_bytes()).hexdigest()
-            return WrittenFile(
-                path.name, path, "xlsx", path.stat().st_size, digest, frame.height, frame.columns
-            )
-
-        super().__init__(
-            input_name="data.xlsx",
-            load_input=load,
-            write_table=write,
-            report=lambda p, m: self.reports.append((p, m)),
-            check_cancelled=lambda: None,
-        )
-
-
 def test_the_step_reports_reads_and_writes(tmp_path: Path) -> None:
-    ctx = FakeContext(PEOPLE, tmp_path)
-    args = ExtractColumnsArgs(columns=["postal_code"], remove_duplicates=True, sheet="People")
-    output = run(ctx, args)
-    assert ctx.reports == [
+    harness = StepHarness(tmp_path, PEOPLE)
+    output = harness.run(
+        "excel/extract-columns-to-file", {"columns": ["postal_code"], "remove_duplicates": True}
+    )
+    assert harness.reports == [
         (0, "Starting step execution"),
         (25, "Read 5 rows"),
         (50, "Processing column 'postal_code'"),
         (75, "Writing 3 rows"),
+        (100, "Step completed successfully"),
     ]
-    assert ctx.sheets == ["People"] and ctx.writes == [{"name": None, "sheet": None}]
     assert output.result == {"rows_in": 5, "rows_out": 3, "columns": ["postal_code"]}
-    assert output.message == "Step completed successfully"
     assert output.table is not None and output.table["postal_code"].to_list() == [
         "01234",
         "98765",
         "00501",
     ]
     (written,) = output.files
+    assert written.name == "data_extract-columns.xlsx"
+    assert written.sha256 == hashlib.sha256(written.path.read_bytes()).hexdigest()
     sheet = openpyxl.load_workbook(written.path).active
     assert sheet is not None
     assert [c.value for c in sheet["A"]] == ["postal_code", "01234", "98765", "00501"]
@@ -151,15 +122,25 @@ def test_the_step_reports_reads_and_writes(tmp_path: Path) -> None:
 
 
 def test_the_step_names_several_columns_and_fails_before_processing(tmp_path: Path) -> None:
-    ctx = FakeContext(PEOPLE, tmp_path)
-    run(ctx, ExtractColumnsArgs(columns=["city", "name"], output="mine.xlsx"))
-    assert ctx.reports[2] == (50, "Processing columns 'city', 'name'")
-    assert ctx.writes == [{"name": "mine.xlsx", "sheet": None}]
-    failing = FakeContext(PEOPLE, tmp_path)
+    harness = StepHarness(tmp_path, PEOPLE)
+    out = harness.run(
+        "excel/extract-columns-to-file", {"columns": ["city", "name"], "output": "mine.xlsx"}
+    )
+    assert harness.reports[2] == (50, "Processing columns 'city', 'name'")
+    assert [f.name for f in out.files] == ["mine.xlsx"]
+    failing = StepHarness(tmp_path / "2", PEOPLE)
     with pytest.raises(StepFailed) as caught:
-        run(failing, ExtractColumnsArgs(columns=["postal_code", "zip"]))
+        failing.run("excel/extract-columns-to-file", {"columns": ["postal_code", "zip"]})
     assert caught.value.code == "column_not_found"
-    assert [p for p, _ in failing.reports] == [0, 25] and failing.writes == []
+    assert [p for p, _ in failing.reports] == [0, 25] and failing.files.written == []
+
+
+def test_a_named_sheet_is_read_from_the_input_file(tmp_path: Path) -> None:
+    harness = StepHarness(tmp_path, PEOPLE)
+    harness.files.current = None
+    with pytest.raises(StepFailed) as caught:
+        harness.run("excel/extract-columns-to-file", {"columns": ["name"], "sheet": "Nope"})
+    assert caught.value.code == "sheet_not_found"
 
 
 def test_end_to_end_from_an_xlsx_file(tmp_path: Path) -> None:
@@ -172,10 +153,10 @@ def test_end_to_end_from_an_xlsx_file(tmp_path: Path) -> None:
             ["c", "7", "Z"],
         ],
     )
-    table = read_table(source, kind="xlsx")
-    output = run(
-        FakeContext(table, tmp_path),
-        ExtractColumnsArgs(columns=["postal_code"], remove_duplicates=True),
+    harness = StepHarness(tmp_path, read_table(source, kind="xlsx"))
+    harness.files.current = None  # the first step of a run reads the file itself
+    output = harness.run(
+        "excel/extract-columns-to-file", {"columns": ["postal_code"], "remove_duplicates": True}
     )
     (written,) = output.files
     assert read_table(written.path, kind="xlsx")["postal_code"].to_list() == ["01234", "7"]

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any, Literal
+from typing import Any
 
 import polars as pl
 
@@ -14,13 +14,15 @@ from chatflow import filenames
 from chatflow.operations.registry import (
     Cancelled,
     Operation,
+    ReportFn,
     StepContext,
     StepFailed,
     StepOutput,
+    WriteOptions,
     WrittenFile,
 )
 from chatflow.spreadsheets.reading import read_table
-from chatflow.spreadsheets.writing import write_csv, write_xlsx
+from chatflow.spreadsheets.writing import write_csv, write_parquet, write_workbook
 from chatflow.storage import FileStore
 
 
@@ -32,60 +34,129 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
+OUTPUT_KINDS = {".xlsx": "xlsx", ".csv": "csv", ".parquet": "parquet"}
+MEDIA_TYPES = {**filenames.MEDIA_TYPES, "parquet": "application/vnd.apache.parquet"}
+
+
 @dataclass
 class RunFiles:
-    """Where a run reads from and writes to, and which names are taken in its chat."""
+    """A run's StepIO: its input, the chat's other files, and where outputs go.
+
+    ``current`` is the table the previous step handed on (None before the first step).
+    With ``dry_run`` nothing is written and inputs are cut to ``sample_rows``.
+    """
 
     store: FileStore
     chat_id: str
     input_name: str
     input_path: Path
     input_kind: str
+    chat_files: dict[str, tuple[Path, str]]  # name -> (path of latest version, kind)
     taken_names: set[str]
+    dry_run: bool = False
+    sample_rows: int | None = None
+    current: pl.DataFrame | None = None
     written: list[WrittenFile] = field(default_factory=list)
 
-    def default_name(self, operation: str) -> str:
+    def _read(self, path: Path, kind: str, sheet: str | None) -> pl.DataFrame:
+        table = read_table(path, kind="csv" if kind == "csv" else "xlsx", sheet=sheet)
+        return table.head(self.sample_rows) if self.sample_rows is not None else table
+
+    def load_input(self, sheet: str | None) -> pl.DataFrame:
+        if self.current is not None and sheet is None:
+            return self.current
+        return self._read(self.input_path, self.input_kind, sheet)
+
+    def load_file(self, name: str, sheet: str | None) -> pl.DataFrame:
+        found = self.chat_files.get(name)
+        if found is None:
+            available = ", ".join(sorted(self.chat_files)) or "(none)"
+            raise StepFailed(
+                "file_not_found",
+                f"File {name!r} is not in this chat; files: {available}",
+                details={"file": name, "available": sorted(self.chat_files)},
+            )
+        return self._read(found[0], found[1], sheet)
+
+    def file_names(self) -> list[str]:
+        return sorted(self.chat_files)
+
+    def discard_written(self) -> None:
+        """Remove what this run wrote (a failed or cancelled run leaves no outputs)."""
+        for item in self.written:
+            if item.path != Path():
+                item.path.unlink(missing_ok=True)
+        self.written.clear()
+
+    def default_name(self, operation: str, extension: str) -> str:
         stem = PurePosixPath(self.input_name).stem
         slug = operation.rsplit("/", 1)[-1].removesuffix("-to-file")
         base = f"{stem}_{slug}"
-        candidate, n = f"{base}.xlsx", 1
+        candidate, n = f"{base}{extension}", 1
         while candidate in self.taken_names:
             n += 1
-            candidate = f"{base}_{n}.xlsx"
+            candidate = f"{base}_{n}{extension}"
         return candidate
 
     def write(
         self,
-        table: pl.DataFrame,
+        sheets: Mapping[str, pl.DataFrame],
         *,
         operation: str,
         name: str | None,
-        sheet: str | None,
-        progress: Callable[[float], None] | None = None,
+        options: WriteOptions,
+        progress: Callable[[float], None],
     ) -> WrittenFile:
-        """Write ``table`` under a new generated storage name; a given ``name`` gets a new
-        version if it exists, a default name never collides with an existing one."""
-        display = filenames.validate(name) if name else self.default_name(operation)
-        kind = filenames.kind_of(display)
-        if kind is None:
-            display, kind = f"{display}.xlsx", "xlsx"
-        storage_name = self.store.new_storage_name(PurePosixPath(display).suffix.lower())
+        """Write under a new generated storage name; a given ``name`` gets a new version if it
+        exists, a default name never collides with an existing one."""
+        display = filenames.validate(name) if name else None
+        kind = (
+            options.format
+            or (OUTPUT_KINDS.get(PurePosixPath(display).suffix.lower()) if display else None)
+            or "xlsx"
+        )
+        extension = f".{kind}"
+        if display is None:
+            display = self.default_name(operation, extension)
+        elif PurePosixPath(display).suffix.lower() != extension:
+            display += extension
+        if kind != "xlsx" and len(sheets) != 1:
+            raise StepFailed("one_table_only", f"A {kind} file holds one table, not {len(sheets)}.")
+        first = next(iter(sheets.values()))
+        columns = list(first.columns)
+        rows = sum(table.height for table in sheets.values())
+        sheet_names = list(sheets) if kind == "xlsx" else None
+        self.taken_names.add(display)
+        if self.dry_run:
+            return WrittenFile(
+                display, Path(), kind, MEDIA_TYPES[kind], 0, "", rows, columns, sheet_names
+            )
         self.store.chat_dir(self.chat_id).mkdir(parents=True, exist_ok=True)
-        dest = self.store.path(self.chat_id, storage_name)
+        dest = self.store.path(self.chat_id, self.store.new_storage_name(extension))
         if kind == "csv":
-            write_csv(table, dest, progress=progress)
+            write_csv(
+                first,
+                dest,
+                delimiter=options.delimiter,
+                encoding=options.encoding,
+                escape_formulas=options.escape_formulas,
+                progress=progress,
+            )
+        elif kind == "parquet":
+            write_parquet(first, dest, progress=progress)
         else:
-            write_xlsx(table, dest, sheet_name=sheet or "Sheet1", progress=progress)
+            write_workbook(sheets, dest, progress=progress)
         written = WrittenFile(
             name=display,
             path=dest,
-            media_type=filenames.MEDIA_TYPES[kind],
+            kind=kind,
+            media_type=MEDIA_TYPES[kind],
             size=dest.stat().st_size,
             sha256=sha256_of(dest),
-            rows=table.height,
-            columns=list(table.columns),
+            rows=rows,
+            columns=columns,
+            sheets=sheet_names,
         )
-        self.taken_names.add(display)
         self.written.append(written)
         return written
 
@@ -95,32 +166,17 @@ def run_step(
     operation: Operation[Any],
     args: Any,
     files: RunFiles,
-    table: pl.DataFrame | None,
-    report: Callable[[float, str], None],
+    report: ReportFn,
     check_cancelled: Callable[[], None],
 ) -> StepOutput:
-    """Run one step in the calling (worker) thread; ``table`` is the previous step's output."""
-
-    def load_input(sheet: str | None) -> pl.DataFrame:
-        if table is not None and sheet is None:
-            return table
-        kind: Literal["xlsx", "csv"] = "csv" if files.input_kind == "csv" else "xlsx"
-        return read_table(files.input_path, kind=kind, sheet=sheet)
-
-    def write_table(frame: pl.DataFrame, *, name: str | None, sheet: str | None) -> WrittenFile:
-        check_cancelled()
-        return files.write(frame, operation=operation.name, name=name, sheet=sheet)
-
+    """Run one step in the calling (worker) thread; it reads ``files.current``."""
     context = StepContext(
-        input_name=files.input_name,
-        load_input=load_input,
-        write_table=write_table,
-        report=report,
-        check_cancelled=check_cancelled,
+        io=files, operation=operation.name, report=report, check_cancelled=check_cancelled
     )
     check_cancelled()
     output = operation.run(context, args)
     report(100, output.message)
+    files.current = output.table
     return output
 
 
@@ -132,6 +188,3 @@ def cancel_checker(flag: Any) -> Callable[[], None]:
             raise Cancelled()
 
     return check
-
-
-__all__ = ["RunFiles", "run_step", "cancel_checker", "StepFailed", "Cancelled"]

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from dataclasses import dataclass
+
+# Chunk-level ("minor") reports closer together than this are dropped.
+MINOR_INTERVAL_S = 0.25
 
 
 @dataclass(frozen=True)
@@ -21,7 +25,8 @@ class ProgressBridge:
     """Called from a worker thread; queues updates on the loop with call_soon_threadsafe.
 
     A step reports 0-100 for itself; the bridge maps that into the run's range and drops
-    reports that would not move the run's progress forward (except the very first, at 0).
+    reports that would not move the run's progress forward (except the very first, at 0),
+    and minor reports that come too soon after the previous one.
     """
 
     def __init__(self, loop: asyncio.AbstractEventLoop, total_steps: int) -> None:
@@ -29,6 +34,7 @@ class ProgressBridge:
         self.total_steps = total_steps
         self._lock = threading.Lock()
         self._last: float | None = None
+        self._last_sent = 0.0
         self._step = 0
         self._operation = ""
         self.queue: asyncio.Queue[ProgressUpdate | None] = asyncio.Queue()
@@ -37,13 +43,16 @@ class ProgressBridge:
         with self._lock:
             self._step, self._operation = index, operation
 
-    def report(self, percent: float, message: str) -> None:
+    def report(self, percent: float, message: str, minor: bool = False) -> None:
         step_percent = min(max(float(percent), 0.0), 100.0)
+        now = time.monotonic()
         with self._lock:
             overall = round((self._step + step_percent / 100.0) / self.total_steps * 100.0, 1)
             if self._last is not None and overall <= self._last:
                 return
-            self._last = overall
+            if minor and now - self._last_sent < MINOR_INTERVAL_S:
+                return
+            self._last, self._last_sent = overall, now
             update = ProgressUpdate(
                 overall, step_percent, self._step + 1, self.total_steps, self._operation, message
             )

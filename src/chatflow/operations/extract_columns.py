@@ -7,15 +7,13 @@ from collections import Counter
 import polars as pl
 from pydantic import Field, field_validator
 
+from chatflow.operations.common import require_columns
 from chatflow.operations.registry import (
     OperationArgs,
     StepContext,
-    StepFailed,
     StepOutput,
     registry,
 )
-
-_LISTED_COLUMNS = 50  # a message listing 16,000 available columns helps nobody
 
 
 class ExtractColumnsArgs(OperationArgs):
@@ -45,38 +43,11 @@ class ExtractColumnsArgs(OperationArgs):
 
 def extract_columns(df: pl.DataFrame, columns: list[str], remove_duplicates: bool) -> pl.DataFrame:
     """``columns`` of ``df`` in the given order; repeated rows dropped (first kept) if asked."""
-    _require_columns(df, columns)
+    require_columns(df.columns, columns)
     out = df.select(columns)
     if remove_duplicates:
         out = out.unique(keep="first", maintain_order=True)
     return out
-
-
-def _require_columns(df: pl.DataFrame, columns: list[str]) -> None:
-    missing = [c for c in columns if c not in df.columns]
-    if missing:
-        raise _column_not_found(missing, df.columns)
-
-
-def _column_not_found(missing: list[str], available: list[str]) -> StepFailed:
-    names = ", ".join(f"'{c}'" for c in missing)
-    noun = "Column" if len(missing) == 1 else "Columns"
-    listed = ", ".join(available[:_LISTED_COLUMNS]) or "(none)"
-    if len(available) > _LISTED_COLUMNS:
-        listed += f", ... ({len(available)} in all)"
-    message = f"{noun} {names} not found; available columns: {listed}"
-    hints = _near_misses(missing, available)
-    if hints:
-        message += f" (did you mean {', '.join(repr(h) for h in hints)}?)"
-    return StepFailed(
-        "column_not_found", message, details={"missing": missing, "available": available}
-    )
-
-
-def _near_misses(missing: list[str], available: list[str]) -> list[str]:
-    """Available names equal to a missing one apart from case and surrounding spaces."""
-    folded = {a.strip().casefold(): a for a in available}
-    return [folded[m.strip().casefold()] for m in missing if m.strip().casefold() in folded]
 
 
 def _describe(columns: list[str]) -> str:
@@ -105,7 +76,7 @@ def run(ctx: StepContext, args: ExtractColumnsArgs) -> StepOutput:
     ctx.report(0, "Starting step execution")
     df = ctx.read_input(args.sheet)
     ctx.report(25, f"Read {df.height} rows")
-    _require_columns(df, args.columns)  # fail before claiming to process anything
+    require_columns(df.columns, args.columns)  # fail before claiming to process anything
     ctx.report(50, f"Processing {_describe(args.columns)}")
     out = extract_columns(df, args.columns, args.remove_duplicates)
     ctx.report(75, f"Writing {out.height} rows")

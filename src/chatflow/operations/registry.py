@@ -6,10 +6,10 @@ worker thread, never touches asyncio, and reports progress through ``ctx.report`
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Literal, Protocol, TypeVar
 
 import polars as pl
 from pydantic import BaseModel, ConfigDict
@@ -39,20 +39,22 @@ class Cancelled(Exception):
 
 @dataclass
 class WrittenFile:
-    """A file a step wrote into the chat's output directory (already renamed into place)."""
+    """A file a step wrote into the chat's storage (already renamed into place)."""
 
     name: str
     path: Path
+    kind: str  # "xlsx", "csv" or "parquet"
     media_type: str
     size: int
     sha256: str
     rows: int
     columns: list[str]
+    sheets: list[str] | None = None
 
 
 @dataclass
 class StepOutput:
-    """What a step hands on: the table for the next step, and any files it wrote."""
+    """What a step hands on: the table for the next step, any files it wrote, a JSON result."""
 
     table: pl.DataFrame | None = None
     files: list[WrittenFile] = field(default_factory=list)
@@ -60,41 +62,123 @@ class StepOutput:
     message: str = "Step completed successfully"
 
 
-class StepContext:
-    """Everything a step may use: its input, a writer for outputs, progress and cancellation.
+@dataclass(frozen=True)
+class WriteOptions:
+    """How to write a table: ``format`` defaults to the name's extension, else xlsx."""
 
-    Built by the run service; operations must not reach past it.
+    format: Literal["xlsx", "csv", "parquet"] | None = None
+    delimiter: str = ","
+    encoding: str = "utf-8"
+    escape_formulas: bool = True
+
+
+class StepIO(Protocol):
+    """The run's side of a step: where its input comes from and where its outputs go."""
+
+    input_name: str
+    dry_run: bool
+
+    def load_input(self, sheet: str | None) -> pl.DataFrame: ...
+
+    def load_file(self, name: str, sheet: str | None) -> pl.DataFrame: ...
+
+    def file_names(self) -> list[str]: ...
+
+    def write(
+        self,
+        sheets: Mapping[str, pl.DataFrame],
+        *,
+        operation: str,
+        name: str | None,
+        options: WriteOptions,
+        progress: Callable[[float], None],
+    ) -> WrittenFile: ...
+
+
+class ReportFn(Protocol):
+    def __call__(self, percent: float, message: str, minor: bool = False, /) -> None: ...
+
+
+class StepContext:
+    """Everything a step may use: inputs, writers, progress and cancellation.
+
+    Built by the run's pipeline; operations must not reach past it.  Writes report progress
+    into the step's range [75, 99] and are cancellation points.
     """
 
     def __init__(
         self,
         *,
-        input_name: str,
-        load_input: Callable[[str | None], pl.DataFrame],
-        write_table: Callable[..., WrittenFile],
-        report: Callable[[float, str], None],
+        io: StepIO,
+        operation: str,
+        report: ReportFn,
         check_cancelled: Callable[[], None],
     ) -> None:
-        self.input_name = input_name
-        self._load_input = load_input
-        self._write_table = write_table
+        self._io = io
+        self._operation = operation
         self._report = report
         self._check_cancelled = check_cancelled
 
+    @property
+    def input_name(self) -> str:
+        return self._io.input_name
+
+    @property
+    def dry_run(self) -> bool:
+        """True when validating on a sample: writes are simulated, nothing is stored."""
+        return self._io.dry_run
+
     def read_input(self, sheet: str | None = None) -> pl.DataFrame:
         """The previous step's table, or the run's input file (``sheet`` picks an xlsx sheet)."""
-        return self._load_input(sheet)
+        return self._io.load_input(sheet)
+
+    def read_file(self, name: str, sheet: str | None = None) -> pl.DataFrame:
+        """Another file of the chat by name (its latest version); StepFailed if there is none."""
+        return self._io.load_file(name, sheet)
+
+    def file_names(self) -> list[str]:
+        """Names of the chat's files, for messages and validation."""
+        return self._io.file_names()
 
     def write_table(
-        self, table: pl.DataFrame, *, name: str | None = None, sheet: str | None = None
+        self,
+        table: pl.DataFrame,
+        *,
+        name: str | None = None,
+        sheet: str | None = None,
+        options: WriteOptions | None = None,
     ) -> WrittenFile:
         """Write ``table`` as a new output file; ``name`` defaults to one derived from the input."""
-        return self._write_table(table, name=name, sheet=sheet)
+        return self.write_workbook({sheet or "Sheet1": table}, name=name, options=options)
 
-    def report(self, percent: float, message: str) -> None:
-        """Report this step's progress, 0-100; also a cancellation point."""
+    def write_workbook(
+        self,
+        sheets: Mapping[str, pl.DataFrame],
+        *,
+        name: str | None = None,
+        options: WriteOptions | None = None,
+    ) -> WrittenFile:
+        """Write several tables as the sheets of one xlsx (csv/parquet take exactly one)."""
         self._check_cancelled()
-        self._report(percent, message)
+
+        def progress(fraction: float) -> None:
+            self.report(75 + 24 * fraction, f"Writing ({fraction:.0%})", minor=True)
+
+        return self._io.write(
+            sheets,
+            operation=self._operation,
+            name=name,
+            options=options or WriteOptions(),
+            progress=progress,
+        )
+
+    def report(self, percent: float, message: str, *, minor: bool = False) -> None:
+        """Report this step's progress, 0-100; also a cancellation point.
+
+        ``minor`` reports (per chunk of rows) may be dropped to keep the event rate sane.
+        """
+        self._check_cancelled()
+        self._report(percent, message, minor)
 
     def check_cancelled(self) -> None:
         """Raise Cancelled if the run should stop; call it between chunks of long work."""

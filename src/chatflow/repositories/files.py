@@ -57,9 +57,23 @@ async def list_for_run(session: AsyncSession, *, run_id: str) -> list[StoredFile
     return list((await session.execute(query)).scalars())
 
 
-async def names(session: AsyncSession, *, chat_id: str) -> set[str]:
-    query = select(StoredFile.name).where(StoredFile.chat_id == chat_id).distinct()
-    return set((await session.execute(query)).scalars())
+async def latest_versions(session: AsyncSession, *, chat_id: str) -> list[StoredFile]:
+    """The newest version of every file name in the chat."""
+    newest = (
+        select(StoredFile.name, func.max(StoredFile.version).label("version"))
+        .where(StoredFile.chat_id == chat_id)
+        .group_by(StoredFile.name)
+        .subquery()
+    )
+    query = (
+        select(StoredFile)
+        .join(
+            newest,
+            (StoredFile.name == newest.c.name) & (StoredFile.version == newest.c.version),
+        )
+        .where(StoredFile.chat_id == chat_id)
+    )
+    return list((await session.execute(query)).scalars())
 
 
 async def remove(

@@ -7,13 +7,17 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
-import polars as pl
-
 from chatflow.db.models import Run, StoredFile
 from chatflow.execution.pipeline import RunFiles, cancel_checker, run_step
 from chatflow.execution.progress import ProgressBridge
 from chatflow.execution.queue import RunHandle
-from chatflow.operations.registry import Cancelled, StepFailed, StepOutput, WrittenFile
+from chatflow.operations.registry import (
+    Cancelled,
+    StepFailed,
+    StepOutput,
+    WriteOptions,
+    WrittenFile,
+)
 from chatflow.repositories import files as files_repo
 from chatflow.repositories import runs as runs_repo
 from chatflow.repositories.events import ChatGone
@@ -45,6 +49,7 @@ async def execute_run(*, rt: Runtime, handle: RunHandle) -> None:
 async def _execute(rt: Runtime, handle: RunHandle) -> None:
     async with rt.db.read() as session:
         run = await runs_repo.get(session, chat_id=handle.chat_id, run_id=handle.run_id)
+        latest = await files_repo.latest_versions(session, chat_id=handle.chat_id)
         input_row = (
             await files_repo.get(
                 session, chat_id=handle.chat_id, name=run.input_name, version=run.input_version
@@ -52,7 +57,6 @@ async def _execute(rt: Runtime, handle: RunHandle) -> None:
             if run
             else None
         )
-        taken = await files_repo.names(session, chat_id=handle.chat_id)
     if run is None or run.status != "queued":
         return
     chat_id, run_id, base = handle.chat_id, handle.run_id, handle.base_url
@@ -69,9 +73,9 @@ async def _execute(rt: Runtime, handle: RunHandle) -> None:
         input={"filename": run.input_name, "version": run.input_version},
         steps=[step["operation"] for step in run.steps],
     )
-    outputs: list[dict[str, Any]] = []
     results: list[dict[str, Any] | None] = []
     step_index = 0
+    files: RunFiles | None = None
     try:
         if input_row is None:
             raise _RunFailed(
@@ -88,32 +92,34 @@ async def _execute(rt: Runtime, handle: RunHandle) -> None:
             input_name=input_row.name,
             input_path=rt.store.path(chat_id, input_row.storage_name),
             input_kind=input_row.kind,
-            taken_names=taken,
+            chat_files={
+                row.name: (rt.store.path(chat_id, row.storage_name), row.kind) for row in latest
+            },
+            taken_names={row.name for row in latest},
         )
         bridge = ProgressBridge(asyncio.get_running_loop(), total)
-        table: pl.DataFrame | None = None
         for step_index, step in enumerate(run.steps):
-            output = await _run_one_step(rt, handle, bridge, files, step_index, step, table)
-            rows = await _record_outputs(rt, chat_id, run_id, output.files)
-            outputs.extend(file_view(row, base) for row in rows)
+            output = await _run_one_step(rt, handle, bridge, files, step_index, step)
             results.append(output.result)
-            table = output.table
-        if not files.written and table is not None:
+        if not files.written and files.current is not None:
             # Nothing wrote a file: the final table is the run's output.
-            last = run.steps[-1]["operation"]
-            written = await asyncio.get_running_loop().run_in_executor(
-                rt.executor,
-                lambda: files.write(table, operation=last, name=None, sheet=None),
+            await asyncio.get_running_loop().run_in_executor(
+                rt.executor, _write_final, files, run.steps[-1]["operation"]
             )
-            rows = await _record_outputs(rt, chat_id, run_id, [written])
-            outputs.extend(file_view(row, base) for row in rows)
+        rows = await _record_outputs(rt, chat_id, run_id, files.written)
     except _RunFailed as failure:
+        await _discard(rt, files)
         await _finish_failed(rt, run, failure.error, step_index)
         return
     except Cancelled:
+        await _discard(rt, files)
         reason = handle.cancel_reason or "cancelled"
         await _finish_stopped(rt, run, step_index, interrupted=reason != "cancelled")
         return
+    except BaseException:
+        await _discard(rt, files)
+        raise
+    outputs = [_output_summary(file_view(row, base)) for row in rows]
     async with rt.db.write() as session:
         await runs_repo.set_status(session, run_id=run_id, status="completed", finished_at=_now())
     summary = ", ".join(f"'{o['filename']}'" for o in outputs) or "no files"
@@ -123,7 +129,7 @@ async def _execute(rt: Runtime, handle: RunHandle) -> None:
         run_id=run_id,
         type="workflow_completed",
         message="Workflow execution completed successfully",
-        outputs=[_output_summary(o) for o in outputs],
+        outputs=outputs,
         results=results,
     )
     await messages.add(
@@ -131,12 +137,24 @@ async def _execute(rt: Runtime, handle: RunHandle) -> None:
         chat_id=chat_id,
         role="system",
         text=f"Run {run_id} completed: produced {summary}",
-        data={
-            "kind": "run_completed",
-            "run_id": run_id,
-            "outputs": [_output_summary(o) for o in outputs],
-        },
+        data={"kind": "run_completed", "run_id": run_id, "outputs": outputs},
     )
+
+
+def _write_final(files: RunFiles, operation: str) -> None:
+    assert files.current is not None
+    files.write(
+        {"Sheet1": files.current},
+        operation=operation,
+        name=None,
+        options=WriteOptions(),
+        progress=lambda _: None,
+    )
+
+
+async def _discard(rt: Runtime, files: RunFiles | None) -> None:
+    if files is not None and files.written:
+        await asyncio.get_running_loop().run_in_executor(rt.executor, files.discard_written)
 
 
 def _output_summary(view: dict[str, Any]) -> dict[str, Any]:
@@ -151,7 +169,6 @@ async def _run_one_step(
     files: RunFiles,
     index: int,
     step: dict[str, Any],
-    table: pl.DataFrame | None,
 ) -> StepOutput:
     chat_id, run_id = handle.chat_id, handle.run_id
     operation = rt.registry.get(step["operation"])
@@ -184,7 +201,6 @@ async def _run_one_step(
                 operation=operation,
                 args=args,
                 files=files,
-                table=table,
                 report=bridge.report,
                 check_cancelled=cancel_checker(handle.cancel),
             ),
@@ -265,11 +281,11 @@ async def _record_outputs(
                 name=item.name,
                 version=await files_repo.next_version(session, chat_id=chat_id, name=item.name),
                 storage_name=item.path.name,
-                kind="csv" if item.media_type == "text/csv" else "xlsx",
+                kind=item.kind,
                 media_type=item.media_type,
                 size=item.size,
                 sha256=item.sha256,
-                sheets=None if item.media_type == "text/csv" else ["Sheet1"],
+                sheets=item.sheets,
                 columns=item.columns,
                 row_count=item.rows,
                 source="output",

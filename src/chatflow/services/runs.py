@@ -11,7 +11,8 @@ from pydantic import ValidationError
 
 from chatflow.db.models import Run, RunStep, StoredFile
 from chatflow.errors import Invalid, NotFound, Unavailable
-from chatflow.operations.registry import Operation
+from chatflow.operations.common import require_columns
+from chatflow.operations.registry import Operation, StepFailed
 from chatflow.repositories import files as files_repo
 from chatflow.repositories import runs as runs_repo
 from chatflow.runtime import Runtime
@@ -68,15 +69,14 @@ def _check_input_columns(
         return
     if getattr(args, "sheet", None) not in (None, (input_file.sheets or [None])[0]):
         return  # another sheet: its columns are only known when the step reads it
-    available = [str(c) for c in input_file.columns]
-    missing = [c for c in operation.input_columns(args) if c not in available]
-    if missing:
+    try:
+        require_columns([str(c) for c in input_file.columns], operation.input_columns(args))
+    except StepFailed as exc:
         raise Invalid(
-            f"steps[0] ({operation.name}): column {missing[0]!r} not found in "
-            f"{input_file.name!r}; available columns: {', '.join(available)}",
-            code="column_not_found",
-            details={"step_index": 0, "missing": missing, "available": available},
-        )
+            f"steps[0] ({operation.name}): {exc.message} (in {input_file.name!r})",
+            code=exc.code,
+            details={"step_index": 0, **exc.details},
+        ) from None
 
 
 async def submit(

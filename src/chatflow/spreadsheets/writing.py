@@ -8,13 +8,14 @@ formula, number or link; csv output escapes formula-like text with a leading apo
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import datetime as dt
 import math
 import os
 import re
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -89,16 +90,35 @@ def write_xlsx(
     progress: Progress | None = None,
 ) -> None:
     """Write ``df`` as a one-sheet xlsx with a bold header row; ``progress`` gets 0..1."""
-    if df.height + 1 > EXCEL_MAX_ROWS:
-        raise StepFailed(
-            "too_many_rows",
-            f"{df.height} rows do not fit in an Excel sheet (at most {EXCEL_MAX_ROWS - 1}).",
-        )
-    if df.width > EXCEL_MAX_COLS:
-        raise StepFailed(
-            "too_many_columns",
-            f"{df.width} columns do not fit in an Excel sheet (at most {EXCEL_MAX_COLS}).",
-        )
+    write_workbook({sheet_name: df}, dest, progress=progress)
+
+
+def write_workbook(
+    sheets: Mapping[str, pl.DataFrame], dest: Path, *, progress: Progress | None = None
+) -> None:
+    """Write each table as a sheet (names made Excel-valid and unique), atomically."""
+    if not sheets:
+        raise StepFailed("nothing_to_write", "A workbook needs at least one sheet.")
+    for df in sheets.values():
+        if df.height + 1 > EXCEL_MAX_ROWS:
+            raise StepFailed(
+                "too_many_rows",
+                f"{df.height} rows do not fit in an Excel sheet (at most {EXCEL_MAX_ROWS - 1}).",
+            )
+        if df.width > EXCEL_MAX_COLS:
+            raise StepFailed(
+                "too_many_columns",
+                f"{df.width} columns do not fit in an Excel sheet (at most {EXCEL_MAX_COLS}).",
+            )
+    names: list[str] = []
+    for raw in sheets:
+        name = base = excel_sheet_name(raw)
+        n = 1
+        while name.casefold() in (taken.casefold() for taken in names):
+            n += 1
+            name = f"{base[: 31 - len(str(n)) - 1]}_{n}"
+        names.append(name)
+    total_rows = max(1, sum(df.height for df in sheets.values()))
     # xlsxwriter keeps row data in a temp file it removes only in close(); a private scratch
     # directory makes sure an aborted or cancelled write leaves nothing behind.
     with (
@@ -116,7 +136,16 @@ def write_xlsx(
                 "tmpdir": scratch,
             },
         )
-        _fill_sheet(workbook, df, excel_sheet_name(sheet_name), progress)
+        done = 0
+        for name, df in zip(names, sheets.values(), strict=True):
+            offset, share = done / total_rows, df.height / total_rows
+
+            def scaled(fraction: float, offset: float = offset, share: float = share) -> None:
+                if progress is not None:
+                    progress(offset + fraction * share)
+
+            _fill_sheet(workbook, df, name, scaled)
+            done += df.height
         workbook.close()
     if progress is not None:
         progress(1.0)
@@ -197,20 +226,54 @@ def write_csv(
     *,
     delimiter: str = ",",
     escape_formulas: bool = True,
+    encoding: str = "utf-8",
     progress: Progress | None = None,
 ) -> None:
-    """Write ``df`` as UTF-8 csv (no BOM); formula-like text gets a leading apostrophe."""
+    """Write ``df`` as csv (UTF-8 without BOM unless ``encoding`` says otherwise);
+    formula-like text gets a leading apostrophe."""
     df = _as_csv_types(df)
     if escape_formulas:
         df = escape_formula_text(df)
     step = max(1, df.height // _PROGRESS_STEPS)
+    codec = _csv_codec(encoding)
     with atomic_destination(dest) as tmp, tmp.open("wb") as fh:
-        df.head(0).write_csv(fh, separator=delimiter)
+        if codec == "utf-8-sig":
+            fh.write(b"\xef\xbb\xbf")
         # In slices, so a long write reports progress and can be cancelled between them.
-        for start in range(0, df.height, step):
-            df.slice(start, step).write_csv(fh, separator=delimiter, include_header=False)
-            if progress is not None:
+        for start in range(0, max(df.height, 1), step):
+            chunk = df.slice(start, step).write_csv(separator=delimiter, include_header=start == 0)
+            fh.write(_encode(chunk, codec, start))
+            if progress is not None and df.height:
                 progress(min(start + step, df.height) / df.height)
+    if progress is not None:
+        progress(1.0)
+
+
+def _csv_codec(encoding: str) -> str:
+    try:
+        name = codecs.lookup(encoding).name
+    except LookupError:
+        raise StepFailed("unknown_encoding", f"Unknown text encoding {encoding!r}.") from None
+    return "utf-8" if name == "utf-8" else name
+
+
+def _encode(text: str, codec: str, first_row: int) -> bytes:
+    if codec in ("utf-8", "utf-8-sig"):
+        return text.encode("utf-8")
+    try:
+        return text.encode(codec)
+    except UnicodeEncodeError as exc:
+        raise StepFailed(
+            "unencodable_text",
+            f"Text near row {first_row + 1} cannot be written in {codec}: "
+            f"{exc.object[exc.start : exc.end]!r}; use utf-8.",
+        ) from None
+
+
+def write_parquet(df: pl.DataFrame, dest: Path, *, progress: Progress | None = None) -> None:
+    """Write ``df`` as parquet (zstd), atomically."""
+    with atomic_destination(dest) as tmp:
+        df.write_parquet(tmp, compression="zstd")
     if progress is not None:
         progress(1.0)
 
