@@ -56,6 +56,7 @@ class RunFiles:
     dry_run: bool = False
     sample_rows: int | None = None
     current: pl.DataFrame | None = None
+    unwritten: bool = False  # ``current`` was changed by a step and is in no file yet
     written: list[WrittenFile] = field(default_factory=list)
 
     def _read(self, path: Path, kind: str, sheet: str | None) -> pl.DataFrame:
@@ -177,6 +178,10 @@ def run_step(
     output = operation.run(context, args)
     report(100, output.message)
     files.current = output.table
+    if output.wrote_table:
+        files.unwritten = False
+    elif not output.passthrough and output.table is not None:
+        files.unwritten = True
     return output
 
 

@@ -86,4 +86,5 @@ def run(ctx: StepContext, args: ExtractColumnsArgs) -> StepOutput:
         files=[written],
         result={"rows_in": df.height, "rows_out": out.height, "columns": list(args.columns)},
         message="Step completed successfully",
+        wrote_table=True,
     )

@@ -54,12 +54,19 @@ class WrittenFile:
 
 @dataclass
 class StepOutput:
-    """What a step hands on: the table for the next step, any files it wrote, a JSON result."""
+    """What a step hands on: the table for the next step, any files it wrote, a JSON result.
+
+    The run writes the final table to a file at the end unless the step that produced it
+    already did (``wrote_table``); ``passthrough`` steps (inspect, preview...) hand their
+    input on unchanged and neither need nor prevent that final write.
+    """
 
     table: pl.DataFrame | None = None
     files: list[WrittenFile] = field(default_factory=list)
     result: dict[str, Any] | None = None
     message: str = "Step completed successfully"
+    wrote_table: bool = False
+    passthrough: bool = False
 
 
 @dataclass(frozen=True)

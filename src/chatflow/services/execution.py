@@ -101,8 +101,8 @@ async def _execute(rt: Runtime, handle: RunHandle) -> None:
         for step_index, step in enumerate(run.steps):
             output = await _run_one_step(rt, handle, bridge, files, step_index, step)
             results.append(output.result)
-        if not files.written and files.current is not None:
-            # Nothing wrote a file: the final table is the run's output.
+        if files.unwritten:
+            # The final table is in no file yet: it is the run's output.
             await asyncio.get_running_loop().run_in_executor(
                 rt.executor, _write_final, files, run.steps[-1]["operation"]
             )
