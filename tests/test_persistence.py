@@ -9,10 +9,11 @@ import time
 from pathlib import Path
 
 import httpx
+from alembic.script import ScriptDirectory
 from sqlalchemy import text
 
 from chatflow.db.engine import Database
-from chatflow.db.migrate import upgrade
+from chatflow.db.migrate import alembic_config, upgrade
 from tests.conftest import make_settings
 from tests.support import create_chat, run_server
 
@@ -39,8 +40,16 @@ def test_schema_comes_from_migrations_and_pragmas_are_set(tmp_path: Path) -> Non
             row[0] for row in raw.execute("SELECT name FROM sqlite_master WHERE type='table'")
         }
         version = raw.execute("SELECT version_num FROM alembic_version").fetchone()[0]
-    assert {"chats", "files", "runs", "run_steps", "events", "messages"} <= tables
-    assert version == "0001"
+    assert {
+        "chats",
+        "files",
+        "runs",
+        "run_steps",
+        "events",
+        "messages",
+        "saved_workflows",
+    } <= tables
+    assert version == ScriptDirectory.from_config(alembic_config(url)).get_current_head()
 
 
 def test_concurrent_writes_never_fail_with_database_locked(tmp_path: Path) -> None:

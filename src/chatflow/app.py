@@ -119,5 +119,6 @@ def create_app(settings: Settings) -> FastAPI:
     errors.install(app)
     for module in (system, chats, files, runs):
         app.include_router(module.router, prefix="/api/v1")
+    app.include_router(runs.saved, prefix="/api/v1")
     app.include_router(websocket.router)
     return app

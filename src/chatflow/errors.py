@@ -42,6 +42,11 @@ class BadRequest(ApiError):
     code = "bad_request"
 
 
+class Conflict(ApiError):
+    status = 409
+    code = "conflict"
+
+
 class PayloadTooLarge(ApiError):
     status = 413
     code = "file_too_large"

@@ -1,18 +1,33 @@
-"""Executing workflows and reading their runs."""
+"""Executing workflows, reading and cancelling their runs, saving them by name."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from chatflow.api.deps import BaseUrl, RuntimeDep, errors
-from chatflow.api.schemas import Envelope, ExecuteIn, RunAccepted, RunOut
-from chatflow.services import links, runs
+from chatflow.api.schemas import (
+    DryRunOut,
+    Envelope,
+    ExecuteIn,
+    RunAccepted,
+    RunOut,
+    StepIn,
+    WorkflowOut,
+    WorkflowSave,
+)
+from chatflow.services import links, runs, workflows
+from chatflow.services.dry_run import dry_run as simulate
 from chatflow.services.runs import StepRequest
 
 router = APIRouter(prefix="/chat/workflows/{chat_id}", tags=["runs"])
+saved = APIRouter(prefix="/workflows", tags=["saved workflows"])
+
+
+def _requests(steps: list[StepIn]) -> list[StepRequest]:
+    return [StepRequest(step.operation, step.arguments) for step in steps]
 
 
 @router.post(
@@ -20,7 +35,10 @@ router = APIRouter(prefix="/chat/workflows/{chat_id}", tags=["runs"])
     status_code=202,
     response_model=Envelope[RunAccepted],
     responses={
-        200: {"model": Envelope[RunOut], "description": "with ?wait=true"},
+        200: {
+            "model": Envelope[RunOut] | Envelope[DryRunOut],
+            "description": "with ?wait=true: the finished run; with ?dry_run=true: the check",
+        },
         **errors(404, 422, 503),
     },
 )
@@ -33,23 +51,29 @@ async def execute(
     wait_s: Annotated[
         float, Query(alias="timeout", gt=0, le=3600, description="seconds to wait")
     ] = 300,
+    dry_run: Annotated[
+        bool, Query(description="check on a sample of the input; write nothing, run nothing")
+    ] = False,
 ) -> object:
     """Validate and queue a workflow; 202 with the run id (200 with the run if ``wait``)."""
+    steps = (
+        _requests(body.steps)
+        if body.steps is not None
+        else await workflows.steps_of(rt=rt, name=body.workflow or "")
+    )
+    if dry_run:
+        checked = await simulate(rt=rt, chat_id=chat_id, steps=steps, input_name=body.input)
+        return JSONResponse({"data": DryRunOut.model_validate(checked).model_dump(mode="json")})
     run_id, handle = await runs.submit(
-        rt=rt,
-        chat_id=chat_id,
-        steps=[StepRequest(s.operation, s.arguments) for s in body.steps],
-        input_name=body.input,
-        base=base,
+        rt=rt, chat_id=chat_id, steps=steps, input_name=body.input, base=base
     )
     if wait and await runs.wait(handle=handle, timeout_s=wait_s):
         run = await runs.show(rt=rt, chat_id=chat_id, run_id=run_id, base=base)
         return JSONResponse({"data": RunOut.model_validate(run).model_dump(mode="json")})
-    status = "queued" if not handle.started else "running"
     return {
         "data": {
             "run_id": run_id,
-            "status": status,
+            "status": "running" if handle.started else "queued",
             "status_url": links.run_url(base, handle.chat_id, run_id),
         }
     }
@@ -65,3 +89,53 @@ async def list_runs(chat_id: str, rt: RuntimeDep, base: BaseUrl) -> dict[str, ob
 async def get_run(chat_id: str, run_id: str, rt: RuntimeDep, base: BaseUrl) -> dict[str, object]:
     """Show one run: status, steps, timings, outputs, error."""
     return {"data": await runs.show(rt=rt, chat_id=chat_id, run_id=run_id, base=base)}
+
+
+@router.post(
+    "/runs/{run_id}/cancel",
+    status_code=202,
+    response_model=Envelope[RunOut],
+    responses=errors(404, 409),
+)
+async def cancel_run(chat_id: str, run_id: str, rt: RuntimeDep, base: BaseUrl) -> dict[str, object]:
+    """Cancel a queued or running run; it ends ``cancelled`` with a workflow_cancelled event."""
+    return {"data": await runs.cancel(rt=rt, chat_id=chat_id, run_id=run_id, base=base)}
+
+
+@router.post(
+    "/workflows",
+    status_code=201,
+    response_model=Envelope[WorkflowOut],
+    responses=errors(404, 409, 422),
+)
+async def save_workflow(chat_id: str, body: WorkflowSave, rt: RuntimeDep) -> dict[str, object]:
+    """Save steps, or one of this chat's runs, as a named workflow."""
+    saved_row = await workflows.save(
+        rt=rt,
+        chat_id=chat_id,
+        name=body.name,
+        description=body.description,
+        steps=_requests(body.steps) if body.steps is not None else None,
+        run_id=body.run_id,
+        replace=body.replace,
+    )
+    return {"data": saved_row}
+
+
+@saved.get("", response_model=Envelope[list[WorkflowOut]])
+async def list_workflows(rt: RuntimeDep) -> dict[str, object]:
+    """List saved workflows by name."""
+    return {"data": await workflows.list_all(rt=rt)}
+
+
+@saved.get("/{name}", response_model=Envelope[WorkflowOut], responses=errors(404))
+async def get_workflow(name: str, rt: RuntimeDep) -> dict[str, object]:
+    """Show one saved workflow."""
+    return {"data": await workflows.show(rt=rt, name=name)}
+
+
+@saved.delete("/{name}", status_code=204, responses=errors(404))
+async def delete_workflow(name: str, rt: RuntimeDep) -> Response:
+    """Delete a saved workflow."""
+    await workflows.delete(rt=rt, name=name)
+    return Response(status_code=204)

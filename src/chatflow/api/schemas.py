@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 T = TypeVar("T")
 
@@ -75,10 +75,19 @@ class ExecuteIn(BaseModel):
             ]
         },
     )
-    steps: list[StepIn]
+    steps: list[StepIn] | None = Field(default=None, description="the steps to run, in order")
+    workflow: str | None = Field(
+        default=None, description="run a saved workflow by name instead of giving steps"
+    )
     input: str | None = Field(
         default=None, description="file the first step reads; default: the latest upload"
     )
+
+    @model_validator(mode="after")
+    def _steps_or_workflow(self) -> ExecuteIn:
+        if (self.steps is None) == (self.workflow is None):
+            raise ValueError("give either 'steps' or 'workflow'")
+        return self
 
 
 RunStatus = Literal["queued", "running", "completed", "failed", "cancelled", "interrupted"]
@@ -176,3 +185,41 @@ class HealthOut(BaseModel):
     active_runs: int
     subscribers: int
     uptime_s: float
+
+
+class DryRunStep(BaseModel):
+    index: int
+    operation: str
+    columns: list[str] | None = Field(description="columns of the table this step hands on")
+    row_count: int | None = Field(description="rows it produced from the sample")
+    rows: list[list[Any]] = Field(description="the first rows it produced")
+    result: dict[str, Any] | None
+    files: list[str] = Field(description="files it would write")
+
+
+class DryRunOut(BaseModel):
+    input: RunInput
+    sample_rows: int = Field(description="how many input rows the steps ran on")
+    steps: list[DryRunStep]
+
+
+class WorkflowSave(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"name": "postal codes", "run_id": "<run id>"}]},
+    )
+    name: str = Field(max_length=100)
+    description: str | None = Field(default=None, max_length=2000)
+    steps: list[StepIn] | None = Field(default=None, description="steps to save, or...")
+    run_id: str | None = Field(default=None, description="...a run of this chat to save")
+    replace: bool = Field(default=False, description="overwrite a workflow of the same name")
+
+
+class WorkflowOut(BaseModel):
+    name: str
+    description: str | None
+    steps: list[StepIn]
+    source_chat_id: str | None
+    source_run_id: str | None
+    created_at: datetime
+    updated_at: datetime

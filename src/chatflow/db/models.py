@@ -148,3 +148,19 @@ class Message(Base):
     text: Mapped[str] = mapped_column(Text)
     data: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class SavedWorkflow(Base):
+    """A named list of steps, saved from a chat or a run, runnable on any file in any chat."""
+
+    __tablename__ = "saved_workflows"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    description: Mapped[str | None] = mapped_column(Text)
+    steps: Mapped[list[Any]] = mapped_column(JSON)
+    owner: Mapped[str | None] = mapped_column(String(64), index=True)
+    source_chat_id: Mapped[str | None] = mapped_column(String(36))
+    source_run_id: Mapped[str | None] = mapped_column(String(36))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)

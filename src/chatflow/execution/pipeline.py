@@ -134,19 +134,24 @@ class RunFiles:
             )
         self.store.chat_dir(self.chat_id).mkdir(parents=True, exist_ok=True)
         dest = self.store.path(self.chat_id, self.store.new_storage_name(extension))
-        if kind == "csv":
-            write_csv(
-                first,
-                dest,
-                delimiter=options.delimiter,
-                encoding=options.encoding,
-                escape_formulas=options.escape_formulas,
-                progress=progress,
-            )
-        elif kind == "parquet":
-            write_parquet(first, dest, progress=progress)
-        else:
-            write_workbook(sheets, dest, progress=progress)
+        try:
+            if kind == "csv":
+                write_csv(
+                    first,
+                    dest,
+                    delimiter=options.delimiter,
+                    encoding=options.encoding,
+                    escape_formulas=options.escape_formulas,
+                    progress=progress,
+                )
+            elif kind == "parquet":
+                write_parquet(first, dest, progress=progress)
+            else:
+                write_workbook(sheets, dest, progress=progress)
+        except BaseException:
+            # A cancel can land in the final progress report, after the rename.
+            dest.unlink(missing_ok=True)
+            raise
         written = WrittenFile(
             name=display,
             path=dest,
@@ -183,6 +188,50 @@ def run_step(
     elif not output.passthrough and output.table is not None:
         files.unwritten = True
     return output
+
+
+def simulate(
+    steps: list[tuple[Operation[Any], Any]], files: RunFiles, preview_rows: int
+) -> list[dict[str, Any]]:
+    """Run ``steps`` on ``files`` (a dry-run RunFiles) and describe what each produces.
+
+    Raises StepFailed with ``details["step_index"]`` for the first step that fails.
+    """
+    described = []
+    for index, (operation, args) in enumerate(steps):
+        try:
+            output = run_step(
+                operation=operation,
+                args=args,
+                files=files,
+                report=lambda *_: None,
+                check_cancelled=lambda: None,
+            )
+        except StepFailed as exc:
+            details = exc.details if isinstance(exc.details, dict) else {"details": exc.details}
+            raise StepFailed(exc.code, exc.message, {**details, "step_index": index}) from None
+        table = output.table
+        described.append(
+            {
+                "index": index,
+                "operation": operation.name,
+                "columns": list(table.columns) if table is not None else None,
+                "row_count": table.height if table is not None else None,
+                "rows": _json_rows(table.head(preview_rows)) if table is not None else [],
+                "result": output.result,
+                "files": [item.name for item in output.files],
+            }
+        )
+    return described
+
+
+def _json_rows(table: pl.DataFrame) -> list[list[Any]]:
+    def plain(value: Any) -> Any:
+        if value is None or isinstance(value, str | int | float | bool):
+            return value
+        return value.isoformat() if hasattr(value, "isoformat") else str(value)
+
+    return [[plain(v) for v in row] for row in table.iter_rows()]
 
 
 def cancel_checker(flag: Any) -> Callable[[], None]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select, update
@@ -72,6 +72,30 @@ async def set_step(session: AsyncSession, *, run_id: str, index: int, **values: 
     await session.execute(
         update(RunStep).where(RunStep.run_id == run_id, RunStep.index == index).values(**values)
     )
+
+
+async def start_if_queued(session: AsyncSession, *, run_id: str) -> bool:
+    """Mark a queued run running; False if it was cancelled (or started) meanwhile."""
+    result = await session.execute(
+        update(Run)
+        .where(Run.id == run_id, Run.status == "queued")
+        .values(status="running", started_at=datetime.now(UTC))
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def cancel_if_queued(session: AsyncSession, *, run_id: str) -> bool:
+    """Mark a run cancelled if it has not started; False if it already had."""
+    error = {"code": "cancelled", "message": "the run was cancelled", "step": None}
+    result = await session.execute(
+        update(Run)
+        .where(Run.id == run_id, Run.status == "queued")
+        .values(status="cancelled", error=error, finished_at=datetime.now(UTC))
+    )
+    if not result.rowcount:  # type: ignore[attr-defined]
+        return False
+    await skip_pending_steps(session, run_id=run_id)
+    return True
 
 
 async def skip_pending_steps(session: AsyncSession, *, run_id: str) -> None:

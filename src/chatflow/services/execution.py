@@ -57,12 +57,13 @@ async def _execute(rt: Runtime, handle: RunHandle) -> None:
             if run
             else None
         )
-    if run is None or run.status != "queued":
+    if run is None:
         return
+    async with rt.db.write() as session:
+        if not await runs_repo.start_if_queued(session, run_id=run.id):
+            return  # cancelled before it started
     chat_id, run_id, base = handle.chat_id, handle.run_id, handle.base_url
     total = len(run.steps)
-    async with rt.db.write() as session:
-        await runs_repo.set_status(session, run_id=run_id, status="running", started_at=_now())
     await events.emit(
         rt.broadcaster,
         chat_id=chat_id,
@@ -86,17 +87,7 @@ async def _execute(rt: Runtime, handle: RunHandle) -> None:
                     "step": None,
                 }
             )
-        files = RunFiles(
-            store=rt.store,
-            chat_id=chat_id,
-            input_name=input_row.name,
-            input_path=rt.store.path(chat_id, input_row.storage_name),
-            input_kind=input_row.kind,
-            chat_files={
-                row.name: (rt.store.path(chat_id, row.storage_name), row.kind) for row in latest
-            },
-            taken_names={row.name for row in latest},
-        )
+        files = run_files(rt, chat_id, input_row, latest)
         bridge = ProgressBridge(asyncio.get_running_loop(), total)
         for step_index, step in enumerate(run.steps):
             output = await _run_one_step(rt, handle, bridge, files, step_index, step)
@@ -138,6 +129,30 @@ async def _execute(rt: Runtime, handle: RunHandle) -> None:
         role="system",
         text=f"Run {run_id} completed: produced {summary}",
         data={"kind": "run_completed", "run_id": run_id, "outputs": outputs},
+    )
+
+
+def run_files(
+    rt: Runtime,
+    chat_id: str,
+    input_row: StoredFile,
+    latest: list[StoredFile],
+    *,
+    sample_rows: int | None = None,
+) -> RunFiles:
+    """The StepIO of a run (or, with ``sample_rows``, of a dry run) over the chat's files."""
+    return RunFiles(
+        store=rt.store,
+        chat_id=chat_id,
+        input_name=input_row.name,
+        input_path=rt.store.path(chat_id, input_row.storage_name),
+        input_kind=input_row.kind,
+        chat_files={
+            row.name: (rt.store.path(chat_id, row.storage_name), row.kind) for row in latest
+        },
+        taken_names={row.name for row in latest},
+        dry_run=sample_rows is not None,
+        sample_rows=sample_rows,
     )
 
 

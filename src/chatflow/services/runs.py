@@ -10,13 +10,13 @@ from typing import Any
 from pydantic import ValidationError
 
 from chatflow.db.models import Run, RunStep, StoredFile
-from chatflow.errors import Invalid, NotFound, Unavailable
+from chatflow.errors import Conflict, Invalid, NotFound, Unavailable
 from chatflow.operations.common import require_columns
 from chatflow.operations.registry import Operation, StepFailed
 from chatflow.repositories import files as files_repo
 from chatflow.repositories import runs as runs_repo
 from chatflow.runtime import Runtime
-from chatflow.services import chats
+from chatflow.services import chats, events
 from chatflow.services.views import run_view
 
 
@@ -26,7 +26,7 @@ class StepRequest:
     arguments: dict[str, Any]
 
 
-def _validate_steps(rt: Runtime, steps: list[StepRequest]) -> list[tuple[Operation[Any], Any]]:
+def validate_steps(rt: Runtime, steps: list[StepRequest]) -> list[tuple[Operation[Any], Any]]:
     if not steps:
         raise Invalid("a workflow needs at least one step", code="empty_workflow")
     validated = []
@@ -79,6 +79,41 @@ def _check_input_columns(
         ) from None
 
 
+@dataclass
+class Prepared:
+    """A request validated against the chat: its steps and the input file version."""
+
+    chat_id: str
+    validated: list[tuple[Operation[Any], Any]]
+    input_file: StoredFile
+
+
+async def prepare(
+    *, rt: Runtime, chat_id: str, steps: list[StepRequest], input_name: str | None
+) -> Prepared:
+    """Validate the whole request: steps, arguments, input file, first step's columns."""
+    chat = await chats.require(rt=rt, chat_id=chat_id)
+    validated = validate_steps(rt, steps)
+    async with rt.db.read() as session:
+        if input_name is not None:
+            input_file = await files_repo.get(session, chat_id=chat.id, name=input_name)
+        else:
+            input_file = await files_repo.latest_upload(session, chat_id=chat.id)
+    if input_file is None:
+        if input_name is not None:
+            raise Invalid(
+                f"input file {input_name!r} not found in this chat",
+                code="input_not_found",
+                details={"input": input_name},
+            )
+        raise Invalid(
+            "this chat has no uploaded file to run on; upload one or name an 'input'",
+            code="input_not_found",
+        )
+    _check_input_columns(validated, input_file)
+    return Prepared(chat.id, validated, input_file)
+
+
 async def submit(
     *,
     rt: Runtime,
@@ -88,55 +123,57 @@ async def submit(
     base: str,
 ) -> tuple[str, Any]:
     """Validate, record and queue a run; returns its id and queue handle."""
-    chat = await chats.require(rt=rt, chat_id=chat_id)
-    validated = _validate_steps(rt, steps)
+    prepared = await prepare(rt=rt, chat_id=chat_id, steps=steps, input_name=input_name)
     if not rt.runs.accepting:
         raise Unavailable(
             "the server is shutting down; retry shortly",
             code="shutting_down",
             headers={"Retry-After": "5"},
         )
+    run_id = str(uuid.uuid4())
+    dumped = [(op.name, args.model_dump(mode="json")) for op, args in prepared.validated]
+    run = Run(
+        id=run_id,
+        chat_id=prepared.chat_id,
+        status="queued",
+        steps=[{"operation": name, "arguments": arguments} for name, arguments in dumped],
+        input_file_id=prepared.input_file.id,
+        input_name=prepared.input_file.name,
+        input_version=prepared.input_file.version,
+    )
+    run.step_rows = [
+        RunStep(index=index, operation=name, arguments=arguments, status="pending")
+        for index, (name, arguments) in enumerate(dumped)
+    ]
     async with rt.db.write() as session:
-        if input_name is not None:
-            input_file = await files_repo.get(session, chat_id=chat.id, name=input_name)
-            if input_file is None:
-                raise Invalid(
-                    f"input file {input_name!r} not found in this chat",
-                    code="input_not_found",
-                    details={"input": input_name},
-                )
-        else:
-            input_file = await files_repo.latest_upload(session, chat_id=chat.id)
-            if input_file is None:
-                raise Invalid(
-                    "this chat has no uploaded file to run on; upload one or name an 'input'",
-                    code="input_not_found",
-                )
-        _check_input_columns(validated, input_file)
-        run_id = str(uuid.uuid4())
-        run = Run(
-            id=run_id,
-            chat_id=chat.id,
-            status="queued",
-            steps=[
-                {"operation": op.name, "arguments": args.model_dump(mode="json")}
-                for op, args in validated
-            ],
-            input_file_id=input_file.id,
-            input_name=input_file.name,
-            input_version=input_file.version,
-        )
-        run.step_rows = [
-            RunStep(
-                index=index,
-                operation=op.name,
-                arguments=args.model_dump(mode="json"),
-                status="pending",
-            )
-            for index, (op, args) in enumerate(validated)
-        ]
         await runs_repo.insert(session, run=run)
-    return run_id, rt.runs.submit(chat.id, run_id, base_url=base)
+    return run_id, rt.runs.submit(prepared.chat_id, run_id, base_url=base)
+
+
+async def cancel(*, rt: Runtime, chat_id: str, run_id: str, base: str) -> dict[str, Any]:
+    """Stop a queued run now, or ask a running one to stop at its next checkpoint."""
+    view = await show(rt=rt, chat_id=chat_id, run_id=run_id, base=base)
+    if view["status"] not in runs_repo.UNFINISHED:
+        raise Conflict(
+            f"run {run_id} already ended ({view['status']})",
+            code="run_finished",
+            details={"status": view["status"]},
+        )
+    async with rt.db.write() as session:
+        was_queued = await runs_repo.cancel_if_queued(session, run_id=run_id)
+    if was_queued:
+        await events.emit(
+            rt.broadcaster,
+            chat_id=view["chat_id"],
+            run_id=run_id,
+            type="workflow_cancelled",
+            message="Workflow cancelled before it started",
+            error={"code": "cancelled", "message": "the run was cancelled", "step": None},
+        )
+    handle = rt.runs.get(run_id)
+    if handle is not None:
+        handle.request_cancel("cancelled")
+    return await show(rt=rt, chat_id=chat_id, run_id=run_id, base=base)
 
 
 async def show(*, rt: Runtime, chat_id: str, run_id: str, base: str) -> dict[str, Any]:
