@@ -28,7 +28,7 @@ def upgrade() -> None:
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id"),
-        sa.UniqueConstraint("name"),
+        sa.UniqueConstraint("owner", "name"),
     )
     with op.batch_alter_table("saved_workflows", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_saved_workflows_owner"), ["owner"], unique=False)

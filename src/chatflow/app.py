@@ -10,9 +10,11 @@ from contextlib import asynccontextmanager
 from typing import TypedDict
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 
 from chatflow import __version__
 from chatflow.api import chats, errors, files, runs, system, websocket
+from chatflow.auth import KeyRing
 from chatflow.broadcaster import Broadcaster
 from chatflow.db.engine import Database
 from chatflow.db.migrate import upgrade
@@ -63,6 +65,7 @@ async def start_runtime(settings: Settings) -> Runtime:
         registry=load_all(),
         executor=ThreadPoolExecutor(settings.workers, thread_name_prefix="chatflow-step"),
         runs=RunQueue(execute),
+        keys=KeyRing(settings.resolved_api_keys()),
     )
     runtime_ref.append(rt)
     interrupted = await execution.mark_interrupted(rt=rt)
@@ -117,6 +120,13 @@ def create_app(settings: Settings) -> FastAPI:
         redoc_url="/redoc",
     )
     errors.install(app)
+    if settings.cors_origin_list:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origin_list,
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
+        )
     for module in (system, chats, files, runs):
         app.include_router(module.router, prefix="/api/v1")
     app.include_router(runs.saved, prefix="/api/v1")

@@ -106,6 +106,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings.port,
         settings.resolved_data_dir,
     )
+    if not settings.resolved_api_keys():
+        loopback = settings.host in {"127.0.0.1", "localhost", "::1"}
+        log.warning(
+            "no API keys configured (CHATFLOW_API_KEYS): no authentication; %s",
+            "bound to loopback only"
+            if loopback
+            else f"anyone who can reach {settings.host} can use this server",
+        )
     build_server(settings).run()
     return 0
 

@@ -27,6 +27,11 @@ class ApiError(Exception):
         self.headers = headers
 
 
+class Unauthorized(ApiError):
+    status = 401
+    code = "unauthorized"
+
+
 class NotFound(ApiError):
     status = 404
     code = "not_found"

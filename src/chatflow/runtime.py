@@ -8,6 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from chatflow.auth import KeyRing
 from chatflow.broadcaster import Broadcaster
 from chatflow.db.engine import Database
 from chatflow.operations.registry import Registry
@@ -27,6 +28,7 @@ class Runtime:
     registry: Registry
     executor: ThreadPoolExecutor
     runs: RunQueue
+    keys: KeyRing
     # Each inspection is a child process with up to inspect_memory_mb of memory.
     inspections: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(2))
     open_sockets: int = 0  # WebSocket handlers still running; shutdown waits for them

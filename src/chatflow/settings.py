@@ -30,6 +30,20 @@ class Settings(BaseSettings):
     subscriber_queue_size: int = Field(default=1000, ge=1)
     ws_ping_interval_s: float = Field(default=20.0, gt=0)
     shutdown_grace_s: float = Field(default=10.0, ge=0)
+    api_keys: str | None = Field(
+        default=None,
+        description="comma-separated API keys; when set every endpoint but health and the "
+        "docs needs 'Authorization: Bearer KEY'",
+    )
+    api_keys_file: Path | None = Field(default=None, description="file with one API key a line")
+    allowed_origins: str | None = Field(
+        default=None,
+        description="comma-separated Origins allowed to open WebSockets ('*' for any); "
+        "default: same host only (and clients that send no Origin)",
+    )
+    cors_origins: str | None = Field(
+        default=None, description="comma-separated Origins for CORS; off by default"
+    )
     public_url: str | None = Field(
         default=None, description="base URL for links; default: taken from each request"
     )
@@ -52,6 +66,26 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite+aiosqlite:///{self.resolved_data_dir / 'chatflow.db'}"
+
+    def resolved_api_keys(self) -> list[str]:
+        """Keys from API_KEYS and API_KEYS_FILE (blank lines and '#' comments ignored)."""
+        keys = [k.strip() for k in (self.api_keys or "").split(",")]
+        if self.api_keys_file is not None:
+            lines = self.api_keys_file.read_text(encoding="utf-8").splitlines()
+            keys += [line.strip() for line in lines if not line.strip().startswith("#")]
+        return [k for k in keys if k]
+
+    @staticmethod
+    def _csv(value: str | None) -> list[str]:
+        return [item.strip().rstrip("/") for item in (value or "").split(",") if item.strip()]
+
+    @property
+    def allowed_origin_list(self) -> list[str]:
+        return self._csv(self.allowed_origins)
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        return self._csv(self.cors_origins)
 
     @property
     def max_upload_bytes(self) -> int:

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Query, Response
 
-from chatflow.api.deps import BaseUrl, RuntimeDep, errors
+from chatflow.api.deps import BaseUrl, Owner, RuntimeDep, errors
 from chatflow.api.schemas import (
     ChatCreate,
     ChatDetail,
@@ -24,35 +24,42 @@ router = APIRouter(prefix="/chat/workflows", tags=["chats"])
 
 @router.post("", status_code=201, response_model=Envelope[ChatOut], responses=errors(422))
 async def create_chat(
-    rt: RuntimeDep, base: BaseUrl, body: Annotated[ChatCreate | None, Body()] = None
+    rt: RuntimeDep, owner: Owner, base: BaseUrl, body: Annotated[ChatCreate | None, Body()] = None
 ) -> dict[str, object]:
     """Open a new chat."""
-    return {"data": await chats.create(rt=rt, title=body.title if body else None, base=base)}
+    return {
+        "data": await chats.create(
+            rt=rt, owner=owner, title=body.title if body else None, base=base
+        )
+    }
 
 
 @router.get("", response_model=Envelope[ChatPage], responses=errors(400))
 async def list_chats(
     rt: RuntimeDep,
+    owner: Owner,
     base: BaseUrl,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: str | None = None,
 ) -> dict[str, object]:
     """List chats, newest first."""
-    items, next_cursor = await chats.list_page(rt=rt, limit=limit, cursor=cursor, base=base)
+    items, next_cursor = await chats.list_page(
+        rt=rt, owner=owner, limit=limit, cursor=cursor, base=base
+    )
     return {"data": {"items": items, "next_cursor": next_cursor}}
 
 
 @router.get("/{chat_id}", response_model=Envelope[ChatDetail], responses=errors(404))
-async def get_chat(chat_id: str, rt: RuntimeDep, base: BaseUrl) -> dict[str, object]:
+async def get_chat(chat_id: str, rt: RuntimeDep, owner: Owner, base: BaseUrl) -> dict[str, object]:
     """Show one chat with its files and runs."""
-    return {"data": await chats.detail(rt=rt, chat_id=chat_id, base=base)}
+    return {"data": await chats.detail(rt=rt, owner=owner, chat_id=chat_id, base=base)}
 
 
 @router.delete("/{chat_id}", status_code=204, responses=errors(404))
-async def delete_chat(chat_id: str, rt: RuntimeDep) -> Response:
+async def delete_chat(chat_id: str, rt: RuntimeDep, owner: Owner) -> Response:
     """Delete a chat with its files, runs, events and messages."""
     rt.runs.cancel_chat(chats.parse_chat_id(chat_id), "cancelled")
-    await chats.delete(rt=rt, chat_id=chat_id)
+    await chats.delete(rt=rt, owner=owner, chat_id=chat_id)
     return Response(status_code=204)
 
 
@@ -60,11 +67,12 @@ async def delete_chat(chat_id: str, rt: RuntimeDep) -> Response:
 async def list_events(
     chat_id: str,
     rt: RuntimeDep,
+    owner: Owner,
     since: Annotated[int, Query(ge=0, description="return events with seq > since")] = 0,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
 ) -> dict[str, object]:
     """The chat's stored events after sequence number ``since``."""
-    chat = await chats.require(rt=rt, chat_id=chat_id)
+    chat = await chats.require(rt=rt, owner=owner, chat_id=chat_id)
     return {"data": await events.list_since(rt.db, chat_id=chat.id, since=since, limit=limit)}
 
 
@@ -72,11 +80,12 @@ async def list_events(
 async def list_messages(
     chat_id: str,
     rt: RuntimeDep,
+    owner: Owner,
     after: Annotated[int, Query(ge=0, description="return messages with id > after")] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> dict[str, object]:
     """The chat's transcript, oldest first."""
-    chat = await chats.require(rt=rt, chat_id=chat_id)
+    chat = await chats.require(rt=rt, owner=owner, chat_id=chat_id)
     return {"data": await messages.list_page(rt=rt, chat_id=chat.id, after_id=after, limit=limit)}
 
 
@@ -86,7 +95,9 @@ async def list_messages(
     response_model=Envelope[MessageOut],
     responses=errors(404, 422),
 )
-async def post_message(chat_id: str, body: MessageIn, rt: RuntimeDep) -> dict[str, object]:
+async def post_message(
+    chat_id: str, body: MessageIn, rt: RuntimeDep, owner: Owner
+) -> dict[str, object]:
     """Add a user message to the transcript."""
-    chat = await chats.require(rt=rt, chat_id=chat_id)
+    chat = await chats.require(rt=rt, owner=owner, chat_id=chat_id)
     return {"data": await messages.add(rt=rt, chat_id=chat.id, role="user", text=body.text)}

@@ -5,8 +5,10 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from chatflow.api.schemas import ErrorResponse
+from chatflow.errors import Unauthorized
 from chatflow.runtime import Runtime
 
 
@@ -21,10 +23,34 @@ def get_base_url(request: Request) -> str:
     return runtime.settings.public_url or str(request.base_url).rstrip("/")
 
 
+# auto_error=False: we answer 401 ourselves, in the error envelope; declaring the scheme gives
+# the docs UI its "Authorize" button.
+_bearer = HTTPBearer(auto_error=False, description="an API key from CHATFLOW_API_KEYS")
+
+
+def get_owner(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> str | None:
+    """The caller's owner id (None when no API keys are configured); 401 without a valid key."""
+    runtime: Runtime = request.state.runtime
+    if not runtime.keys.enabled:
+        return None
+    owner = runtime.keys.owner_of(credentials.credentials if credentials else None)
+    if owner is None:
+        raise Unauthorized(
+            "a valid API key is required: send 'Authorization: Bearer <key>'",
+            code="unauthorized",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    return owner
+
+
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+Owner = Annotated[str | None, Depends(get_owner)]
 BaseUrl = Annotated[str, Depends(get_base_url)]
 
 
 def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI entries for the error responses an endpoint can give."""
-    return {status: {"model": ErrorResponse} for status in statuses}
+    return {status: {"model": ErrorResponse} for status in (401, *statuses)}

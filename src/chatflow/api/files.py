@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse
 
-from chatflow.api.deps import BaseUrl, RuntimeDep, errors
+from chatflow.api.deps import BaseUrl, Owner, RuntimeDep, errors
 from chatflow.api.schemas import Deleted, Envelope, FileOut
 from chatflow.services import files
 
@@ -43,11 +43,12 @@ _UPLOAD_BODY = {
     openapi_extra=_UPLOAD_BODY,
 )
 async def upload(
-    chat_id: str, request: Request, rt: RuntimeDep, base: BaseUrl
+    chat_id: str, request: Request, rt: RuntimeDep, owner: Owner, base: BaseUrl
 ) -> dict[str, object]:
     """Upload one or more spreadsheets (multipart field ``file``); each becomes a new version."""
     stored = await files.upload(
         rt=rt,
+        owner=owner,
         chat_id=chat_id,
         body=request.stream(),
         content_type=request.headers.get("content-type", ""),
@@ -57,9 +58,11 @@ async def upload(
 
 
 @router.get("/files", response_model=Envelope[list[FileOut]], responses=errors(404))
-async def list_files(chat_id: str, rt: RuntimeDep, base: BaseUrl) -> dict[str, object]:
+async def list_files(
+    chat_id: str, rt: RuntimeDep, owner: Owner, base: BaseUrl
+) -> dict[str, object]:
     """List uploaded and produced files, every version."""
-    return {"data": await files.list_files(rt=rt, chat_id=chat_id, base=base)}
+    return {"data": await files.list_files(rt=rt, owner=owner, chat_id=chat_id, base=base)}
 
 
 @router.get(
@@ -74,10 +77,13 @@ async def download(
     chat_id: str,
     filename: str,
     rt: RuntimeDep,
+    owner: Owner,
     version: Annotated[int | None, Query(ge=1)] = None,
 ) -> FileResponse:
     """Download a file (its latest version, or ``?version=N``)."""
-    row, path = await files.locate(rt=rt, chat_id=chat_id, name=filename, version=version)
+    row, path = await files.locate(
+        rt=rt, owner=owner, chat_id=chat_id, name=filename, version=version
+    )
     return FileResponse(
         path,
         media_type=row.media_type,
@@ -91,8 +97,9 @@ async def delete_file(
     chat_id: str,
     filename: str,
     rt: RuntimeDep,
+    owner: Owner,
     version: Annotated[int | None, Query(ge=1)] = None,
 ) -> dict[str, object]:
     """Delete every version of a file, or only ``?version=N``."""
-    count = await files.delete(rt=rt, chat_id=chat_id, name=filename, version=version)
+    count = await files.delete(rt=rt, owner=owner, chat_id=chat_id, name=filename, version=version)
     return {"data": {"deleted": count}}

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse, Response
 
-from chatflow.api.deps import BaseUrl, RuntimeDep, errors
+from chatflow.api.deps import BaseUrl, Owner, RuntimeDep, errors
 from chatflow.api.schemas import (
     DryRunOut,
     Envelope,
@@ -46,6 +46,7 @@ async def execute(
     chat_id: str,
     body: ExecuteIn,
     rt: RuntimeDep,
+    owner: Owner,
     base: BaseUrl,
     wait: Annotated[bool, Query(description="answer when the run has finished")] = False,
     wait_s: Annotated[
@@ -59,16 +60,18 @@ async def execute(
     steps = (
         _requests(body.steps)
         if body.steps is not None
-        else await workflows.steps_of(rt=rt, name=body.workflow or "")
+        else await workflows.steps_of(rt=rt, owner=owner, name=body.workflow or "")
     )
     if dry_run:
-        checked = await simulate(rt=rt, chat_id=chat_id, steps=steps, input_name=body.input)
+        checked = await simulate(
+            rt=rt, owner=owner, chat_id=chat_id, steps=steps, input_name=body.input
+        )
         return JSONResponse({"data": DryRunOut.model_validate(checked).model_dump(mode="json")})
     run_id, handle = await runs.submit(
-        rt=rt, chat_id=chat_id, steps=steps, input_name=body.input, base=base
+        rt=rt, owner=owner, chat_id=chat_id, steps=steps, input_name=body.input, base=base
     )
     if wait and await runs.wait(handle=handle, timeout_s=wait_s):
-        run = await runs.show(rt=rt, chat_id=chat_id, run_id=run_id, base=base)
+        run = await runs.show(rt=rt, owner=owner, chat_id=chat_id, run_id=run_id, base=base)
         return JSONResponse({"data": RunOut.model_validate(run).model_dump(mode="json")})
     return {
         "data": {
@@ -80,15 +83,17 @@ async def execute(
 
 
 @router.get("/runs", response_model=Envelope[list[RunOut]], responses=errors(404))
-async def list_runs(chat_id: str, rt: RuntimeDep, base: BaseUrl) -> dict[str, object]:
+async def list_runs(chat_id: str, rt: RuntimeDep, owner: Owner, base: BaseUrl) -> dict[str, object]:
     """List the chat's runs, newest first."""
-    return {"data": await runs.list_runs(rt=rt, chat_id=chat_id, base=base)}
+    return {"data": await runs.list_runs(rt=rt, owner=owner, chat_id=chat_id, base=base)}
 
 
 @router.get("/runs/{run_id}", response_model=Envelope[RunOut], responses=errors(404))
-async def get_run(chat_id: str, run_id: str, rt: RuntimeDep, base: BaseUrl) -> dict[str, object]:
+async def get_run(
+    chat_id: str, run_id: str, rt: RuntimeDep, owner: Owner, base: BaseUrl
+) -> dict[str, object]:
     """Show one run: status, steps, timings, outputs, error."""
-    return {"data": await runs.show(rt=rt, chat_id=chat_id, run_id=run_id, base=base)}
+    return {"data": await runs.show(rt=rt, owner=owner, chat_id=chat_id, run_id=run_id, base=base)}
 
 
 @router.post(
@@ -97,9 +102,13 @@ async def get_run(chat_id: str, run_id: str, rt: RuntimeDep, base: BaseUrl) -> d
     response_model=Envelope[RunOut],
     responses=errors(404, 409),
 )
-async def cancel_run(chat_id: str, run_id: str, rt: RuntimeDep, base: BaseUrl) -> dict[str, object]:
+async def cancel_run(
+    chat_id: str, run_id: str, rt: RuntimeDep, owner: Owner, base: BaseUrl
+) -> dict[str, object]:
     """Cancel a queued or running run; it ends ``cancelled`` with a workflow_cancelled event."""
-    return {"data": await runs.cancel(rt=rt, chat_id=chat_id, run_id=run_id, base=base)}
+    return {
+        "data": await runs.cancel(rt=rt, owner=owner, chat_id=chat_id, run_id=run_id, base=base)
+    }
 
 
 @router.post(
@@ -108,10 +117,13 @@ async def cancel_run(chat_id: str, run_id: str, rt: RuntimeDep, base: BaseUrl) -
     response_model=Envelope[WorkflowOut],
     responses=errors(404, 409, 422),
 )
-async def save_workflow(chat_id: str, body: WorkflowSave, rt: RuntimeDep) -> dict[str, object]:
+async def save_workflow(
+    chat_id: str, body: WorkflowSave, rt: RuntimeDep, owner: Owner
+) -> dict[str, object]:
     """Save steps, or one of this chat's runs, as a named workflow."""
     saved_row = await workflows.save(
         rt=rt,
+        owner=owner,
         chat_id=chat_id,
         name=body.name,
         description=body.description,
@@ -123,19 +135,19 @@ async def save_workflow(chat_id: str, body: WorkflowSave, rt: RuntimeDep) -> dic
 
 
 @saved.get("", response_model=Envelope[list[WorkflowOut]])
-async def list_workflows(rt: RuntimeDep) -> dict[str, object]:
+async def list_workflows(rt: RuntimeDep, owner: Owner) -> dict[str, object]:
     """List saved workflows by name."""
-    return {"data": await workflows.list_all(rt=rt)}
+    return {"data": await workflows.list_all(rt=rt, owner=owner)}
 
 
 @saved.get("/{name}", response_model=Envelope[WorkflowOut], responses=errors(404))
-async def get_workflow(name: str, rt: RuntimeDep) -> dict[str, object]:
+async def get_workflow(name: str, rt: RuntimeDep, owner: Owner) -> dict[str, object]:
     """Show one saved workflow."""
-    return {"data": await workflows.show(rt=rt, name=name)}
+    return {"data": await workflows.show(rt=rt, owner=owner, name=name)}
 
 
 @saved.delete("/{name}", status_code=204, responses=errors(404))
-async def delete_workflow(name: str, rt: RuntimeDep) -> Response:
+async def delete_workflow(name: str, rt: RuntimeDep, owner: Owner) -> Response:
     """Delete a saved workflow."""
-    await workflows.delete(rt=rt, name=name)
+    await workflows.delete(rt=rt, owner=owner, name=name)
     return Response(status_code=204)

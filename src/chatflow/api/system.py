@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import time
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 
 from chatflow import __version__
-from chatflow.api.deps import BaseUrl, RuntimeDep
+from chatflow.api.deps import BaseUrl, RuntimeDep, errors, get_owner
 from chatflow.api.schemas import Envelope, HealthOut, OperationOut
 from chatflow.services import links
 
@@ -32,7 +32,12 @@ async def health(rt: RuntimeDep, base: BaseUrl) -> dict[str, object]:
     }
 
 
-@router.get("/operations", response_model=Envelope[list[OperationOut]])
+@router.get(
+    "/operations",
+    response_model=Envelope[list[OperationOut]],
+    dependencies=[Depends(get_owner)],
+    responses=errors(401),
+)
 async def operations(rt: RuntimeDep) -> dict[str, object]:
     """Every registered operation with its arguments' JSON Schema and an example."""
     return {

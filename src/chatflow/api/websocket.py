@@ -7,10 +7,12 @@ import contextlib
 import json
 import logging
 from typing import Any
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, WebSocket
-from starlette.websockets import WebSocketState
+from starlette.websockets import WebSocketDisconnect, WebSocketState
 
+from chatflow.auth import bearer_token
 from chatflow.broadcaster import Subscription, SubscriptionClosed
 from chatflow.errors import NotFound
 from chatflow.runtime import Runtime
@@ -21,6 +23,7 @@ log = logging.getLogger(__name__)
 router = APIRouter()
 
 REPLAY_PAGE = 500
+AUTH_TIMEOUT_S = 5.0
 CLOSE_WAIT_S = 10.0
 CLOSE_CODES = {
     "overflow": (1013, "subscriber too slow; reconnect with ?since=<last seq>"),
@@ -101,8 +104,16 @@ async def _serve_accepted(
     rt: Runtime, websocket: WebSocket, chat_id: str, since: int | None
 ) -> None:
     await websocket.accept()
+    if not _origin_allowed(rt, websocket):
+        await websocket.close(4403, "origin not allowed")
+        return
     try:
-        chat = await chats.require(rt=rt, chat_id=chat_id)
+        owner = await _authenticate(rt, websocket)
+    except PermissionError:
+        await websocket.close(4401, "unauthorized: a valid API key is required")
+        return
+    try:
+        chat = await chats.require(rt=rt, chat_id=chat_id, owner=owner)
     except NotFound:
         await websocket.close(4404, "chat not found")
         return
@@ -128,6 +139,37 @@ async def _serve_accepted(
         # reading within CLOSE_WAIT_S gets it, one that never does is dropped after that.
         with contextlib.suppress(Exception):
             await asyncio.wait_for(websocket.close(*close_code), timeout=CLOSE_WAIT_S)
+
+
+def _origin_allowed(rt: Runtime, websocket: WebSocket) -> bool:
+    """Refuse cross-site pages (WebSocket hijacking): browsers always send Origin."""
+    origin = websocket.headers.get("origin")
+    if origin is None:
+        return True  # not a browser
+    allowed = rt.settings.allowed_origin_list
+    if allowed:
+        return "*" in allowed or origin.rstrip("/") in allowed
+    return urlsplit(origin).netloc == websocket.headers.get("host")
+
+
+async def _authenticate(rt: Runtime, websocket: WebSocket) -> str | None:
+    """The owner id from the Authorization header, ?token=, or a first auth message."""
+    if not rt.keys.enabled:
+        return None
+    token = bearer_token(websocket.headers.get("authorization"))
+    token = token or websocket.query_params.get("token")
+    if token is None:
+        try:
+            first = await asyncio.wait_for(websocket.receive_text(), AUTH_TIMEOUT_S)
+            message = json.loads(first)
+        except (TimeoutError, ValueError, KeyError, RuntimeError, WebSocketDisconnect):
+            raise PermissionError from None
+        if isinstance(message, dict) and message.get("type") == "auth":
+            token = str(message.get("token") or "")
+    owner = rt.keys.owner_of(token)
+    if owner is None:
+        raise PermissionError
+    return owner
 
 
 async def _follow(rt: Runtime, conn: _Connection, subscription: Subscription, chat_id: str) -> None:

@@ -154,9 +154,10 @@ class SavedWorkflow(Base):
     """A named list of steps, saved from a chat or a run, runnable on any file in any chat."""
 
     __tablename__ = "saved_workflows"
+    __table_args__ = (UniqueConstraint("owner", "name"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    name: Mapped[str] = mapped_column(String(100), unique=True)
+    name: Mapped[str] = mapped_column(String(100))
     description: Mapped[str | None] = mapped_column(Text)
     steps: Mapped[list[Any]] = mapped_column(JSON)
     owner: Mapped[str | None] = mapped_column(String(64), index=True)

@@ -1,15 +1,20 @@
-"""Saved workflows table."""
+"""Saved workflows table: names are unique per owner (API key)."""
 
 from __future__ import annotations
 
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import ColumnElement
 
 from chatflow.db.models import SavedWorkflow
 
 
-async def get(session: AsyncSession, *, name: str) -> SavedWorkflow | None:
-    query = select(SavedWorkflow).where(SavedWorkflow.name == name)
+def _owned(owner: str | None) -> ColumnElement[bool]:
+    return SavedWorkflow.owner.is_(None) if owner is None else SavedWorkflow.owner == owner
+
+
+async def get(session: AsyncSession, *, owner: str | None, name: str) -> SavedWorkflow | None:
+    query = select(SavedWorkflow).where(SavedWorkflow.name == name, _owned(owner))
     return (await session.execute(query)).scalar_one_or_none()
 
 
@@ -19,11 +24,13 @@ async def insert(session: AsyncSession, *, row: SavedWorkflow) -> SavedWorkflow:
     return row
 
 
-async def list_all(session: AsyncSession) -> list[SavedWorkflow]:
-    query = select(SavedWorkflow).order_by(SavedWorkflow.name)
+async def list_all(session: AsyncSession, *, owner: str | None) -> list[SavedWorkflow]:
+    query = select(SavedWorkflow).where(_owned(owner)).order_by(SavedWorkflow.name)
     return list((await session.execute(query)).scalars())
 
 
-async def remove(session: AsyncSession, *, name: str) -> bool:
-    result = await session.execute(delete(SavedWorkflow).where(SavedWorkflow.name == name))
+async def remove(session: AsyncSession, *, owner: str | None, name: str) -> bool:
+    result = await session.execute(
+        delete(SavedWorkflow).where(SavedWorkflow.name == name, _owned(owner))
+    )
     return bool(result.rowcount)  # type: ignore[attr-defined]

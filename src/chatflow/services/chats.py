@@ -27,11 +27,11 @@ def parse_chat_id(raw: str) -> str:
         raise NotFound(f"chat {raw!r} not found", code="chat_not_found") from None
 
 
-async def require(*, rt: Runtime, chat_id: str) -> Chat:
-    """The chat, or NotFound."""
+async def require(*, rt: Runtime, chat_id: str, owner: str | None) -> Chat:
+    """The chat, or NotFound; with an ``owner``, another owner's chat does not exist either."""
     chat_id = parse_chat_id(chat_id)
     async with rt.db.read() as session:
-        chat = await chats_repo.get(session, chat_id=chat_id)
+        chat = await chats_repo.get(session, chat_id=chat_id, owner=owner)
     if chat is None:
         raise NotFound(f"chat {chat_id} not found", code="chat_not_found")
     return chat
@@ -47,9 +47,9 @@ def chat_view(chat: Chat, base: str) -> dict[str, Any]:
     }
 
 
-async def create(*, rt: Runtime, title: str | None, base: str) -> dict[str, Any]:
+async def create(*, rt: Runtime, title: str | None, owner: str | None, base: str) -> dict[str, Any]:
     async with rt.db.write() as session:
-        chat = await chats_repo.insert(session, chat_id=str(uuid.uuid4()), title=title, owner=None)
+        chat = await chats_repo.insert(session, chat_id=str(uuid.uuid4()), title=title, owner=owner)
     return chat_view(chat, base)
 
 
@@ -69,19 +69,19 @@ def _decode_cursor(cursor: str) -> tuple[datetime, str]:
 
 
 async def list_page(
-    *, rt: Runtime, limit: int, cursor: str | None, base: str
+    *, rt: Runtime, limit: int, cursor: str | None, owner: str | None, base: str
 ) -> tuple[list[dict[str, Any]], str | None]:
     """One page of chats, newest first, and the cursor of the next page (None at the end)."""
     before = _decode_cursor(cursor) if cursor else None
     async with rt.db.read() as session:
-        rows = await chats_repo.list_page(session, limit=limit + 1, before=before)
+        rows = await chats_repo.list_page(session, limit=limit + 1, before=before, owner=owner)
     page = rows[:limit]
     next_cursor = _encode_cursor(page[-1]) if len(rows) > limit else None
     return [chat_view(chat, base) for chat in page], next_cursor
 
 
-async def detail(*, rt: Runtime, chat_id: str, base: str) -> dict[str, Any]:
-    chat = await require(rt=rt, chat_id=chat_id)
+async def detail(*, rt: Runtime, chat_id: str, owner: str | None, base: str) -> dict[str, Any]:
+    chat = await require(rt=rt, chat_id=chat_id, owner=owner)
     async with rt.db.read() as session:
         files = await files_repo.list_for_chat(session, chat_id=chat.id)
         runs = await runs_repo.list_for_chat(session, chat_id=chat.id)
@@ -96,9 +96,10 @@ async def detail(*, rt: Runtime, chat_id: str, base: str) -> dict[str, Any]:
     }
 
 
-async def delete(*, rt: Runtime, chat_id: str) -> None:
+async def delete(*, rt: Runtime, chat_id: str, owner: str | None) -> None:
     """Remove the chat, its files, runs, events and messages; close its subscribers."""
-    chat = await require(rt=rt, chat_id=chat_id)
+    chat = await require(rt=rt, chat_id=chat_id, owner=owner)
+    rt.runs.cancel_chat(chat.id, "cancelled")
     async with rt.db.write() as session:
         await chats_repo.remove(session, chat_id=chat.id)
     rt.broadcaster.close_topic(chat.id, "deleted")

@@ -18,10 +18,17 @@ PREVIEW_ROWS = 10
 
 
 async def dry_run(
-    *, rt: Runtime, chat_id: str, steps: list[StepRequest], input_name: str | None
+    *,
+    rt: Runtime,
+    chat_id: str,
+    owner: str | None,
+    steps: list[StepRequest],
+    input_name: str | None,
 ) -> dict[str, Any]:
     """Per step: columns out, rows on the sample and the first rows; 422 at the first failure."""
-    prepared = await prepare(rt=rt, chat_id=chat_id, steps=steps, input_name=input_name)
+    prepared = await prepare(
+        rt=rt, chat_id=chat_id, owner=owner, steps=steps, input_name=input_name
+    )
     async with rt.db.read() as session:
         latest = await files_repo.latest_versions(session, chat_id=prepared.chat_id)
     source = prepared.input_file

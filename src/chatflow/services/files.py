@@ -56,10 +56,16 @@ def _check_names(received: list[ReceivedFile]) -> list[tuple[ReceivedFile, str, 
 
 
 async def upload(
-    *, rt: Runtime, chat_id: str, body: AsyncIterator[bytes], content_type: str, base: str
+    *,
+    rt: Runtime,
+    chat_id: str,
+    owner: str | None,
+    body: AsyncIterator[bytes],
+    content_type: str,
+    base: str,
 ) -> list[dict[str, Any]]:
     """Store every file of a multipart body as a new version; all of them or none."""
-    chat = await chats.require(rt=rt, chat_id=chat_id)
+    chat = await chats.require(rt=rt, chat_id=chat_id, owner=owner)
     received = await receive_files(
         body,
         content_type,
@@ -122,18 +128,20 @@ def _event_file(view: dict[str, Any]) -> dict[str, Any]:
     return {key: view[key] for key in (*keep, "row_count", "download_url")}
 
 
-async def list_files(*, rt: Runtime, chat_id: str, base: str) -> list[dict[str, Any]]:
-    chat = await chats.require(rt=rt, chat_id=chat_id)
+async def list_files(
+    *, rt: Runtime, chat_id: str, owner: str | None, base: str
+) -> list[dict[str, Any]]:
+    chat = await chats.require(rt=rt, chat_id=chat_id, owner=owner)
     async with rt.db.read() as session:
         rows = await files_repo.list_for_chat(session, chat_id=chat.id)
     return [file_view(row, base) for row in rows]
 
 
 async def locate(
-    *, rt: Runtime, chat_id: str, name: str, version: int | None
+    *, rt: Runtime, chat_id: str, owner: str | None, name: str, version: int | None
 ) -> tuple[StoredFile, Path]:
     """The recorded file and where its bytes are; only names in the database resolve."""
-    chat = await chats.require(rt=rt, chat_id=chat_id)
+    chat = await chats.require(rt=rt, chat_id=chat_id, owner=owner)
     name = filenames.validate(name)
     async with rt.db.read() as session:
         row = await files_repo.get(session, chat_id=chat.id, name=name, version=version)
@@ -146,9 +154,11 @@ async def locate(
     return row, path
 
 
-async def delete(*, rt: Runtime, chat_id: str, name: str, version: int | None) -> int:
+async def delete(
+    *, rt: Runtime, chat_id: str, owner: str | None, name: str, version: int | None
+) -> int:
     """Delete one version, or every version of ``name``; returns how many were removed."""
-    chat = await chats.require(rt=rt, chat_id=chat_id)
+    chat = await chats.require(rt=rt, chat_id=chat_id, owner=owner)
     name = filenames.validate(name)
     async with rt.db.write() as session:
         storage_names = await files_repo.remove(

@@ -89,10 +89,15 @@ class Prepared:
 
 
 async def prepare(
-    *, rt: Runtime, chat_id: str, steps: list[StepRequest], input_name: str | None
+    *,
+    rt: Runtime,
+    chat_id: str,
+    owner: str | None,
+    steps: list[StepRequest],
+    input_name: str | None,
 ) -> Prepared:
     """Validate the whole request: steps, arguments, input file, first step's columns."""
-    chat = await chats.require(rt=rt, chat_id=chat_id)
+    chat = await chats.require(rt=rt, chat_id=chat_id, owner=owner)
     validated = validate_steps(rt, steps)
     async with rt.db.read() as session:
         if input_name is not None:
@@ -118,12 +123,15 @@ async def submit(
     *,
     rt: Runtime,
     chat_id: str,
+    owner: str | None,
     steps: list[StepRequest],
     input_name: str | None,
     base: str,
 ) -> tuple[str, Any]:
     """Validate, record and queue a run; returns its id and queue handle."""
-    prepared = await prepare(rt=rt, chat_id=chat_id, steps=steps, input_name=input_name)
+    prepared = await prepare(
+        rt=rt, chat_id=chat_id, owner=owner, steps=steps, input_name=input_name
+    )
     if not rt.runs.accepting:
         raise Unavailable(
             "the server is shutting down; retry shortly",
@@ -150,9 +158,11 @@ async def submit(
     return run_id, rt.runs.submit(prepared.chat_id, run_id, base_url=base)
 
 
-async def cancel(*, rt: Runtime, chat_id: str, run_id: str, base: str) -> dict[str, Any]:
+async def cancel(
+    *, rt: Runtime, chat_id: str, owner: str | None, run_id: str, base: str
+) -> dict[str, Any]:
     """Stop a queued run now, or ask a running one to stop at its next checkpoint."""
-    view = await show(rt=rt, chat_id=chat_id, run_id=run_id, base=base)
+    view = await show(rt=rt, chat_id=chat_id, owner=owner, run_id=run_id, base=base)
     if view["status"] not in runs_repo.UNFINISHED:
         raise Conflict(
             f"run {run_id} already ended ({view['status']})",
@@ -173,11 +183,13 @@ async def cancel(*, rt: Runtime, chat_id: str, run_id: str, base: str) -> dict[s
     handle = rt.runs.get(run_id)
     if handle is not None:
         handle.request_cancel("cancelled")
-    return await show(rt=rt, chat_id=chat_id, run_id=run_id, base=base)
+    return await show(rt=rt, chat_id=chat_id, owner=owner, run_id=run_id, base=base)
 
 
-async def show(*, rt: Runtime, chat_id: str, run_id: str, base: str) -> dict[str, Any]:
-    chat = await chats.require(rt=rt, chat_id=chat_id)
+async def show(
+    *, rt: Runtime, chat_id: str, owner: str | None, run_id: str, base: str
+) -> dict[str, Any]:
+    chat = await chats.require(rt=rt, chat_id=chat_id, owner=owner)
     async with rt.db.read() as session:
         run = await runs_repo.get(session, chat_id=chat.id, run_id=run_id)
         if run is None:
@@ -186,8 +198,10 @@ async def show(*, rt: Runtime, chat_id: str, run_id: str, base: str) -> dict[str
     return run_view(run, outputs, base)
 
 
-async def list_runs(*, rt: Runtime, chat_id: str, base: str) -> list[dict[str, Any]]:
-    chat = await chats.require(rt=rt, chat_id=chat_id)
+async def list_runs(
+    *, rt: Runtime, chat_id: str, owner: str | None, base: str
+) -> list[dict[str, Any]]:
+    chat = await chats.require(rt=rt, chat_id=chat_id, owner=owner)
     async with rt.db.read() as session:
         runs = await runs_repo.list_for_chat(session, chat_id=chat.id)
         views = []

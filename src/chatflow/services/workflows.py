@@ -32,6 +32,7 @@ async def save(
     *,
     rt: Runtime,
     chat_id: str,
+    owner: str | None,
     name: str,
     description: str | None,
     steps: list[StepRequest] | None,
@@ -39,7 +40,7 @@ async def save(
     replace: bool,
 ) -> dict[str, Any]:
     """Save ``steps``, or the steps of the chat's run ``run_id``, as workflow ``name``."""
-    chat = await chats.require(rt=rt, chat_id=chat_id)
+    chat = await chats.require(rt=rt, chat_id=chat_id, owner=owner)
     if not NAME.match(name):
         raise Invalid(
             "workflow names are 1-100 letters, digits, spaces, '.', '_' or '-'",
@@ -59,7 +60,7 @@ async def save(
         {"operation": op.name, "arguments": args.model_dump(mode="json")} for op, args in validated
     ]
     async with rt.db.write() as session:
-        existing = await workflows_repo.get(session, name=name)
+        existing = await workflows_repo.get(session, owner=owner, name=name)
         if existing is not None and not replace:
             raise Conflict(
                 f"a workflow named {name!r} exists; pass replace=true to overwrite it",
@@ -73,6 +74,7 @@ async def save(
             return workflow_view(existing)
         row = SavedWorkflow(
             name=name,
+            owner=owner,
             description=description,
             steps=dumped,
             source_chat_id=chat.id,
@@ -81,29 +83,29 @@ async def save(
         return workflow_view(await workflows_repo.insert(session, row=row))
 
 
-async def steps_of(*, rt: Runtime, name: str) -> list[StepRequest]:
+async def steps_of(*, rt: Runtime, owner: str | None, name: str) -> list[StepRequest]:
     """The saved steps of workflow ``name`` (422 if there is none: it is part of a request)."""
     async with rt.db.read() as session:
-        row = await workflows_repo.get(session, name=name)
+        row = await workflows_repo.get(session, owner=owner, name=name)
     if row is None:
         raise Invalid(f"no saved workflow named {name!r}", code="workflow_not_found")
     return [StepRequest(s["operation"], s["arguments"]) for s in row.steps]
 
 
-async def list_all(*, rt: Runtime) -> list[dict[str, Any]]:
+async def list_all(*, rt: Runtime, owner: str | None) -> list[dict[str, Any]]:
     async with rt.db.read() as session:
-        return [workflow_view(row) for row in await workflows_repo.list_all(session)]
+        return [workflow_view(row) for row in await workflows_repo.list_all(session, owner=owner)]
 
 
-async def show(*, rt: Runtime, name: str) -> dict[str, Any]:
+async def show(*, rt: Runtime, owner: str | None, name: str) -> dict[str, Any]:
     async with rt.db.read() as session:
-        row = await workflows_repo.get(session, name=name)
+        row = await workflows_repo.get(session, owner=owner, name=name)
     if row is None:
         raise NotFound(f"no saved workflow named {name!r}", code="workflow_not_found")
     return workflow_view(row)
 
 
-async def delete(*, rt: Runtime, name: str) -> None:
+async def delete(*, rt: Runtime, owner: str | None, name: str) -> None:
     async with rt.db.write() as session:
-        if not await workflows_repo.remove(session, name=name):
+        if not await workflows_repo.remove(session, owner=owner, name=name):
             raise NotFound(f"no saved workflow named {name!r}", code="workflow_not_found")
