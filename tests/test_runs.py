@@ -280,3 +280,34 @@ def test_sigterm_lets_the_running_step_finish_and_closes_sockets_with_1001(tmp_p
         run = client.get(f"{API}/chat/workflows/{chat_id}/runs/{run_id}").json()["data"]
         assert run["status"] == "completed"
         assert client.get(run["outputs"][0]["download_url"]).status_code == 200
+
+
+def test_a_step_over_the_time_limit_fails_with_timeout_and_frees_the_chat(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path / "data", step_timeout_s=0.3)
+    big = tmp_path / "big.csv"
+    pl.DataFrame({"code": [f"{i:07d}" for i in range(300_000)]}).write_csv(big)
+    with run_server(settings) as server, httpx.Client(base_url=server.url, timeout=60) as client:
+        chat_id = create_chat(client)
+        upload(client, chat_id, big)
+        run = client.post(
+            f"{API}/chat/workflows/{chat_id}/execute",
+            params={"wait": "true"},
+            json=seed_workflow(columns=["code"]),
+        ).json()["data"]
+        assert run["status"] == "failed"
+        assert run["error"]["code"] == "timeout"
+        assert run["error"]["step"] == 1
+        assert "0.3 s step time limit" in run["error"]["message"]
+        small = write_xlsx(tmp_path / "data.xlsx", POSTAL_ROWS)
+        upload(client, chat_id, small)
+        again = client.post(
+            f"{API}/chat/workflows/{chat_id}/execute", params={"wait": "true"}, json=seed_workflow()
+        ).json()["data"]
+        assert again["status"] == "completed"
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:  # the timed-out thread stops at its next checkpoint
+            on_disk = {p.name for p in (settings.files_dir / chat_id).iterdir()}
+            if len(on_disk) == 3:
+                break
+            time.sleep(0.1)
+        assert len(on_disk) == 3  # two uploads and one output; nothing from the timed-out step

@@ -209,17 +209,32 @@ async def _run_one_step(
     )
     bridge.begin_step(index, operation.name)
     pump = asyncio.create_task(_pump_progress(rt, chat_id, run_id, bridge))
+    loop = asyncio.get_running_loop()
+    work = loop.run_in_executor(
+        rt.executor,
+        lambda: run_step(
+            operation=operation,
+            args=args,
+            files=files,
+            report=bridge.report,
+            check_cancelled=cancel_checker(handle.cancel),
+        ),
+    )
     try:
-        output = await asyncio.get_running_loop().run_in_executor(
-            rt.executor,
-            lambda: run_step(
-                operation=operation,
-                args=args,
-                files=files,
-                report=bridge.report,
-                check_cancelled=cancel_checker(handle.cancel),
-            ),
-        )
+        output = await asyncio.wait_for(asyncio.shield(work), rt.settings.step_timeout_s)
+    except TimeoutError:
+        # A thread cannot be killed: it stops at its next cancellation point, and whatever it
+        # wrote by then is removed when it does.
+        handle.request_cancel("timeout")
+        work.add_done_callback(lambda _: loop.run_in_executor(rt.executor, files.discard_written))
+        raise _RunFailed(
+            {
+                "code": "timeout",
+                "message": f"{operation.name} took longer than the "
+                f"{rt.settings.step_timeout_s:g} s step time limit",
+                "step": index + 1,
+            }
+        ) from None
     except StepFailed as exc:
         raise _RunFailed(
             {"code": exc.code, "message": exc.message, "details": exc.details, "step": index + 1}
