@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from chatflow.auth import KeyRing
 from chatflow.broadcaster import Broadcaster
 from chatflow.db.engine import Database
+from chatflow.keylocks import KeyLocks
 from chatflow.operations.registry import Registry
 from chatflow.settings import Settings
 from chatflow.storage import FileStore
@@ -31,5 +32,6 @@ class Runtime:
     keys: KeyRing
     # Each inspection is a child process with up to inspect_memory_mb of memory.
     inspections: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(2))
+    idempotency_locks: KeyLocks = field(default_factory=KeyLocks)
     open_sockets: int = 0  # WebSocket handlers still running; shutdown waits for them
     started_at: float = field(default_factory=time.monotonic)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import Depends, Request
+from fastapi import Depends, Header, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from chatflow.api.schemas import ErrorResponse
@@ -47,6 +47,13 @@ def get_owner(
 
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        description="retrying with the same key and body returns the first response (24 h)",
+    ),
+]
 Owner = Annotated[str | None, Depends(get_owner)]
 BaseUrl = Annotated[str, Depends(get_base_url)]
 

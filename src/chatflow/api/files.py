@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse
 
-from chatflow.api.deps import BaseUrl, Owner, RuntimeDep, errors
+from chatflow.api.deps import BaseUrl, IdempotencyKey, Owner, RuntimeDep, errors
 from chatflow.api.schemas import Deleted, Envelope, FileOut
 from chatflow.services import files
 
@@ -43,7 +43,12 @@ _UPLOAD_BODY = {
     openapi_extra=_UPLOAD_BODY,
 )
 async def upload(
-    chat_id: str, request: Request, rt: RuntimeDep, owner: Owner, base: BaseUrl
+    chat_id: str,
+    request: Request,
+    rt: RuntimeDep,
+    owner: Owner,
+    base: BaseUrl,
+    idempotency_key: IdempotencyKey = None,
 ) -> dict[str, object]:
     """Upload one or more spreadsheets (multipart field ``file``); each becomes a new version."""
     stored = await files.upload(
@@ -53,6 +58,7 @@ async def upload(
         body=request.stream(),
         content_type=request.headers.get("content-type", ""),
         base=base,
+        idempotency_key=idempotency_key,
     )
     return {"data": stored}
 

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse, Response
 
-from chatflow.api.deps import BaseUrl, Owner, RuntimeDep, errors
+from chatflow.api.deps import BaseUrl, IdempotencyKey, Owner, RuntimeDep, errors
 from chatflow.api.schemas import (
     DryRunOut,
     Envelope,
@@ -18,8 +18,8 @@ from chatflow.api.schemas import (
     WorkflowOut,
     WorkflowSave,
 )
-from chatflow.services import links, runs, workflows
-from chatflow.services.dry_run import dry_run as simulate
+from chatflow.services import execute as execute_service
+from chatflow.services import runs, workflows
 from chatflow.services.runs import StepRequest
 
 router = APIRouter(prefix="/chat/workflows/{chat_id}", tags=["runs"])
@@ -48,6 +48,7 @@ async def execute(
     rt: RuntimeDep,
     owner: Owner,
     base: BaseUrl,
+    idempotency_key: IdempotencyKey = None,
     wait: Annotated[bool, Query(description="answer when the run has finished")] = False,
     wait_s: Annotated[
         float, Query(alias="timeout", gt=0, le=3600, description="seconds to wait")
@@ -55,31 +56,24 @@ async def execute(
     dry_run: Annotated[
         bool, Query(description="check on a sample of the input; write nothing, run nothing")
     ] = False,
-) -> object:
+) -> JSONResponse:
     """Validate and queue a workflow; 202 with the run id (200 with the run if ``wait``)."""
-    steps = (
-        _requests(body.steps)
-        if body.steps is not None
-        else await workflows.steps_of(rt=rt, owner=owner, name=body.workflow or "")
+    status, data = await execute_service.execute(
+        rt=rt,
+        owner=owner,
+        chat_id=chat_id,
+        steps=_requests(body.steps) if body.steps is not None else None,
+        workflow=body.workflow,
+        input_name=body.input,
+        wait=wait,
+        wait_s=wait_s,
+        dry_run=dry_run,
+        base=base,
+        idempotency_key=idempotency_key,
     )
-    if dry_run:
-        checked = await simulate(
-            rt=rt, owner=owner, chat_id=chat_id, steps=steps, input_name=body.input
-        )
-        return JSONResponse({"data": DryRunOut.model_validate(checked).model_dump(mode="json")})
-    run_id, handle = await runs.submit(
-        rt=rt, owner=owner, chat_id=chat_id, steps=steps, input_name=body.input, base=base
-    )
-    if wait and await runs.wait(handle=handle, timeout_s=wait_s):
-        run = await runs.show(rt=rt, owner=owner, chat_id=chat_id, run_id=run_id, base=base)
-        return JSONResponse({"data": RunOut.model_validate(run).model_dump(mode="json")})
-    return {
-        "data": {
-            "run_id": run_id,
-            "status": "running" if handle.started else "queued",
-            "status_url": links.run_url(base, handle.chat_id, run_id),
-        }
-    }
+    model = DryRunOut if dry_run else RunOut if status == 200 else RunAccepted
+    shaped = model.model_validate(data).model_dump(mode="json")
+    return JSONResponse({"data": shaped}, status_code=status)
 
 
 @router.get("/runs", response_model=Envelope[list[RunOut]], responses=errors(404))

@@ -165,3 +165,19 @@ class SavedWorkflow(Base):
     source_run_id: Mapped[str | None] = mapped_column(String(36))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class IdempotencyRecord(Base):
+    """The first response to a request sent with an Idempotency-Key, replayed for 24 h."""
+
+    __tablename__ = "idempotency_keys"
+    __table_args__ = (UniqueConstraint("owner", "key", "scope"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    owner: Mapped[str] = mapped_column(String(64))  # "" when no API keys are configured
+    key: Mapped[str] = mapped_column(String(200))
+    scope: Mapped[str] = mapped_column(String(300))  # method and path
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    status: Mapped[int] = mapped_column(Integer)
+    body: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)

@@ -8,12 +8,15 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+from pydantic_core import to_jsonable_python
+
 from chatflow import filenames
 from chatflow.db.models import StoredFile
 from chatflow.errors import Invalid, NotFound, UnsupportedMediaType
 from chatflow.repositories import files as files_repo
 from chatflow.runtime import Runtime
-from chatflow.services import chats, events, messages
+from chatflow.services import chats, events, idempotency, messages
+from chatflow.services.idempotency import fingerprint
 from chatflow.services.views import file_view
 from chatflow.spreadsheets.sandbox import InspectionRejected, inspect_in_sandbox
 from chatflow.uploads import ReceivedFile, UploadLimits, receive_files
@@ -63,8 +66,13 @@ async def upload(
     body: AsyncIterator[bytes],
     content_type: str,
     base: str,
+    idempotency_key: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Store every file of a multipart body as a new version; all of them or none."""
+    """Store every file of a multipart body as a new version; all of them or none.
+
+    With an ``idempotency_key``, a retry of the same upload returns the first answer and
+    stores nothing new.
+    """
     chat = await chats.require(rt=rt, chat_id=chat_id, owner=owner)
     received = await receive_files(
         body,
@@ -72,6 +80,24 @@ async def upload(
         new_temp=lambda: rt.store.temp_path(chat.id),
         limits=UploadLimits(max_file_bytes=rt.settings.max_upload_bytes),
     )
+    digest = fingerprint([(item.filename, item.sha256, item.size) for item in received])
+    try:
+        async with idempotency.keyed(
+            rt=rt, owner=owner, key=idempotency_key, scope=f"upload:{chat.id}", digest=digest
+        ) as attempt:
+            if attempt.replay is not None:
+                return list(attempt.replay[1])
+            views = await _store(rt, chat.id, received, base)
+            attempt.remember(201, to_jsonable_python(views))
+            return views
+    finally:
+        for item in received:
+            item.temp_path.unlink(missing_ok=True)
+
+
+async def _store(
+    rt: Runtime, chat_id: str, received: list[ReceivedFile], base: str
+) -> list[dict[str, Any]]:
     committed: list[Path] = []
     try:
         checked = _check_names(received)
@@ -81,9 +107,9 @@ async def upload(
             for (item, name, kind), info in zip(checked, infos, strict=True):
                 storage_name = rt.store.new_storage_name(Path(name).suffix.lower())
                 row = StoredFile(
-                    chat_id=chat.id,
+                    chat_id=chat_id,
                     name=name,
-                    version=await files_repo.next_version(session, chat_id=chat.id, name=name),
+                    version=await files_repo.next_version(session, chat_id=chat_id, name=name),
                     storage_name=storage_name,
                     kind=kind,
                     media_type=filenames.MEDIA_TYPES[kind],
@@ -96,7 +122,7 @@ async def upload(
                 )
                 rows.append(await files_repo.insert(session, row=row))
                 # Renamed before the commit: if the commit fails the file is unlinked below.
-                committed.append(rt.store.commit(item.temp_path, chat.id, storage_name))
+                committed.append(rt.store.commit(item.temp_path, chat_id, storage_name))
     except BaseException:
         for item in received:
             item.temp_path.unlink(missing_ok=True)
@@ -107,14 +133,14 @@ async def upload(
     for view in views:
         await events.emit(
             rt.broadcaster,
-            chat_id=chat.id,
+            chat_id=chat_id,
             type="file_uploaded",
             message=f"File '{view['filename']}' uploaded (version {view['version']})",
             file=_event_file(view),
         )
     await messages.add(
         rt=rt,
-        chat_id=chat.id,
+        chat_id=chat_id,
         role="system",
         text="Uploaded " + ", ".join(f"'{v['filename']}' (v{v['version']})" for v in views),
         data={"kind": "upload", "files": [_event_file(v) for v in views]},
