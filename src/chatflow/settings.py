@@ -27,6 +27,9 @@ class Settings(BaseSettings):
     inspect_timeout_s: float = Field(default=30.0, gt=0)
     max_cells: int = Field(default=5_000_000, ge=1)
     max_uncompressed_mb: int = Field(default=500, ge=1)
+    upload_idle_timeout_s: float = Field(
+        default=30.0, gt=0, description="drop an upload whose body sends nothing for this long"
+    )
     step_timeout_s: float = Field(default=300.0, gt=0, description="time limit of one step")
     subscriber_queue_size: int = Field(default=1000, ge=1)
     ws_ping_interval_s: float = Field(default=20.0, gt=0)

@@ -9,6 +9,7 @@ limit is crossed.
 from __future__ import annotations
 
 import asyncio
+import errno
 import hashlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -18,9 +19,16 @@ from typing import IO, Any
 
 from python_multipart.multipart import MultipartParser
 
-from chatflow.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
+from chatflow.errors import (
+    BadRequest,
+    InsufficientStorage,
+    PayloadTooLarge,
+    RequestTimeout,
+    UnsupportedMediaType,
+)
 
 MAX_FIELD_BYTES = 64 * 1024
+DISK_FULL = {errno.ENOSPC, errno.EDQUOT}
 
 
 @dataclass
@@ -37,6 +45,7 @@ class ReceivedFile:
 class UploadLimits:
     max_file_bytes: int
     max_parts: int = 20
+    idle_timeout_s: float = 30.0  # a body that sends nothing for this long is dropped
 
 
 def _boundary(content_type: str) -> bytes:
@@ -126,8 +135,18 @@ async def receive_files(
     current: ReceivedFile | None = None
     field_bytes = 0
     parts = 0
+    chunks = aiter(stream)
     try:
-        async for chunk in stream:
+        while True:
+            try:
+                chunk = await asyncio.wait_for(anext(chunks), limits.idle_timeout_s)
+            except StopAsyncIteration:
+                break
+            except TimeoutError:
+                raise RequestTimeout(
+                    f"the upload stalled: no data for {limits.idle_timeout_s:g} s",
+                    code="upload_stalled",
+                ) from None
             try:
                 parser.write(chunk)
             except Exception as exc:  # python-multipart raises its own parse errors
@@ -167,7 +186,15 @@ async def receive_files(
                             },
                         )
                     assert current._handle is not None
-                    await asyncio.to_thread(_write, current._handle, current._hasher, value)
+                    try:
+                        await asyncio.to_thread(_write, current._handle, current._hasher, value)
+                    except OSError as exc:
+                        if exc.errno in DISK_FULL:
+                            raise InsufficientStorage(
+                                "not enough disk space to store the upload; nothing was kept",
+                                code="disk_full",
+                            ) from None
+                        raise
                 elif kind == "end" and current is not None:
                     await _close(current)
                     current = None

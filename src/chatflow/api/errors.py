@@ -73,8 +73,10 @@ async def _http_error(_: Request, exc: Exception) -> JSONResponse:
 
 
 async def _database_error(request: Request, exc: Exception) -> JSONResponse:
-    # 'database is locked' after the busy timeout: the client should retry, not see a 500.
     log.warning("database unavailable for %s %s: %s", request.method, request.url.path, exc)
+    if "disk is full" in str(exc):
+        return error_response(507, "disk_full", "the server's disk is full; nothing was changed")
+    # 'database is locked' after the busy timeout: the client should retry, not see a 500.
     return error_response(
         503,
         "database_busy",

@@ -24,6 +24,7 @@ from chatflow.repositories.events import ChatGone
 from chatflow.runtime import Runtime
 from chatflow.services import events, messages
 from chatflow.services.views import file_view
+from chatflow.uploads import DISK_FULL
 
 log = logging.getLogger(__name__)
 
@@ -241,6 +242,16 @@ async def _run_one_step(
         ) from None
     except Cancelled:
         raise
+    except OSError as exc:
+        if exc.errno not in DISK_FULL:
+            raise
+        raise _RunFailed(
+            {
+                "code": "disk_full",
+                "message": "the server's disk is full; the step's output was not kept",
+                "step": index + 1,
+            }
+        ) from None
     except Exception as exc:
         log.exception("step %s of run %s raised", index, run_id)
         raise _RunFailed(

@@ -78,7 +78,10 @@ async def upload(
         body,
         content_type,
         new_temp=lambda: rt.store.temp_path(chat.id),
-        limits=UploadLimits(max_file_bytes=rt.settings.max_upload_bytes),
+        limits=UploadLimits(
+            max_file_bytes=rt.settings.max_upload_bytes,
+            idle_timeout_s=rt.settings.upload_idle_timeout_s,
+        ),
     )
     digest = fingerprint([(item.filename, item.sha256, item.size) for item in received])
     try:
