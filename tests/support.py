@@ -8,6 +8,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from http.client import HTTPConnection
 from pathlib import Path
 from typing import Any
 
@@ -114,3 +115,15 @@ def receive_until(
         received.append(event)
         if event.get("type") in final:
             return received
+
+
+def raw_get(base: str, target: str) -> tuple[int, str]:
+    """GET with the request target exactly as given (clients normalise dot segments)."""
+    host, port = base.removeprefix("http://").split(":")
+    connection = HTTPConnection(host, int(port), timeout=30)
+    try:
+        connection.request("GET", target)
+        response = connection.getresponse()
+        return response.status, response.read().decode(errors="replace")
+    finally:
+        connection.close()

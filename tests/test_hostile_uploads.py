@@ -7,7 +7,6 @@ import io
 import json
 import os
 from collections.abc import Iterator
-from http.client import HTTPConnection
 from pathlib import Path
 from urllib.parse import quote
 
@@ -17,7 +16,7 @@ import psutil
 import pytest
 
 from tests.conftest import make_settings
-from tests.support import LiveServer, create_chat, run_server, upload
+from tests.support import LiveServer, create_chat, raw_get, run_server, upload
 
 HOSTILE = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "hostile"
 API = "/api/v1"
@@ -153,18 +152,6 @@ def test_latin1_and_bom_csv_decode_to_the_right_text(http: httpx.Client) -> None
     assert _run_to_xlsx(http, chat_id, ["id"])[0] == ("id",)
 
 
-def _raw_get(base: str, target: str) -> tuple[int, str]:
-    """GET with the request target exactly as given (clients normalise dot segments)."""
-    host, port = base.removeprefix("http://").split(":")
-    connection = HTTPConnection(host, int(port), timeout=30)
-    try:
-        connection.request("GET", target)
-        response = connection.getresponse()
-        return response.status, response.read().decode(errors="replace")
-    finally:
-        connection.close()
-
-
 def test_filename_payloads_never_escape_the_data_dir(
     hostile_server: LiveServer, http: httpx.Client, tmp_path: Path
 ) -> None:
@@ -189,7 +176,7 @@ def test_filename_payloads_never_escape_the_data_dir(
             f"{API}/chat/workflows/{chat_id}/files/{segment}",
             f"{API}/chat/workflows/{segment}/files/control_valid.xlsx",
         ):
-            status, text = _raw_get(hostile_server.url, url)
+            status, text = raw_get(hostile_server.url, url)
             assert status in {400, 404}, (url, status)
             assert "root:" not in text
     for path in data_dir.rglob("*"):
