@@ -68,7 +68,7 @@ async def list_events(
     chat_id: str,
     rt: RuntimeDep,
     owner: Owner,
-    since: Annotated[int, Query(ge=0, description="return events with seq > since")] = 0,
+    since: Annotated[int, Query(ge=0, le=2**62, description="return events with seq > since")] = 0,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
 ) -> dict[str, object]:
     """The chat's stored events after sequence number ``since``."""
@@ -81,7 +81,7 @@ async def list_messages(
     chat_id: str,
     rt: RuntimeDep,
     owner: Owner,
-    after: Annotated[int, Query(ge=0, description="return messages with id > after")] = 0,
+    after: Annotated[int, Query(ge=0, le=2**62, description="return messages with id > after")] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> dict[str, object]:
     """The chat's transcript, oldest first."""

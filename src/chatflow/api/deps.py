@@ -60,4 +60,6 @@ BaseUrl = Annotated[str, Depends(get_base_url)]
 
 def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI entries for the error responses an endpoint can give."""
-    return {status: {"model": ErrorResponse} for status in (401, *statuses)}
+    # Any route can see malformed input (400/422) and a missing key (401); listing 422 here
+    # also replaces FastAPI's default 422 schema, which is not our error envelope.
+    return {status: {"model": ErrorResponse} for status in sorted({400, 401, 422, *statuses})}

@@ -9,6 +9,7 @@ from fastapi.responses import FileResponse
 
 from chatflow.api.deps import BaseUrl, IdempotencyKey, Owner, RuntimeDep, errors
 from chatflow.api.schemas import Deleted, Envelope, FileOut
+from chatflow.execution.pipeline import MEDIA_TYPES
 from chatflow.services import files
 
 router = APIRouter(prefix="/chat/workflows/{chat_id}", tags=["files"])
@@ -75,7 +76,13 @@ async def list_files(
     "/files/{filename}",
     response_class=FileResponse,
     responses={
-        200: {"content": {"application/octet-stream": {}}, "description": "the file's bytes"},
+        200: {
+            "content": {
+                media_type: {"schema": {"type": "string", "format": "binary"}}
+                for media_type in (*MEDIA_TYPES.values(), "application/octet-stream")
+            },
+            "description": "the file's bytes",
+        },
         **errors(400, 404),
     },
 )
@@ -84,7 +91,7 @@ async def download(
     filename: str,
     rt: RuntimeDep,
     owner: Owner,
-    version: Annotated[int | None, Query(ge=1)] = None,
+    version: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
 ) -> FileResponse:
     """Download a file (its latest version, or ``?version=N``)."""
     row, path = await files.locate(
@@ -104,7 +111,7 @@ async def delete_file(
     filename: str,
     rt: RuntimeDep,
     owner: Owner,
-    version: Annotated[int | None, Query(ge=1)] = None,
+    version: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
 ) -> dict[str, object]:
     """Delete every version of a file, or only ``?version=N``."""
     count = await files.delete(rt=rt, owner=owner, chat_id=chat_id, name=filename, version=version)

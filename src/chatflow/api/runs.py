@@ -128,7 +128,7 @@ async def save_workflow(
     return {"data": saved_row}
 
 
-@saved.get("", response_model=Envelope[list[WorkflowOut]])
+@saved.get("", response_model=Envelope[list[WorkflowOut]], responses=errors())
 async def list_workflows(rt: RuntimeDep, owner: Owner) -> dict[str, object]:
     """List saved workflows by name."""
     return {"data": await workflows.list_all(rt=rt, owner=owner)}

@@ -52,8 +52,8 @@ async def list_for_chat(session: AsyncSession, *, chat_id: str) -> list[StoredFi
     return list((await session.execute(query)).scalars())
 
 
-async def list_for_run(session: AsyncSession, *, run_id: str) -> list[StoredFile]:
-    query = select(StoredFile).where(StoredFile.run_id == run_id).order_by(StoredFile.id)
+async def list_for_runs(session: AsyncSession, *, run_ids: list[str]) -> list[StoredFile]:
+    query = select(StoredFile).where(StoredFile.run_id.in_(run_ids)).order_by(StoredFile.id)
     return list((await session.execute(query)).scalars())
 
 

@@ -194,7 +194,7 @@ async def show(
         run = await runs_repo.get(session, chat_id=chat.id, run_id=run_id)
         if run is None:
             raise NotFound(f"run {run_id!r} not found in this chat", code="run_not_found")
-        outputs = await files_repo.list_for_run(session, run_id=run.id)
+        outputs = await files_repo.list_for_runs(session, run_ids=[run.id])
     return run_view(run, outputs, base)
 
 
@@ -204,11 +204,11 @@ async def list_runs(
     chat = await chats.require(rt=rt, chat_id=chat_id, owner=owner)
     async with rt.db.read() as session:
         runs = await runs_repo.list_for_chat(session, chat_id=chat.id)
-        views = []
-        for run in runs:
-            outputs = await files_repo.list_for_run(session, run_id=run.id)
-            views.append(run_view(run, outputs, base))
-    return views
+        outputs = await files_repo.list_for_runs(session, run_ids=[run.id for run in runs])
+    by_run: dict[str, list[StoredFile]] = {}
+    for row in outputs:
+        by_run.setdefault(row.run_id or "", []).append(row)
+    return [run_view(run, by_run.get(run.id, []), base) for run in runs]
 
 
 async def wait(*, handle: Any, timeout_s: float) -> bool:
