@@ -1,0 +1,343 @@
+"""Column operations: select, rename, reorder and add columns.
+
+excel/split-column and excel/merge-columns live in ``split_merge``.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+import polars as pl
+from pydantic import Field, field_validator, model_validator
+
+from chatflow.operations.common import column_not_found
+from chatflow.operations.registry import (
+    OperationArgs,
+    StepContext,
+    StepFailed,
+    StepOutput,
+    registry,
+)
+from chatflow.operations.table_steps import (
+    CellValue,
+    Outcome,
+    OutputArg,
+    SheetArg,
+    describe,
+    new_name,
+    no_repeats,
+    plural,
+    quoted,
+    reject_existing,
+    run_table_step,
+    text_of,
+    value_text,
+)
+
+# ---------------------------------------------------------------- excel/select-columns
+
+
+class SelectColumnsArgs(OperationArgs):
+    """Arguments of excel/select-columns."""
+
+    columns: list[str] = Field(
+        min_length=1, description="Columns to keep (in this order) or to drop, by exact name."
+    )
+    mode: Literal["keep", "drop"] = Field(
+        default="keep",
+        description=(
+            "keep: the result has exactly these columns, in the order listed; drop: every "
+            "column except these, in their original order."
+        ),
+    )
+    sheet: SheetArg = None
+    output: OutputArg = None
+
+    _columns = field_validator("columns")(no_repeats)
+
+
+def select_columns(df: pl.DataFrame, args: SelectColumnsArgs) -> Outcome:
+    if args.mode == "keep":
+        out = df.select(args.columns)
+    else:
+        out = df.drop(args.columns)
+        if out.width == 0:
+            raise StepFailed(
+                "no_columns_left", "Dropping these columns would leave no column at all."
+            )
+    return Outcome(
+        out,
+        f"Kept {plural(out.width, 'column')} of {df.width}",
+        {"columns_in": df.width, "columns_out": out.width},
+    )
+
+
+@registry.register(
+    "excel/select-columns",
+    description=(
+        "Keep only the listed columns (in the listed order), or drop the listed columns and keep "
+        "the rest in their original order."
+    ),
+    args=SelectColumnsArgs,
+    example={"columns": ["customer_id", "email", "postal_code"], "mode": "keep"},
+    input_columns=lambda args: list(args.columns),
+)
+def run_select_columns(ctx: StepContext, args: SelectColumnsArgs) -> StepOutput:
+    verb = "Keeping" if args.mode == "keep" else "Dropping"
+    return run_table_step(
+        ctx,
+        title="select columns",
+        doing=f"{verb} {describe(args.columns)}",
+        sheet=args.sheet,
+        output=args.output,
+        needed=args.columns,
+        transform=lambda df: select_columns(df, args),
+    )
+
+
+# ---------------------------------------------------------------- excel/rename-columns
+
+
+class RenameColumnsArgs(OperationArgs):
+    """Arguments of excel/rename-columns."""
+
+    mapping: dict[str, str] = Field(
+        min_length=1,
+        description=(
+            "Old name -> new name. Renames happen at once, so names can be swapped "
+            '({"a": "b", "b": "a"}); a new name may not be taken by a column that keeps its '
+            "name (error column_exists), nor be given twice."
+        ),
+    )
+    sheet: SheetArg = None
+    output: OutputArg = None
+
+    @field_validator("mapping")
+    @classmethod
+    def _sane(cls, mapping: dict[str, str]) -> dict[str, str]:
+        for new in mapping.values():
+            new_name(new)
+        twice = sorted({n for n in mapping.values() if list(mapping.values()).count(n) > 1})
+        if twice:
+            raise ValueError(f"several columns would be named {quoted(twice)}")
+        return mapping
+
+
+def rename_columns(df: pl.DataFrame, args: RenameColumnsArgs) -> Outcome:
+    staying = [c for c in df.columns if c not in args.mapping]
+    reject_existing(args.mapping.values(), staying, what="the renamed column")
+    changed = {old: new for old, new in args.mapping.items() if old != new}
+    out = df.rename(changed)
+    return Outcome(
+        out,
+        f"Renamed {plural(len(changed), 'column')}",
+        {"renamed": len(changed)},
+    )
+
+
+@registry.register(
+    "excel/rename-columns",
+    description="Rename columns, keeping their position and values.",
+    args=RenameColumnsArgs,
+    example={"mapping": {"Cust. No": "customer_id", "E-mail": "email"}},
+    input_columns=lambda args: list(args.mapping),
+)
+def run_rename_columns(ctx: StepContext, args: RenameColumnsArgs) -> StepOutput:
+    return run_table_step(
+        ctx,
+        title="rename columns",
+        doing=f"Renaming {describe(list(args.mapping))}",
+        sheet=args.sheet,
+        output=args.output,
+        needed=list(args.mapping),
+        transform=lambda df: rename_columns(df, args),
+    )
+
+
+# ---------------------------------------------------------------- excel/reorder-columns
+
+
+class ReorderColumnsArgs(OperationArgs):
+    """Arguments of excel/reorder-columns."""
+
+    order: list[str] = Field(min_length=1, description="Columns to put first, in this order.")
+    others: Literal["end", "drop"] = Field(
+        default="end",
+        description=(
+            "end: the columns not listed follow, in their original order; drop: they are removed."
+        ),
+    )
+    sheet: SheetArg = None
+    output: OutputArg = None
+
+    _order = field_validator("order")(no_repeats)
+
+
+def reorder_columns(df: pl.DataFrame, args: ReorderColumnsArgs) -> Outcome:
+    rest = [c for c in df.columns if c not in set(args.order)]
+    columns = args.order + (rest if args.others == "end" else [])
+    out = df.select(columns)
+    dropped = len(rest) if args.others == "drop" else 0
+    message = f"Put {describe(args.order)} first"
+    if dropped:
+        message += f" and dropped {plural(dropped, 'other column')}"
+    return Outcome(out, message, {"columns": columns, "dropped": dropped})
+
+
+@registry.register(
+    "excel/reorder-columns",
+    description=(
+        "Move the listed columns to the front in the given order; the others follow in their "
+        "original order, or are dropped."
+    ),
+    args=ReorderColumnsArgs,
+    example={"order": ["last_name", "first_name", "email"], "others": "end"},
+    input_columns=lambda args: list(args.order),
+)
+def run_reorder_columns(ctx: StepContext, args: ReorderColumnsArgs) -> StepOutput:
+    return run_table_step(
+        ctx,
+        title="reorder columns",
+        doing=f"Moving {describe(args.order)} to the front",
+        sheet=args.sheet,
+        output=args.output,
+        needed=args.order,
+        transform=lambda df: reorder_columns(df, args),
+    )
+
+
+# ---------------------------------------------------------------- excel/add-column
+
+_PIECE = re.compile(r"\{\{|\}\}|\{([^{}]*)\}|[{}]|[^{}]+")
+
+
+def parse_template(template: str) -> list[tuple[str, bool]]:
+    """``template`` as (text, is_column) pieces; {{ and }} are literal braces."""
+    pieces: list[tuple[str, bool]] = []
+    for found in _PIECE.finditer(template):
+        token = found.group(0)
+        if token in ("{{", "}}"):
+            pieces.append((token[0], False))
+        elif token in ("{", "}"):
+            raise ValueError(
+                f"unmatched '{token}' in template; write '{token * 2}' for a literal brace"
+            )
+        elif found.group(1) is not None:
+            if not found.group(1):
+                raise ValueError("empty placeholder {} in template; name a column: {column}")
+            pieces.append((found.group(1), True))
+        else:
+            pieces.append((token, False))
+    return pieces
+
+
+class AddColumnArgs(OperationArgs):
+    """Arguments of excel/add-column; give exactly one of value, template, row_number."""
+
+    name: str = Field(description="Name of the new column; it must not exist yet.")
+    value: CellValue | None = Field(
+        default=None,
+        description="The same value in every row (numbers and booleans are written as text).",
+    )
+    template: str | None = Field(
+        default=None,
+        description=(
+            "Text with {column} placeholders filled from each row, e.g. '{first} {last}'. An "
+            "empty cell fills in as empty text (nothing is trimmed) and a result that is "
+            "entirely empty is an empty cell; write {{ and }} for literal braces."
+        ),
+    )
+    row_number: bool = Field(
+        default=False,
+        description=(
+            "Number the rows start, start+1, ... in their current order (a column of whole "
+            "numbers, written to xlsx as numbers)."
+        ),
+    )
+    start: int = Field(default=1, description="First row number (only with row_number).")
+    position: Literal["end", "start"] = Field(
+        default="end", description="Where the new column goes: after the last or first column."
+    )
+    sheet: SheetArg = None
+    output: OutputArg = None
+
+    _name = field_validator("name")(new_name)
+
+    @field_validator("template")
+    @classmethod
+    def _template(cls, template: str | None) -> str | None:
+        if template is not None:
+            if not template:
+                raise ValueError("template must not be empty")
+            parse_template(template)
+        return template
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> AddColumnArgs:
+        given = [
+            key
+            for key, present in (
+                ("value", self.value is not None),
+                ("template", self.template is not None),
+                ("row_number", self.row_number),
+            )
+            if present
+        ]
+        if len(given) != 1:
+            raise ValueError(
+                "give exactly one of value, template or row_number=true"
+                + (f" (got {', '.join(given)})" if given else "")
+            )
+        if self.start != 1 and not self.row_number:
+            raise ValueError("start only applies with row_number=true")
+        return self
+
+    def placeholders(self) -> list[str]:
+        if self.template is None:
+            return []
+        return list(dict.fromkeys(t for t, is_column in parse_template(self.template) if is_column))
+
+
+def add_column(df: pl.DataFrame, args: AddColumnArgs) -> Outcome:
+    reject_existing([args.name], df.columns, what="the new column")
+    if args.value is not None:
+        expr = pl.lit(value_text(args.value), dtype=pl.String)
+    elif args.template is not None:
+        missing = [c for c in args.placeholders() if c not in df.columns]
+        if missing:
+            raise column_not_found(missing, df.columns)
+        parts = [
+            text_of(text, df.schema[text]).fill_null("") if is_column else pl.lit(text)
+            for text, is_column in parse_template(args.template)
+        ]
+        expr = pl.concat_str(parts) if parts else pl.lit("", dtype=pl.String)
+        expr = pl.when(expr == "").then(None).otherwise(expr)
+    else:
+        expr = pl.int_range(args.start, args.start + df.height, dtype=pl.Int64)
+    new = expr.alias(args.name)
+    out = df.select(new, pl.all()) if args.position == "start" else df.with_columns(new)
+    return Outcome(out, f"Added column '{args.name}'", {"column": args.name})
+
+
+@registry.register(
+    "excel/add-column",
+    description=(
+        "Add a column holding a fixed value, text built from other columns with a template "
+        "('{first} {last}'), or row numbers."
+    ),
+    args=AddColumnArgs,
+    example={"name": "full_name", "template": "{first_name} {last_name}"},
+    input_columns=lambda args: args.placeholders(),
+)
+def run_add_column(ctx: StepContext, args: AddColumnArgs) -> StepOutput:
+    how = "row numbers" if args.row_number else "a template" if args.template else "a value"
+    return run_table_step(
+        ctx,
+        title="add a column",
+        doing=f"Adding column '{args.name}' from {how}",
+        sheet=args.sheet,
+        output=args.output,
+        needed=args.placeholders(),
+        transform=lambda df: add_column(df, args),
+    )

@@ -1,0 +1,376 @@
+"""excel/lookup-join and excel/append-files: combine the current table with other chat files."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any, Literal
+
+import polars as pl
+from pydantic import Field, field_validator, model_validator
+
+from chatflow.operations.common import require_columns
+from chatflow.operations.output_ops import (
+    OUTPUT_DESCRIPTION,
+    SHEET_DESCRIPTION,
+    OutputName,
+    finish,
+    plain,
+    unique_name,
+)
+from chatflow.operations.registry import (
+    OperationArgs,
+    StepContext,
+    StepFailed,
+    StepOutput,
+    registry,
+)
+
+LISTED = 50  # names listed in a result
+MAX_FILES = 50
+
+
+def _no_repeats(values: list[str], what: str) -> list[str]:
+    repeated = sorted(v for v, n in Counter(values).items() if n > 1)
+    if repeated:
+        raise ValueError(f"{what} listed more than once: {', '.join(repeated)}")
+    return values
+
+
+# --- excel/lookup-join --------------------------------------------------------------------
+
+
+class LookupJoinArgs(OperationArgs):
+    """Arguments of excel/lookup-join."""
+
+    right_file: str = Field(
+        min_length=1, description="The chat file to look values up in (its latest version)."
+    )
+    right_sheet: str | None = Field(
+        default=None, description="Sheet of right_file if it is an xlsx (default: the first)."
+    )
+    left_on: str | list[str] = Field(
+        description="Key column(s) of the current table. Keys are compared as text, exactly "
+        "(see normalize_keys); empty keys never match."
+    )
+    right_on: str | list[str] | None = Field(
+        default=None,
+        description="Key column(s) of right_file, matched in order with left_on (default: the "
+        "same names as left_on).",
+    )
+    how: Literal["left", "inner", "outer", "anti", "semi"] = Field(
+        default="left",
+        description="left: every current row, with right values where a key matches; inner: "
+        "only rows that match; outer: also right rows that match nothing (their key is copied "
+        "into the left key columns); semi: current rows that have a match, no new columns; "
+        "anti: current rows that have none.",
+    )
+    take_columns: list[str] | None = Field(
+        default=None,
+        min_length=1,
+        description="Columns of right_file to bring over (default: all but its key columns). "
+        "A name the current table already has gets the suffix.",
+    )
+    suffix: str = Field(
+        default="_right", min_length=1, description="Appended to clashing right column names."
+    )
+    right_duplicates: Literal["keep_all", "first", "error"] = Field(
+        default="keep_all",
+        description="When a key occurs in several right rows: keep_all repeats the current row "
+        "once per match (reported as rows_added_by_duplicates in the result), first uses the "
+        "first matching right row (like VLOOKUP), error fails the step (duplicate_keys).",
+    )
+    normalize_keys: bool = Field(
+        default=False,
+        description="Compare keys ignoring case and surrounding spaces (' ABC' matches 'abc').",
+    )
+    sheet: str | None = Field(default=None, description=SHEET_DESCRIPTION)
+    output: OutputName | None = Field(default=None, description=OUTPUT_DESCRIPTION)
+
+    @field_validator("left_on", "right_on")
+    @classmethod
+    def _keys(cls, keys: str | list[str] | None) -> str | list[str] | None:
+        if isinstance(keys, list):
+            if not keys:
+                raise ValueError("at least one key column is needed")
+            _no_repeats(keys, "key columns")
+        return keys
+
+    @field_validator("take_columns")
+    @classmethod
+    def _take(cls, columns: list[str] | None) -> list[str] | None:
+        return None if columns is None else _no_repeats(columns, "take_columns")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> LookupJoinArgs:
+        if len(self.left_keys) != len(self.right_keys):
+            raise ValueError(
+                f"left_on has {len(self.left_keys)} columns but right_on {len(self.right_keys)}"
+            )
+        if self.how in ("anti", "semi") and self.take_columns is not None:
+            raise ValueError(f"how={self.how!r} brings no columns; leave out take_columns")
+        return self
+
+    @property
+    def left_keys(self) -> list[str]:
+        return [self.left_on] if isinstance(self.left_on, str) else list(self.left_on)
+
+    @property
+    def right_keys(self) -> list[str]:
+        if self.right_on is None:
+            return self.left_keys
+        return [self.right_on] if isinstance(self.right_on, str) else list(self.right_on)
+
+
+def _key_expr(column: str, normalize: bool) -> pl.Expr:
+    expr = pl.col(column).cast(pl.String)
+    return expr.str.strip_chars().str.to_lowercase() if normalize else expr
+
+
+def lookup_join(
+    left: pl.DataFrame, right: pl.DataFrame, args: LookupJoinArgs
+) -> tuple[pl.DataFrame, dict[str, Any]]:
+    """The joined table and counts describing the match."""
+    left_keys, right_keys = args.left_keys, args.right_keys
+    require_columns(left.columns, left_keys)
+    require_columns(right.columns, right_keys)
+    take = (
+        args.take_columns
+        if args.take_columns is not None
+        else [c for c in right.columns if c not in right_keys]
+    )
+    if args.how in ("anti", "semi"):
+        take = []
+    require_columns(right.columns, take)
+    reserved = {*left.columns, *right.columns}
+    lk = [unique_name(f"__left_key{i}", reserved) for i in range(len(left_keys))]
+    rk = [unique_name(f"__right_key{i}", reserved) for i in range(len(right_keys))]
+    rv = [unique_name(f"__right_value{i}", reserved) for i in range(len(right_keys))]
+    taken = set(left.columns)
+    renamed = {c: unique_name(c + args.suffix if c in taken else c, taken) for c in take}
+
+    lhs = left.with_columns(
+        _key_expr(c, args.normalize_keys).alias(k) for c, k in zip(left_keys, lk, strict=True)
+    )
+    rhs = right.select(
+        *(_key_expr(c, args.normalize_keys).alias(k) for c, k in zip(right_keys, rk, strict=True)),
+        *(pl.col(c).cast(pl.String).alias(v) for c, v in zip(right_keys, rv, strict=True)),
+        *(pl.col(c).alias(renamed[c]) for c in take),
+    )
+    matchable = rhs.filter(pl.all_horizontal(pl.col(rk).is_not_null()))
+    key_counts = matchable.group_by(rk).len(name="__n")
+    duplicated = key_counts.filter(pl.col("__n") > 1)
+    if duplicated.height and args.right_duplicates == "error":
+        examples = [plain(", ".join(str(v) for v in row[:-1])) for row in duplicated.head(5).rows()]
+        raise StepFailed(
+            "duplicate_keys",
+            f"{duplicated.height} keys occur more than once in {args.right_file!r} "
+            f"(e.g. {', '.join(repr(e) for e in examples)}); use right_duplicates='first' or "
+            "'keep_all'.",
+            details={"duplicate_keys": duplicated.height, "examples": examples},
+        )
+    if args.right_duplicates == "first":
+        rhs = rhs.unique(subset=rk, keep="first", maintain_order=True)
+        key_counts = key_counts.with_columns(pl.lit(1, dtype=pl.UInt32).alias("__n"))
+    left_keyed = lhs.select(lk).rename(dict(zip(lk, rk, strict=True)))
+    matches = left_keyed.join(key_counts, on=rk, how="inner")
+    matched_rows = matches.height
+    extra = int(matches.select((pl.col("__n") - 1).sum()).item() or 0)
+
+    how = "full" if args.how == "outer" else args.how
+    marker = unique_name("__left_row", reserved)
+    joined = lhs.with_columns(pl.lit(True).alias(marker)).join(
+        rhs,
+        left_on=lk,
+        right_on=rk,
+        how=how,
+        coalesce=False,
+        maintain_order="left_right" if how == "full" else "left",
+    )
+    right_only = 0
+    if how == "full":
+        from_right = pl.col(marker).is_null()
+        right_only = int(joined.select(from_right.sum()).item())
+        joined = joined.with_columns(
+            pl.when(from_right).then(pl.col(v)).otherwise(pl.col(c).cast(pl.String)).alias(c)
+            for c, v in zip(left_keys, rv, strict=True)
+        )
+    out = joined.select([*left.columns, *renamed.values()])
+    counts = {
+        "how": args.how,
+        "rows_left": left.height,
+        "rows_right": right.height,
+        "rows_out": out.height,
+        "matched_left_rows": matched_rows,
+        "unmatched_left_rows": left.height - matched_rows,
+        "duplicate_right_keys": duplicated.height,
+        "rows_added_by_duplicates": extra if how in ("left", "inner", "full") else 0,
+        "columns_added": list(renamed.values())[:LISTED],
+    }
+    if how == "full":
+        counts["right_only_rows"] = right_only
+    return out, counts
+
+
+@registry.register(
+    "excel/lookup-join",
+    description=(
+        "Look up rows of another chat file by key columns and bring some of its columns over "
+        "(like VLOOKUP or a SQL join: left, inner, outer, semi, anti). Keys compare as text; "
+        "the current table's row order is kept."
+    ),
+    args=LookupJoinArgs,
+    example={
+        "right_file": "prices.csv",
+        "left_on": "sku",
+        "right_on": "product_code",
+        "take_columns": ["price"],
+        "right_duplicates": "first",
+    },
+    input_columns=lambda args: args.left_keys,
+)
+def run_lookup_join(ctx: StepContext, args: LookupJoinArgs) -> StepOutput:
+    """Join the current table with ``right_file``."""
+    ctx.report(0, "Starting step execution")
+    left = ctx.read_input(args.sheet)
+    require_columns(left.columns, args.left_keys)
+    right = ctx.read_file(args.right_file, args.right_sheet)
+    ctx.report(25, f"Read {left.height} rows and {right.height} rows of {args.right_file}")
+    ctx.report(50, f"Joining with {args.right_file}")
+    out, result = lookup_join(left, right, args)
+    return finish(
+        ctx,
+        out,
+        output=args.output,
+        result=result,
+        message=f"Matched {result['matched_left_rows']} of {left.height} rows in {args.right_file}",
+    )
+
+
+# --- excel/append-files -------------------------------------------------------------------
+
+
+class FileRef(OperationArgs):
+    """A chat file, optionally one of its sheets."""
+
+    file: str = Field(min_length=1, description="The chat file's name.")
+    sheet: str | None = Field(default=None, description="Its sheet (default: the first).")
+
+
+class AppendFilesArgs(OperationArgs):
+    """Arguments of excel/append-files."""
+
+    files: list[str | FileRef] = Field(
+        min_length=1,
+        max_length=MAX_FILES,
+        description="Chat files whose rows are appended below the current table, in this order: "
+        "a name, or {file, sheet} for one sheet of a workbook (the same workbook may appear "
+        "several times with different sheets).",
+    )
+    align: Literal["by_name", "by_position"] = Field(
+        default="by_name",
+        description="by_name: columns are matched by name; the result has every column that "
+        "appears anywhere (in order of first appearance) and empty cells where a file lacks "
+        "one. by_position: the n-th columns are stacked under the current table's names; every "
+        "file must have the same number of columns (else incompatible_files).",
+    )
+    add_source_column: str | None = Field(
+        default=None,
+        min_length=1,
+        description="Add a last column of this name holding each row's source: the file name, "
+        "followed by ' [sheet]' when a sheet was chosen (the current table counts as the run's "
+        "input file).",
+    )
+    sheet: str | None = Field(default=None, description=SHEET_DESCRIPTION)
+    output: OutputName | None = Field(default=None, description=OUTPUT_DESCRIPTION)
+
+
+def _label(name: str, sheet: str | None) -> str:
+    return name if sheet is None else f"{name} [{sheet}]"
+
+
+def append_tables(
+    tables: list[tuple[str, pl.DataFrame]],
+    *,
+    align: Literal["by_name", "by_position"],
+    source_column: str | None = None,
+) -> tuple[pl.DataFrame, list[str]]:
+    """The stacked table and the columns (by_name) that some tables lack.
+
+    A column whose type differs between tables (text in one, numbers in another) becomes text.
+    """
+    first_label, first = tables[0]
+    if align == "by_position":
+        for label, table in tables[1:]:
+            if table.width != first.width:
+                raise StepFailed(
+                    "incompatible_files",
+                    f"{label} has {table.width} columns but {first_label} has {first.width}; "
+                    "by_position needs the same number of columns (try align='by_name').",
+                    details={"file": label, "columns": table.width, "expected": first.width},
+                )
+        tables = [
+            (label, table.rename(dict(zip(table.columns, first.columns, strict=True))))
+            for label, table in tables
+        ]
+    names = list(dict.fromkeys(c for _, table in tables for c in table.columns))
+    if source_column is not None and source_column in names:
+        raise StepFailed(
+            "column_exists",
+            f"Column '{source_column}' already exists; choose another add_source_column.",
+            details={"column": source_column},
+        )
+    dtypes: dict[str, set[pl.DataType]] = {n: set() for n in names}
+    for _, table in tables:
+        for n, dtype in table.schema.items():
+            dtypes[n].add(dtype)
+    target = {n: next(iter(d)) if len(d) == 1 else pl.String for n, d in dtypes.items()}
+    aligned = []
+    for label, table in tables:
+        columns = [
+            pl.col(n).cast(target[n]) if n in table.columns else pl.lit(None, target[n]).alias(n)
+            for n in names
+        ]
+        if source_column is not None:
+            columns.append(pl.lit(label, pl.String).alias(source_column))
+        aligned.append(table.select(columns))
+    missing = [n for n in names if any(n not in table.columns for _, table in tables)]
+    return pl.concat(aligned, how="vertical"), missing
+
+
+@registry.register(
+    "excel/append-files",
+    description=(
+        "Append the rows of other chat files (or sheets) below the current table, matching "
+        "columns by name or by position, optionally recording each row's source file."
+    ),
+    args=AppendFilesArgs,
+    example={
+        "files": ["february.xlsx", {"file": "march.xlsx", "sheet": "Sales"}],
+        "add_source_column": "source",
+    },
+)
+def run_append_files(ctx: StepContext, args: AppendFilesArgs) -> StepOutput:
+    """Stack the tables."""
+    ctx.report(0, "Starting step execution")
+    tables = [(_label(ctx.input_name, args.sheet), ctx.read_input(args.sheet))]
+    for index, item in enumerate(args.files):
+        ref = FileRef(file=item) if isinstance(item, str) else item
+        ctx.report(25 * index / len(args.files), f"Reading {ref.file}", minor=True)
+        tables.append((_label(ref.file, ref.sheet), ctx.read_file(ref.file, ref.sheet)))
+    rows = sum(table.height for _, table in tables)
+    ctx.report(25, f"Read {rows} rows from {len(tables)} tables")
+    ctx.report(50, f"Appending {len(tables)} tables")
+    out, missing = append_tables(tables, align=args.align, source_column=args.add_source_column)
+    result = {
+        "sources": [{"source": label, "rows": table.height} for label, table in tables][:LISTED],
+        "rows_out": out.height,
+        "columns_out": out.width,
+        "columns_not_in_all": missing[:LISTED],
+    }
+    return finish(
+        ctx,
+        out,
+        output=args.output,
+        result=result,
+        message=f"Appended {len(tables)} tables into {out.height} rows",
+    )

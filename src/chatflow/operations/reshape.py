@@ -1,0 +1,433 @@
+"""excel/group-aggregate, excel/pivot and excel/unpivot.
+
+Numbers: columns are text (see ``chatflow.spreadsheets.reading``), so sum and mean read each value
+as a number and treat anything that is not one (blank, "n/a", "1,234") as empty, the way
+``cast(strict=False)`` does; sums of whole numbers stay whole (Int64), anything else is Float64.
+min and max compare numerically when every value of the column is a number (inferred type
+integer or float, see ``inspect_ops``), otherwise as text (ISO dates compare correctly as text).
+Groups keep the order in which their keys first appear unless sorting is asked for; empty keys
+form a group of their own.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any, Literal
+
+import polars as pl
+from pydantic import ConfigDict, Field, field_validator, model_validator
+
+from chatflow.operations.common import require_columns
+from chatflow.operations.inspect_ops import ColumnFacts, column_facts
+from chatflow.operations.output_ops import (
+    OUTPUT_DESCRIPTION,
+    SHEET_DESCRIPTION,
+    OutputName,
+    finish,
+    unique_name,
+)
+from chatflow.operations.registry import (
+    OperationArgs,
+    StepContext,
+    StepFailed,
+    StepOutput,
+    registry,
+)
+
+AggregateFn = Literal["count", "sum", "mean", "min", "max", "count_distinct", "first", "last"]
+MAX_PIVOT_COLUMNS = 1000
+BLANK_LABEL = "(blank)"
+
+
+def _no_repeats(values: list[str], what: str) -> list[str]:
+    repeated = sorted(v for v, n in Counter(values).items() if n > 1)
+    if repeated:
+        raise ValueError(f"{what} listed more than once: {', '.join(repeated)}")
+    return values
+
+
+def aggregate_expr(fn: AggregateFn, column: str | None, facts: dict[str, ColumnFacts]) -> pl.Expr:
+    """One aggregation over a group: see the module docstring for how text becomes numbers."""
+    if column is None:
+        return pl.len().cast(pl.Int64)  # count of rows
+    col = pl.col(column)
+    fact = facts[column]
+    if fn == "count":
+        return col.count().cast(pl.Int64)
+    if fn == "count_distinct":
+        return col.drop_nulls().n_unique().cast(pl.Int64)
+    if fn == "first":
+        return col.first()
+    if fn == "last":
+        return col.last()
+    if fn == "sum":
+        return fact.numeric_expr().sum()
+    if fn == "mean":
+        return fact.numeric_expr().cast(pl.Float64).mean()
+    value = fact.numeric_expr() if fact.numeric else col
+    return value.min() if fn == "min" else value.max()
+
+
+# --- excel/group-aggregate ----------------------------------------------------------------
+
+
+class Aggregation(OperationArgs):
+    """One output column of excel/group-aggregate."""
+
+    model_config = ConfigDict(extra="forbid", serialize_by_alias=True)
+
+    column: str | None = Field(
+        default=None,
+        description="The column to aggregate; leave it out with fn='count' to count rows.",
+    )
+    fn: AggregateFn = Field(
+        description="count: non-empty values (rows, without column); sum, mean: of the values "
+        "that are numbers, others ignored (sum of nothing is 0); min, max: numeric when every "
+        "value is a number, else text order; count_distinct: distinct non-empty values; "
+        "first, last: the value in the group's first or last row (may be empty)."
+    )
+    as_: str | None = Field(
+        default=None,
+        alias="as",
+        min_length=1,
+        description="Name of the output column (default: <column>_<fn>, or 'count').",
+    )
+
+    @model_validator(mode="after")
+    def _column_needed(self) -> Aggregation:
+        if self.column is None and self.fn != "count":
+            raise ValueError(f"fn={self.fn!r} needs a column")
+        return self
+
+    @property
+    def name(self) -> str:
+        if self.as_ is not None:
+            return self.as_
+        return f"{self.column}_{self.fn}" if self.column is not None else "count"
+
+
+class GroupAggregateArgs(OperationArgs):
+    """Arguments of excel/group-aggregate."""
+
+    by: list[str] = Field(
+        default_factory=list,
+        description="Columns whose values form the groups (empty: one row for the whole table).",
+    )
+    aggregations: list[Aggregation] = Field(
+        min_length=1, max_length=200, description="The output columns, after the group columns."
+    )
+    sort: bool = Field(
+        default=False,
+        description="Sort the groups by their key values (as text, empty last) instead of the "
+        "order in which they first appear.",
+    )
+    sheet: str | None = Field(default=None, description=SHEET_DESCRIPTION)
+    output: OutputName | None = Field(default=None, description=OUTPUT_DESCRIPTION)
+
+    @field_validator("by")
+    @classmethod
+    def _by(cls, by: list[str]) -> list[str]:
+        return _no_repeats(by, "group columns")
+
+    @model_validator(mode="after")
+    def _distinct_names(self) -> GroupAggregateArgs:
+        names = [*self.by, *(agg.name for agg in self.aggregations)]
+        repeated = sorted(n for n, k in Counter(names).items() if k > 1)
+        if repeated:
+            raise ValueError(
+                f"output column names repeat ({', '.join(repeated)}); give each "
+                "aggregation a distinct 'as'"
+            )
+        return self
+
+
+def _needed_by_group(args: GroupAggregateArgs) -> list[str]:
+    return list(
+        dict.fromkeys([*args.by, *(a.column for a in args.aggregations if a.column is not None)])
+    )
+
+
+def group_aggregate(
+    df: pl.DataFrame, by: list[str], aggregations: list[Aggregation], *, sort: bool = False
+) -> pl.DataFrame:
+    """One row per group with the aggregations (or one row in all without ``by``)."""
+    needed = list(dict.fromkeys(a.column for a in aggregations if a.column is not None))
+    require_columns(df.columns, [*by, *needed])
+    facts = column_facts(df, needed)
+    exprs = [aggregate_expr(a.fn, a.column, facts).alias(a.name) for a in aggregations]
+    if not by:
+        return df.select(exprs)
+    out = df.group_by(by, maintain_order=True).agg(exprs)
+    return out.sort(by, nulls_last=True, maintain_order=True) if sort else out
+
+
+@registry.register(
+    "excel/group-aggregate",
+    description=(
+        "Group rows by the values of some columns and compute count, sum, mean, min, max, "
+        "count_distinct, first or last of other columns, one row per group. Text that is not a "
+        "number is ignored by sum and mean (treated as empty)."
+    ),
+    args=GroupAggregateArgs,
+    example={
+        "by": ["region"],
+        "aggregations": [
+            {"column": "amount", "fn": "sum", "as": "total"},
+            {"fn": "count", "as": "orders"},
+        ],
+    },
+    input_columns=_needed_by_group,
+)
+def run_group_aggregate(ctx: StepContext, args: GroupAggregateArgs) -> StepOutput:
+    """Group and aggregate."""
+    ctx.report(0, "Starting step execution")
+    df = ctx.read_input(args.sheet)
+    ctx.report(25, f"Read {df.height} rows")
+    require_columns(df.columns, _needed_by_group(args))
+    ctx.report(50, f"Aggregating {df.height} rows")
+    out = group_aggregate(df, args.by, args.aggregations, sort=args.sort)
+    result: dict[str, Any] = {
+        "rows_in": df.height,
+        "rows_out": out.height,
+        "groups": out.height,
+        "columns": out.columns[:50],
+    }
+    return finish(
+        ctx,
+        out,
+        output=args.output,
+        result=result,
+        message=f"Aggregated {df.height} rows into {out.height} groups",
+    )
+
+
+# --- excel/pivot --------------------------------------------------------------------------
+
+
+class PivotArgs(OperationArgs):
+    """Arguments of excel/pivot."""
+
+    index: list[str] = Field(
+        min_length=1, description="Columns that identify an output row (the row labels)."
+    )
+    columns: str = Field(
+        description="The column whose distinct values become new columns, named after the "
+        "values (empty cells -> '(blank)'; a name already taken gets _2), in order of first "
+        f"appearance; at most {MAX_PIVOT_COLUMNS}."
+    )
+    values: str = Field(description="The column aggregated into the new columns' cells.")
+    aggregate: Literal["sum", "mean", "count", "min", "max", "first"] = Field(
+        default="sum",
+        description="How the values that meet in one cell are combined (as in "
+        "excel/group-aggregate: sum and mean ignore non-numbers). Cells with no values are "
+        "empty, or 0 with 'count'.",
+    )
+    sort_columns: bool = Field(
+        default=False, description="Order the new columns by value (as text) instead."
+    )
+    sheet: str | None = Field(default=None, description=SHEET_DESCRIPTION)
+    output: OutputName | None = Field(default=None, description=OUTPUT_DESCRIPTION)
+
+    @field_validator("index")
+    @classmethod
+    def _index(cls, index: list[str]) -> list[str]:
+        return _no_repeats(index, "index columns")
+
+    @model_validator(mode="after")
+    def _distinct_roles(self) -> PivotArgs:
+        if self.columns in self.index or self.values in self.index:
+            raise ValueError("'columns' and 'values' must not be index columns")
+        if self.columns == self.values:
+            raise ValueError("'columns' and 'values' must be different columns")
+        return self
+
+
+def pivot(
+    df: pl.DataFrame,
+    *,
+    index: list[str],
+    columns: str,
+    values: str,
+    aggregate: AggregateFn,
+    sort_columns: bool = False,
+) -> pl.DataFrame:
+    """A wide table: one row per index key, one column per distinct value of ``columns``."""
+    require_columns(df.columns, [*index, columns, values])
+    keys = df.get_column(columns).cast(pl.String).unique(maintain_order=True)
+    if keys.len() > MAX_PIVOT_COLUMNS:
+        raise StepFailed(
+            "too_many_columns",
+            f"Column '{columns}' has {keys.len()} distinct values; a pivot makes at most "
+            f"{MAX_PIVOT_COLUMNS} columns.",
+            details={"distinct": keys.len(), "max": MAX_PIVOT_COLUMNS},
+        )
+    key_list: list[str | None] = keys.to_list()
+    if sort_columns:
+        key_list.sort(key=lambda k: (k is None, k or ""))
+    taken = set(index)
+    names = [unique_name(k if k else BLANK_LABEL, taken) for k in key_list]
+    if df.height == 0:
+        empty = {n: pl.Series(n, [], dtype=df.schema[n]) for n in index}
+        return pl.DataFrame(empty).with_columns(pl.lit(None).alias(n) for n in names)
+    sentinel = "\x00blank"  # empty cells get a label polars can map (None is no dict key)
+    mapping = {sentinel if k is None else k: n for k, n in zip(key_list, names, strict=True)}
+    facts = column_facts(df, [values])
+    key, value = "\x00key", "\x00value"
+    grouped = (
+        df.with_columns(
+            pl.col(columns).cast(pl.String).fill_null(sentinel).replace_strict(mapping).alias(key)
+        )
+        .group_by([*index, key], maintain_order=True)
+        .agg(aggregate_expr(aggregate, values, facts).alias(value))
+    )
+    wide = grouped.pivot(on=key, index=index, values=value, aggregate_function=None)
+    wide = wide.select([*index, *names])
+    if aggregate == "count":
+        wide = wide.with_columns(pl.col(names).fill_null(0))
+    return wide
+
+
+@registry.register(
+    "excel/pivot",
+    description=(
+        "Turn the distinct values of one column into new columns: one row per index key, each "
+        "cell the sum (or mean, count, min, max, first) of the values column for that key and "
+        f"column value. At most {MAX_PIVOT_COLUMNS} new columns."
+    ),
+    args=PivotArgs,
+    example={"index": ["region"], "columns": "month", "values": "amount", "aggregate": "sum"},
+    input_columns=lambda args: [*args.index, args.columns, args.values],
+)
+def run_pivot(ctx: StepContext, args: PivotArgs) -> StepOutput:
+    """Pivot the table."""
+    ctx.report(0, "Starting step execution")
+    df = ctx.read_input(args.sheet)
+    ctx.report(25, f"Read {df.height} rows")
+    require_columns(df.columns, [*args.index, args.columns, args.values])
+    ctx.report(50, f"Pivoting column '{args.columns}'")
+    out = pivot(
+        df,
+        index=args.index,
+        columns=args.columns,
+        values=args.values,
+        aggregate=args.aggregate,
+        sort_columns=args.sort_columns,
+    )
+    new_columns = out.width - len(args.index)
+    result = {"rows_in": df.height, "rows_out": out.height, "new_columns": new_columns}
+    return finish(
+        ctx,
+        out,
+        output=args.output,
+        result=result,
+        message=f"Pivoted into {out.height} rows and {new_columns} value columns",
+    )
+
+
+# --- excel/unpivot ------------------------------------------------------------------------
+
+
+class UnpivotArgs(OperationArgs):
+    """Arguments of excel/unpivot."""
+
+    id_columns: list[str] = Field(description="Columns kept on every output row (may be empty).")
+    value_columns: list[str] | None = Field(
+        default=None,
+        min_length=1,
+        description="Columns turned into (variable, value) rows (default: every other column).",
+    )
+    variable_name: str = Field(
+        default="variable", min_length=1, description="Name of the column holding column names."
+    )
+    value_name: str = Field(
+        default="value", min_length=1, description="Name of the column holding the values."
+    )
+    drop_empty: bool = Field(default=False, description="Leave out rows whose value is empty.")
+    sheet: str | None = Field(default=None, description=SHEET_DESCRIPTION)
+    output: OutputName | None = Field(default=None, description=OUTPUT_DESCRIPTION)
+
+    @field_validator("id_columns")
+    @classmethod
+    def _ids(cls, columns: list[str]) -> list[str]:
+        return _no_repeats(columns, "id columns")
+
+    @field_validator("value_columns")
+    @classmethod
+    def _values(cls, columns: list[str] | None) -> list[str] | None:
+        return None if columns is None else _no_repeats(columns, "value columns")
+
+    @model_validator(mode="after")
+    def _distinct_roles(self) -> UnpivotArgs:
+        both = set(self.id_columns) & set(self.value_columns or [])
+        if both:
+            raise ValueError(f"columns both id and value: {', '.join(sorted(both))}")
+        if self.variable_name == self.value_name:
+            raise ValueError("variable_name and value_name must differ")
+        clash = {self.variable_name, self.value_name} & set(self.id_columns)
+        if clash:
+            raise ValueError(f"output names clash with id columns: {', '.join(sorted(clash))}")
+        return self
+
+
+def unpivot(
+    df: pl.DataFrame,
+    *,
+    id_columns: list[str],
+    value_columns: list[str] | None,
+    variable_name: str = "variable",
+    value_name: str = "value",
+    drop_empty: bool = False,
+) -> pl.DataFrame:
+    """Long format, row by row: each input row gives one output row per value column."""
+    require_columns(df.columns, [*id_columns, *(value_columns or [])])
+    on = value_columns or [c for c in df.columns if c not in id_columns]
+    if not on:
+        raise StepFailed("nothing_to_unpivot", "There are no columns left to unpivot.")
+    if len({df.schema[c] for c in on}) > 1:  # mixed types: everything as text
+        df = df.with_columns(pl.col(on).cast(pl.String))
+    row = unique_name("row", {*df.columns, variable_name, value_name})
+    out = (
+        df.with_row_index(row)
+        .unpivot(
+            on=on, index=[row, *id_columns], variable_name=variable_name, value_name=value_name
+        )
+        .sort(row, maintain_order=True)
+        .drop(row)
+    )
+    return out.filter(pl.col(value_name).is_not_null()) if drop_empty else out
+
+
+@registry.register(
+    "excel/unpivot",
+    description=(
+        "Turn columns into rows (wide to long): every input row gives one row per value column "
+        "with the id columns, the column's name and its value, in input order."
+    ),
+    args=UnpivotArgs,
+    example={
+        "id_columns": ["region"],
+        "value_columns": ["jan", "feb", "mar"],
+        "variable_name": "month",
+        "value_name": "amount",
+    },
+    input_columns=lambda args: [*args.id_columns, *(args.value_columns or [])],
+)
+def run_unpivot(ctx: StepContext, args: UnpivotArgs) -> StepOutput:
+    """Unpivot the table."""
+    ctx.report(0, "Starting step execution")
+    df = ctx.read_input(args.sheet)
+    ctx.report(25, f"Read {df.height} rows")
+    require_columns(df.columns, [*args.id_columns, *(args.value_columns or [])])
+    ctx.report(50, "Unpivoting")
+    out = unpivot(
+        df,
+        id_columns=args.id_columns,
+        value_columns=args.value_columns,
+        variable_name=args.variable_name,
+        value_name=args.value_name,
+        drop_empty=args.drop_empty,
+    )
+    result = {"rows_in": df.height, "rows_out": out.height}
+    return finish(
+        ctx, out, output=args.output, result=result, message=f"Unpivoted into {out.height} rows"
+    )

@@ -1,0 +1,256 @@
+"""excel/sql: run one read-only SQL query (polars SQL) over the current table and chat files.
+
+Tables: ``input`` is the current table; every chat file is a table named after its file name:
+the name without extension, lower-cased, every run of characters other than a-z and 0-9 replaced
+by "_", edges trimmed ("Sales 2024.xlsx" -> ``sales_2024``); a name that starts with a digit gets
+"t_" in front ("2024.csv" -> ``t_2024``); when two files give the same name (or "input") the later
+one in alphabetical order gets "_2", "_3"... xlsx files contribute their first sheet; the
+``tables`` argument names other sheets (or files) explicitly.  Table names are case-insensitive.
+A file is read only if the query mentions its table name.
+
+Safety: only one SELECT (or WITH ... SELECT) statement runs; anything else is refused with
+``sql_forbidden``, as are polars' file-reading table functions (read_csv, read_parquet,
+read_json, read_ipc, scan_...), so a query reaches only the chat's own files.  The check errs on
+the side of refusing: "read_..(" or "scan_..(" anywhere (even inside a string) is refused, and so
+are DDL/DML words (DROP, UPDATE, ...) used as bare column names (quote them: "update").
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import PurePosixPath
+from typing import Any
+
+import polars as pl
+from pydantic import Field, field_validator
+
+from chatflow.operations.inspect_ops import column_facts, infer_types
+from chatflow.operations.output_ops import OUTPUT_DESCRIPTION, OutputName, finish
+from chatflow.operations.registry import (
+    OperationArgs,
+    StepContext,
+    StepFailed,
+    StepOutput,
+    registry,
+)
+
+INPUT_TABLE = "input"
+MAX_QUERY = 20_000
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# One pass over the query, so a "--" inside a string is no comment and a "'" inside a comment
+# no string.  Only what polars could run matters: unknown syntax is kept as "other" tokens.
+_TOKENS = re.compile(
+    r"""(?P<comment>--[^\n]*|/\*.*?(?:\*/|\Z))
+      |(?P<string>'(?:[^']|'')*(?:'|\Z))
+      |(?P<quoted>"(?:[^"]|"")*(?:"|\Z)|`[^`]*(?:`|\Z))
+      |(?P<word>[A-Za-z_][A-Za-z0-9_]*)
+      |(?P<space>\s+)
+      |(?P<other>.)""",
+    re.S | re.X,
+)
+_FILE_FUNCTION = re.compile(r"^(?:read|scan)_", re.I)
+# Belt and braces: the raw text, whatever the tokens say.
+_FILE_FUNCTION_TEXT = re.compile(r"\b(?:read|scan)_[A-Za-z0-9_]*[\s\"`\]]*\(", re.I)
+_FORBIDDEN_WORDS = {
+    "alter", "attach", "copy", "create", "delete", "detach", "drop", "grant", "insert",
+    "install", "merge", "pragma", "revoke", "truncate", "update",
+}  # fmt: skip
+
+
+def table_name(file_name: str) -> str:
+    """The SQL table name of a chat file (see the module docstring)."""
+    stem = PurePosixPath(file_name).stem.lower()
+    name = re.sub(r"[^a-z0-9]+", "_", stem).strip("_") or "file"
+    return f"t_{name}" if name[0].isdigit() else name
+
+
+def file_tables(file_names: list[str]) -> dict[str, str]:
+    """Table name -> file name for every chat file, deterministic for a given set of names."""
+    tables: dict[str, str] = {}
+    for file_name in sorted(file_names):
+        base = name = table_name(file_name)
+        n = 1
+        while name in tables or name == INPUT_TABLE:
+            n += 1
+            name = f"{base}_{n}"
+        tables[name] = file_name
+    return tables
+
+
+class TableRef(OperationArgs):
+    """A chat file (and sheet) to register under a chosen table name."""
+
+    file: str = Field(min_length=1, description="The chat file's name.")
+    sheet: str | None = Field(default=None, description="Its sheet (default: the first).")
+
+
+class SqlArgs(OperationArgs):
+    """Arguments of excel/sql."""
+
+    query: str = Field(
+        min_length=1,
+        max_length=MAX_QUERY,
+        description="One SELECT or WITH query (polars SQL). The current table is 'input'; "
+        "each chat file is a table named after its file name (lower-case, non-alphanumerics "
+        "-> '_', e.g. 'Sales 2024.xlsx' -> sales_2024). Column names are case-sensitive; "
+        'quote unusual ones: "Unit Price".',
+    )
+    tables: dict[str, TableRef] | None = Field(
+        default=None,
+        max_length=50,
+        description="Extra table names for chat files or particular sheets, e.g. "
+        '{"q1": {"file": "sales.xlsx", "sheet": "Q1"}}; they win over the derived names.',
+    )
+    infer_types: bool = Field(
+        default=True,
+        description="Give columns whose every value is a number (see excel/inspect) a "
+        "numeric type, so SUM(amount) and amount > 10 work; other columns stay text (codes "
+        "such as '01234' included). false: everything is text (CAST(x AS DOUBLE) to compute).",
+    )
+    sheet: str | None = Field(
+        default=None,
+        description="Sheet of the run's xlsx input to use as 'input' instead of the table the "
+        "previous step handed on.",
+    )
+    output: OutputName | None = Field(default=None, description=OUTPUT_DESCRIPTION)
+
+    @field_validator("tables")
+    @classmethod
+    def _names(cls, tables: dict[str, TableRef] | None) -> dict[str, TableRef] | None:
+        for name in tables or {}:
+            if not _IDENTIFIER.match(name) or name.lower() == INPUT_TABLE:
+                raise ValueError(
+                    f"table name {name!r} must be letters, digits and _ (not starting with a "
+                    f"digit) and not {INPUT_TABLE!r}"
+                )
+        return tables
+
+
+def _tokens(query: str) -> list[tuple[str, str]]:
+    """(kind, text) of the query's significant tokens; quoted identifiers are unquoted."""
+    tokens = []
+    for match in _TOKENS.finditer(query):
+        kind = match.lastgroup or "other"
+        text = match.group()
+        if kind in ("comment", "space"):
+            continue
+        if kind == "quoted":
+            text = text[1:-1] if len(text) > 1 and text[-1] == text[0] else text[1:]
+            text = text.replace('""', '"')
+        tokens.append((kind, text))
+    return tokens
+
+
+def query_problem(query: str) -> str | None:
+    """Why ``query`` may not run (only single SELECT/WITH statements may), or None."""
+    tokens = _tokens(query)
+    for index, (kind, text) in enumerate(tokens):
+        if kind in ("word", "quoted") and _FILE_FUNCTION.match(text):
+            after = [t for k, t in tokens[index + 1 : index + 4] if t != "]"]
+            if after[:1] == ["("]:
+                return "reading files from SQL (read_csv, read_parquet, scan_...) is not allowed"
+    if _FILE_FUNCTION_TEXT.search(query):
+        return "reading files from SQL (read_csv, read_parquet, scan_...) is not allowed"
+    end = next((i for i, (k, text) in enumerate(tokens) if k == "other" and text == ";"), None)
+    if end is not None and any(text != ";" for _, text in tokens[end + 1 :]):
+        return "only one statement may run"
+    first = next((text for kind, text in tokens if text != "("), "")
+    if first.lower() not in ("select", "with"):
+        return "only SELECT queries (or WITH ... SELECT) are allowed"
+    forbidden = sorted({t.lower() for k, t in tokens if k == "word"} & _FORBIDDEN_WORDS)
+    if forbidden:
+        return (
+            f"only SELECT queries are allowed ({', '.join(w.upper() for w in forbidden)} found; "
+            'a column of that name must be quoted: "update")'
+        )
+    return None
+
+
+def referenced_names(query: str) -> set[str]:
+    """Every identifier in the query, lower-cased: a superset of the tables it reads."""
+    return {text.lower() for kind, text in _tokens(query) if kind in ("word", "quoted")}
+
+
+def _typed(df: pl.DataFrame) -> pl.DataFrame:
+    """Columns whose every value is a number, as numbers (Int64 when all are whole)."""
+    types = infer_types(df)
+    numeric = [c for c, kind in types.items() if kind in ("integer", "float")]
+    numeric = [c for c in numeric if df.schema[c] == pl.String]
+    if not numeric:
+        return df
+    facts = column_facts(df, numeric, types)
+    return df.with_columns(facts[c].numeric_expr().alias(c) for c in numeric)
+
+
+def run_query(query: str, frames: dict[str, pl.DataFrame]) -> pl.DataFrame:
+    """Execute ``query`` over ``frames``; polars errors become ``invalid_sql``."""
+    context = pl.SQLContext(frames={name: df.lazy() for name, df in frames.items()})
+    try:
+        result = context.execute(query, eager=True)
+    except BaseException as exc:
+        # pyo3 turns a Rust panic into PanicException, a BaseException: a query must not
+        # take the worker down with it.
+        known = (pl.exceptions.PolarsError, ValueError, TypeError, OverflowError)
+        if not isinstance(exc, known) and type(exc).__name__ != "PanicException":
+            raise
+        text = str(exc).strip()
+        first = text.split("\n\n")[0].strip() if text else type(exc).__name__
+        raise StepFailed(
+            "invalid_sql",
+            f"The query failed: {first[:500]}",
+            details={"error": first[:2000], "tables": sorted(frames)[:50]},
+        ) from None
+    assert isinstance(result, pl.DataFrame)
+    return result
+
+
+@registry.register(
+    "excel/sql",
+    description=(
+        "Run one SQL SELECT query (polars SQL) over the current table, named 'input', and the "
+        "chat's files, each named after its file name (lower-case, non-alphanumerics -> '_'). "
+        "Only SELECT/WITH; no reading of other files."
+    ),
+    args=SqlArgs,
+    example={
+        "query": "SELECT region, SUM(amount) AS total FROM input GROUP BY region "
+        "ORDER BY total DESC"
+    },
+)
+def run_sql(ctx: StepContext, args: SqlArgs) -> StepOutput:
+    """Register the referenced tables and run the query."""
+    ctx.report(0, "Starting step execution")
+    problem = query_problem(args.query)
+    if problem is not None:
+        raise StepFailed("sql_forbidden", problem)
+    mentioned = referenced_names(args.query)
+    sources: dict[str, tuple[str, str | None]] = {
+        name: (file_name, None) for name, file_name in file_tables(ctx.file_names()).items()
+    }
+    for name, ref in (args.tables or {}).items():
+        sources[name.lower()] = (ref.file, ref.sheet)
+    frames: dict[str, pl.DataFrame] = {}
+    used: list[dict[str, Any]] = []
+    if INPUT_TABLE in mentioned:
+        frames[INPUT_TABLE] = ctx.read_input(args.sheet)
+        used.append(
+            {"table": INPUT_TABLE, "file": ctx.input_name, "rows": frames[INPUT_TABLE].height}
+        )
+    for name, (file_name, sheet) in sources.items():
+        if name in mentioned:
+            ctx.check_cancelled()
+            frames[name] = ctx.read_file(file_name, sheet)
+            used.append({"table": name, "file": file_name, "rows": frames[name].height})
+    ctx.report(25, f"Read {len(frames)} tables")
+    if args.infer_types:
+        frames = {name: _typed(df) for name, df in frames.items()}
+    ctx.report(50, "Running the query")
+    out = run_query(args.query, frames)
+    result = {
+        "rows_out": out.height,
+        "columns": out.columns[:50],
+        "tables_used": used[:50],
+    }
+    return finish(
+        ctx, out, output=args.output, result=result, message=f"The query returned {out.height} rows"
+    )

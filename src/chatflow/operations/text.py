@@ -1,0 +1,339 @@
+"""Text operations: find and replace, clean text, normalize codes.
+
+They work on the text of cells.  Without ``columns`` they touch every text column; a named
+column of another type (after excel/convert-types) is turned back into text first.  A cell whose
+text becomes empty is an empty cell (null), as the reader reads empty cells.
+excel/convert-types lives in ``convert_types``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated, Any, Literal
+
+import polars as pl
+from pydantic import Field, field_validator, model_validator
+
+from chatflow.operations.cell_values import check_regex, regex_errors, regex_escape
+from chatflow.operations.registry import OperationArgs, StepContext, StepOutput, registry
+from chatflow.operations.table_steps import (
+    Outcome,
+    OutputArg,
+    SheetArg,
+    blank_to_null,
+    describe,
+    no_repeats,
+    plural,
+    run_table_step,
+    text_columns,
+    text_of,
+)
+
+ColumnsArg = Annotated[
+    list[str] | None,
+    Field(min_length=1, description="Columns to work on (default: every text column)."),
+]
+
+
+def _via(series: pl.Series, fn: Callable[[pl.Expr], pl.Expr]) -> pl.Series:
+    """``fn`` applied to ``series`` as an expression (materialized, so never recomputed)."""
+    return series.to_frame("v").select(fn(pl.col("v"))).to_series().alias(series.name)
+
+
+def _empty_to_null(series: pl.Series) -> pl.Series:
+    return _via(series, blank_to_null)
+
+
+def _changed(
+    df: pl.DataFrame, columns: list[str], change: Callable[[pl.Series], pl.Series]
+) -> Outcome:
+    """Replace the text of ``columns`` by ``change`` of it; count changed cells per column."""
+    new: list[pl.Series] = []
+    by_column: dict[str, int] = {}
+    for c in columns:
+        before = df.select(text_of(c, df.schema[c])).to_series()
+        after = change(before).alias(c)
+        changed = int(after.ne_missing(before).sum())
+        if changed:
+            by_column[c] = changed
+        new.append(after)
+    out = df.with_columns(new) if new else df
+    total = sum(by_column.values())
+    return Outcome(
+        out,
+        f"Changed {plural(total, 'cell')}",
+        {"cells_changed": total, "by_column": by_column},
+    )
+
+
+# ---------------------------------------------------------------- excel/find-replace
+
+
+class FindReplaceArgs(OperationArgs):
+    """Arguments of excel/find-replace."""
+
+    columns: ColumnsArg = None
+    find: str = Field(
+        min_length=1,
+        description=("Text to find; literal unless regex=true (so '.', '*', '(' mean themselves)."),
+    )
+    replace: str = Field(
+        description=(
+            "Replacement ('' deletes). With regex=true, $1 or ${name} insert a group and $$ is a "
+            "literal $; otherwise it is literal."
+        )
+    )
+    regex: bool = Field(
+        default=False, description="Treat find as a regular expression (Rust/polars syntax)."
+    )
+    whole_cell: bool = Field(
+        default=False,
+        description="Only replace cells whose entire text matches find (else every occurrence).",
+    )
+    case_sensitive: bool = Field(default=True, description="Whether letter case must match.")
+    sheet: SheetArg = None
+    output: OutputArg = None
+
+    @field_validator("columns")
+    @classmethod
+    def _columns(cls, columns: list[str] | None) -> list[str] | None:
+        return None if columns is None else no_repeats(columns)
+
+    @model_validator(mode="after")
+    def _pattern(self) -> FindReplaceArgs:
+        if self.regex:
+            check_regex(f"^(?:{self.find})$" if self.whole_cell else self.find)
+        return self
+
+
+def find_replace_text(text: pl.Series, args: FindReplaceArgs) -> pl.Series:
+    """``text`` with the replacement applied; a cell left empty is null."""
+    literal = not args.regex and args.case_sensitive  # the fast path: no regex at all
+    body = args.find if args.regex else regex_escape(args.find)
+    flags = "" if args.case_sensitive else "(?i)"
+    pattern = f"{flags}^(?:{body})$" if args.whole_cell else flags + body
+    if not text.str.contains(args.find if literal else pattern, literal=literal).any():
+        return text  # nothing to replace: skip the work (and keep empty cells as they are)
+    if args.whole_cell and not args.regex:
+        matches = text.str.contains(pattern)
+        replaced = _via(text, lambda t: pl.when(matches).then(pl.lit(args.replace)).otherwise(t))
+    elif args.whole_cell:  # a regex matching the whole cell; $1 in replace works
+        replaced = text.str.replace(pattern, args.replace)
+    elif args.regex:
+        replaced = text.str.replace_all(pattern, args.replace)
+    elif literal:
+        replaced = text.str.replace_all(args.find, args.replace, literal=True)
+    else:  # literal text, ignoring case: an escaped regex, with $ in replace escaped too
+        replaced = text.str.replace_all(pattern, args.replace.replace("$", "$$"))
+    return _empty_to_null(replaced)
+
+
+def find_replace(df: pl.DataFrame, args: FindReplaceArgs) -> Outcome:
+    with regex_errors(args.find):
+        return _changed(
+            df, text_columns(df, args.columns), lambda text: find_replace_text(text, args)
+        )
+
+
+@registry.register(
+    "excel/find-replace",
+    description=(
+        "Find text in cells and replace it: literal text by default, or a regular expression; "
+        "every occurrence or whole cells only; optionally ignoring case."
+    ),
+    args=FindReplaceArgs,
+    example={"columns": ["country"], "find": "Deutschland", "replace": "Germany"},
+    input_columns=lambda args: list(args.columns or []),
+)
+def run_find_replace(ctx: StepContext, args: FindReplaceArgs) -> StepOutput:
+    where = describe(args.columns) if args.columns else "all text columns"
+    return run_table_step(
+        ctx,
+        title="find and replace",
+        doing=f"Replacing {args.find!r} with {args.replace!r} in {where}",
+        sheet=args.sheet,
+        output=args.output,
+        needed=args.columns or [],
+        transform=lambda df: find_replace(df, args),
+    )
+
+
+# ---------------------------------------------------------------- excel/clean-text
+
+# Control characters except tab and line breaks, zero-width characters, BOM and soft hyphen.
+_NON_PRINTABLE = r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u00ad\u200b-\u200d\u2060\ufeff]"
+# Runs of whitespace other than line breaks (tabs, no-break spaces...): a run of two or more, or
+# a single one that is not a plain space (single spaces need no change, and are most matches).
+_SPACES = r"[^\S\r\n]{2,}|[^\S \r\n]"
+
+
+class CleanTextArgs(OperationArgs):
+    """Arguments of excel/clean-text; the steps run in the order of the fields below."""
+
+    columns: ColumnsArg = None
+    remove_non_printable: bool = Field(
+        default=True,
+        description=(
+            "Remove control characters (except tab and line breaks), zero-width characters, "
+            "byte order marks and soft hyphens."
+        ),
+    )
+    collapse_spaces: bool = Field(
+        default=True,
+        description=(
+            "Turn each run of spaces, tabs and no-break spaces into one plain space (line "
+            "breaks are kept)."
+        ),
+    )
+    trim: bool = Field(default=True, description="Remove whitespace at both ends of each cell.")
+    case: Literal["upper", "lower", "title"] | None = Field(
+        default=None,
+        description="Change letter case: UPPER, lower, Title Case (each word); null keeps it.",
+    )
+    sheet: SheetArg = None
+    output: OutputArg = None
+
+    @field_validator("columns")
+    @classmethod
+    def _columns(cls, columns: list[str] | None) -> list[str] | None:
+        return None if columns is None else no_repeats(columns)
+
+    @model_validator(mode="after")
+    def _something(self) -> CleanTextArgs:
+        if not (self.remove_non_printable or self.collapse_spaces or self.trim or self.case):
+            raise ValueError("nothing to do: every cleaning step is switched off")
+        return self
+
+
+def clean_text_series(text: pl.Series, args: CleanTextArgs) -> pl.Series:
+    """The steps in order; a replacement is skipped when nothing in the column needs it."""
+    if args.remove_non_printable and text.str.contains(_NON_PRINTABLE).any():
+        text = text.str.replace_all(_NON_PRINTABLE, "")
+    if args.collapse_spaces and text.str.contains(_SPACES).any():
+        text = text.str.replace_all(_SPACES, " ")
+    if args.trim:
+        text = text.str.strip_chars()
+    if args.case == "upper":
+        text = text.str.to_uppercase()
+    elif args.case == "lower":
+        text = text.str.to_lowercase()
+    elif args.case == "title":
+        text = text.str.to_titlecase()
+    return _empty_to_null(text)
+
+
+def clean_text(df: pl.DataFrame, args: CleanTextArgs) -> Outcome:
+    return _changed(df, text_columns(df, args.columns), lambda text: clean_text_series(text, args))
+
+
+@registry.register(
+    "excel/clean-text",
+    description=(
+        "Tidy text cells: remove invisible characters, collapse repeated spaces, trim, and "
+        "optionally change letter case."
+    ),
+    args=CleanTextArgs,
+    example={"columns": ["name", "city"], "case": "title"},
+    input_columns=lambda args: list(args.columns or []),
+)
+def run_clean_text(ctx: StepContext, args: CleanTextArgs) -> StepOutput:
+    where = describe(args.columns) if args.columns else "all text columns"
+    return run_table_step(
+        ctx,
+        title="clean text",
+        doing=f"Cleaning text in {where}",
+        sheet=args.sheet,
+        output=args.output,
+        needed=args.columns or [],
+        transform=lambda df: clean_text(df, args),
+    )
+
+
+# ---------------------------------------------------------------- excel/normalize-codes
+
+
+class NormalizeCodesArgs(OperationArgs):
+    """Arguments of excel/normalize-codes."""
+
+    column: str = Field(
+        description=(
+            "The column holding codes (postal codes, ids...); surrounding spaces are always "
+            "removed."
+        )
+    )
+    pad_to: int | None = Field(
+        default=None,
+        ge=1,
+        le=255,
+        description=(
+            "Left-pad codes made only of digits to this length ('1234' -> '01234' with 5), "
+            "restoring zeros a spreadsheet dropped. Longer codes (too_long) and codes with "
+            "other characters (not_digits) are left as they are and counted in the result."
+        ),
+    )
+    pad_char: str = Field(
+        default="0", min_length=1, max_length=1, description="The padding character."
+    )
+    strip_non_digits: bool = Field(
+        default=False,
+        description=(
+            "Remove every character that is not 0-9 first ('D-12 345' -> '12345'; note "
+            "'1234.0' -> '12340')."
+        ),
+    )
+    sheet: SheetArg = None
+    output: OutputArg = None
+
+
+def normalize_codes(df: pl.DataFrame, args: NormalizeCodesArgs) -> Outcome:
+    pad_to = args.pad_to
+    counts: dict[str, Any] = {}
+
+    def normalize(text: pl.Series) -> pl.Series:
+        text = text.str.strip_chars()
+        if args.strip_non_digits:
+            text = text.str.replace_all(r"[^0-9]", "")
+        text = _empty_to_null(text)
+        if pad_to is None:
+            return text
+        digits = text.str.contains(r"^[0-9]+$")
+        length = text.str.len_chars()
+        long = digits & (length > pad_to)
+        counts["padded"] = int((digits & (length < pad_to)).sum())
+        counts["too_long"] = int(long.sum())
+        counts["not_digits"] = int((text.is_not_null() & ~digits).sum())
+        counts["too_long_examples"] = (
+            text.filter(long).unique(maintain_order=True).head(5).to_list()
+        )
+        padded = text.str.pad_start(pad_to, args.pad_char)
+        return _via(text, lambda t: pl.when(digits).then(padded).otherwise(t))
+
+    done = _changed(df, [args.column], normalize)
+    changed = done.result["cells_changed"]
+    return Outcome(
+        done.table,
+        f"Normalized {plural(changed, 'code')} in '{args.column}'",
+        {"cells_changed": changed, **counts},
+    )
+
+
+@registry.register(
+    "excel/normalize-codes",
+    description=(
+        "Normalize a column of codes such as postal codes or ids: trim spaces, optionally keep "
+        "only digits, and left-pad with zeros to a fixed length."
+    ),
+    args=NormalizeCodesArgs,
+    example={"column": "postal_code", "pad_to": 5},
+    input_columns=lambda args: [args.column],
+)
+def run_normalize_codes(ctx: StepContext, args: NormalizeCodesArgs) -> StepOutput:
+    return run_table_step(
+        ctx,
+        title="normalize codes",
+        doing=f"Normalizing codes in '{args.column}'",
+        sheet=args.sheet,
+        output=args.output,
+        needed=[args.column],
+        transform=lambda df: normalize_codes(df, args),
+    )

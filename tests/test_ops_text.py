@@ -1,0 +1,416 @@
+"""Text operations: find/replace, clean text, normalize codes, convert types."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pytest
+from pydantic import ValidationError
+
+from chatflow.operations import load_all
+from chatflow.operations.registry import StepFailed, StepOutput
+from chatflow.spreadsheets.reading import read_table
+from tests.step_harness import StepHarness
+
+PRICES = pl.DataFrame(
+    {
+        "item": ["a.b (x)", "A.B (X)", "cab", "N/A", None],
+        "price": ["$1.50", "2.00", "3", "n/a", "$10"],
+    }
+)
+
+
+def run(
+    tmp_path: Path, operation: str, arguments: dict[str, Any], df: pl.DataFrame = PRICES
+) -> StepOutput:
+    return StepHarness(tmp_path, df).run(operation, arguments)
+
+
+def rows(out: StepOutput) -> list[tuple[Any, ...]]:
+    assert out.table is not None
+    return out.table.rows()
+
+
+def column(out: StepOutput, name: str) -> list[Any]:
+    assert out.table is not None
+    return out.table[name].to_list()
+
+
+def rejects(operation: str, arguments: Any) -> ValidationError:
+    op = load_all().get(operation)
+    assert op is not None
+    with pytest.raises(ValidationError) as caught:
+        op.args_model.model_validate(arguments)
+    return caught.value
+
+
+def fails(
+    tmp_path: Path, operation: str, arguments: dict[str, Any], code: str, df: pl.DataFrame = PRICES
+) -> StepFailed:
+    with pytest.raises(StepFailed) as caught:
+        run(tmp_path, operation, arguments, df)
+    assert caught.value.code == code, caught.value.message
+    return caught.value
+
+
+# ---------------------------------------------------------------- find-replace
+
+
+def test_find_is_literal_by_default(tmp_path: Path) -> None:
+    harness = StepHarness(tmp_path, PRICES)
+    out = harness.run("excel/find-replace", {"find": ".b (x", "replace": "$0"})
+    assert rows(out) == [
+        ("a$0)", "$1.50"),
+        ("A.B (X)", "2.00"),
+        ("cab", "3"),
+        ("N/A", "n/a"),
+        (None, "$10"),
+    ]
+    assert out.result == {"rows_in": 5, "rows_out": 5, "cells_changed": 1, "by_column": {"item": 1}}
+    assert harness.reports[2] == (50, "Replacing '.b (x' with '$0' in all text columns")
+
+
+def test_find_ignoring_case_whole_cells_and_regex(tmp_path: Path) -> None:
+    insensitive = run(
+        tmp_path / "1",
+        "excel/find-replace",
+        {"columns": ["item"], "find": "(X)", "replace": "[y]", "case_sensitive": False},
+    )
+    assert column(insensitive, "item") == ["a.b [y]", "A.B [y]", "cab", "N/A", None]
+    whole = run(
+        tmp_path / "2",
+        "excel/find-replace",
+        {"find": "n/a", "replace": "", "whole_cell": True, "case_sensitive": False},
+    )
+    assert rows(whole) == [
+        ("a.b (x)", "$1.50"),
+        ("A.B (X)", "2.00"),
+        ("cab", "3"),
+        (None, None),
+        (None, "$10"),
+    ]
+    assert whole.result is not None and whole.result["cells_changed"] == 2
+    regex = run(
+        tmp_path / "3",
+        "excel/find-replace",
+        {"columns": ["price"], "find": r"^\$(\d+)", "replace": "USD ${1}", "regex": True},
+    )
+    assert column(regex, "price") == ["USD 1.50", "2.00", "3", "n/a", "USD 10"]
+    whole_regex = run(
+        tmp_path / "4",
+        "excel/find-replace",
+        {
+            "columns": ["price"],
+            "find": r"(\d)\.00",
+            "replace": "$1",
+            "regex": True,
+            "whole_cell": True,
+        },
+    )
+    assert column(whole_regex, "price") == ["$1.50", "2", "3", "n/a", "$10"]
+
+
+def test_find_replace_arguments_and_missing_column(tmp_path: Path) -> None:
+    for bad in [
+        {"find": "", "replace": "x"},
+        {"find": "a"},
+        {"find": "a", "replace": "b", "columns": []},
+        {"find": "a", "replace": "b", "mode": "x"},
+    ]:
+        rejects("excel/find-replace", bad)
+    error = rejects("excel/find-replace", {"find": "[a-", "replace": "", "regex": True})
+    assert error.errors()[0]["type"] == "invalid_regex"
+    # valid alone, but not as a whole-cell match (the comment swallows the closing group)
+    rejects(
+        "excel/find-replace",
+        {"find": "(?x)a # c", "replace": "", "regex": True, "whole_cell": True},
+    )
+    fails(
+        tmp_path,
+        "excel/find-replace",
+        {"columns": ["cost"], "find": "a", "replace": "b"},
+        "column_not_found",
+    )
+
+
+def test_find_replace_output_writes_a_file(tmp_path: Path) -> None:
+    out = run(
+        tmp_path,
+        "excel/find-replace",
+        {"columns": ["price"], "find": "$", "replace": "", "output": "clean.csv"},
+    )
+    (written,) = out.files
+    assert written.path.exists() and out.wrote_table
+    assert read_table(written.path, kind="csv")["price"].to_list() == [
+        "1.50",
+        "2.00",
+        "3",
+        "n/a",
+        "10",
+    ]
+
+
+# ---------------------------------------------------------------- clean-text
+
+MESSY = pl.DataFrame(
+    {
+        "name": ["  ann\u00a0  LEE ", "bob\u200b\tsmith", "\x07", "o'neil\nmary  jo", None],
+        "code": [" A1 ", "b2", "c 3", "d4", "e5"],
+    }
+)
+
+
+def test_clean_text_defaults_and_case(tmp_path: Path) -> None:
+    out = run(tmp_path / "1", "excel/clean-text", {"columns": ["name"]}, MESSY)
+    assert column(out, "name") == ["ann LEE", "bob smith", None, "o'neil\nmary jo", None]
+    assert column(out, "code") == [" A1 ", "b2", "c 3", "d4", "e5"]
+    assert out.result == {"rows_in": 5, "rows_out": 5, "cells_changed": 4, "by_column": {"name": 4}}
+    titled = run(tmp_path / "2", "excel/clean-text", {"case": "title"}, MESSY)
+    assert rows(titled) == [
+        ("Ann Lee", "A1"),
+        ("Bob Smith", "B2"),
+        (None, "C 3"),
+        ("O'Neil\nMary Jo", "D4"),
+        (None, "E5"),
+    ]
+    upper = run(
+        tmp_path / "3",
+        "excel/clean-text",
+        {"columns": ["code"], "case": "upper", "trim": False},
+        MESSY,
+    )
+    assert column(upper, "code") == [" A1 ", "B2", "C 3", "D4", "E5"]
+
+
+def test_clean_text_arguments_and_missing_column(tmp_path: Path) -> None:
+    for bad in [
+        {"case": "camel"},
+        {"columns": ["a", "a"]},
+        {"trim": False, "collapse_spaces": False, "remove_non_printable": False},
+    ]:
+        rejects("excel/clean-text", bad)
+    fails(tmp_path, "excel/clean-text", {"columns": ["nam"]}, "column_not_found", MESSY)
+
+
+# ---------------------------------------------------------------- normalize-codes
+
+CODES = pl.DataFrame(
+    {
+        "zip": [" 1234 ", "98765", "501", "123456", "D-12 345", "  ", None],
+        "n": [str(i) for i in range(7)],
+    }
+)
+
+
+def test_normalize_codes_pads_digit_codes(tmp_path: Path) -> None:
+    out = run(tmp_path / "1", "excel/normalize-codes", {"column": "zip", "pad_to": 5}, CODES)
+    assert column(out, "zip") == ["01234", "98765", "00501", "123456", "D-12 345", None, None]
+    assert out.result == {
+        "rows_in": 7,
+        "rows_out": 7,
+        "cells_changed": 3,
+        "padded": 2,
+        "too_long": 1,
+        "not_digits": 1,
+        "too_long_examples": ["123456"],
+    }
+    stripped = run(
+        tmp_path / "2",
+        "excel/normalize-codes",
+        {"column": "zip", "pad_to": 6, "strip_non_digits": True, "pad_char": "_"},
+        CODES,
+    )
+    assert column(stripped, "zip") == ["__1234", "_98765", "___501", "123456", "_12345", None, None]
+    trimmed = run(tmp_path / "3", "excel/normalize-codes", {"column": "zip"}, CODES)
+    assert column(trimmed, "zip") == ["1234", "98765", "501", "123456", "D-12 345", None, None]
+
+
+def test_normalize_codes_arguments_and_missing_column(tmp_path: Path) -> None:
+    for bad in [
+        {},
+        {"column": "z", "pad_to": 0},
+        {"column": "z", "pad_char": "00"},
+        {"column": "z", "pad_char": ""},
+        {"columns": ["z"]},
+    ]:
+        rejects("excel/normalize-codes", bad)
+    fails(tmp_path, "excel/normalize-codes", {"column": "postal"}, "column_not_found", CODES)
+
+
+def test_normalize_codes_output_writes_a_file(tmp_path: Path) -> None:
+    out = run(
+        tmp_path,
+        "excel/normalize-codes",
+        {"column": "zip", "pad_to": 5, "output": "zips.xlsx"},
+        CODES,
+    )
+    (written,) = out.files
+    assert written.path.exists()
+    assert read_table(written.path, kind="xlsx")["zip"].to_list()[:3] == ["01234", "98765", "00501"]
+
+
+# ---------------------------------------------------------------- convert-types
+
+RAW = pl.DataFrame(
+    {
+        "qty": ["1", " 2 ", "1,234", "x", None, "3.0", "3.5"],
+        "when": ["29/02/2024", "2024-01-05 00:00:00", "x", None, " ", "31/12/2023", "30/02/2024"],
+        "flag": ["Yes", "no", "1", "0", "TRUE", "maybe", None],
+        "eu": ["3,5", "1.234,5", "-0,25", "1 000", "7", None, "1.5"],
+    }
+)
+
+
+def test_convert_to_numbers(tmp_path: Path) -> None:
+    ints = run(tmp_path / "1", "excel/convert-types", {"column": "qty", "to": "int"}, RAW)
+    assert ints.table is not None and ints.table.schema["qty"] == pl.Int64
+    assert column(ints, "qty") == [1, 2, 1234, None, None, 3, None]
+    assert ints.result == {
+        "rows_in": 7,
+        "rows_out": 7,
+        "converted": 4,
+        "failed": 2,
+        "failures": {"qty": {"count": 2, "examples": ["x", "3.5"]}},
+    }
+    floats = run(
+        tmp_path / "2",
+        "excel/convert-types",
+        {"column": "eu", "to": "float", "decimal_comma": True},
+        RAW,
+    )
+    assert column(floats, "eu") == [3.5, 1234.5, -0.25, 1000.0, 7.0, None, None]
+    kept = run(
+        tmp_path / "3",
+        "excel/convert-types",
+        {"column": "qty", "to": "float", "on_error": "keep"},
+        RAW,
+    )
+    assert kept.table is not None and kept.table.schema["qty"] == pl.String
+    assert column(kept, "qty") == ["1", "2", "1234", "x", None, "3", "3.5"]
+
+
+def test_convert_to_dates_bools_and_back(tmp_path: Path) -> None:
+    dates = run(
+        tmp_path / "1",
+        "excel/convert-types",
+        {"columns": ["when"], "to": "date", "format": "%d/%m/%Y"},
+        RAW,
+    )
+    assert column(dates, "when") == [
+        dt.date(2024, 2, 29),
+        dt.date(2024, 1, 5),
+        None,
+        None,
+        None,
+        dt.date(2023, 12, 31),
+        None,
+    ]
+    stamps = run(
+        tmp_path / "2",
+        "excel/convert-types",
+        {"column": "when", "to": "datetime", "on_error": "keep"},
+        RAW,
+    )
+    assert column(stamps, "when") == [
+        "29/02/2024",
+        "2024-01-05 00:00:00",
+        "x",
+        None,
+        None,
+        "31/12/2023",
+        "30/02/2024",
+    ]
+    flags = run(tmp_path / "3", "excel/convert-types", {"column": "flag", "to": "bool"}, RAW)
+    assert column(flags, "flag") == [True, False, True, False, True, None, None]
+    typed = pl.DataFrame({"d": [dt.date(2024, 2, 29), None], "f": [1.0, 2.5]})
+    harness = StepHarness(tmp_path / "4", RAW)
+    harness.files.current = typed  # the table a previous step handed on
+    back = harness.run("excel/convert-types", {"columns": ["d", "f"], "to": "string"})
+    assert rows(back) == [("2024-02-29", "1"), (None, "2.5")]
+
+
+def test_convert_fail_names_the_first_bad_value(tmp_path: Path) -> None:
+    error = fails(
+        tmp_path,
+        "excel/convert-types",
+        {"column": "qty", "to": "int", "on_error": "fail"},
+        "conversion_failed",
+        RAW,
+    )
+    assert error.message == (
+        "Cannot convert 'x' in column 'qty', row 4, to a whole number "
+        "(2 values in this column cannot be converted)."
+    )
+    assert error.details == {"column": "qty", "row": 4, "value": "x", "failed": 2}
+
+
+def test_convert_arguments_and_missing_column(tmp_path: Path) -> None:
+    for bad in [
+        {"to": "int"},
+        {"column": "a", "columns": ["b"], "to": "int"},
+        {"column": "a", "to": "decimal"},
+        {"column": "a", "to": "int", "format": "%d"},
+        {"column": "a", "to": "date", "format": "dd/mm/yyyy"},
+        {"column": "a", "to": "date", "format": "%d/%m/%Q"},
+        {"column": "a", "to": "date", "decimal_comma": True},
+        {"column": "a", "to": "int", "on_error": "ignore"},
+        {"columns": [], "to": "int"},
+    ]:
+        rejects("excel/convert-types", bad)
+    fails(
+        tmp_path,
+        "excel/convert-types",
+        {"columns": ["qty", "price"], "to": "int"},
+        "column_not_found",
+        RAW,
+    )
+
+
+def test_convert_output_writes_typed_cells(tmp_path: Path) -> None:
+    out = run(
+        tmp_path, "excel/convert-types", {"column": "qty", "to": "int", "output": "typed.xlsx"}, RAW
+    )
+    (written,) = out.files
+    assert written.path.exists()
+    assert read_table(written.path, kind="xlsx")["qty"].to_list() == [
+        "1",
+        "2",
+        "1234",
+        None,
+        None,
+        "3",
+        None,
+    ]
+
+
+# ---------------------------------------------------------------- all of them
+
+
+def test_examples_validate_and_fields_are_described() -> None:
+    registry = load_all()
+    for name in [
+        "excel/find-replace",
+        "excel/clean-text",
+        "excel/normalize-codes",
+        "excel/convert-types",
+    ]:
+        op = registry.get(name)
+        assert op is not None
+        op.args_model.model_validate(op.example)
+        schema = op.json_schema()
+        assert all("description" in prop for prop in schema["properties"].values()), name
+
+
+def test_a_regex_polars_refuses_while_running_is_invalid_regex() -> None:
+    from chatflow.operations.text import FindReplaceArgs, find_replace
+
+    args = FindReplaceArgs.model_construct(
+        columns=None, find="(?x)a # c", replace="", regex=True, whole_cell=True, case_sensitive=True
+    )
+    with pytest.raises(StepFailed) as caught:
+        find_replace(pl.DataFrame({"a": ["a"]}), args)
+    assert caught.value.code == "invalid_regex"
+    assert caught.value.details == {"pattern": "(?x)a # c"}
