@@ -182,6 +182,8 @@ def test_execute_validates_the_whole_request_before_running(
         url, content=b'{"steps": [', headers={"Content-Type": "application/json"}
     )
     _error(malformed, 422, "malformed_json")
+    not_text = client.post(url, content=b"\xc3\x28", headers={"Content-Type": "application/json"})
+    _error(not_text, 422, "malformed_json")
     _error(client.post(url, json={"steps": []}), 422, "empty_workflow")
     unknown = _error(
         client.post(

@@ -6,10 +6,10 @@ import asyncio
 import contextlib
 import json
 import logging
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import urlsplit
 
-from fastapi import APIRouter, WebSocket
+from fastapi import APIRouter, Query, WebSocket
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
 from chatflow.auth import bearer_token
@@ -21,6 +21,8 @@ from chatflow.services import chats, events
 log = logging.getLogger(__name__)
 
 router = APIRouter()
+# Out-of-range values fail validation, which closes the socket with 1008 (policy violation).
+Since = Annotated[int | None, Query(ge=0, le=2**62)]
 
 REPLAY_PAGE = 500
 AUTH_TIMEOUT_S = 5.0
@@ -180,12 +182,12 @@ async def _follow(rt: Runtime, conn: _Connection, subscription: Subscription, ch
 
 
 @router.websocket("/chat/{chat_id}")
-async def chat_events(websocket: WebSocket, chat_id: str, since: int | None = None) -> None:
+async def chat_events(websocket: WebSocket, chat_id: str, since: Since = None) -> None:
     """Follow a chat's events (the seed's path)."""
     await _serve(websocket, chat_id, since)
 
 
 @router.websocket("/api/v1/chat/workflows/{chat_id}/ws")
-async def chat_events_v1(websocket: WebSocket, chat_id: str, since: int | None = None) -> None:
+async def chat_events_v1(websocket: WebSocket, chat_id: str, since: Since = None) -> None:
     """Follow a chat's events."""
     await _serve(websocket, chat_id, since)

@@ -7,6 +7,8 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
+from pydantic import ValidationError
+
 from chatflow.db.models import Run, StoredFile
 from chatflow.execution.pipeline import RunFiles, cancel_checker, run_step
 from chatflow.execution.progress import ProgressBridge
@@ -45,6 +47,18 @@ async def execute_run(*, rt: Runtime, handle: RunHandle) -> None:
         await _execute(rt, handle)
     except ChatGone:
         log.info("chat %s was deleted during run %s", handle.chat_id, handle.run_id)
+    except Exception:
+        # A bug must not leave the run 'running' forever: end it, visibly, as failed.
+        log.exception("run %s failed outside a step", handle.run_id)
+        async with rt.db.read() as session:
+            run = await runs_repo.get(session, chat_id=handle.chat_id, run_id=handle.run_id)
+        if run is not None and run.status in runs_repo.UNFINISHED:
+            error = {
+                "code": "internal_error",
+                "message": "the run failed unexpectedly; it has been logged",
+                "step": None,
+            }
+            await _finish_failed(rt, run, error, index=-1)
 
 
 async def _execute(rt: Runtime, handle: RunHandle) -> None:
@@ -193,7 +207,17 @@ async def _run_one_step(
             {"code": "unknown_operation", "message": f"unknown operation {step['operation']!r}"}
             | {"step": index + 1}
         )
-    args = operation.args_model.model_validate(step["arguments"])
+    try:
+        args = operation.args_model.model_validate(step["arguments"])
+    except ValidationError as exc:  # stored by an older version of the operation
+        raise _RunFailed(
+            {
+                "code": "invalid_arguments",
+                "message": f"the stored arguments of {operation.name} are no longer valid: "
+                f"{exc.errors()[0]['msg']}",
+                "step": index + 1,
+            }
+        ) from None
     async with rt.db.write() as session:
         await runs_repo.set_step(
             session, run_id=run_id, index=index, status="running", started_at=_now()

@@ -1,0 +1,657 @@
+"""``make load``: a bounded load test against a real chatflow server on loopback.
+
+Run with ``python -m benchmarks.load [--seconds 60]``.  It starts ``python -m chatflow serve``
+in a subprocess on a free 127.0.0.1 port with a throwaway data dir (the server's defaults:
+no ``CHATFLOW_*`` variable is passed on), waits for ``GET /api/v1/health`` and then, for
+``--seconds``:
+
+* ``--chats`` (50) chats, each followed by ``--subscribers`` (3) WebSocket subscribers that
+  connect before the chat's first event, loop: upload a 1,000-row csv (generated once), then
+  execute a 3-step workflow with ``?wait=true``;
+* one client calls ``GET /api/v1/health`` every ``--health-interval-ms`` (50 ms).
+
+When the time is up no new cycle starts, the cycles in flight finish (within
+``--drain-seconds``), every subscriber is given a moment to catch up, and the events each one
+received are compared with the chat's stored events (``GET .../events``): per subscriber the
+``seq`` values must be consecutive, and every event stored after it subscribed must have
+arrived.  The server's peak RSS (itself plus its children, the upload inspections) is sampled
+throughout.  Prints a summary table, writes ``benchmarks/results/load.json`` and exits 1 if
+any request failed or any event was lost, duplicated or out of order.  The server is stopped
+(SIGTERM, then SIGKILL) whatever happens.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import csv
+import io
+import json
+import logging
+import math
+import os
+import platform
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+import websockets
+
+log = logging.getLogger("benchmarks.load")
+
+API = "/api/v1"
+RESULTS = Path(__file__).resolve().parent / "results" / "load.json"
+START_TIMEOUT_S = 60.0
+STOP_TIMEOUT_S = 40.0
+REQUEST_TIMEOUT_S = 300.0
+CATCH_UP_S = 15.0
+RSS_SAMPLE_S = 0.1
+FILENAME = "people.csv"
+FINAL_TYPES = {"workflow_completed", "workflow_failed", "workflow_cancelled"}
+
+
+# --------------------------------------------------------------------------- data and stats
+
+
+def make_csv(rows: int) -> bytes:
+    """A ``rows``-row csv with a header; ids keep their leading zeros."""
+    cities = [("Lisbon", "1000-001"), ("Porto", "4000-007"), ("Braga", "4700-035")]
+    cities += [("Faro", "8000-078"), ("Coimbra", "3000-033"), ("Evora", "7000-500")]
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["customer_id", "first_name", "last_name", "email", "postal_code", "city"])
+    for i in range(rows):
+        city, postal = cities[i % len(cities)]
+        first, last = f"First{i % 97}", f"Last{i % 89}"
+        email = f"{first}.{last}.{i}@example.com".lower()
+        writer.writerow([f"{i:06d}", first, last, email, postal, city])
+    return buffer.getvalue().encode()
+
+
+def percentile(values: list[float], q: float) -> float:
+    """Nearest-rank percentile (``q`` in 0..100) of a non-empty list."""
+    ordered = sorted(values)
+    return ordered[max(1, math.ceil(q / 100 * len(ordered))) - 1]
+
+
+def latency(values: list[float]) -> dict[str, float | int | None]:
+    """Seconds in, milliseconds out (None without values)."""
+    if not values:
+        return {"count": 0, "p50_ms": None, "p99_ms": None, "max_ms": None}
+    return {
+        "count": len(values),
+        "p50_ms": round(percentile(values, 50) * 1000, 2),
+        "p99_ms": round(percentile(values, 99) * 1000, 2),
+        "max_ms": round(max(values) * 1000, 2),
+    }
+
+
+def parse_timestamp(value: str) -> float:
+    """Epoch seconds of an ISO 8601 UTC timestamp such as ``2025-01-01T12:00:00.123456Z``."""
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+
+
+# --------------------------------------------------------------------------- the server
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Server:
+    url: str
+    ws_url: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+
+@contextlib.contextmanager
+def run_server(data_dir: Path, log_path: Path) -> Iterator[Server]:
+    """``python -m chatflow serve`` on a free loopback port; always terminated and waited for."""
+    port = free_port()
+    command = [sys.executable, "-m", "chatflow", "serve", "--host", "127.0.0.1"]
+    command += ["--port", str(port), "--data-dir", str(data_dir), "--log-level", "warning"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CHATFLOW_")}
+    with log_path.open("wb") as log_file:
+        process = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT, env=env)
+    server = Server(f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port}", process, log_path)
+    try:
+        _wait_healthy(server)
+        yield server
+    finally:
+        _stop(server)
+
+
+def _wait_healthy(server: Server) -> None:
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            raise RuntimeError(f"server exited with {server.process.returncode}: {_tail(server)}")
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(f"{server.url}{API}/health", timeout=2).status_code == 200:
+                return
+        time.sleep(0.1)
+    raise RuntimeError(f"server not healthy after {START_TIMEOUT_S:.0f} s: {_tail(server)}")
+
+
+def _stop(server: Server) -> None:
+    """SIGTERM, wait, SIGKILL if needed; then make sure no child of it is left behind."""
+    try:
+        children = psutil.Process(server.process.pid).children(recursive=True)
+    except psutil.Error:
+        children = []
+    if server.process.poll() is None:
+        server.process.send_signal(signal.SIGTERM)
+        try:
+            server.process.wait(timeout=STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            log.warning("server did not stop within %.0f s; killing it", STOP_TIMEOUT_S)
+            server.process.kill()
+            server.process.wait(timeout=10)
+    for child in children:
+        with contextlib.suppress(psutil.Error):
+            if child.is_running():
+                child.kill()
+                child.wait(timeout=5)
+
+
+def _tail(server: Server, size: int = 4000) -> str:
+    with contextlib.suppress(OSError):
+        return server.log_path.read_bytes()[-size:].decode(errors="replace")
+    return ""
+
+
+class RssSampler:
+    """Samples the RSS of a process and its children (recursively) in a thread."""
+
+    def __init__(self, pid: int, interval_s: float = RSS_SAMPLE_S) -> None:
+        self.process = psutil.Process(pid)
+        self.interval_s = interval_s
+        self.peak_total = 0
+        self.peak_server = 0
+        self.peak_children = 0
+        self.samples = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="rss-sampler", daemon=True)
+
+    def __enter__(self) -> RssSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            with contextlib.suppress(psutil.Error):
+                own = self.process.memory_info().rss
+                children = 0
+                for child in self.process.children(recursive=True):
+                    with contextlib.suppress(psutil.Error):
+                        children += child.memory_info().rss
+                self.peak_server = max(self.peak_server, own)
+                self.peak_children = max(self.peak_children, children)
+                self.peak_total = max(self.peak_total, own + children)
+                self.samples += 1
+            self._stop.wait(self.interval_s)
+
+
+# --------------------------------------------------------------------------- the load
+
+
+@dataclass
+class Subscriber:
+    chat_id: str
+    index: int
+    since: int
+    seqs: list[int] = field(default_factory=list)
+    closed_unexpectedly: str | None = None
+    target: int | None = None
+    caught_up: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def received(self, seq: int) -> None:
+        self.seqs.append(seq)
+        if self.target is not None and seq >= self.target:
+            self.caught_up.set()
+
+    def expect(self, last_seq: int) -> None:
+        """Set ``caught_up`` once the event ``last_seq`` (the chat's last stored) arrived."""
+        self.target = last_seq
+        if last_seq <= self.since or (self.seqs and self.seqs[-1] >= last_seq):
+            self.caught_up.set()
+
+
+@dataclass
+class Stats:
+    requests: int = 0
+    errors: list[str] = field(default_factory=list)
+    health: list[float] = field(default_factory=list)
+    uploads: list[float] = field(default_factory=list)
+    runs: list[float] = field(default_factory=list)
+    delivery: list[float] = field(default_factory=list)
+    runs_completed: int = 0
+    cycles_started: int = 0
+
+    error_count: int = 0
+
+    def error(self, message: str) -> None:
+        self.error_count += 1
+        if len(self.errors) < 1000:
+            self.errors.append(message)
+        log.error("%s", message)
+
+
+@dataclass
+class Load:
+    server: Server
+    args: argparse.Namespace
+    body: bytes
+    steps: list[dict[str, Any]]
+    stats: Stats = field(default_factory=Stats)
+    subscribers: list[Subscriber] = field(default_factory=list)
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def request(
+        self, http: httpx.AsyncClient, method: str, path: str, expected: int, **kwargs: Any
+    ) -> tuple[httpx.Response | None, float]:
+        """One counted request; a wrong status or a transport error is an error."""
+        started = time.perf_counter()
+        try:
+            response = await http.request(method, path, **kwargs)
+        except httpx.HTTPError as exc:
+            self.stats.requests += 1
+            self.stats.error(f"{method} {path}: {type(exc).__name__}: {exc}")
+            return None, time.perf_counter() - started
+        elapsed = time.perf_counter() - started
+        self.stats.requests += 1
+        if response.status_code != expected:
+            self.stats.error(f"{method} {path}: {response.status_code} {response.text[:300]}")
+            return None, elapsed
+        return response, elapsed
+
+    async def health_loop(self, http: httpx.AsyncClient) -> None:
+        """GET /health every interval, on a fixed schedule (no burst after a slow answer)."""
+        interval = self.args.health_interval_ms / 1000
+        next_at = time.monotonic()
+        while not self.stop.is_set():
+            response, elapsed = await self.request(http, "GET", f"{API}/health", 200)
+            if response is not None:
+                self.stats.health.append(elapsed)
+            next_at = max(next_at + interval, time.monotonic())
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stop.wait(), next_at - time.monotonic())
+
+    async def subscribe(self, sub: Subscriber, ready: asyncio.Event) -> None:
+        """Follow one chat from ``sub.since``; record every seq and its delivery latency."""
+        uri = f"{self.server.ws_url}{API}/chat/workflows/{sub.chat_id}/ws?since={sub.since}"
+        try:
+            async with websockets.connect(uri, open_timeout=30, max_size=None) as ws:
+                ready.set()
+                async for frame in ws:
+                    received = time.time()
+                    event = json.loads(frame)
+                    if "seq" not in event:
+                        continue
+                    self.stats.delivery.append(received - parse_timestamp(event["timestamp"]))
+                    sub.received(int(event["seq"]))
+        except asyncio.CancelledError:
+            raise
+        except websockets.ConnectionClosed as exc:
+            sub.closed_unexpectedly = f"closed {exc.rcvd.code if exc.rcvd else None}"
+        except Exception as exc:
+            sub.closed_unexpectedly = f"{type(exc).__name__}: {exc}"
+        finally:
+            ready.set()
+            sub.caught_up.set()  # nothing more will arrive
+        if sub.closed_unexpectedly is None:
+            sub.closed_unexpectedly = "closed by the server"
+
+    async def chat_loop(self, http: httpx.AsyncClient, chat_id: str) -> None:
+        """Upload, then execute with wait, until told to stop."""
+        base = f"{API}/chat/workflows/{chat_id}"
+        while not self.stop.is_set():
+            self.stats.cycles_started += 1
+            files = {"file": (FILENAME, self.body, "text/csv")}
+            response, elapsed = await self.request(http, "POST", f"{base}/upload", 201, files=files)
+            if response is None:
+                await asyncio.sleep(0.5)
+                continue
+            self.stats.uploads.append(elapsed)
+            body = {"input": FILENAME, "steps": self.steps}
+            response, elapsed = await self.request(
+                http, "POST", f"{base}/execute", 200, params={"wait": "true"}, json=body
+            )
+            if response is None:
+                await asyncio.sleep(0.5)
+                continue
+            status = response.json()["data"]["status"]
+            if status != "completed":
+                self.stats.error(f"run in chat {chat_id} ended {status}: {response.text[:300]}")
+                continue
+            self.stats.runs.append(elapsed)
+            self.stats.runs_completed += 1
+
+
+def choose_steps(names: set[str]) -> tuple[list[dict[str, Any]], str]:
+    """Three steps: select, rename, extract to a file; or three chained extracts."""
+    extract = "excel/extract-columns-to-file"
+    if extract not in names:
+        raise RuntimeError(f"{extract} is not registered; cannot run the load")
+    if {"excel/select-columns", "excel/rename-columns"} <= names:
+        steps = [
+            {
+                "operation": "excel/select-columns",
+                "arguments": {"columns": ["customer_id", "email", "postal_code", "city"]},
+            },
+            {
+                "operation": "excel/rename-columns",
+                "arguments": {"mapping": {"customer_id": "id", "postal_code": "zip"}},
+            },
+            {
+                "operation": extract,
+                "arguments": {"columns": ["zip", "city"], "remove_duplicates": True},
+            },
+        ]
+        return steps, "select-columns -> rename-columns -> extract-columns-to-file"
+    steps = [
+        {"operation": extract, "arguments": {"columns": cols}}
+        for cols in (
+            ["customer_id", "email", "postal_code", "city"],
+            ["customer_id", "postal_code", "city"],
+            ["postal_code", "city"],
+        )
+    ]
+    steps[-1]["arguments"].update(remove_duplicates=True, output="postal_codes.xlsx")
+    return steps, "extract-columns-to-file x3 (chained)"
+
+
+async def fetch_events(http: httpx.AsyncClient, chat_id: str) -> list[dict[str, Any]]:
+    """Every stored event of the chat, paging through ``?since=``."""
+    stored: list[dict[str, Any]] = []
+    since = 0
+    while True:
+        response = await http.get(
+            f"{API}/chat/workflows/{chat_id}/events", params={"since": since, "limit": 10_000}
+        )
+        response.raise_for_status()
+        page = response.json()["data"]
+        stored.extend(page)
+        if len(page) < 10_000:
+            return stored
+        since = page[-1]["seq"]
+
+
+def check_delivery(subs: list[Subscriber], stored: dict[str, list[int]]) -> dict[str, Any]:
+    """Lost, duplicated and out-of-order events across every subscriber."""
+    lost = duplicated = out_of_order = gaps = expected_total = 0
+    examples: list[str] = []
+    for sub in subs:
+        for before, after in zip(sub.seqs, sub.seqs[1:], strict=False):
+            if after == before:
+                duplicated += 1
+            elif after < before:
+                out_of_order += 1
+            elif after != before + 1:
+                gaps += 1
+        expected = {seq for seq in stored[sub.chat_id] if seq > sub.since}
+        expected_total += len(expected)
+        missing = expected - set(sub.seqs)
+        unknown = set(sub.seqs) - set(stored[sub.chat_id])
+        lost += len(missing) + len(unknown)
+        if (missing or unknown) and len(examples) < 10:
+            examples.append(
+                f"chat {sub.chat_id} subscriber {sub.index}: missing {sorted(missing)[:10]}, "
+                f"not stored {sorted(unknown)[:10]}"
+            )
+    return {
+        "subscribers": len(subs),
+        "events_stored": sum(len(v) for v in stored.values()),
+        "deliveries_expected": expected_total,
+        "deliveries_received": sum(len(s.seqs) for s in subs),
+        "lost": lost,
+        "duplicated": duplicated,
+        "out_of_order": out_of_order,
+        "gaps": gaps,
+        "examples": examples,
+    }
+
+
+async def run_load(server: Server, args: argparse.Namespace) -> dict[str, Any]:
+    main_task = asyncio.current_task()
+    assert main_task is not None
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, main_task.cancel)
+    body = make_csv(args.rows)
+    limits = httpx.Limits(max_connections=args.chats + 10, max_keepalive_connections=args.chats)
+    timeout = httpx.Timeout(REQUEST_TIMEOUT_S)
+    async with (
+        httpx.AsyncClient(base_url=server.url, limits=limits, timeout=timeout) as http,
+        httpx.AsyncClient(base_url=server.url, timeout=timeout) as health_http,
+    ):
+        response = await http.get(f"{API}/operations")
+        response.raise_for_status()
+        steps, workflow = choose_steps({op["name"] for op in response.json()["data"]})
+        load = Load(server=server, args=args, body=body, steps=steps)
+
+        chats: list[tuple[str, int]] = []
+        for i in range(args.chats):
+            created = await http.post(f"{API}/chat/workflows", json={"title": f"load {i}"})
+            created.raise_for_status()
+            data = created.json()["data"]
+            chats.append((data["chat_id"], int(data.get("last_seq", 0))))
+
+        sub_tasks: list[asyncio.Task[None]] = []
+        readies: list[asyncio.Event] = []
+        for chat_id, last_seq in chats:
+            for index in range(args.subscribers):
+                sub = Subscriber(chat_id=chat_id, index=index, since=last_seq)
+                load.subscribers.append(sub)
+                ready = asyncio.Event()
+                readies.append(ready)
+                sub_tasks.append(asyncio.create_task(load.subscribe(sub, ready)))
+        await asyncio.wait_for(asyncio.gather(*(r.wait() for r in readies)), 60)
+
+        started = time.monotonic()
+        health_task = asyncio.create_task(load.health_loop(health_http))
+        chat_tasks = [asyncio.create_task(load.chat_loop(http, chat_id)) for chat_id, _ in chats]
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(load.stop.wait(), args.seconds)
+        load.stop.set()
+        load_window = time.monotonic() - started
+        _, pending = await asyncio.wait(chat_tasks + [health_task], timeout=args.drain_seconds)
+        for task in pending:
+            load.stats.error(f"a client loop was still busy {args.drain_seconds} s after the end")
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        elapsed = time.monotonic() - started
+        requests_during_run = load.stats.requests
+
+        stored = {
+            chat_id: [int(e["seq"]) for e in await fetch_events(http, chat_id)]
+            for chat_id, _ in chats
+        }
+        # Let every subscriber catch up with what is stored, then close them.
+        for sub in load.subscribers:
+            sub.expect(stored[sub.chat_id][-1] if stored[sub.chat_id] else 0)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(
+                asyncio.gather(*(s.caught_up.wait() for s in load.subscribers)), CATCH_UP_S
+            )
+        unexpected = [s for s in load.subscribers if s.closed_unexpectedly is not None]
+        for task in sub_tasks:
+            task.cancel()
+        await asyncio.gather(*sub_tasks, return_exceptions=True)
+        for sub in unexpected:
+            load.stats.error(
+                f"subscriber {sub.index} of chat {sub.chat_id} ended early: "
+                f"{sub.closed_unexpectedly}"
+            )
+
+    stats = load.stats
+    delivery = check_delivery(load.subscribers, stored)
+    return {
+        "workflow": workflow,
+        "steps": steps,
+        "load_window_s": round(load_window, 3),
+        "elapsed_s": round(elapsed, 3),
+        "requests": requests_during_run,
+        "requests_per_s": round(requests_during_run / elapsed, 2),
+        "runs_completed": stats.runs_completed,
+        "runs_per_s": round(stats.runs_completed / elapsed, 3),
+        "uploads": len(stats.uploads),
+        "health": latency(stats.health),
+        "upload": latency(stats.uploads),
+        "run": latency(stats.runs),
+        "event_delivery": latency(stats.delivery),
+        "errors": stats.error_count,
+        "error_examples": stats.errors[:20],
+        "events": delivery,
+    }
+
+
+# --------------------------------------------------------------------------- report
+
+
+def machine() -> dict[str, Any]:
+    model = platform.processor() or platform.machine()
+    with contextlib.suppress(OSError), open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
+        for line in cpuinfo:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    return {
+        "cpu": model,
+        "logical_cpus": os.cpu_count(),
+        "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
+        "os": platform.platform(),
+        "python": platform.python_version(),
+    }
+
+
+def table(result: dict[str, Any]) -> str:
+    def ms(block: dict[str, Any]) -> str:
+        if not block["count"]:
+            return "no samples"
+        p50, p99, n = block["p50_ms"], block["p99_ms"], block["count"]
+        return f"p50 {p50:.1f} ms   p99 {p99:.1f} ms   (n={n})"
+
+    events = result["events"]
+    rss = result["server_rss"]
+    rows = [
+        ("duration", f"{result['elapsed_s']:.1f} s ({result['load_window_s']:.1f} s of load)"),
+        ("load", f"{result['config']['chats']} chats x {result['config']['subscribers']} subs"),
+        ("workflow", result["workflow"]),
+        ("requests", f"{result['requests']}  ({result['requests_per_s']:.1f} req/s)"),
+        ("runs completed", f"{result['runs_completed']}  ({result['runs_per_s']:.2f} runs/s)"),
+        ("health latency", ms(result["health"])),
+        ("upload latency", ms(result["upload"])),
+        ("run latency (wait)", ms(result["run"])),
+        ("event delivery", ms(result["event_delivery"])),
+        (
+            "events delivered",
+            f"{events['deliveries_received']} of {events['deliveries_expected']} expected "
+            f"({events['events_stored']} stored x subscribers)",
+        ),
+        ("events lost", str(events["lost"])),
+        ("duplicated / out of order", f"{events['duplicated']} / {events['out_of_order']}"),
+        ("errors", str(result["errors"])),
+        ("server peak RSS", f"{rss['peak_total_mb']:.0f} MB (server {rss['peak_server_mb']:.0f})"),
+        ("result", "PASS" if result["ok"] else "FAIL"),
+    ]
+    width = max(len(name) for name, _ in rows)
+    return "\n".join(f"  {name:<{width}}  {value}" for name, value in rows) + "\n"
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.load", description=__doc__)
+    parser.add_argument("--seconds", type=float, default=60.0, help="load duration (60)")
+    parser.add_argument("--chats", type=int, default=50, help="chats looping at once (50)")
+    parser.add_argument("--subscribers", type=int, default=3, help="WebSockets per chat (3)")
+    parser.add_argument("--rows", type=int, default=1000, help="rows of the uploaded csv (1000)")
+    parser.add_argument("--health-interval-ms", type=float, default=50.0, help="(50)")
+    parser.add_argument(
+        "--drain-seconds", type=float, default=120.0, help="wait for cycles in flight (120)"
+    )
+    parser.add_argument("--output", type=Path, default=RESULTS, help=f"json ({RESULTS})")
+    args = parser.parse_args(argv)
+    if args.seconds <= 0 or args.chats < 1 or args.subscribers < 0 or args.rows < 1:
+        parser.error("--seconds, --chats and --rows must be positive")
+    return args
+
+
+def _terminated(signum: int, _frame: object) -> None:
+    # Outside the event loop: unwind (stopping the server in ``run_server``) on SIGTERM.
+    # Inside it, ``run_load`` cancels itself instead.
+    raise SystemExit(128 + signum)
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    args = parse_args(argv)
+    signal.signal(signal.SIGTERM, _terminated)
+    load_before = os.getloadavg()
+    try:
+        with (
+            tempfile.TemporaryDirectory(prefix="chatflow-load-") as tmp,
+            run_server(Path(tmp) / "data", Path(tmp) / "server.log") as server,
+        ):
+            with RssSampler(server.process.pid) as rss:
+                try:
+                    result = asyncio.run(run_load(server, args))
+                finally:
+                    signal.signal(signal.SIGTERM, _terminated)  # the loop reset it
+            server_log = _tail(server, 4000)
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        sys.stderr.write("load test interrupted; the server was stopped\n")
+        return 130
+    result["config"] = {
+        "seconds": args.seconds,
+        "chats": args.chats,
+        "subscribers": args.subscribers,
+        "rows": args.rows,
+        "health_interval_ms": args.health_interval_ms,
+        "server_workers": 4,
+    }
+    result["server_rss"] = {
+        "peak_total_mb": round(rss.peak_total / 2**20, 1),
+        "peak_server_mb": round(rss.peak_server / 2**20, 1),
+        "peak_children_mb": round(rss.peak_children / 2**20, 1),
+        "samples": rss.samples,
+    }
+    result["machine"] = machine()
+    # Other work on the machine skews every figure: record how busy it was.
+    result["machine"]["loadavg_1m_before"] = round(load_before[0], 2)
+    result["machine"]["loadavg_1m_after"] = round(os.getloadavg()[0], 2)
+    events = result["events"]
+    result["ok"] = (
+        result["errors"] == 0
+        and events["lost"] == 0
+        and events["duplicated"] == 0
+        and events["out_of_order"] == 0
+        and events["gaps"] == 0
+    )
+    if not result["ok"] and server_log:
+        result["server_log_tail"] = server_log
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    sys.stdout.write("chatflow load test\n" + table(result) + f"  written to {args.output}\n")
+    return 0 if result["ok"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
