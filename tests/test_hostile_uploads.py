@@ -16,9 +16,9 @@ import psutil
 import pytest
 
 from tests.conftest import make_settings
+from tests.fixtures_util import HOSTILE
 from tests.support import LiveServer, create_chat, raw_get, run_server, upload
 
-HOSTILE = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "hostile"
 API = "/api/v1"
 
 REFUSED = {

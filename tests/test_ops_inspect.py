@@ -10,7 +10,8 @@ import pytest
 from pydantic import ValidationError
 
 from chatflow.operations import load_all
-from chatflow.operations.inspect_ops import SAMPLE_ROWS, infer_types, value_counts
+from chatflow.operations.column_types import SAMPLE_ROWS, infer_types
+from chatflow.operations.inspect_ops import value_counts
 from chatflow.operations.registry import StepFailed
 from chatflow.spreadsheets.reading import read_table
 from tests.fixtures_util import make_xlsx

@@ -29,7 +29,6 @@ from tests.fixtures_util import (
     make_csv,
     make_ooxml,
     make_xlsx,
-    needs_hostile,
     sheet_xml,
 )
 
@@ -78,7 +77,6 @@ def _rejected(path: Path, kind: str = "xlsx", **kwargs: Any) -> InspectionReject
 # --- the gate, in process (it never hands anything to calamine) -----------------------------
 
 
-@needs_hostile
 @pytest.mark.parametrize("name", sorted(set(REFUSED) - {"truncated_sheet_xml.xlsx"}))
 def test_gate_refuses_hostile_containers(name: str) -> None:
     started = time.monotonic()
@@ -192,7 +190,6 @@ def test_main_prints_one_json_line(tmp_path: Path, capsys: pytest.CaptureFixture
 # --- the sandbox ----------------------------------------------------------------------------
 
 
-@needs_hostile
 @pytest.mark.parametrize("name", sorted(REFUSED))
 def test_sandbox_refuses_each_hostile_fixture(name: str) -> None:
     started = time.monotonic()
@@ -202,7 +199,6 @@ def test_sandbox_refuses_each_hostile_fixture(name: str) -> None:
     assert time.monotonic() - started < 5.0
 
 
-@needs_hostile
 def test_sandbox_accepts_legitimate_workbooks(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("PYTHONPATH", raising=False)  # the child must find chatflow on its own
     assert _sandbox(HOSTILE / "control_valid.xlsx") == {
@@ -216,7 +212,6 @@ def test_sandbox_accepts_legitimate_workbooks(monkeypatch: pytest.MonkeyPatch) -
     assert (malformed.code, malformed.details) == ("malformed_csv", {"line": 4})
 
 
-@needs_hostile
 def test_a_parser_abort_is_a_rejection_not_a_crash() -> None:
     # With the gate's cell limit out of the way calamine tries to allocate 549 GB and aborts.
     rejected = _rejected(HOSTILE / "corners_a1_xfd1048576.xlsx", max_cells=10**15)

@@ -26,7 +26,7 @@ from chatflow.spreadsheets.writing import (
     write_csv,
     write_xlsx,
 )
-from tests.fixtures_util import HOSTILE, make_csv, make_xlsx, needs_hostile
+from tests.fixtures_util import HOSTILE, make_csv, make_xlsx
 
 
 def _fails(code: str, fn: object, *args: object, **kwargs: object) -> StepFailed:
@@ -116,7 +116,6 @@ def test_sheets_by_name_and_errors(tmp_path: Path) -> None:
     assert error.details["available"] == ["First", "Second"]
 
 
-@needs_hostile
 def test_structure_edge_cases_fixture() -> None:
     path = HOSTILE / "structure_edge_cases.xlsx"
     names = sheet_names(path, "xlsx")
@@ -132,7 +131,6 @@ def test_structure_edge_cases_fixture() -> None:
     assert mixed[:4] == ["1", "two", "3.5", "true"] and "  7 " in mixed
 
 
-@needs_hostile
 @pytest.mark.parametrize(
     ("name", "code"),
     [
@@ -156,7 +154,6 @@ def test_unreadable_workbooks_fail_cleanly(name: str, code: str) -> None:
 # --- csv reading ----------------------------------------------------------------------------
 
 
-@needs_hostile
 def test_csv_fixtures() -> None:
     bom = read_table(HOSTILE / "csv_utf8_bom.csv", kind="csv")
     assert bom.columns[0] == "id" and bom["name"][0] == "José"
@@ -304,7 +301,6 @@ def test_failed_write_leaves_nothing_behind(
     assert list(scratch.iterdir()) == []
 
 
-@needs_hostile
 def test_csv_output_escapes_formulas_but_not_numbers(tmp_path: Path) -> None:
     table = read_table(HOSTILE / "csv_formula_injection.csv", kind="csv")
     dest = tmp_path / "out.csv"

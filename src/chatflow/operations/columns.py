@@ -11,7 +11,15 @@ from typing import Literal
 import polars as pl
 from pydantic import Field, field_validator, model_validator
 
-from chatflow.operations.common import column_not_found
+from chatflow.operations.common import (
+    column_not_found,
+    describe,
+    new_name,
+    no_repeats,
+    plural,
+    quoted,
+    reject_existing,
+)
 from chatflow.operations.registry import (
     OperationArgs,
     StepContext,
@@ -19,21 +27,8 @@ from chatflow.operations.registry import (
     StepOutput,
     registry,
 )
-from chatflow.operations.table_steps import (
-    CellValue,
-    Outcome,
-    OutputArg,
-    SheetArg,
-    describe,
-    new_name,
-    no_repeats,
-    plural,
-    quoted,
-    reject_existing,
-    run_table_step,
-    text_of,
-    value_text,
-)
+from chatflow.operations.steps import Outcome, SheetArg, TableOutputArg, run_table_step
+from chatflow.operations.values import CellValue, blank_to_null, text_of, value_text
 
 # ---------------------------------------------------------------- excel/select-columns
 
@@ -52,7 +47,7 @@ class SelectColumnsArgs(OperationArgs):
         ),
     )
     sheet: SheetArg = None
-    output: OutputArg = None
+    output: TableOutputArg = None
 
     _columns = field_validator("columns")(no_repeats)
 
@@ -111,7 +106,7 @@ class RenameColumnsArgs(OperationArgs):
         ),
     )
     sheet: SheetArg = None
-    output: OutputArg = None
+    output: TableOutputArg = None
 
     @field_validator("mapping")
     @classmethod
@@ -169,7 +164,7 @@ class ReorderColumnsArgs(OperationArgs):
         ),
     )
     sheet: SheetArg = None
-    output: OutputArg = None
+    output: TableOutputArg = None
 
     _order = field_validator("order")(no_repeats)
 
@@ -260,7 +255,7 @@ class AddColumnArgs(OperationArgs):
         default="end", description="Where the new column goes: after the last or first column."
     )
     sheet: SheetArg = None
-    output: OutputArg = None
+    output: TableOutputArg = None
 
     _name = field_validator("name")(new_name)
 
@@ -312,7 +307,7 @@ def add_column(df: pl.DataFrame, args: AddColumnArgs) -> Outcome:
             for text, is_column in parse_template(args.template)
         ]
         expr = pl.concat_str(parts) if parts else pl.lit("", dtype=pl.String)
-        expr = pl.when(expr == "").then(None).otherwise(expr)
+        expr = blank_to_null(expr)
     else:
         expr = pl.int_range(args.start, args.start + df.height, dtype=pl.Int64)
     new = expr.alias(args.name)

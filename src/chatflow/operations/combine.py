@@ -2,21 +2,12 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from typing import Any, Literal
 
 import polars as pl
 from pydantic import Field, field_validator, model_validator
 
-from chatflow.operations.common import require_columns
-from chatflow.operations.output_ops import (
-    OUTPUT_DESCRIPTION,
-    SHEET_DESCRIPTION,
-    OutputName,
-    finish,
-    plain,
-    unique_name,
-)
+from chatflow.operations.common import refuse_repeats, require_columns, unique_name
 from chatflow.operations.registry import (
     OperationArgs,
     StepContext,
@@ -24,16 +15,11 @@ from chatflow.operations.registry import (
     StepOutput,
     registry,
 )
+from chatflow.operations.steps import Outcome, OutputArg, SheetArg, finish
+from chatflow.operations.values import plain
 
 LISTED = 50  # names listed in a result
 MAX_FILES = 50
-
-
-def _no_repeats(values: list[str], what: str) -> list[str]:
-    repeated = sorted(v for v, n in Counter(values).items() if n > 1)
-    if repeated:
-        raise ValueError(f"{what} listed more than once: {', '.join(repeated)}")
-    return values
 
 
 # --- excel/lookup-join --------------------------------------------------------------------
@@ -83,8 +69,8 @@ class LookupJoinArgs(OperationArgs):
         default=False,
         description="Compare keys ignoring case and surrounding spaces (' ABC' matches 'abc').",
     )
-    sheet: str | None = Field(default=None, description=SHEET_DESCRIPTION)
-    output: OutputName | None = Field(default=None, description=OUTPUT_DESCRIPTION)
+    sheet: SheetArg = None
+    output: OutputArg = None
 
     @field_validator("left_on", "right_on")
     @classmethod
@@ -92,13 +78,13 @@ class LookupJoinArgs(OperationArgs):
         if isinstance(keys, list):
             if not keys:
                 raise ValueError("at least one key column is needed")
-            _no_repeats(keys, "key columns")
+            refuse_repeats(keys, "key columns")
         return keys
 
     @field_validator("take_columns")
     @classmethod
     def _take(cls, columns: list[str] | None) -> list[str] | None:
-        return None if columns is None else _no_repeats(columns, "take_columns")
+        return None if columns is None else refuse_repeats(columns, "take_columns")
 
     @model_validator(mode="after")
     def _consistent(self) -> LookupJoinArgs:
@@ -237,13 +223,8 @@ def run_lookup_join(ctx: StepContext, args: LookupJoinArgs) -> StepOutput:
     ctx.report(25, f"Read {left.height} rows and {right.height} rows of {args.right_file}")
     ctx.report(50, f"Joining with {args.right_file}")
     out, result = lookup_join(left, right, args)
-    return finish(
-        ctx,
-        out,
-        output=args.output,
-        result=result,
-        message=f"Matched {result['matched_left_rows']} of {left.height} rows in {args.right_file}",
-    )
+    message = f"Matched {result['matched_left_rows']} of {left.height} rows in {args.right_file}"
+    return finish(ctx, Outcome(out, message, result), output=args.output)
 
 
 # --- excel/append-files -------------------------------------------------------------------
@@ -280,8 +261,8 @@ class AppendFilesArgs(OperationArgs):
         "followed by ' [sheet]' when a sheet was chosen (the current table counts as the run's "
         "input file).",
     )
-    sheet: str | None = Field(default=None, description=SHEET_DESCRIPTION)
-    output: OutputName | None = Field(default=None, description=OUTPUT_DESCRIPTION)
+    sheet: SheetArg = None
+    output: OutputArg = None
 
 
 def _label(name: str, sheet: str | None) -> str:
@@ -367,10 +348,5 @@ def run_append_files(ctx: StepContext, args: AppendFilesArgs) -> StepOutput:
         "columns_out": out.width,
         "columns_not_in_all": missing[:LISTED],
     }
-    return finish(
-        ctx,
-        out,
-        output=args.output,
-        result=result,
-        message=f"Appended {len(tables)} tables into {out.height} rows",
-    )
+    message = f"Appended {len(tables)} tables into {out.height} rows"
+    return finish(ctx, Outcome(out, message, result), output=args.output)

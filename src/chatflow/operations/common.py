@@ -1,7 +1,8 @@
-"""Checks shared by operations (and by run validation before a run starts)."""
+"""Checks shared by operations (and by run validation before a run starts), and their wording."""
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Sequence
 
 from chatflow.operations.registry import StepFailed
@@ -9,14 +10,28 @@ from chatflow.operations.registry import StepFailed
 _LISTED_COLUMNS = 50  # a message listing 16,000 available columns helps nobody
 
 
+def quoted(columns: Sequence[str]) -> str:
+    """'a', 'b' for messages."""
+    return ", ".join(f"'{c}'" for c in columns)
+
+
+def describe(columns: Sequence[str]) -> str:
+    """column 'a' / columns 'a', 'b' for messages."""
+    return f"column '{columns[0]}'" if len(columns) == 1 else f"columns {quoted(columns)}"
+
+
+def plural(n: int, word: str, many: str | None = None) -> str:
+    """'1 row', '3 rows'."""
+    return f"{n} {word if n == 1 else (many or word + 's')}"
+
+
 def column_not_found(missing: Sequence[str], available: Sequence[str]) -> StepFailed:
     """The one error for columns that are not there, naming them and listing what exists."""
-    names = ", ".join(f"'{c}'" for c in missing)
     noun = "Column" if len(missing) == 1 else "Columns"
     listed = ", ".join(available[:_LISTED_COLUMNS]) or "(none)"
     if len(available) > _LISTED_COLUMNS:
         listed += f", ... ({len(available)} in all)"
-    message = f"{noun} {names} not found; available columns: {listed}"
+    message = f"{noun} {quoted(missing)} not found; available columns: {listed}"
     hints = _near_misses(missing, available)
     if hints:
         message += f" (did you mean {', '.join(repr(h) for h in hints)}?)"
@@ -39,3 +54,62 @@ def require_columns(available: Sequence[str], needed: Iterable[str]) -> None:
     missing = [c for c in dict.fromkeys(needed) if c not in present]
     if missing:
         raise column_not_found(missing, available)
+
+
+def reject_existing(new: Iterable[str], existing: Iterable[str], *, what: str) -> None:
+    """``column_exists`` if a new column name is already taken."""
+    present = set(existing)
+    taken = [n for n in new if n in present]
+    if taken:
+        noun = "Column" if len(taken) == 1 else "Columns"
+        verb = "exists" if len(taken) == 1 else "exist"
+        raise StepFailed(
+            "column_exists",
+            f"{noun} {quoted(taken)} already {verb}; choose another name for {what}.",
+            details={"existing": taken},
+        )
+
+
+def repeated(names: Iterable[str]) -> list[str]:
+    """Names listed more than once, sorted."""
+    return sorted(n for n, k in Counter(names).items() if k > 1)
+
+
+def refuse_repeats(names: list[str], what: str = "columns") -> list[str]:
+    """Validator body: refuse a list naming something twice ("<what> listed more than once")."""
+    twice = repeated(names)
+    if twice:
+        # An empty ``what`` keeps the bare wording profile-columns has always used.
+        raise ValueError(f"{what} listed more than once: {', '.join(twice)}".lstrip())
+    return names
+
+
+def no_repeats(names: list[str]) -> list[str]:
+    """Validator body: refuse a list naming a column twice, or naming a blank column."""
+    if any(not n.strip() for n in names):
+        raise ValueError("column names must not be blank")
+    return refuse_repeats(names)
+
+
+def no_repeats_or_none(names: list[str] | None) -> list[str] | None:
+    """Validator body: ``no_repeats`` for an optional list."""
+    return None if names is None else no_repeats(names)
+
+
+def new_name(name: str) -> str:
+    """Validator body: a new column name must not be blank or padded (the reader strips)."""
+    if not name.strip():
+        raise ValueError("a new column name must not be blank")
+    if name != name.strip():
+        raise ValueError(f"column name {name!r} has surrounding spaces")
+    return name
+
+
+def unique_name(base: str, taken: set[str]) -> str:
+    """``base``, or ``base_2``, ``base_3``... whichever is not in ``taken`` (which is updated)."""
+    name, n = base, 1
+    while name in taken:
+        n += 1
+        name = f"{base}_{n}"
+    taken.add(name)
+    return name

@@ -11,14 +11,8 @@ from typing import Any, Literal
 import polars as pl
 from pydantic import Field, field_validator, model_validator
 
-from chatflow.operations.cell_values import (
-    check_strftime,
-    parse_bool,
-    parse_date,
-    parse_datetime,
-    parse_float,
-    parse_int,
-)
+from chatflow.operations.common import describe, no_repeats_or_none, plural
+from chatflow.operations.patterns import check_strftime
 from chatflow.operations.registry import (
     OperationArgs,
     StepContext,
@@ -26,15 +20,14 @@ from chatflow.operations.registry import (
     StepOutput,
     registry,
 )
-from chatflow.operations.table_steps import (
-    Outcome,
-    OutputArg,
-    SheetArg,
-    describe,
+from chatflow.operations.steps import Outcome, SheetArg, TableOutputArg, run_table_step
+from chatflow.operations.values import (
     is_empty,
-    no_repeats,
-    plural,
-    run_table_step,
+    parse_bool,
+    parse_date,
+    parse_datetime,
+    parse_float,
+    parse_int,
     text_of,
 )
 
@@ -90,12 +83,9 @@ class ConvertTypesArgs(OperationArgs):
         ),
     )
     sheet: SheetArg = None
-    output: OutputArg = None
+    output: TableOutputArg = None
 
-    @field_validator("columns")
-    @classmethod
-    def _columns(cls, columns: list[str] | None) -> list[str] | None:
-        return None if columns is None else no_repeats(columns)
+    _columns = field_validator("columns")(no_repeats_or_none)
 
     @field_validator("format")
     @classmethod

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-from collections import Counter
-
 import polars as pl
 from pydantic import Field, field_validator
 
-from chatflow.operations.common import require_columns
+from chatflow.operations.common import describe, refuse_repeats, require_columns
 from chatflow.operations.registry import (
     OperationArgs,
     StepContext,
     StepOutput,
     registry,
 )
+from chatflow.operations.steps import open_step
 
 
 class ExtractColumnsArgs(OperationArgs):
@@ -35,10 +34,7 @@ class ExtractColumnsArgs(OperationArgs):
     @field_validator("columns")
     @classmethod
     def _no_repeats(cls, columns: list[str]) -> list[str]:
-        repeated = sorted(c for c, n in Counter(columns).items() if n > 1)
-        if repeated:
-            raise ValueError(f"columns listed more than once: {', '.join(repeated)}")
-        return columns
+        return refuse_repeats(columns)
 
 
 def extract_columns(df: pl.DataFrame, columns: list[str], remove_duplicates: bool) -> pl.DataFrame:
@@ -48,12 +44,6 @@ def extract_columns(df: pl.DataFrame, columns: list[str], remove_duplicates: boo
     if remove_duplicates:
         out = out.unique(keep="first", maintain_order=True)
     return out
-
-
-def _describe(columns: list[str]) -> str:
-    if len(columns) == 1:
-        return f"column '{columns[0]}'"
-    return "columns " + ", ".join(f"'{c}'" for c in columns)
 
 
 def _needed_columns(args: ExtractColumnsArgs) -> list[str]:
@@ -73,11 +63,8 @@ def _needed_columns(args: ExtractColumnsArgs) -> list[str]:
 )
 def run(ctx: StepContext, args: ExtractColumnsArgs) -> StepOutput:
     """Read the input, select the columns, optionally deduplicate, write the result."""
-    ctx.report(0, "Starting step execution")
-    df = ctx.read_input(args.sheet)
-    ctx.report(25, f"Read {df.height} rows")
-    require_columns(df.columns, args.columns)  # fail before claiming to process anything
-    ctx.report(50, f"Processing {_describe(args.columns)}")
+    df = open_step(ctx, args.sheet, needed=args.columns)
+    ctx.report(50, f"Processing {describe(args.columns)}")
     out = extract_columns(df, args.columns, args.remove_duplicates)
     ctx.report(75, f"Writing {out.height} rows")
     written = ctx.write_table(out, name=args.output, sheet=None)

@@ -10,23 +10,17 @@ from typing import Literal
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from chatflow.operations.cell_values import (
-    check_regex,
+from chatflow.operations.common import plural
+from chatflow.operations.patterns import check_regex, regex_errors
+from chatflow.operations.registry import OperationArgs, StepContext, StepOutput, registry
+from chatflow.operations.steps import Outcome, SheetArg, TableOutputArg, run_table_step
+from chatflow.operations.values import (
+    CellValue,
+    is_empty,
     iso_value,
     number_value,
     parse_datetime,
     parse_float,
-    regex_errors,
-)
-from chatflow.operations.registry import OperationArgs, StepContext, StepOutput, registry
-from chatflow.operations.table_steps import (
-    CellValue,
-    Outcome,
-    OutputArg,
-    SheetArg,
-    is_empty,
-    plural,
-    run_table_step,
     text_of,
     value_text,
 )
@@ -118,7 +112,7 @@ class FilterRowsArgs(OperationArgs):
         description="all: keep rows passing every condition; any: rows passing at least one.",
     )
     sheet: SheetArg = None
-    output: OutputArg = None
+    output: TableOutputArg = None
 
     def columns(self) -> list[str]:
         return list(dict.fromkeys(c.column for c in self.conditions))

@@ -1,23 +1,15 @@
-"""excel/split-file and excel/convert, plus the output helpers the other catalogue modules share.
-
-Shared here: ``OutputName`` (a file name argument checked with ``filenames.problem`` when the
-request is validated, not when the write happens), ``SHEET_DESCRIPTION``, ``plain`` (a cell as a
-small JSON value for ``result``) and ``finish`` (hand a table on, or write it when ``output`` is
-given).
-"""
+"""excel/split-file and excel/convert: steps that write the table to files of their own."""
 
 from __future__ import annotations
 
-import datetime as dt
 import math
 import re
 import unicodedata
-from decimal import Decimal
 from pathlib import PurePosixPath
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 import polars as pl
-from pydantic import AfterValidator, ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
 from chatflow import filenames
 from chatflow.operations.common import require_columns
@@ -30,81 +22,10 @@ from chatflow.operations.registry import (
     WrittenFile,
     registry,
 )
+from chatflow.operations.steps import OutputName, SheetArg, open_step
 from chatflow.spreadsheets.writing import excel_sheet_name
 
-# --- shared helpers -----------------------------------------------------------------------
-
-SHEET_DESCRIPTION = (
-    "Sheet of the run's xlsx input to read instead of the table the previous step handed on "
-    "(default: that table; for the first step, the input's first sheet)."
-)
-OUTPUT_DESCRIPTION = (
-    "Write the result table to a file of this name (xlsx unless the name ends in .csv or "
-    ".parquet; an existing name gets a new version). Default: hand the table to the next step; "
-    "the run writes the final table once at the end."
-)
 _OUTPUT_EXTENSIONS = {".xlsx": "xlsx", ".csv": "csv", ".parquet": "parquet"}
-
-
-def _check_file_name(name: str) -> str:
-    reason = filenames.problem(name)
-    if reason is not None:
-        raise ValueError(reason)
-    return name
-
-
-OutputName = Annotated[str, AfterValidator(_check_file_name)]
-"""A chat file name given in arguments, refused at validation time if it is not acceptable."""
-
-
-def unique_name(base: str, taken: set[str]) -> str:
-    """``base``, or ``base_2``, ``base_3``... whichever is not in ``taken`` (which is updated)."""
-    name, n = base, 1
-    while name in taken:
-        n += 1
-        name = f"{base}_{n}"
-    taken.add(name)
-    return name
-
-
-def plain(value: Any, max_text: int = 200) -> Any:
-    """A cell as a small JSON value: text cut to ``max_text`` characters (with "…"), non-finite
-    floats and other objects as text, dates in ISO form."""
-    if value is None or isinstance(value, bool | int):
-        return value
-    if isinstance(value, float):
-        return value if math.isfinite(value) else str(value)
-    if isinstance(value, str):
-        return value if len(value) <= max_text else value[: max_text - 1] + "…"
-    if isinstance(value, dt.date | dt.time):
-        return value.isoformat()
-    if isinstance(value, Decimal):
-        return str(value)
-    return plain(str(value), max_text)
-
-
-def finish(
-    ctx: StepContext,
-    table: pl.DataFrame,
-    *,
-    output: str | None,
-    result: dict[str, Any],
-    message: str,
-) -> StepOutput:
-    """Hand ``table`` on, or write it first when ``output`` names a file."""
-    if output is None:
-        ctx.report(75, f"Handing on {table.height} rows")
-        return StepOutput(table=table, result=result, message=message)
-    ctx.report(75, f"Writing {table.height} rows to {output}")
-    written = ctx.write_table(table, name=output)
-    return StepOutput(
-        table=table,
-        files=[written],
-        result={**result, "file": written.name},
-        message=message,
-        wrote_table=True,
-    )
-
 
 # --- excel/split-file ---------------------------------------------------------------------
 
@@ -156,7 +77,7 @@ class SplitFileArgs(OperationArgs):
         description="With as='sheets': the workbook's file name (default: derived from the "
         "input's name).",
     )
-    sheet: str | None = Field(default=None, description=SHEET_DESCRIPTION)
+    sheet: SheetArg = None
 
     @model_validator(mode="after")
     def _consistent(self) -> SplitFileArgs:
@@ -256,9 +177,7 @@ def _check_groups(count: int) -> None:
 )
 def split_file(ctx: StepContext, args: SplitFileArgs) -> StepOutput:
     """Partition the table and write the parts."""
-    ctx.report(0, "Starting step execution")
-    df = ctx.read_input(args.sheet)
-    ctx.report(25, f"Read {df.height} rows")
+    df = open_step(ctx, args.sheet)
     parts = split_table(df, column=args.column, rows=args.rows)
     ctx.report(50, f"Splitting {df.height} rows into {len(parts)} parts")
     labels = [label for label, _ in parts]
@@ -333,7 +252,7 @@ class ConvertArgs(OperationArgs):
         description="File name (default: derived from the input's name); an extension other "
         "than the format's is refused, a missing one is added.",
     )
-    sheet: str | None = Field(default=None, description=SHEET_DESCRIPTION)
+    sheet: SheetArg = None
 
     @model_validator(mode="after")
     def _consistent(self) -> ConvertArgs:
@@ -359,9 +278,7 @@ class ConvertArgs(OperationArgs):
 )
 def convert(ctx: StepContext, args: ConvertArgs) -> StepOutput:
     """Write the table in the requested format."""
-    ctx.report(0, "Starting step execution")
-    df = ctx.read_input(args.sheet)
-    ctx.report(25, f"Read {df.height} rows")
+    df = open_step(ctx, args.sheet)
     options = WriteOptions(
         format=args.format,
         delimiter=args.delimiter or ",",

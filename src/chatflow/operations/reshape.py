@@ -4,28 +4,20 @@ Numbers: columns are text (see ``chatflow.spreadsheets.reading``), so sum and me
 as a number and treat anything that is not one (blank, "n/a", "1,234") as empty, the way
 ``cast(strict=False)`` does; sums of whole numbers stay whole (Int64), anything else is Float64.
 min and max compare numerically when every value of the column is a number (inferred type
-integer or float, see ``inspect_ops``), otherwise as text (ISO dates compare correctly as text).
+integer or float, see ``column_types``), otherwise as text (ISO dates compare correctly as text).
 Groups keep the order in which their keys first appear unless sorting is asked for; empty keys
 form a group of their own.
 """
 
 from __future__ import annotations
 
-from collections import Counter
 from typing import Any, Literal
 
 import polars as pl
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
-from chatflow.operations.common import require_columns
-from chatflow.operations.inspect_ops import ColumnFacts, column_facts
-from chatflow.operations.output_ops import (
-    OUTPUT_DESCRIPTION,
-    SHEET_DESCRIPTION,
-    OutputName,
-    finish,
-    unique_name,
-)
+from chatflow.operations.column_types import ColumnFacts, column_facts
+from chatflow.operations.common import refuse_repeats, repeated, require_columns, unique_name
 from chatflow.operations.registry import (
     OperationArgs,
     StepContext,
@@ -33,17 +25,11 @@ from chatflow.operations.registry import (
     StepOutput,
     registry,
 )
+from chatflow.operations.steps import Outcome, OutputArg, SheetArg, run_step
 
 AggregateFn = Literal["count", "sum", "mean", "min", "max", "count_distinct", "first", "last"]
 MAX_PIVOT_COLUMNS = 1000
 BLANK_LABEL = "(blank)"
-
-
-def _no_repeats(values: list[str], what: str) -> list[str]:
-    repeated = sorted(v for v, n in Counter(values).items() if n > 1)
-    if repeated:
-        raise ValueError(f"{what} listed more than once: {', '.join(repeated)}")
-    return values
 
 
 def aggregate_expr(fn: AggregateFn, column: str | None, facts: dict[str, ColumnFacts]) -> pl.Expr:
@@ -121,21 +107,21 @@ class GroupAggregateArgs(OperationArgs):
         description="Sort the groups by their key values (as text, empty last) instead of the "
         "order in which they first appear.",
     )
-    sheet: str | None = Field(default=None, description=SHEET_DESCRIPTION)
-    output: OutputName | None = Field(default=None, description=OUTPUT_DESCRIPTION)
+    sheet: SheetArg = None
+    output: OutputArg = None
 
     @field_validator("by")
     @classmethod
     def _by(cls, by: list[str]) -> list[str]:
-        return _no_repeats(by, "group columns")
+        return refuse_repeats(by, "group columns")
 
     @model_validator(mode="after")
     def _distinct_names(self) -> GroupAggregateArgs:
         names = [*self.by, *(agg.name for agg in self.aggregations)]
-        repeated = sorted(n for n, k in Counter(names).items() if k > 1)
-        if repeated:
+        twice = repeated(names)
+        if twice:
             raise ValueError(
-                f"output column names repeat ({', '.join(repeated)}); give each "
+                f"output column names repeat ({', '.join(twice)}); give each "
                 "aggregation a distinct 'as'"
             )
         return self
@@ -180,24 +166,24 @@ def group_aggregate(
 )
 def run_group_aggregate(ctx: StepContext, args: GroupAggregateArgs) -> StepOutput:
     """Group and aggregate."""
-    ctx.report(0, "Starting step execution")
-    df = ctx.read_input(args.sheet)
-    ctx.report(25, f"Read {df.height} rows")
-    require_columns(df.columns, _needed_by_group(args))
-    ctx.report(50, f"Aggregating {df.height} rows")
-    out = group_aggregate(df, args.by, args.aggregations, sort=args.sort)
-    result: dict[str, Any] = {
-        "rows_in": df.height,
-        "rows_out": out.height,
-        "groups": out.height,
-        "columns": out.columns[:50],
-    }
-    return finish(
+
+    def aggregate(df: pl.DataFrame) -> Outcome:
+        out = group_aggregate(df, args.by, args.aggregations, sort=args.sort)
+        result: dict[str, Any] = {
+            "rows_in": df.height,
+            "rows_out": out.height,
+            "groups": out.height,
+            "columns": out.columns[:50],
+        }
+        return Outcome(out, f"Aggregated {df.height} rows into {out.height} groups", result)
+
+    return run_step(
         ctx,
-        out,
+        sheet=args.sheet,
         output=args.output,
-        result=result,
-        message=f"Aggregated {df.height} rows into {out.height} groups",
+        needed=_needed_by_group(args),
+        doing=lambda df: f"Aggregating {df.height} rows",
+        transform=aggregate,
     )
 
 
@@ -225,13 +211,13 @@ class PivotArgs(OperationArgs):
     sort_columns: bool = Field(
         default=False, description="Order the new columns by value (as text) instead."
     )
-    sheet: str | None = Field(default=None, description=SHEET_DESCRIPTION)
-    output: OutputName | None = Field(default=None, description=OUTPUT_DESCRIPTION)
+    sheet: SheetArg = None
+    output: OutputArg = None
 
     @field_validator("index")
     @classmethod
     def _index(cls, index: list[str]) -> list[str]:
-        return _no_repeats(index, "index columns")
+        return refuse_repeats(index, "index columns")
 
     @model_validator(mode="after")
     def _distinct_roles(self) -> PivotArgs:
@@ -300,27 +286,28 @@ def pivot(
 )
 def run_pivot(ctx: StepContext, args: PivotArgs) -> StepOutput:
     """Pivot the table."""
-    ctx.report(0, "Starting step execution")
-    df = ctx.read_input(args.sheet)
-    ctx.report(25, f"Read {df.height} rows")
-    require_columns(df.columns, [*args.index, args.columns, args.values])
-    ctx.report(50, f"Pivoting column '{args.columns}'")
-    out = pivot(
-        df,
-        index=args.index,
-        columns=args.columns,
-        values=args.values,
-        aggregate=args.aggregate,
-        sort_columns=args.sort_columns,
-    )
-    new_columns = out.width - len(args.index)
-    result = {"rows_in": df.height, "rows_out": out.height, "new_columns": new_columns}
-    return finish(
+
+    def pivoted(df: pl.DataFrame) -> Outcome:
+        out = pivot(
+            df,
+            index=args.index,
+            columns=args.columns,
+            values=args.values,
+            aggregate=args.aggregate,
+            sort_columns=args.sort_columns,
+        )
+        new_columns = out.width - len(args.index)
+        result = {"rows_in": df.height, "rows_out": out.height, "new_columns": new_columns}
+        message = f"Pivoted into {out.height} rows and {new_columns} value columns"
+        return Outcome(out, message, result)
+
+    return run_step(
         ctx,
-        out,
+        sheet=args.sheet,
         output=args.output,
-        result=result,
-        message=f"Pivoted into {out.height} rows and {new_columns} value columns",
+        needed=[*args.index, args.columns, args.values],
+        doing=f"Pivoting column '{args.columns}'",
+        transform=pivoted,
     )
 
 
@@ -343,18 +330,18 @@ class UnpivotArgs(OperationArgs):
         default="value", min_length=1, description="Name of the column holding the values."
     )
     drop_empty: bool = Field(default=False, description="Leave out rows whose value is empty.")
-    sheet: str | None = Field(default=None, description=SHEET_DESCRIPTION)
-    output: OutputName | None = Field(default=None, description=OUTPUT_DESCRIPTION)
+    sheet: SheetArg = None
+    output: OutputArg = None
 
     @field_validator("id_columns")
     @classmethod
     def _ids(cls, columns: list[str]) -> list[str]:
-        return _no_repeats(columns, "id columns")
+        return refuse_repeats(columns, "id columns")
 
     @field_validator("value_columns")
     @classmethod
     def _values(cls, columns: list[str] | None) -> list[str] | None:
-        return None if columns is None else _no_repeats(columns, "value columns")
+        return None if columns is None else refuse_repeats(columns, "value columns")
 
     @model_validator(mode="after")
     def _distinct_roles(self) -> UnpivotArgs:
@@ -414,20 +401,24 @@ def unpivot(
 )
 def run_unpivot(ctx: StepContext, args: UnpivotArgs) -> StepOutput:
     """Unpivot the table."""
-    ctx.report(0, "Starting step execution")
-    df = ctx.read_input(args.sheet)
-    ctx.report(25, f"Read {df.height} rows")
-    require_columns(df.columns, [*args.id_columns, *(args.value_columns or [])])
-    ctx.report(50, "Unpivoting")
-    out = unpivot(
-        df,
-        id_columns=args.id_columns,
-        value_columns=args.value_columns,
-        variable_name=args.variable_name,
-        value_name=args.value_name,
-        drop_empty=args.drop_empty,
-    )
-    result = {"rows_in": df.height, "rows_out": out.height}
-    return finish(
-        ctx, out, output=args.output, result=result, message=f"Unpivoted into {out.height} rows"
+
+    def unpivoted(df: pl.DataFrame) -> Outcome:
+        out = unpivot(
+            df,
+            id_columns=args.id_columns,
+            value_columns=args.value_columns,
+            variable_name=args.variable_name,
+            value_name=args.value_name,
+            drop_empty=args.drop_empty,
+        )
+        result = {"rows_in": df.height, "rows_out": out.height}
+        return Outcome(out, f"Unpivoted into {out.height} rows", result)
+
+    return run_step(
+        ctx,
+        sheet=args.sheet,
+        output=args.output,
+        needed=[*args.id_columns, *(args.value_columns or [])],
+        doing="Unpivoting",
+        transform=unpivoted,
     )

@@ -11,6 +11,7 @@ from typing import Literal
 import polars as pl
 from pydantic import Field, field_validator, model_validator
 
+from chatflow.operations.common import describe, no_repeats_or_none, plural
 from chatflow.operations.registry import (
     OperationArgs,
     StepContext,
@@ -18,18 +19,8 @@ from chatflow.operations.registry import (
     StepOutput,
     registry,
 )
-from chatflow.operations.table_steps import (
-    CellValue,
-    Outcome,
-    OutputArg,
-    SheetArg,
-    describe,
-    is_empty,
-    no_repeats,
-    plural,
-    run_table_step,
-    value_text,
-)
+from chatflow.operations.steps import Outcome, SheetArg, TableOutputArg, run_table_step
+from chatflow.operations.values import CellValue, is_empty, value_text
 
 # ---------------------------------------------------------------- excel/remove-duplicates
 
@@ -60,12 +51,9 @@ class RemoveDuplicatesArgs(OperationArgs):
         ),
     )
     sheet: SheetArg = None
-    output: OutputArg = None
+    output: TableOutputArg = None
 
-    @field_validator("columns")
-    @classmethod
-    def _columns(cls, columns: list[str] | None) -> list[str] | None:
-        return None if columns is None else no_repeats(columns)
+    _columns = field_validator("columns")(no_repeats_or_none)
 
 
 def remove_duplicates(df: pl.DataFrame, args: RemoveDuplicatesArgs) -> Outcome:
@@ -125,7 +113,7 @@ class RemoveEmptyArgs(OperationArgs):
         ),
     )
     sheet: SheetArg = None
-    output: OutputArg = None
+    output: TableOutputArg = None
 
 
 def remove_empty(df: pl.DataFrame, args: RemoveEmptyArgs) -> Outcome:
@@ -186,12 +174,9 @@ class FillEmptyArgs(OperationArgs):
         default=None, description="The fill value, required with strategy=value (only then)."
     )
     sheet: SheetArg = None
-    output: OutputArg = None
+    output: TableOutputArg = None
 
-    @field_validator("columns")
-    @classmethod
-    def _columns(cls, columns: list[str] | None) -> list[str] | None:
-        return None if columns is None else no_repeats(columns)
+    _columns = field_validator("columns")(no_repeats_or_none)
 
     @model_validator(mode="after")
     def _value(self) -> FillEmptyArgs:

@@ -8,19 +8,10 @@ from typing import Literal
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from chatflow.operations.cell_values import parse_datetime, parse_float
+from chatflow.operations.common import plural, quoted, repeated
 from chatflow.operations.registry import OperationArgs, StepContext, StepOutput, registry
-from chatflow.operations.table_steps import (
-    Outcome,
-    OutputArg,
-    SheetArg,
-    is_empty,
-    plural,
-    quoted,
-    repeated,
-    run_table_step,
-    text_of,
-)
+from chatflow.operations.steps import Outcome, SheetArg, TableOutputArg, run_table_step
+from chatflow.operations.values import is_empty, parse_datetime, parse_float, text_of
 
 CompareAs = Literal["auto", "text", "number", "date", "natural"]
 _NATURAL_PAD_LIMIT = 64  # digit runs are zero-padded to the longest run, at most this wide
@@ -64,7 +55,7 @@ class SortArgs(OperationArgs):
         description="Sort keys, most important first. The sort is stable: ties keep their order.",
     )
     sheet: SheetArg = None
-    output: OutputArg = None
+    output: TableOutputArg = None
 
     @field_validator("by")
     @classmethod

@@ -5,7 +5,8 @@ from __future__ import annotations
 import polars as pl
 from pydantic import Field, field_validator, model_validator
 
-from chatflow.operations.cell_values import check_regex, regex_errors
+from chatflow.operations.common import describe, new_name, no_repeats, plural, reject_existing
+from chatflow.operations.patterns import check_regex, regex_errors
 from chatflow.operations.registry import (
     OperationArgs,
     StepContext,
@@ -13,19 +14,8 @@ from chatflow.operations.registry import (
     StepOutput,
     registry,
 )
-from chatflow.operations.table_steps import (
-    Outcome,
-    OutputArg,
-    SheetArg,
-    describe,
-    is_empty,
-    new_name,
-    no_repeats,
-    plural,
-    reject_existing,
-    run_table_step,
-    text_of,
-)
+from chatflow.operations.steps import Outcome, SheetArg, TableOutputArg, run_table_step
+from chatflow.operations.values import blank_to_null, is_empty, text_of
 
 MAX_PARTS = 1000  # columns one split may create (without into)
 _SENTINELS = ("\x1f", "\x1e", "\ue000", "\ue001", "\U000f0000")
@@ -85,7 +75,7 @@ class SplitColumnArgs(OperationArgs):
         description="Remove spaces around each part. Parts left empty become empty cells.",
     )
     sheet: SheetArg = None
-    output: OutputArg = None
+    output: TableOutputArg = None
 
     @field_validator("into")
     @classmethod
@@ -177,8 +167,7 @@ def _split(df: pl.DataFrame, args: SplitColumnArgs) -> Outcome:
         )
     cleaned = [pl.col(name).str.strip_chars() if args.trim else pl.col(name) for name in names]
     parts = parts.select(
-        pl.when(c == "").then(None).otherwise(c).alias(name)
-        for c, name in zip(cleaned, names, strict=True)
+        blank_to_null(c).alias(name) for c, name in zip(cleaned, names, strict=True)
     )
     at = df.columns.index(args.column)
     before = df.select(df.columns[: at + (1 if args.keep_original else 0)])
@@ -243,7 +232,7 @@ class MergeColumnsArgs(OperationArgs):
         ),
     )
     sheet: SheetArg = None
-    output: OutputArg = None
+    output: TableOutputArg = None
 
     _columns = field_validator("columns")(no_repeats)
     _into = field_validator("into")(new_name)

@@ -24,8 +24,7 @@ from typing import Any
 import polars as pl
 from pydantic import Field, field_validator
 
-from chatflow.operations.inspect_ops import column_facts, infer_types
-from chatflow.operations.output_ops import OUTPUT_DESCRIPTION, OutputName, finish
+from chatflow.operations.column_types import column_facts, infer_types
 from chatflow.operations.registry import (
     OperationArgs,
     StepContext,
@@ -33,6 +32,7 @@ from chatflow.operations.registry import (
     StepOutput,
     registry,
 )
+from chatflow.operations.steps import Outcome, OutputArg, finish
 
 INPUT_TABLE = "input"
 MAX_QUERY = 20_000
@@ -112,7 +112,7 @@ class SqlArgs(OperationArgs):
         description="Sheet of the run's xlsx input to use as 'input' instead of the table the "
         "previous step handed on.",
     )
-    output: OutputName | None = Field(default=None, description=OUTPUT_DESCRIPTION)
+    output: OutputArg = None
 
     @field_validator("tables")
     @classmethod
@@ -251,6 +251,5 @@ def run_sql(ctx: StepContext, args: SqlArgs) -> StepOutput:
         "columns": out.columns[:50],
         "tables_used": used[:50],
     }
-    return finish(
-        ctx, out, output=args.output, result=result, message=f"The query returned {out.height} rows"
-    )
+    message = f"The query returned {out.height} rows"
+    return finish(ctx, Outcome(out, message, result), output=args.output)

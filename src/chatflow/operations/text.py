@@ -14,25 +14,23 @@ from typing import Annotated, Any, Literal
 import polars as pl
 from pydantic import Field, field_validator, model_validator
 
-from chatflow.operations.cell_values import check_regex, regex_errors, regex_escape
+from chatflow.operations.common import describe, no_repeats_or_none, plural
+from chatflow.operations.patterns import check_regex, regex_errors, regex_escape
 from chatflow.operations.registry import OperationArgs, StepContext, StepOutput, registry
-from chatflow.operations.table_steps import (
-    Outcome,
-    OutputArg,
-    SheetArg,
-    blank_to_null,
-    describe,
-    no_repeats,
-    plural,
-    run_table_step,
-    text_columns,
-    text_of,
-)
+from chatflow.operations.steps import Outcome, SheetArg, TableOutputArg, run_table_step
+from chatflow.operations.values import blank_to_null, text_of
 
 ColumnsArg = Annotated[
     list[str] | None,
     Field(min_length=1, description="Columns to work on (default: every text column)."),
 ]
+
+
+def text_columns(df: pl.DataFrame, named: list[str] | None) -> list[str]:
+    """The columns a text operation works on: those named, else every text column."""
+    if named is not None:
+        return list(named)
+    return [name for name, dtype in df.schema.items() if dtype == pl.String]
 
 
 def _via(series: pl.Series, fn: Callable[[pl.Expr], pl.Expr]) -> pl.Series:
@@ -92,12 +90,9 @@ class FindReplaceArgs(OperationArgs):
     )
     case_sensitive: bool = Field(default=True, description="Whether letter case must match.")
     sheet: SheetArg = None
-    output: OutputArg = None
+    output: TableOutputArg = None
 
-    @field_validator("columns")
-    @classmethod
-    def _columns(cls, columns: list[str] | None) -> list[str] | None:
-        return None if columns is None else no_repeats(columns)
+    _columns = field_validator("columns")(no_repeats_or_none)
 
     @model_validator(mode="after")
     def _pattern(self) -> FindReplaceArgs:
@@ -191,12 +186,9 @@ class CleanTextArgs(OperationArgs):
         description="Change letter case: UPPER, lower, Title Case (each word); null keeps it.",
     )
     sheet: SheetArg = None
-    output: OutputArg = None
+    output: TableOutputArg = None
 
-    @field_validator("columns")
-    @classmethod
-    def _columns(cls, columns: list[str] | None) -> list[str] | None:
-        return None if columns is None else no_repeats(columns)
+    _columns = field_validator("columns")(no_repeats_or_none)
 
     @model_validator(mode="after")
     def _something(self) -> CleanTextArgs:
@@ -282,7 +274,7 @@ class NormalizeCodesArgs(OperationArgs):
         ),
     )
     sheet: SheetArg = None
-    output: OutputArg = None
+    output: TableOutputArg = None
 
 
 def normalize_codes(df: pl.DataFrame, args: NormalizeCodesArgs) -> Outcome:

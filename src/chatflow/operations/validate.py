@@ -8,15 +8,7 @@ from typing import Any
 import polars as pl
 from pydantic import Field, field_validator, model_validator
 
-from chatflow.operations.common import require_columns
-from chatflow.operations.inspect_ops import as_number
-from chatflow.operations.output_ops import (
-    OUTPUT_DESCRIPTION,
-    SHEET_DESCRIPTION,
-    OutputName,
-    finish,
-    unique_name,
-)
+from chatflow.operations.common import require_columns, unique_name
 from chatflow.operations.registry import (
     OperationArgs,
     StepContext,
@@ -25,6 +17,8 @@ from chatflow.operations.registry import (
     WrittenFile,
     registry,
 )
+from chatflow.operations.steps import Outcome, OutputArg, OutputName, SheetArg, finish, open_step
+from chatflow.operations.values import as_number
 
 ERRORS_COLUMN = "_errors"
 MAX_RULES = 200
@@ -126,8 +120,8 @@ class ValidateArgs(OperationArgs):
         description="Fail the step (code validation_failed, examples in the details) when any "
         "row is invalid, instead of continuing with the valid rows.",
     )
-    sheet: str | None = Field(default=None, description=SHEET_DESCRIPTION)
-    output: OutputName | None = Field(default=None, description=OUTPUT_DESCRIPTION)
+    sheet: SheetArg = None
+    output: OutputArg = None
 
     @model_validator(mode="after")
     def _two_files(self) -> ValidateArgs:
@@ -241,10 +235,7 @@ def _needed(args: ValidateArgs) -> list[str]:
 )
 def run_validate(ctx: StepContext, args: ValidateArgs) -> StepOutput:
     """Split rows into valid and invalid."""
-    ctx.report(0, "Starting step execution")
-    df = ctx.read_input(args.sheet)
-    ctx.report(25, f"Read {df.height} rows")
-    require_columns(df.columns, _needed(args))
+    df = open_step(ctx, args.sheet, needed=_needed(args))
     ctx.report(50, f"Checking {df.height} rows against {len(args.rules)} rules")
     valid, invalid, by_rule = validate_rows(df, args.rules)
     errors = invalid.columns[-1]
@@ -268,6 +259,6 @@ def run_validate(ctx: StepContext, args: ValidateArgs) -> StepOutput:
         "invalid_file": files[0].name if files else None,
     }
     message = f"{valid.height} valid and {invalid.height} invalid rows"
-    out = finish(ctx, valid, output=args.output, result=result, message=message)
+    out = finish(ctx, Outcome(valid, message, result), output=args.output)
     out.files = files + out.files
     return out

@@ -1,4 +1,4 @@
-"""Reading meaning out of text cells, vectorised: numbers, ISO dates, booleans, and regexes.
+"""Reading meaning out of cells, vectorised: numbers, ISO dates, booleans; cells as text or JSON.
 
 Cells arrive as text (see ``spreadsheets.reading``), so operations that compare, sort or convert
 parse them here, the same way everywhere:
@@ -14,15 +14,13 @@ parse them here, the same way everywhere:
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
+import math
 import re
-from collections.abc import Iterator
+from decimal import Decimal
+from typing import Any
 
 import polars as pl
-from pydantic_core import PydanticCustomError
-
-from chatflow.operations.registry import StepFailed
 
 _NUMBER = r"^[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?$"
 _GROUPED_POINT = r"^[+-]?[0-9]{1,3}(?:,[0-9]{3})+(?:\.[0-9]*)?$"  # 1,234,567.5
@@ -45,9 +43,59 @@ _ISO_FORMATS = (
 )
 _TRUE = ["true", "yes", "1"]
 _FALSE = ["false", "no", "0"]
-# chrono's strftime directives (what polars parses with), with optional padding flags.
-_DIRECTIVE = re.compile(r"%[-_0]?(?:[YCymbBhdeaAwuUWGgVjDxFvHkIlPpMSRTXrZzstn%+]|\.?[369]?f|:z)")
-_REGEX_META = set("\\.+*?()|[]{}^$#&-~")
+# A cell value given in arguments: JSON text, number or boolean, used as text the way the
+# reader renders cells (true/false, 1234, 3.5).
+CellValue = str | bool | int | float
+
+
+def value_text(value: CellValue) -> str:
+    """``value`` as cell text: booleans true/false, whole floats without ".0"."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+        return str(int(value))
+    return str(value)
+
+
+def text_of(name: str, dtype: pl.DataType) -> pl.Expr:
+    """A column as text: text as is, dates ISO, datetimes "YYYY-MM-DD HH:MM:SS[.fff]", others
+    cast."""
+    col = pl.col(name)
+    if dtype == pl.String:
+        return col
+    if dtype == pl.Date:
+        return col.dt.to_string("%Y-%m-%d")
+    if isinstance(dtype, pl.Datetime):
+        return col.dt.to_string("%Y-%m-%d %H:%M:%S%.f")
+    return col.cast(pl.String)
+
+
+def is_empty(expr: pl.Expr, dtype: pl.DataType) -> pl.Expr:
+    """True where a cell is empty: null, or (text) "" or only whitespace."""
+    if dtype == pl.String:
+        return expr.is_null() | (expr.str.strip_chars() == "")
+    return expr.is_null()
+
+
+def blank_to_null(expr: pl.Expr) -> pl.Expr:
+    """Text that is "" becomes null, the way the reader treats empty cells."""
+    return pl.when(expr == "").then(None).otherwise(expr)
+
+
+def plain(value: Any, max_text: int = 200) -> Any:
+    """A cell as a small JSON value: text cut to ``max_text`` characters (with "…"), non-finite
+    floats and other objects as text, dates in ISO form."""
+    if value is None or isinstance(value, bool | int):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    if isinstance(value, str):
+        return value if len(value) <= max_text else value[: max_text - 1] + "…"
+    if isinstance(value, dt.date | dt.time):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    return plain(str(value), max_text)
 
 
 def _normalized_number_text(text: pl.Expr, *, decimal_comma: bool, grouping: bool) -> pl.Expr:
@@ -73,6 +121,22 @@ def parse_float(text: pl.Expr, *, decimal_comma: bool = False, grouping: bool = 
     """Float64 of number text; null for anything else (including empty cells)."""
     normalized = _normalized_number_text(text, decimal_comma=decimal_comma, grouping=grouping)
     return normalized.cast(pl.Float64, strict=False)
+
+
+def as_number(expr: pl.Expr) -> pl.Expr:
+    """Any column as finite Float64 (text stripped); what is not a finite number becomes null.
+
+    ``parse_float``'s rule without infinities, on the cast's fast path: the cast alone accepts
+    exactly the number text ``_NUMBER`` does, plus inf/nan, which the finiteness test drops.
+    """
+    number = expr.cast(pl.String).str.strip_chars().cast(pl.Float64, strict=False)
+    return pl.when(number.is_finite()).then(number).otherwise(None)
+
+
+def as_integer(expr: pl.Expr) -> pl.Expr:
+    """Any column as Int64 (text stripped); what is not a whole number that fits in 64 bits
+    ("1.0" included, unlike ``parse_int``) becomes null."""
+    return expr.cast(pl.String).str.strip_chars().cast(pl.Int64, strict=False)
 
 
 def parse_int(text: pl.Expr, *, decimal_comma: bool = False, grouping: bool = False) -> pl.Expr:
@@ -127,55 +191,3 @@ def iso_value(text: str) -> tuple[dt.datetime, bool] | None:
         return dt.datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S.%f"), hm is not None
     except ValueError:
         return None
-
-
-def regex_escape(text: str) -> str:
-    """``text`` as a regex matching itself literally (Rust regex syntax)."""
-    return "".join(f"\\{c}" if c in _REGEX_META else c for c in text)
-
-
-def check_regex(pattern: str, *, allow_empty_match: bool = True) -> str:
-    """Validator body: ``pattern`` must compile as a polars (Rust) regex.
-
-    Raises a pydantic error of type ``invalid_regex``, so a bad pattern is refused when the
-    workflow is submitted.
-    """
-    probe = pl.Series("probe", [""], dtype=pl.String)
-    try:
-        matches_empty = bool(probe.str.contains(pattern).item())
-    except pl.exceptions.PolarsError as exc:
-        reason = str(exc).split("\n\nThis error occurred", 1)[0]
-        raise PydanticCustomError(
-            "invalid_regex", "invalid regular expression: {reason}", {"reason": reason}
-        ) from None
-    if matches_empty and not allow_empty_match:
-        raise PydanticCustomError(
-            "invalid_regex", "the regular expression must not match empty text", {}
-        )
-    return pattern
-
-
-@contextlib.contextmanager
-def regex_errors(pattern: str) -> Iterator[None]:
-    """Turn a regex polars refuses while running (rare once validated) into invalid_regex."""
-    try:
-        yield
-    except pl.exceptions.ComputeError as exc:
-        if "regex" not in str(exc):
-            raise
-        reason = str(exc).split("\n\nThis error occurred", 1)[0]
-        raise StepFailed(
-            "invalid_regex",
-            f"Invalid regular expression {pattern!r}: {reason}",
-            details={"pattern": pattern},
-        ) from None
-
-
-def check_strftime(fmt: str) -> str:
-    """Validator body: a strftime-style format made of known % directives (at least one)."""
-    if "%" not in fmt:
-        raise ValueError("format needs % directives, e.g. '%d/%m/%Y'")
-    unknown = _DIRECTIVE.sub("", fmt)
-    if "%" in unknown:
-        raise ValueError(f"format {fmt!r} has an unknown % directive")
-    return fmt
