@@ -87,11 +87,38 @@ def test_xlsx_text_stays_text_and_numbers_render_plainly(tmp_path: Path) -> None
         ["00501", "0000", -7, 0.1, None],
     ]
     df = read_table(make_xlsx(tmp_path / "t.xlsx", rows), kind="xlsx")
-    assert df.schema == pl.Schema({c: pl.String for c in ["zip", "id", "n", "x", "when"]})
+    assert df.schema == pl.Schema(
+        {**{c: pl.String for c in ["zip", "id", "n", "x"]}, "when": pl.Date}
+    )
     assert df.rows() == [
-        ("01234", "123456789012345678901234", "1234", "3.5", "2024-02-29 00:00:00"),
+        ("01234", "123456789012345678901234", "1234", "3.5", dt.date(2024, 2, 29)),
         ("00501", "0000", "-7", "0.1", None),
     ]
+
+
+def test_excel_date_cells_become_dates_and_mixed_columns_stay_text(tmp_path: Path) -> None:
+    rows: list[list[Any]] = [
+        ["day", "stamp", "mixed", "typed"],
+        [dt.date(2024, 1, 31), dt.datetime(2024, 1, 31, 8, 30), dt.date(2024, 1, 31), "2024-01-31"],
+        [dt.date(1999, 12, 31), dt.datetime(1999, 12, 31), "n/a", "soon"],
+    ]
+    df = read_table(make_xlsx(tmp_path / "d.xlsx", rows), kind="xlsx")
+    assert df.schema == pl.Schema(
+        {"day": pl.Date, "stamp": pl.Datetime("us"), "mixed": pl.String, "typed": pl.String}
+    )
+    assert df.rows() == [
+        (
+            dt.date(2024, 1, 31),
+            dt.datetime(2024, 1, 31, 8, 30),
+            "2024-01-31 00:00:00",
+            "2024-01-31",
+        ),
+        (dt.date(1999, 12, 31), dt.datetime(1999, 12, 31), "n/a", "soon"),
+    ]
+    write_xlsx(df, tmp_path / "out.xlsx")
+    sheet = openpyxl.load_workbook(tmp_path / "out.xlsx").active
+    assert sheet is not None
+    assert sheet["A2"].is_date and sheet["A2"].value == dt.datetime(2024, 1, 31)
 
 
 def test_leading_zeros_survive_xlsx_read_write_read(tmp_path: Path) -> None:

@@ -3,8 +3,9 @@
 Types: every column is read as text (``pl.String``) so nothing is reinterpreted: "01234" stays
 "01234" and long ids stay exact.  An xlsx cell that holds a number is rendered the way calamine
 prints it: whole numbers without a decimal part ("1234", not "1234.0"), others in shortest
-round-trip form ("3.5").  Booleans become "true"/"false", dates and datetimes become
-"YYYY-MM-DD HH:MM:SS" text (keeping them as dates would need a second parse of the sheet), error
+round-trip form ("3.5").  Booleans become "true"/"false".  Excel date cells come back as
+dates: a column whose every value is a date cell becomes ``pl.Date`` (``pl.Datetime`` when some
+have a time of day); a column mixing dates with other values keeps them as text.  Error
 cells (#N/A, #DIV/0!) and formulas without a cached value become null.  In csv an empty field is
 null; whitespace is never stripped from cells.
 
@@ -188,7 +189,27 @@ def _read_xlsx(path: Path, sheet: str | None) -> pl.DataFrame:
     table = _apply_header_policy(grid)
     if table is None:
         raise StepFailed("empty_sheet", f"Sheet '{target}' is empty.", details={"sheet": target})
-    return table
+    return _restore_dates(table)
+
+
+# calamine renders a date cell read as text as "YYYY-MM-DD HH:MM:SS" (fractions optional).
+_CALAMINE_DATETIME = r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}(\.\d+)?$"
+
+
+def _restore_dates(table: pl.DataFrame) -> pl.DataFrame:
+    """Columns whose every value is a rendered Excel date become Date (or Datetime) again."""
+    restored = []
+    for name in table.columns:
+        column = table[name]
+        values = column.drop_nulls()
+        if values.len() == 0 or not values.str.contains(_CALAMINE_DATETIME).all():
+            continue
+        stamps = column.str.to_datetime("%Y-%m-%d %H:%M:%S%.f", strict=False)
+        if (stamps.drop_nulls() == stamps.drop_nulls().dt.truncate("1d")).all():
+            restored.append(stamps.dt.date().alias(name))
+        else:
+            restored.append(stamps.alias(name))
+    return table.with_columns(restored) if restored else table
 
 
 def _library_error(exc: BaseException, path: Path) -> StepFailed:
