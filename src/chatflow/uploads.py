@@ -165,7 +165,7 @@ async def receive_files(
                     field_name, filename = _disposition(value)
                     field_bytes = 0
                     if field_name == "file" and filename is not None:
-                        temp = new_temp()
+                        temp = await asyncio.to_thread(new_temp)
                         current = ReceivedFile(filename=filename, temp_path=temp)
                         files.append(current)
                         current._handle = await asyncio.to_thread(temp.open, "wb")

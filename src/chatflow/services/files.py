@@ -125,7 +125,9 @@ async def _store(
                 )
                 rows.append(await files_repo.insert(session, row=row))
                 # Renamed before the commit: if the commit fails the file is unlinked below.
-                committed.append(rt.store.commit(item.temp_path, chat_id, storage_name))
+                committed.append(
+                    await asyncio.to_thread(rt.store.commit, item.temp_path, chat_id, storage_name)
+                )
     except BaseException:
         for item in received:
             item.temp_path.unlink(missing_ok=True)
