@@ -21,8 +21,8 @@ test: $(STAMP) lint
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests alembic
-	$(BIN)/ruff format --check src tests alembic
+	$(BIN)/ruff check src tests alembic benchmarks
+	$(BIN)/ruff format --check src tests alembic benchmarks
 	$(BIN)/mypy
 
 BENCH_STAMP := $(VENV)/.installed-bench

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
@@ -45,6 +46,9 @@ Success bodies are `{"data": ...}`; errors are
 
 async def start_runtime(settings: Settings) -> Runtime:
     """Build every resource; the caller must ``stop_runtime`` it."""
+    # Step threads running pure-Python code (xlsxwriter) hand the GIL back to the event loop
+    # every 1 ms instead of every 5 ms, which keeps request latency down while they work.
+    sys.setswitchinterval(0.001)
     data_dir = settings.resolved_data_dir
     await asyncio.to_thread(settings.files_dir.mkdir, parents=True, exist_ok=True)
     await asyncio.to_thread(upgrade, settings.resolved_database_url)

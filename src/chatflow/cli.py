@@ -49,6 +49,8 @@ def build_server(settings: Settings) -> Server:
         port=settings.port,
         log_level=settings.log_level,
         ws_ping_interval=settings.ws_ping_interval_s,
+        # Compression costs CPU per subscriber per event; events are small JSON.
+        ws_per_message_deflate=False,
         ws_ping_timeout=settings.ws_ping_interval_s,
         timeout_graceful_shutdown=int(settings.shutdown_grace_s) + 5,
         lifespan="on",
