@@ -29,17 +29,13 @@ import csv
 import io
 import json
 import logging
-import math
 import os
 import platform
 import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -49,12 +45,13 @@ import httpx
 import psutil
 import websockets
 
+from benchmarks.server import Server, run_server
+from benchmarks.stats import percentile
+
 log = logging.getLogger("benchmarks.load")
 
 API = "/api/v1"
 RESULTS = Path(__file__).resolve().parent / "results" / "load.json"
-START_TIMEOUT_S = 60.0
-STOP_TIMEOUT_S = 40.0
 REQUEST_TIMEOUT_S = 300.0
 CATCH_UP_S = 15.0
 RSS_SAMPLE_S = 0.1
@@ -80,12 +77,6 @@ def make_csv(rows: int) -> bytes:
     return buffer.getvalue().encode()
 
 
-def percentile(values: list[float], q: float) -> float:
-    """Nearest-rank percentile (``q`` in 0..100) of a non-empty list."""
-    ordered = sorted(values)
-    return ordered[max(1, math.ceil(q / 100 * len(ordered))) - 1]
-
-
 def latency(values: list[float]) -> dict[str, float | int | None]:
     """Seconds in, milliseconds out (None without values)."""
     if not values:
@@ -101,79 +92,6 @@ def latency(values: list[float]) -> dict[str, float | int | None]:
 def parse_timestamp(value: str) -> float:
     """Epoch seconds of an ISO 8601 UTC timestamp such as ``2025-01-01T12:00:00.123456Z``."""
     return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-
-
-# --------------------------------------------------------------------------- the server
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@dataclass
-class Server:
-    url: str
-    ws_url: str
-    process: subprocess.Popen[bytes]
-    log_path: Path
-
-
-@contextlib.contextmanager
-def run_server(data_dir: Path, log_path: Path) -> Iterator[Server]:
-    """``python -m chatflow serve`` on a free loopback port; always terminated and waited for."""
-    port = free_port()
-    command = [sys.executable, "-m", "chatflow", "serve", "--host", "127.0.0.1"]
-    command += ["--port", str(port), "--data-dir", str(data_dir), "--log-level", "warning"]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CHATFLOW_")}
-    with log_path.open("wb") as log_file:
-        process = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT, env=env)
-    server = Server(f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port}", process, log_path)
-    try:
-        _wait_healthy(server)
-        yield server
-    finally:
-        _stop(server)
-
-
-def _wait_healthy(server: Server) -> None:
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if server.process.poll() is not None:
-            raise RuntimeError(f"server exited with {server.process.returncode}: {_tail(server)}")
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(f"{server.url}{API}/health", timeout=2).status_code == 200:
-                return
-        time.sleep(0.1)
-    raise RuntimeError(f"server not healthy after {START_TIMEOUT_S:.0f} s: {_tail(server)}")
-
-
-def _stop(server: Server) -> None:
-    """SIGTERM, wait, SIGKILL if needed; then make sure no child of it is left behind."""
-    try:
-        children = psutil.Process(server.process.pid).children(recursive=True)
-    except psutil.Error:
-        children = []
-    if server.process.poll() is None:
-        server.process.send_signal(signal.SIGTERM)
-        try:
-            server.process.wait(timeout=STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            log.warning("server did not stop within %.0f s; killing it", STOP_TIMEOUT_S)
-            server.process.kill()
-            server.process.wait(timeout=10)
-    for child in children:
-        with contextlib.suppress(psutil.Error):
-            if child.is_running():
-                child.kill()
-                child.wait(timeout=5)
-
-
-def _tail(server: Server, size: int = 4000) -> str:
-    with contextlib.suppress(OSError):
-        return server.log_path.read_bytes()[-size:].decode(errors="replace")
-    return ""
 
 
 class RssSampler:
@@ -610,12 +528,12 @@ def main(argv: list[str] | None = None) -> int:
             tempfile.TemporaryDirectory(prefix="chatflow-load-") as tmp,
             run_server(Path(tmp) / "data", Path(tmp) / "server.log") as server,
         ):
-            with RssSampler(server.process.pid) as rss:
+            with RssSampler(server.pid) as rss:
                 try:
                     result = asyncio.run(run_load(server, args))
                 finally:
                     signal.signal(signal.SIGTERM, _terminated)  # the loop reset it
-            server_log = _tail(server, 4000)
+            server_log = (Path(tmp) / "server.log").read_bytes()[-4000:].decode(errors="replace")
     except (KeyboardInterrupt, asyncio.CancelledError):
         sys.stderr.write("load test interrupted; the server was stopped\n")
         return 130
