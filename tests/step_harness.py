@@ -9,7 +9,7 @@ from typing import Any
 
 import polars as pl
 
-from chatflow.execution.pipeline import RunFiles, cancel_checker, run_step
+from chatflow.execution.pipeline import RunFiles, StoredRef, cancel_checker, run_step
 from chatflow.operations import load_all
 from chatflow.operations.registry import StepContext, StepOutput
 from chatflow.spreadsheets.writing import write_csv, write_xlsx
@@ -35,18 +35,19 @@ class StepHarness:
         self.store = FileStore(tmp / "files")
         self.chat_id = str(uuid.uuid4())
         self.store.chat_dir(self.chat_id).mkdir(parents=True)
-        chat_files: dict[str, tuple[Path, str]] = {}
+        chat_files: dict[str, StoredRef] = {}
         for name, table in {input_name: input, **(others or {})}.items():
             kind = "csv" if name.endswith(".csv") else "xlsx"
             path = self.store.path(self.chat_id, self.store.new_storage_name(f".{kind}"))
             (write_csv if kind == "csv" else write_xlsx)(table, path)
-            chat_files[name] = (path, kind)
+            chat_files[name] = StoredRef(path, kind)
         self.files = RunFiles(
             store=self.store,
             chat_id=self.chat_id,
             input_name=input_name,
-            input_path=chat_files[input_name][0],
-            input_kind=chat_files[input_name][1],
+            input_path=chat_files[input_name].path,
+            input_kind=chat_files[input_name].kind,
+            input_delimiter=None,
             chat_files=chat_files,
             taken_names=set(chat_files),
             dry_run=dry_run,

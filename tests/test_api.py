@@ -180,3 +180,36 @@ def test_openapi_documents_every_endpoint(client: httpx.Client) -> None:
     assert "multipart/form-data" in upload_body["content"]
     assert client.get("/docs").status_code == 200
     assert client.get("/redoc").status_code == 200
+
+
+def test_a_csv_delimiter_can_be_given_at_upload(client: httpx.Client) -> None:
+    chat_id = create_chat(client)
+    # Both ',' and ';' split every line into two: detection prefers ','; the user knows better.
+    body = b"code,part;label\n1,5;x\n2,25;y\n"
+    url = f"{API}/chat/workflows/{chat_id}/upload"
+    detected = client.post(url, files={"file": ("a.csv", body)}).json()["data"][0]
+    given = client.post(url, files={"file": ("b.csv", body)}, data={"delimiter": ";"}).json()[
+        "data"
+    ][0]
+    assert (detected["delimiter"], detected["columns"]) == (None, ["code", "part;label"])
+    assert (given["delimiter"], given["columns"]) == (";", ["code,part", "label"])
+    run = client.post(
+        f"{API}/chat/workflows/{chat_id}/execute",
+        params={"wait": "true"},
+        json={
+            "input": "b.csv",
+            "steps": [
+                {
+                    "operation": "excel/extract-columns-to-file",
+                    "arguments": {"columns": ["code,part"], "output": "codes.csv"},
+                }
+            ],
+        },
+    ).json()["data"]
+    assert client.get(run["outputs"][0]["download_url"]).text.splitlines() == [
+        '"code,part"',
+        '"1,5"',
+        '"2,25"',
+    ]
+    bad = client.post(url, files={"file": ("c.csv", body)}, data={"delimiter": "x"})
+    assert bad.status_code == 422 and bad.json()["error"]["code"] == "invalid_delimiter"

@@ -57,7 +57,7 @@ def test_query_the_input_with_numbers_inferred(tmp_path: Path) -> None:
 def test_join_a_chat_file_by_its_derived_name(tmp_path: Path) -> None:
     h = harness(tmp_path, **{"Price List 2024.csv": PRICES, "unused.csv": PRICES})
     # A file the query does not mention is never read: break it to prove it.
-    h.files.chat_files["unused.csv"][0].write_bytes(b"\x00\x01 not a csv")
+    h.files.chat_files["unused.csv"].path.write_bytes(b"\x00\x01 not a csv")
     out = run(
         h,
         {

@@ -42,6 +42,14 @@ class ReceivedFile:
 
 
 @dataclass
+class Received:
+    """The files of an upload (in temp files) and its small text fields."""
+
+    files: list[ReceivedFile]
+    fields: dict[str, str]
+
+
+@dataclass
 class UploadLimits:
     max_file_bytes: int
     max_parts: int = 20
@@ -113,8 +121,8 @@ async def receive_files(
     *,
     new_temp: Callable[[], Path],
     limits: UploadLimits,
-) -> list[ReceivedFile]:
-    """Write every ``file`` part of the body to its own temp file; other fields are ignored.
+) -> Received:
+    """Write every ``file`` part of the body to its own temp file; keep small text fields.
 
     On any error every temp file written so far is removed before the error propagates.
     """
@@ -132,8 +140,10 @@ async def receive_files(
         },
     )
     files: list[ReceivedFile] = []
+    fields: dict[str, str] = {}
     current: ReceivedFile | None = None
-    field_bytes = 0
+    field_name: str | None = None
+    field_value = bytearray()
     parts = 0
     chunks = aiter(stream)
     try:
@@ -163,7 +173,7 @@ async def receive_files(
                             code="too_many_parts",
                         )
                     field_name, filename = _disposition(value)
-                    field_bytes = 0
+                    field_value.clear()
                     if field_name == "file" and filename is not None:
                         temp = await asyncio.to_thread(new_temp)
                         current = ReceivedFile(filename=filename, temp_path=temp)
@@ -171,8 +181,8 @@ async def receive_files(
                         current._handle = await asyncio.to_thread(temp.open, "wb")
                 elif kind == "data":
                     if current is None:
-                        field_bytes += len(value)
-                        if field_bytes > MAX_FIELD_BYTES:
+                        field_value += value
+                        if len(field_value) > MAX_FIELD_BYTES:
                             raise BadRequest("form field too large", code="field_too_large")
                         continue
                     current.size += len(value)
@@ -198,6 +208,8 @@ async def receive_files(
                 elif kind == "end" and current is not None:
                     await _close(current)
                     current = None
+                elif kind == "end" and field_name:
+                    fields[field_name] = field_value.decode("utf-8", errors="replace")
         parser.finalize()
         if current is not None:
             raise BadRequest("multipart body ended inside a part", code="malformed_multipart")
@@ -206,7 +218,7 @@ async def receive_files(
                 "no file in the upload: send one or more multipart parts named 'file'",
                 code="no_file",
             )
-        return files
+        return Received(files, fields)
     except BaseException:
         await asyncio.to_thread(_discard, files)
         raise

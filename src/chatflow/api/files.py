@@ -27,7 +27,12 @@ _UPLOAD_BODY = {
                             "type": "array",
                             "items": {"type": "string", "format": "binary"},
                             "description": "one or more .xlsx / .csv files",
-                        }
+                        },
+                        "delimiter": {
+                            "type": "string",
+                            "enum": [",", ";", "|", "tab"],
+                            "description": "csv delimiter; detected when not given",
+                        },
                     },
                 }
             }

@@ -47,6 +47,9 @@ class FileOut(BaseModel):
     sheets: list[str] | None
     columns: list[str] | None
     row_count: int | None
+    delimiter: str | None = Field(
+        default=None, description="csv delimiter given at upload (None: detected when read)"
+    )
     source: Literal["upload", "output"]
     run_id: str | None = Field(description="the run that produced this file, for outputs")
     created_at: datetime

@@ -80,6 +80,7 @@ class StoredFile(Base):
     sheets: Mapped[list[Any] | None] = mapped_column(JSON)
     columns: Mapped[list[Any] | None] = mapped_column(JSON)
     row_count: Mapped[int | None] = mapped_column(Integer)
+    delimiter: Mapped[str | None] = mapped_column(String(1))  # csv given one; None: detected
     source: Mapped[str] = mapped_column(String(16))  # "upload" or "output"
     # No foreign key: runs point at files (their input), and a cycle buys nothing here.
     run_id: Mapped[str | None] = mapped_column(String(36), index=True)

@@ -38,6 +38,15 @@ OUTPUT_KINDS = {".xlsx": "xlsx", ".csv": "csv", ".parquet": "parquet"}
 MEDIA_TYPES = {**filenames.MEDIA_TYPES, "parquet": "application/vnd.apache.parquet"}
 
 
+@dataclass(frozen=True)
+class StoredRef:
+    """Where a chat file's bytes are and how to read them."""
+
+    path: Path
+    kind: str
+    delimiter: str | None = None
+
+
 @dataclass
 class RunFiles:
     """A run's StepIO: its input, the chat's other files, and where outputs go.
@@ -51,7 +60,8 @@ class RunFiles:
     input_name: str
     input_path: Path
     input_kind: str
-    chat_files: dict[str, tuple[Path, str]]  # name -> (path of latest version, kind)
+    input_delimiter: str | None
+    chat_files: dict[str, StoredRef]  # name -> its latest version
     taken_names: set[str]
     dry_run: bool = False
     sample_rows: int | None = None
@@ -59,14 +69,19 @@ class RunFiles:
     unwritten: bool = False  # ``current`` was changed by a step and is in no file yet
     written: list[WrittenFile] = field(default_factory=list)
 
-    def _read(self, path: Path, kind: str, sheet: str | None) -> pl.DataFrame:
-        table = read_table(path, kind="csv" if kind == "csv" else "xlsx", sheet=sheet)
+    def _read(
+        self, path: Path, kind: str, sheet: str | None, delimiter: str | None = None
+    ) -> pl.DataFrame:
+        if kind == "csv":
+            table = read_table(path, kind="csv", sheet=sheet, delimiter=delimiter)
+        else:
+            table = read_table(path, kind="xlsx", sheet=sheet)
         return table.head(self.sample_rows) if self.sample_rows is not None else table
 
     def load_input(self, sheet: str | None) -> pl.DataFrame:
         if self.current is not None and sheet is None:
             return self.current
-        return self._read(self.input_path, self.input_kind, sheet)
+        return self._read(self.input_path, self.input_kind, sheet, self.input_delimiter)
 
     def load_file(self, name: str, sheet: str | None) -> pl.DataFrame:
         found = self.chat_files.get(name)
@@ -77,7 +92,7 @@ class RunFiles:
                 f"File {name!r} is not in this chat; files: {available}",
                 details={"file": name, "available": sorted(self.chat_files)},
             )
-        return self._read(found[0], found[1], sheet)
+        return self._read(found.path, found.kind, sheet, found.delimiter)
 
     def file_names(self) -> list[str]:
         return sorted(self.chat_files)

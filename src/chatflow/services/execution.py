@@ -10,7 +10,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from chatflow.db.models import Run, StoredFile
-from chatflow.execution.pipeline import RunFiles, cancel_checker, run_step
+from chatflow.execution.pipeline import RunFiles, StoredRef, cancel_checker, run_step
 from chatflow.execution.progress import ProgressBridge
 from chatflow.execution.queue import RunHandle
 from chatflow.operations.registry import (
@@ -162,8 +162,10 @@ def run_files(
         input_name=input_row.name,
         input_path=rt.store.path(chat_id, input_row.storage_name),
         input_kind=input_row.kind,
+        input_delimiter=input_row.delimiter,
         chat_files={
-            row.name: (rt.store.path(chat_id, row.storage_name), row.kind) for row in latest
+            row.name: StoredRef(rt.store.path(chat_id, row.storage_name), row.kind, row.delimiter)
+            for row in latest
         },
         taken_names={row.name for row in latest},
         dry_run=sample_rows is not None,

@@ -18,11 +18,14 @@ from chatflow.runtime import Runtime
 from chatflow.services import chats, events, idempotency, messages
 from chatflow.services.idempotency import fingerprint
 from chatflow.services.views import file_view
+from chatflow.spreadsheets.reading import DELIMITERS
 from chatflow.spreadsheets.sandbox import InspectionRejected, inspect_in_sandbox
 from chatflow.uploads import ReceivedFile, UploadLimits, receive_files
 
 
-async def _inspect(rt: Runtime, received: ReceivedFile, kind: str) -> dict[str, Any]:
+async def _inspect(
+    rt: Runtime, received: ReceivedFile, kind: str, delimiter: str | None
+) -> dict[str, Any]:
     settings = rt.settings
     async with rt.inspections:
         try:
@@ -33,6 +36,7 @@ async def _inspect(rt: Runtime, received: ReceivedFile, kind: str) -> dict[str, 
                 timeout_s=settings.inspect_timeout_s,
                 max_cells=settings.max_cells,
                 max_uncompressed_mb=settings.max_uncompressed_mb,
+                delimiter=delimiter if kind == "csv" else None,
             )
         except InspectionRejected as exc:
             raise Invalid(
@@ -40,6 +44,21 @@ async def _inspect(rt: Runtime, received: ReceivedFile, kind: str) -> dict[str, 
                 code=exc.code,
                 details={"filename": received.filename},
             ) from None
+
+
+def _delimiter(fields: dict[str, str]) -> str | None:
+    """The optional ``delimiter`` form field (csv only; detected when absent)."""
+    value = fields.get("delimiter")
+    if value is None or value == "":
+        return None
+    value = {"tab": "\t", "\\t": "\t"}.get(value, value)
+    if value not in DELIMITERS:
+        raise Invalid(
+            "delimiter must be one of , ; | or tab",
+            code="invalid_delimiter",
+            details={"delimiter": value},
+        )
+    return value
 
 
 def _check_names(received: list[ReceivedFile]) -> list[tuple[ReceivedFile, str, str]]:
@@ -74,7 +93,7 @@ async def upload(
     stores nothing new.
     """
     chat = await chats.require(rt=rt, chat_id=chat_id, owner=owner)
-    received = await receive_files(
+    upload_body = await receive_files(
         body,
         content_type,
         new_temp=lambda: rt.store.temp_path(chat.id),
@@ -83,14 +102,16 @@ async def upload(
             idle_timeout_s=rt.settings.upload_idle_timeout_s,
         ),
     )
-    digest = fingerprint([(item.filename, item.sha256, item.size) for item in received])
+    received = upload_body.files
+    delimiter = _delimiter(upload_body.fields)
+    digest = fingerprint([(item.filename, item.sha256, item.size) for item in received], delimiter)
     try:
         async with idempotency.keyed(
             rt=rt, owner=owner, key=idempotency_key, scope=f"upload:{chat.id}", digest=digest
         ) as attempt:
             if attempt.replay is not None:
                 return list(attempt.replay[1])
-            views = await _store(rt, chat.id, received, base)
+            views = await _store(rt, chat.id, received, delimiter, base)
             attempt.remember(201, to_jsonable_python(views))
             return views
     finally:
@@ -99,12 +120,14 @@ async def upload(
 
 
 async def _store(
-    rt: Runtime, chat_id: str, received: list[ReceivedFile], base: str
+    rt: Runtime, chat_id: str, received: list[ReceivedFile], delimiter: str | None, base: str
 ) -> list[dict[str, Any]]:
     committed: list[Path] = []
     try:
         checked = _check_names(received)
-        infos = await asyncio.gather(*(_inspect(rt, item, kind) for item, _, kind in checked))
+        infos = await asyncio.gather(
+            *(_inspect(rt, item, kind, delimiter) for item, _, kind in checked)
+        )
         async with rt.db.write() as session:
             rows = []
             for (item, name, kind), info in zip(checked, infos, strict=True):
@@ -121,6 +144,7 @@ async def _store(
                     sheets=info.get("sheets"),
                     columns=info.get("columns"),
                     row_count=info.get("row_count"),
+                    delimiter=delimiter if kind == "csv" else None,
                     source="upload",
                 )
                 rows.append(await files_repo.insert(session, row=row))

@@ -26,6 +26,7 @@ def file_view(row: StoredFile, base: str) -> dict[str, Any]:
         "sheets": row.sheets,
         "columns": row.columns,
         "row_count": row.row_count,
+        "delimiter": row.delimiter,
         "source": row.source,
         "run_id": row.run_id,
         "created_at": row.created_at,

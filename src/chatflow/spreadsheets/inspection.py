@@ -62,11 +62,13 @@ class GateLimits:
     max_members: int = 10_000
 
 
-def inspect_file(path: Path, kind: str, *, limits: GateLimits | None = None) -> dict[str, Any]:
+def inspect_file(
+    path: Path, kind: str, *, limits: GateLimits | None = None, delimiter: str | None = None
+) -> dict[str, Any]:
     """Sheets, first-sheet columns and row count; xlsx passes the container gate first."""
     limits = limits or GateLimits()
     if kind == "csv":
-        table = read_table(path, kind="csv")
+        table = read_table(path, kind="csv", delimiter=delimiter)
         _check_table_size(table.height, table.width, limits)
         return {"sheets": [], "columns": table.columns, "row_count": table.height}
     if kind != "xlsx":
@@ -339,11 +341,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("path", type=Path)
     parser.add_argument("--max-cells", type=int, default=DEFAULT_MAX_CELLS)
     parser.add_argument("--max-uncompressed-mb", type=int, default=DEFAULT_MAX_UNCOMPRESSED_MB)
+    parser.add_argument("--delimiter", default=None)
     args = parser.parse_args(argv)
     limits = GateLimits(max_cells=args.max_cells, max_uncompressed_mb=args.max_uncompressed_mb)
     verdict: dict[str, Any]
     try:
-        verdict = {"ok": True, "info": inspect_file(args.path, args.kind, limits=limits)}
+        info = inspect_file(args.path, args.kind, limits=limits, delimiter=args.delimiter)
+        verdict = {"ok": True, "info": info}
     except StepFailed as exc:
         verdict = {"ok": False, "code": exc.code, "message": exc.message}
         if isinstance(exc.details, dict):

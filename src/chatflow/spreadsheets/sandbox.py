@@ -59,6 +59,7 @@ async def inspect_in_sandbox(
     timeout_s: float = DEFAULT_TIMEOUT_S,
     max_cells: int = DEFAULT_MAX_CELLS,
     max_uncompressed_mb: int = DEFAULT_MAX_UNCOMPRESSED_MB,
+    delimiter: str | None = None,
 ) -> dict[str, Any]:
     """The file's inspection info, or InspectionRejected; the child never outlives this call."""
     if kind not in ("xlsx", "csv"):
@@ -71,6 +72,8 @@ async def inspect_in_sandbox(
         max_cells=max_cells,
         max_uncompressed_mb=max_uncompressed_mb,
     )
+    if delimiter is not None:
+        command[-3:-3] = [f"--delimiter={delimiter}"]
     proc = await asyncio.create_subprocess_exec(
         *command,
         stdin=asyncio.subprocess.DEVNULL,
