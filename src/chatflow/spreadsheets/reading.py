@@ -36,6 +36,7 @@ import codecs
 import contextlib
 import csv
 import io
+import re
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Literal
@@ -249,11 +250,15 @@ def _read_csv(path: Path, delimiter: str | None) -> pl.DataFrame:
         delimiter = detect_delimiter(text)
     elif len(delimiter) != 1 or delimiter in '"\r\n':
         raise StepFailed("invalid_delimiter", f"Invalid delimiter {delimiter!r}.")
-    records = _parse_csv(text, delimiter)
-    if not records:
-        raise StepFailed("empty_file", "The file has no non-empty rows.")
-    columns = list(zip(*records, strict=True))
-    grid = pl.DataFrame([pl.Series(f"c{i}", col, dtype=pl.String) for i, col in enumerate(columns)])
+    grid = _parse_simple_csv(text, delimiter)
+    if grid is None:
+        records = _parse_csv(text, delimiter)
+        if not records:
+            raise StepFailed("empty_file", "The file has no non-empty rows.")
+        columns = list(zip(*records, strict=True))
+        grid = pl.DataFrame(
+            [pl.Series(f"c{i}", col, dtype=pl.String) for i, col in enumerate(columns)]
+        )
     table = _apply_header_policy(grid)
     if table is None:  # unreachable: records holds at least one non-empty row
         raise StepFailed("empty_file", "The file has no non-empty rows.")
@@ -323,6 +328,33 @@ def _line_of(text: str, index: int) -> int:
     """1-based line of text[index], counting \\r\\n, \\r and \\n as csv does."""
     head = text[:index]
     return head.count("\n") + head.count("\r") - head.count("\r\n") + 1
+
+
+# A carriage return that does not end a line: csv ends a record there, polars would not.
+_LONE_CR = re.compile(r"\r(?!\n)")
+
+
+def _parse_simple_csv(text: str, delimiter: str) -> pl.DataFrame | None:
+    """The raw grid of a csv without quotes, NULs or lone CRs, parsed natively by polars.
+
+    Such text has one reading, so polars (in Rust, ~20x faster) gives what ``_parse_csv`` would.
+    Anything else, or a row wider than the first (an error to explain with its line number),
+    returns None for the strict parser.
+    """
+    if '"' in text or "\x00" in text or _LONE_CR.search(text):
+        return None
+    try:
+        grid = pl.read_csv(
+            io.BytesIO(text.encode("utf-8")),
+            has_header=False,
+            separator=delimiter,
+            quote_char=None,
+            infer_schema=False,
+            raise_if_empty=False,
+        )
+    except pl.exceptions.PolarsError:
+        return None
+    return grid if grid.height else None
 
 
 def _parse_csv(text: str, delimiter: str) -> list[list[str]]:
