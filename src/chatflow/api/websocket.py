@@ -17,6 +17,7 @@ from chatflow.broadcaster import Subscription, SubscriptionClosed
 from chatflow.errors import NotFound
 from chatflow.runtime import Runtime
 from chatflow.services import chats, events
+from chatflow.services.events import StoredEvent
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +44,9 @@ class _Connection:
         self._lock = asyncio.Lock()
 
     async def send(self, payload: dict[str, Any]) -> None:
+        text = payload.text if isinstance(payload, StoredEvent) else events.encode(payload)
         async with self._lock:
-            await self.websocket.send_text(json.dumps(payload, separators=(",", ":")))
+            await self.websocket.send_text(text)
 
     async def send_event(self, event: dict[str, Any]) -> None:
         # Events replayed from storage may also arrive live: the seq says which were sent.

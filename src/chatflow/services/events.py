@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Any
 
 from chatflow.broadcaster import Broadcaster, StoreFn
@@ -10,12 +12,26 @@ from chatflow.db.engine import Database
 from chatflow.repositories import events as events_repo
 
 
+class StoredEvent(dict[str, Any]):
+    """A stored event; its JSON text is computed once, however many subscribers send it."""
+
+    @cached_property
+    def text(self) -> str:
+        return encode(self)
+
+
+def encode(event: dict[str, Any]) -> str:
+    """The wire form of an event (compact JSON)."""
+    return json.dumps(event, separators=(",", ":"))
+
+
 def make_store(db: Database) -> StoreFn:
     """The broadcaster's store: one write transaction per batch, sequence numbers per chat."""
 
     async def store(chat_id: str, bodies: list[dict[str, Any]]) -> list[dict[str, Any]]:
         async with db.write() as session:
-            return await events_repo.append(session, chat_id=chat_id, bodies=bodies)
+            stored = await events_repo.append(session, chat_id=chat_id, bodies=bodies)
+        return [StoredEvent(event) for event in stored]
 
     return store
 
