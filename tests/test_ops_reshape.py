@@ -11,7 +11,8 @@ from pydantic import ValidationError
 
 from chatflow.operations import load_all
 from chatflow.operations.registry import StepFailed
-from chatflow.operations.reshape import MAX_PIVOT_COLUMNS, group_aggregate, pivot, unpivot
+from chatflow.operations.reshape import MAX_PIVOT_COLUMNS, group_aggregate, pivot
+from chatflow.operations.unpivot import unpivot
 from chatflow.spreadsheets.reading import read_table
 from tests.step_harness import StepHarness
 
