@@ -23,7 +23,7 @@ from chatflow.execution.queue import RunHandle, RunQueue
 from chatflow.operations import load_all
 from chatflow.repositories import files as files_repo
 from chatflow.runtime import Runtime
-from chatflow.services import events, execution
+from chatflow.services import events, execution, run_endings
 from chatflow.settings import Settings
 from chatflow.storage import FileStore
 
@@ -72,7 +72,7 @@ async def start_runtime(settings: Settings) -> Runtime:
         keys=KeyRing(settings.resolved_api_keys()),
     )
     runtime_ref.append(rt)
-    interrupted = await execution.mark_interrupted(rt=rt)
+    interrupted = await run_endings.mark_interrupted(rt=rt)
     if interrupted:
         log.warning(
             "marked %d run(s) left unfinished by a previous process interrupted", interrupted
@@ -92,7 +92,7 @@ async def drain_runtime(rt: Runtime) -> None:
     """
     never_started = await rt.runs.shutdown(rt.settings.shutdown_grace_s)
     if never_started:
-        await execution.mark_interrupted(rt=rt, run_ids=[h.run_id for h in never_started])
+        await run_endings.mark_interrupted(rt=rt, run_ids=[h.run_id for h in never_started])
     await rt.broadcaster.aclose()
 
 

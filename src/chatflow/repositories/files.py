@@ -89,10 +89,5 @@ async def remove(
     return list(result.scalars())
 
 
-async def storage_names_for_chat(session: AsyncSession, *, chat_id: str) -> list[str]:
-    query = select(StoredFile.storage_name).where(StoredFile.chat_id == chat_id)
-    return list((await session.execute(query)).scalars())
-
-
 async def all_storage_names(session: AsyncSession) -> set[str]:
     return set((await session.execute(select(StoredFile.storage_name))).scalars())

@@ -45,10 +45,6 @@ async def list_unfinished(session: AsyncSession) -> list[Run]:
     return list((await session.execute(query)).scalars())
 
 
-async def count_unfinished(session: AsyncSession) -> int:
-    return len(await list_unfinished(session))
-
-
 async def set_status(
     session: AsyncSession,
     *,

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import ValidationError
 
-from chatflow.db.models import Run, StoredFile
+from chatflow.db.models import StoredFile, utcnow
 from chatflow.execution.pipeline import RunFiles, StoredRef, cancel_checker, run_step
 from chatflow.execution.progress import ProgressBridge
 from chatflow.execution.queue import RunHandle
@@ -24,15 +23,11 @@ from chatflow.repositories import files as files_repo
 from chatflow.repositories import runs as runs_repo
 from chatflow.repositories.events import ChatGone
 from chatflow.runtime import Runtime
-from chatflow.services import events, messages
+from chatflow.services import events, messages, run_endings
 from chatflow.services.views import file_view
 from chatflow.uploads import DISK_FULL
 
 log = logging.getLogger(__name__)
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 class _RunFailed(Exception):
@@ -58,7 +53,7 @@ async def execute_run(*, rt: Runtime, handle: RunHandle) -> None:
                 "message": "the run failed unexpectedly; it has been logged",
                 "step": None,
             }
-            await _finish_failed(rt, run, error, index=-1)
+            await run_endings.finish_failed(rt, run, error, index=-1)
 
 
 async def _execute(rt: Runtime, handle: RunHandle) -> None:
@@ -115,19 +110,19 @@ async def _execute(rt: Runtime, handle: RunHandle) -> None:
         rows = await _record_outputs(rt, chat_id, run_id, files.written)
     except _RunFailed as failure:
         await _discard(rt, files)
-        await _finish_failed(rt, run, failure.error, step_index)
+        await run_endings.finish_failed(rt, run, failure.error, step_index)
         return
     except Cancelled:
         await _discard(rt, files)
         reason = handle.cancel_reason or "cancelled"
-        await _finish_stopped(rt, run, step_index, interrupted=reason != "cancelled")
+        await run_endings.finish_stopped(rt, run, step_index, interrupted=reason != "cancelled")
         return
     except BaseException:
         await _discard(rt, files)
         raise
     outputs = [_output_summary(file_view(row, base)) for row in rows]
     async with rt.db.write() as session:
-        await runs_repo.set_status(session, run_id=run_id, status="completed", finished_at=_now())
+        await runs_repo.set_status(session, run_id=run_id, status="completed", finished_at=utcnow())
     summary = ", ".join(f"'{o['filename']}'" for o in outputs) or "no files"
     await events.emit(
         rt.broadcaster,
@@ -222,7 +217,7 @@ async def _run_one_step(
         ) from None
     async with rt.db.write() as session:
         await runs_repo.set_step(
-            session, run_id=run_id, index=index, status="running", started_at=_now()
+            session, run_id=run_id, index=index, status="running", started_at=utcnow()
         )
     await events.emit(
         rt.broadcaster,
@@ -297,7 +292,7 @@ async def _run_one_step(
             run_id=run_id,
             index=index,
             status="completed",
-            finished_at=_now(),
+            finished_at=utcnow(),
             message=output.message,
             result=output.result,
         )
@@ -314,10 +309,6 @@ async def _run_one_step(
         outputs=[written.name for written in output.files],
     )
     return output
-
-
-def bridge_total(bridge: ProgressBridge) -> int:
-    return bridge.total_steps
 
 
 async def _pump_progress(rt: Runtime, chat_id: str, run_id: str, bridge: ProgressBridge) -> None:
@@ -360,83 +351,3 @@ async def _record_outputs(
             )
             rows.append(await files_repo.insert(session, row=row))
     return rows
-
-
-async def _finish_failed(rt: Runtime, run: Run, error: dict[str, Any], index: int) -> None:
-    async with rt.db.write() as session:
-        await runs_repo.set_step(
-            session, run_id=run.id, index=index, status="failed", error=error, finished_at=_now()
-        )
-        await runs_repo.skip_pending_steps(session, run_id=run.id)
-        await runs_repo.set_status(
-            session, run_id=run.id, status="failed", error=error, finished_at=_now()
-        )
-    await events.emit(
-        rt.broadcaster,
-        chat_id=run.chat_id,
-        run_id=run.id,
-        type="workflow_failed",
-        message=f"Workflow execution failed: {error['message']}",
-        error=error,
-    )
-    await messages.add(
-        rt=rt,
-        chat_id=run.chat_id,
-        role="system",
-        text=f"Run {run.id} failed: {error['message']}",
-        data={"kind": "run_failed", "run_id": run.id, "error": error},
-    )
-
-
-async def _finish_stopped(rt: Runtime, run: Run, index: int, *, interrupted: bool) -> None:
-    status = "interrupted" if interrupted else "cancelled"
-    error = {
-        "code": status,
-        "message": "the server shut down during the run"
-        if interrupted
-        else "the run was cancelled",
-        "step": index + 1,
-    }
-    async with rt.db.write() as session:
-        await runs_repo.skip_pending_steps(session, run_id=run.id)
-        await runs_repo.set_status(
-            session, run_id=run.id, status=status, error=error, finished_at=_now()
-        )
-    await events.emit(
-        rt.broadcaster,
-        chat_id=run.chat_id,
-        run_id=run.id,
-        type="workflow_failed" if interrupted else "workflow_cancelled",
-        message=f"Workflow {status}: {error['message']}",
-        error=error,
-    )
-
-
-async def mark_interrupted(*, rt: Runtime, run_ids: list[str] | None = None) -> int:
-    """Mark unfinished runs interrupted (all of them at start-up, or the given ones)."""
-    async with rt.db.read() as session:
-        unfinished = await runs_repo.list_unfinished(session)
-    count = 0
-    for run in unfinished:
-        if run_ids is not None and run.id not in run_ids:
-            continue
-        error = {
-            "code": "interrupted",
-            "message": "the server stopped before this run finished; run it again",
-            "step": None,
-        }
-        async with rt.db.write() as session:
-            await runs_repo.skip_pending_steps(session, run_id=run.id)
-            await runs_repo.set_status(
-                session, run_id=run.id, status="interrupted", error=error, finished_at=_now()
-            )
-        await events.emit(
-            rt.broadcaster,
-            chat_id=run.chat_id,
-            run_id=run.id,
-            type="workflow_failed",
-            message="Workflow interrupted: the server stopped before it finished",
-            error=error,
-        )
-        count += 1
-    return count
