@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from chatflow.auth import KeyRing
 from chatflow.broadcaster import Broadcaster
 from chatflow.db.engine import Database
+from chatflow.execution.workers import WorkerPool
 from chatflow.keylocks import KeyLocks
 from chatflow.operations.registry import Registry
 from chatflow.settings import Settings
@@ -28,6 +29,7 @@ class Runtime:
     broadcaster: Broadcaster
     registry: Registry
     executor: ThreadPoolExecutor
+    workers: WorkerPool  # processes that read and write spreadsheet files for the steps
     runs: RunQueue
     keys: KeyRing
     # Each inspection is a child process with up to inspect_memory_mb of memory.

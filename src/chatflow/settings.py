@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from pydantic import Field, field_validator
@@ -21,6 +22,11 @@ class Settings(BaseSettings):
     )
     max_upload_mb: int = Field(default=100, ge=1)
     workers: int = Field(default=4, ge=1, description="threads executing spreadsheet steps")
+    worker_processes: int = Field(
+        default_factory=lambda: min(4, os.cpu_count() or 1),
+        ge=1,
+        description="processes reading and writing spreadsheet files for the steps",
+    )
     log_level: str = "info"
     # Inspection runs every upload through a child process with these caps (see sandbox.py).
     inspect_memory_mb: int = Field(default=2048, ge=256)

@@ -6,11 +6,12 @@ import hashlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, Protocol
 
 import polars as pl
 
 from chatflow import filenames
+from chatflow.execution.workers import remove_partial_writes
 from chatflow.operations.registry import (
     Cancelled,
     Operation,
@@ -24,6 +25,45 @@ from chatflow.operations.registry import (
 from chatflow.spreadsheets.reading import read_table
 from chatflow.spreadsheets.writing import write_csv, write_parquet, write_workbook
 from chatflow.storage import FileStore
+
+
+class Workers(Protocol):
+    """Where reads and writes run: ``WorkerPool`` in the server, ``InlineWorkers`` elsewhere."""
+
+    def call(
+        self,
+        job: Callable[..., Any],
+        *args: Any,
+        interrupt: Callable[[], None] = ...,
+        progress: Callable[[float], None] | None = None,
+        **kwargs: Any,
+    ) -> Any: ...
+
+
+class InlineWorkers:
+    """Runs each job in the calling thread (tests, benchmarks and tools without a pool)."""
+
+    def call(
+        self,
+        job: Callable[..., Any],
+        *args: Any,
+        interrupt: Callable[[], None] = lambda: None,
+        progress: Callable[[float], None] | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        if progress is not None:
+            kwargs["progress"] = progress
+        return job(*args, **kwargs)
+
+
+def read_head(
+    path: Path, *, kind: str, sheet: str | None, delimiter: str | None, rows: int | None
+) -> pl.DataFrame:
+    """``read_table``, cut to ``rows`` where it runs so a sample does not cross the pipe whole."""
+    table = read_table(
+        path, kind="csv" if kind == "csv" else "xlsx", sheet=sheet, delimiter=delimiter
+    )
+    return table.head(rows) if rows is not None else table
 
 
 def sha256_of(path: Path) -> str:
@@ -65,6 +105,9 @@ class RunFiles:
     taken_names: set[str]
     dry_run: bool = False
     sample_rows: int | None = None
+    workers: Workers = field(default_factory=InlineWorkers)
+    # Raises Cancelled once the run is stopped; checked while a worker reads or writes.
+    interrupt: Callable[[], None] = lambda: None
     current: pl.DataFrame | None = None
     unwritten: bool = False  # ``current`` was changed by a step and is in no file yet
     written: list[WrittenFile] = field(default_factory=list)
@@ -72,11 +115,16 @@ class RunFiles:
     def _read(
         self, path: Path, kind: str, sheet: str | None, delimiter: str | None = None
     ) -> pl.DataFrame:
-        if kind == "csv":
-            table = read_table(path, kind="csv", sheet=sheet, delimiter=delimiter)
-        else:
-            table = read_table(path, kind="xlsx", sheet=sheet)
-        return table.head(self.sample_rows) if self.sample_rows is not None else table
+        table: pl.DataFrame = self.workers.call(
+            read_head,
+            path,
+            kind=kind,
+            sheet=sheet,
+            delimiter=delimiter,
+            rows=self.sample_rows,
+            interrupt=self.interrupt,
+        )
+        return table
 
     def load_input(self, sheet: str | None) -> pl.DataFrame:
         if self.current is not None and sheet is None:
@@ -149,23 +197,30 @@ class RunFiles:
             )
         self.store.chat_dir(self.chat_id).mkdir(parents=True, exist_ok=True)
         dest = self.store.path(self.chat_id, self.store.new_storage_name(extension))
+        call = self.workers.call
         try:
             if kind == "csv":
-                write_csv(
+                call(
+                    write_csv,
                     first,
                     dest,
                     delimiter=options.delimiter,
                     encoding=options.encoding,
                     escape_formulas=options.escape_formulas,
                     progress=progress,
+                    interrupt=self.interrupt,
                 )
             elif kind == "parquet":
-                write_parquet(first, dest, progress=progress)
+                call(write_parquet, first, dest, progress=progress, interrupt=self.interrupt)
             else:
-                write_workbook(sheets, dest, progress=progress)
+                call(
+                    write_workbook, dict(sheets), dest, progress=progress, interrupt=self.interrupt
+                )
         except BaseException:
-            # A cancel can land in the final progress report, after the rename.
+            # A cancel can land in the final progress report, after the rename; a killed
+            # worker leaves its temp file behind.
             dest.unlink(missing_ok=True)
+            remove_partial_writes(dest)
             raise
         written = WrittenFile(
             name=display,
@@ -194,6 +249,7 @@ def run_step(
     context = StepContext(
         io=files, operation=operation.name, report=report, check_cancelled=check_cancelled
     )
+    files.interrupt = check_cancelled
     check_cancelled()
     output = operation.run(context, args)
     report(100, output.message)

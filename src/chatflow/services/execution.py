@@ -165,6 +165,7 @@ def run_files(
         taken_names={row.name for row in latest},
         dry_run=sample_rows is not None,
         sample_rows=sample_rows,
+        workers=rt.workers,
     )
 
 

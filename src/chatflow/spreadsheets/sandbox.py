@@ -105,7 +105,7 @@ def _child_command(
         sys.executable,
         "-c",
         _BOOTSTRAP,
-        _package_root(),
+        package_root(),
         str(memory_mb * 1024 * 1024),
         str(cpu_s),
         f"--max-cells={max_cells}",
@@ -116,7 +116,7 @@ def _child_command(
     ]
 
 
-def _package_root() -> str:
+def package_root() -> str:
     """The directory holding the chatflow package (site-packages, or src/ in a checkout)."""
     return str(Path(chatflow.__file__).resolve().parent.parent)
 
@@ -127,7 +127,7 @@ def _child_env() -> dict[str, str]:
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "LANG": "C.UTF-8",
         "PYTHONPATH": os.pathsep.join(
-            p for p in (_package_root(), os.environ.get("PYTHONPATH", "")) if p
+            p for p in (package_root(), os.environ.get("PYTHONPATH", "")) if p
         ),
         "PYTHONDONTWRITEBYTECODE": "1",  # RLIMIT_FSIZE=0 would kill it for writing a .pyc
         "PYTHONIOENCODING": "utf-8",

@@ -1,0 +1,287 @@
+"""Worker processes for the GIL-heavy half of a step: reading and writing spreadsheet files.
+
+fastexcel's Arrow export and xlsxwriter's per-cell Python hold the GIL for hundreds of
+milliseconds; run in a thread of the server process they stall the event loop that serves
+every request and WebSocket.  So a step's thread hands each read or write to a worker process
+and blocks on its pipe while the loop runs freely.  Tables cross the pipe as pickled polars
+frames (Arrow IPC inside), tens of milliseconds for 100k rows.
+
+A job the run no longer wants (cancel, step time limit, shutdown) is first asked to stop at its
+next progress report; a worker that does not answer within ``STOP_GRACE_S`` is killed and
+replaced, which makes the step time limit a real one even inside a long read.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import socket
+import subprocess
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+from chatflow.operations.registry import Cancelled, StepFailed
+from chatflow.spreadsheets.sandbox import package_root
+
+log = logging.getLogger(__name__)
+
+POLL_S = 0.05  # how often a waiting step thread checks for cancellation
+STOP_GRACE_S = 2.0  # how long a stopped job may take to notice before its worker is killed
+PROGRESS = "progress"  # keyword a job receives its progress callback under
+STOP = "stop"
+_BOOTSTRAP = (
+    "import sys; sys.path.insert(0, sys.argv[1]); "
+    "from chatflow.execution.workers import serve; serve(int(sys.argv[2]))"
+)
+
+Job = Callable[..., Any]
+
+
+class WorkerCrashed(Exception):
+    """The worker process died during a job (killed by the OS, out of memory, a crash)."""
+
+
+class WorkerError(Exception):
+    """The job raised an unexpected exception in the worker; the message carries its type."""
+
+
+class _Worker:
+    """One worker process and the socket pair it takes jobs and sends replies on."""
+
+    def __init__(self) -> None:
+        ours, theirs = socket.socketpair()
+        # A fresh interpreter rather than multiprocessing: forking the server is unsafe (its
+        # threads hold locks) and spawn would re-run the server's own __main__ module.
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", _BOOTSTRAP, package_root(), str(theirs.fileno())],
+            pass_fds=[theirs.fileno()],
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,  # Ctrl-C in a terminal is the server's to handle, not ours
+        )
+        theirs.close()
+        self.conn = Connection(ours.detach())
+        # False from sending a job until its final reply: a worker out of step is not reused.
+        self.in_sync = True
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def kill(self) -> None:
+        if self.alive():
+            self.process.kill()
+        self.process.wait(5)
+        self.conn.close()
+
+    def close(self, timeout: float) -> None:
+        """Ask the worker to exit; kill it if it has not within ``timeout``."""
+        with contextlib.suppress(OSError):
+            self.conn.send(None)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.process.wait(timeout)
+        self.kill()
+
+
+class WorkerPool:
+    """Up to ``size`` worker processes, started on first use, shared by all step threads."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._slots = threading.BoundedSemaphore(size)
+        self._idle: list[_Worker] = []
+        self._busy: set[_Worker] = set()
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def call(
+        self,
+        job: Job,
+        *args: Any,
+        interrupt: Callable[[], None] = lambda: None,
+        progress: Callable[[float], None] | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        """Run ``job(*args, **kwargs)`` in a worker and return its result; blocking.
+
+        ``progress`` (if given) is passed to the job as ``progress=`` and called here with what
+        the job reports; ``interrupt`` is called while waiting and raises to abandon the job.
+        StepFailed, OSError and Cancelled raised by the job are raised here as they were.
+        """
+        while not self._slots.acquire(timeout=POLL_S):
+            interrupt()
+        try:
+            worker = self._checkout()
+            try:
+                return self._run(worker, job, args, kwargs, interrupt, progress)
+            finally:
+                if worker.in_sync:
+                    self._checkin(worker)
+                else:
+                    self._retire(worker)
+        finally:
+            self._slots.release()
+
+    def close(self, timeout: float = 5.0) -> None:
+        """End every worker (idle ones at once; busy ones are killed after ``timeout``)."""
+        with self._lock:
+            self._closed = True
+            workers = [*self._idle, *self._busy]
+            self._idle.clear()
+        for worker in workers:
+            worker.close(timeout)
+
+    def pids(self) -> list[int]:
+        """Process ids of the live workers (for tests and diagnostics)."""
+        with self._lock:
+            workers = [*self._idle, *self._busy]
+        return [w.pid for w in workers if w.alive()]
+
+    def _checkout(self) -> _Worker:
+        with self._lock:
+            if self._closed:
+                raise Cancelled()
+            while self._idle:
+                worker = self._idle.pop()
+                if worker.alive():
+                    break
+                worker.kill()
+            else:
+                worker = _Worker()
+            self._busy.add(worker)
+            return worker
+
+    def _checkin(self, worker: _Worker) -> None:
+        with self._lock:
+            self._busy.discard(worker)
+            if self._closed:
+                worker.close(1.0)
+            else:
+                self._idle.append(worker)
+
+    def _retire(self, worker: _Worker) -> None:
+        with self._lock:
+            self._busy.discard(worker)
+        worker.kill()
+
+    def _run(
+        self,
+        worker: _Worker,
+        job: Job,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        interrupt: Callable[[], None],
+        progress: Callable[[float], None] | None,
+    ) -> Any:
+        worker.in_sync = False
+        worker.conn.send((job, args, kwargs, progress is not None))
+        try:
+            while True:
+                kind, payload = self._receive(worker, interrupt)
+                if kind != PROGRESS:
+                    worker.in_sync = True
+                    return _outcome(kind, payload)
+                if progress is not None:
+                    progress(payload)
+        except BaseException:
+            # Cancelled, the time limit, or a failing progress callback: stop the job too.
+            if not worker.in_sync:
+                worker.in_sync = self._stop(worker)
+            raise
+
+    def _receive(self, worker: _Worker, interrupt: Callable[[], None]) -> tuple[str, Any]:
+        while not worker.conn.poll(POLL_S):
+            interrupt()
+        try:
+            message: tuple[str, Any] = worker.conn.recv()
+            return message
+        except (EOFError, OSError):
+            pass
+        raise WorkerCrashed(
+            f"the worker process died (exit code {worker.process.wait()}); "
+            "the file may be too large for the server's memory"
+        )
+
+    def _stop(self, worker: _Worker) -> bool:
+        """Ask the current job to stop; True once it has answered within the grace period."""
+        try:
+            worker.conn.send(STOP)
+        except OSError:
+            return False
+        deadline = time.monotonic() + STOP_GRACE_S
+        while time.monotonic() < deadline:
+            if not worker.conn.poll(POLL_S):
+                continue
+            try:
+                if worker.conn.recv()[0] != PROGRESS:
+                    return True
+            except (EOFError, OSError):
+                return False
+        return False
+
+
+def _outcome(kind: str, payload: Any) -> Any:
+    if kind == "ok":
+        return payload
+    if kind == "failed":
+        raise StepFailed(*payload)
+    if kind == "cancelled":
+        raise Cancelled()
+    if kind == "oserror":
+        raise OSError(*payload)
+    raise WorkerError(payload)
+
+
+# --- the worker process ------------------------------------------------------------------------
+
+
+def serve(fd: int) -> None:
+    """Run jobs from the socket ``fd`` until it closes or sends None."""
+    conn = Connection(fd)
+    while True:
+        try:
+            message = conn.recv()
+        except (EOFError, OSError):
+            return  # the server is gone
+        if message is None:
+            return
+        if message == STOP:
+            continue  # it came after the job it was meant for had finished
+        job, args, kwargs, wants_progress = message
+
+        def report(fraction: float) -> None:
+            if conn.poll() and conn.recv() == STOP:
+                raise Cancelled()
+            conn.send((PROGRESS, fraction))
+
+        if wants_progress:
+            kwargs[PROGRESS] = report
+        try:
+            reply: tuple[str, Any] = ("ok", job(*args, **kwargs))
+        except StepFailed as exc:
+            reply = ("failed", (exc.code, exc.message, exc.details))
+        except Cancelled:
+            reply = ("cancelled", None)
+        except OSError as exc:
+            reply = ("oserror", (exc.errno, exc.strerror or str(exc)))
+        except Exception as exc:
+            log.error("worker job failed\n%s", traceback.format_exc())
+            reply = ("error", f"{type(exc).__name__}: {exc}")
+        try:
+            conn.send(reply)
+        except (OSError, ValueError):
+            return
+
+
+def remove_partial_writes(dest: Path) -> None:
+    """Remove the temp file a killed writer left beside ``dest`` (see atomic_destination)."""
+    for leftover in dest.parent.glob(f".{dest.name}.*.part"):
+        leftover.unlink(missing_ok=True)

@@ -1,0 +1,151 @@
+"""Worker processes: reads and writes leave the server's interpreter, and end with it."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import polars as pl
+import psutil
+import pytest
+from openpyxl import load_workbook
+
+from chatflow.execution.pipeline import read_head
+from chatflow.execution.workers import WorkerCrashed, WorkerError, WorkerPool
+from chatflow.operations.registry import Cancelled, StepFailed
+from chatflow.spreadsheets.writing import write_workbook
+from tests.conftest import make_settings
+from tests.support import create_chat, run_server, seed_workflow, upload, write_xlsx
+
+API = "/api/v1"
+
+
+@pytest.fixture
+def pool() -> Iterator[WorkerPool]:
+    workers = WorkerPool(1)
+    try:
+        yield workers
+    finally:
+        workers.close()
+
+
+def _gone(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def test_a_table_written_and_read_back_through_a_worker_is_unchanged(
+    pool: WorkerPool, tmp_path: Path
+) -> None:
+    table = pl.DataFrame({"code": ["007", "=1+1", None], "city": ["Köln", "Lyon", "Oslo"]})
+    reports: list[float] = []
+    pool.call(write_workbook, {"Data": table}, tmp_path / "out.xlsx", progress=reports.append)
+    assert reports[-1] == 1.0
+    back = pool.call(
+        read_head, tmp_path / "out.xlsx", kind="xlsx", sheet=None, delimiter=None, rows=2
+    )
+    assert back.to_dicts() == [{"code": "007", "city": "Köln"}, {"code": "=1+1", "city": "Lyon"}]
+    cells = [[c.value for c in row] for row in load_workbook(tmp_path / "out.xlsx").active.rows]
+    assert (
+        cells[2] == ["=1+1", "Lyon"]
+        and load_workbook(tmp_path / "out.xlsx").active["A3"].data_type == "s"
+    )
+    assert pool.pids() and pool.pids() == [pool.pids()[0]]  # one worker, reused
+
+
+def test_a_job_s_own_errors_come_back_as_they_were_and_the_worker_is_kept(
+    pool: WorkerPool, tmp_path: Path
+) -> None:
+    (tmp_path / "notes.xlsx").write_text("not a workbook")
+    with pytest.raises(StepFailed) as failed:
+        pool.call(
+            read_head, tmp_path / "notes.xlsx", kind="xlsx", sheet=None, delimiter=None, rows=None
+        )
+    assert failed.value.code == "not_a_spreadsheet"
+    with pytest.raises(FileNotFoundError):
+        pool.call(
+            read_head, tmp_path / "none.csv", kind="csv", sheet=None, delimiter=None, rows=None
+        )
+    first = pool.pids()
+    with pytest.raises(WorkerError, match="ValueError: invalid literal"):
+        pool.call(int, "seven")
+    assert pool.pids() == first
+
+
+def test_a_cancel_during_a_write_stops_it_leaving_no_file(pool: WorkerPool, tmp_path: Path) -> None:
+    table = pl.DataFrame({"n": [str(i) for i in range(200_000)]})
+    seen: list[float] = []
+
+    def progress(fraction: float) -> None:
+        seen.append(fraction)
+        if len(seen) == 2:
+            raise Cancelled()
+
+    with pytest.raises(Cancelled):
+        pool.call(write_workbook, {"S": table}, tmp_path / "out.xlsx", progress=progress)
+    assert len(seen) == 2 and seen[-1] < 1.0
+    assert list(tmp_path.iterdir()) == []  # neither the output nor its temp file
+    worker = pool.pids()
+    assert len(worker) == 1  # it stopped when asked, so it is kept
+    assert pool.call(int, "7") == 7 and pool.pids() == worker
+
+
+def test_a_job_that_ignores_the_stop_is_killed_and_replaced(pool: WorkerPool) -> None:
+    started = time.monotonic()
+
+    def interrupt() -> None:
+        if time.monotonic() - started > 0.2:
+            raise Cancelled()
+
+    pool.call(int, "1")
+    before = pool.pids()
+    with pytest.raises(Cancelled):
+        pool.call(time.sleep, 60, interrupt=interrupt)
+    assert _gone(before[0])
+    assert pool.call(int, "2") == 2
+    assert pool.pids() != before
+
+
+def test_a_worker_that_dies_fails_the_job_with_worker_crashed(pool: WorkerPool) -> None:
+    with pytest.raises(WorkerCrashed, match="the worker process died"):
+        pool.call(os.abort)
+    assert pool.call(int, "3") == 3
+
+
+def test_runs_use_worker_processes_which_end_with_the_server(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path / "data", worker_processes=1)
+    rows = [
+        ["customer_id", "postal_code", "city"],
+        ["001", "01234", "Lyon"],
+        ["001", "01234", "Lyon"],
+    ]
+    source = write_xlsx(tmp_path / "in.xlsx", rows)
+    me = psutil.Process()
+    with run_server(settings) as server, httpx.Client(base_url=server.url, timeout=60) as client:
+        chat_id = create_chat(client)
+        upload(client, chat_id, source)
+        outputs = []
+        for _ in range(2):
+            run = client.post(
+                f"{API}/chat/workflows/{chat_id}/execute",
+                params={"wait": "true"},
+                json=seed_workflow(columns=["customer_id", "city"], remove_duplicates=True),
+            ).json()["data"]
+            assert run["status"] == "completed"
+            outputs.append(client.get(run["outputs"][0]["download_url"]).content)
+            workers = [
+                child
+                for child in me.children(recursive=True)
+                if "chatflow.execution.workers" in " ".join(child.cmdline())
+            ]
+            assert len(workers) == 1  # the same worker both times
+        result = tmp_path / "result.xlsx"
+        result.write_bytes(outputs[1])
+        cells = [[c.value for c in row] for row in load_workbook(result).active.rows]
+        assert cells == [["customer_id", "city"], ["001", "Lyon"]]
+    assert _gone(workers[0].pid)
