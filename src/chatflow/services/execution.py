@@ -246,8 +246,9 @@ async def _run_one_step(
     try:
         output = await asyncio.wait_for(asyncio.shield(work), rt.settings.step_timeout_s)
     except TimeoutError:
-        # A thread cannot be killed: it stops at its next cancellation point, and whatever it
-        # wrote by then is removed when it does.
+        # A thread cannot be killed: it stops at its next cancellation point (within 50 ms
+        # while a worker process reads or writes, which is then stopped or killed), and
+        # whatever it wrote by then is removed when it does.
         handle.request_cancel("timeout")
         work.add_done_callback(lambda _: loop.run_in_executor(rt.executor, files.discard_written))
         raise _RunFailed(
