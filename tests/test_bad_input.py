@@ -200,6 +200,12 @@ def test_execute_validates_the_whole_request_before_running(
     assert wrong["details"]["step_index"] == 0
     assert wrong["message"].startswith("steps[0] (excel/extract-columns-to-file): columns:")
     _error(client.post(url, json=seed_workflow(bogus=1)), 422, "invalid_arguments")
+    sort_into = {
+        "operation": "excel/sort",
+        "arguments": {"by": [{"column": "city"}], "output": "../x.xlsx"},
+    }
+    bad_name = _error(client.post(url, json={"steps": [sort_into]}), 422, "invalid_arguments")
+    assert bad_name["message"].startswith("steps[0] (excel/sort): output:")
     _error(client.post(url, json={"steps": [{"operation": 5}]}), 422, "validation_error")
     _error(
         client.post(url, json={**seed_workflow(), "input": "missing.xlsx"}), 422, "input_not_found"

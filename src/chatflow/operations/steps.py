@@ -50,9 +50,7 @@ SheetArg = Annotated[
     ),
 ]
 OutputArg = Annotated[OutputName | None, Field(description=_OUTPUT)]
-# The table operations have always checked the name only when they write (failing the step,
-# not the submission); kept so, as a bad name there has always reached the run.
-TableOutputArg = Annotated[str | None, Field(description=_OUTPUT)]
+TableOutputArg = OutputArg  # the table operations' name for it
 
 
 @dataclass
