@@ -203,6 +203,8 @@ def run_loop_lag(res: Results, xlsx: Path, work: Path) -> None:
         "fastexcel load_sheet": "in process, fastexcel load_sheet alone: worst loop stall",
         "fastexcel load_sheet + to_polars": "in process, load_sheet + to_polars: worst loop stall",
         "write_xlsx": "in process, write_xlsx (60k x 3) in a thread: worst loop stall",
+        "read via worker": "in process, read in a worker process: worst loop stall",
+        "write via worker": "in process, write in a worker process: worst loop stall",
     }
     details = []
     for rep in range(RUN.reps):
