@@ -100,7 +100,6 @@ class WorkerPool:
     """Up to ``size`` worker processes, started on first use, shared by all step threads."""
 
     def __init__(self, size: int) -> None:
-        self._size = size
         self._slots = threading.BoundedSemaphore(size)
         self._idle: list[_Worker] = []
         self._busy: set[_Worker] = set()
@@ -167,10 +166,10 @@ class WorkerPool:
     def _checkin(self, worker: _Worker) -> None:
         with self._lock:
             self._busy.discard(worker)
-            if self._closed:
-                worker.close(1.0)
-            else:
+            if not self._closed:
                 self._idle.append(worker)
+                return
+        worker.close(1.0)
 
     def _retire(self, worker: _Worker) -> None:
         with self._lock:
@@ -186,8 +185,9 @@ class WorkerPool:
         interrupt: Callable[[], None],
         progress: Callable[[float], None] | None,
     ) -> Any:
+        message = (job, _pack(args), _pack(kwargs), progress is not None)
         worker.in_sync = False
-        worker.conn.send((job, _pack(args), _pack(kwargs), progress is not None))
+        worker.conn.send(message)
         try:
             while True:
                 kind, payload = self._receive(worker, interrupt)
