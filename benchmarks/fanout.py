@@ -1,13 +1,14 @@
 """Measurement 3: WebSocket fan-out of one chat's events, and the broadcaster on its own.
 
 Over the wire: subscribers live in a separate client process (``python -m benchmarks.fanout``)
-holding N WebSockets to one chat.  There is no endpoint that publishes a raw event, so the
-load is ``POST .../messages`` (each stores a transcript entry and publishes one
-``message_added`` event through the real broadcaster) from concurrent HTTP clients in this
-process; the publish rate is therefore bounded by HTTP + two SQLite write transactions per
-event.  Latency is the event's own ``timestamp`` (taken by the server just before it stores
-and fans the event out) to the moment the client read the frame, on one machine clock.
-Every subscriber checks that ``seq`` goes 1, 2, 3, ... with no gap, duplicate or reordering.
+holding N WebSockets to one chat of a ``benchmarks.publish_server`` (the real app plus a
+bench-only route), which publishes N events itself, on its own loop, through
+``services.events.emit`` and the real broadcaster and event store: as fast as its concurrent
+publishers can, or paced.  Latency is the event's own ``timestamp`` (taken by the server just
+before it stores and fans the event out) to the moment the client read the frame, on one
+machine clock.  Every subscriber checks that ``seq`` goes 1, 2, 3, ... with no gap, duplicate
+or reordering.  With ``batch`` the subscribers ask for ``?batch=true`` (several queued events
+in one JSON-array frame); events are counted one by one either way.
 
 In-process: ``chatflow.broadcaster.Broadcaster`` with a store backed by the real events
 repository on a real SQLite file, and 100 subscriptions read by tasks, so the fan-out capacity
@@ -36,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 
 from benchmarks.stats import latency_summary
 
@@ -55,6 +57,7 @@ class _Tally:
         self.counts = [0] * subscribers
         self.order_errors = [0] * subscribers
         self.reconnects = [0] * subscribers
+        self.frames = [0] * subscribers
         self.first_recv = float("inf")
         self.last_recv = 0.0
         self._stamps: dict[int, float] = {}
@@ -73,10 +76,11 @@ async def _subscriber(
     from websockets.exceptions import ConnectionClosed
 
     last_seq = 0
+    sep = "&" if "?" in url else "?"
     while tally.counts[index] < expect:
         try:
             async with connect(
-                f"{url}?since={last_seq}",
+                f"{url}{sep}since={last_seq}",
                 max_size=None,
                 open_timeout=60,
                 ping_interval=None,
@@ -85,25 +89,28 @@ async def _subscriber(
                 await ws.send('{"type": "ping"}')
                 async for frame in ws:
                     received = time.time()
-                    event = json.loads(frame)
-                    seq = event.get("seq")
-                    if seq is None:  # the pong: the server has subscribed us
-                        ready.set()
-                        continue
-                    if seq != last_seq + 1:
-                        tally.order_errors[index] += 1
-                    if seq <= last_seq:
-                        continue
-                    last_seq = seq
-                    if event.get("type") == "message_added" and str(
-                        event.get("message", "")
-                    ).startswith(MARKER):
-                        tally.latencies.append(received - tally.stamp(seq, event["timestamp"]))
-                        tally.counts[index] += 1
-                        tally.first_recv = min(tally.first_recv, received)
-                        tally.last_recv = max(tally.last_recv, received)
-                        if tally.counts[index] >= expect:
-                            break
+                    data = json.loads(frame)
+                    if isinstance(data, list) or "seq" in data:
+                        tally.frames[index] += 1
+                    # A batched frame (?batch=true) is a JSON array of events, oldest first.
+                    for event in data if isinstance(data, list) else (data,):
+                        seq = event.get("seq")
+                        if seq is None:  # the pong: the server has subscribed us
+                            ready.set()
+                            continue
+                        if seq != last_seq + 1:
+                            tally.order_errors[index] += 1
+                        if seq <= last_seq:
+                            continue
+                        last_seq = seq
+                        if str(event.get("message", "")).startswith(MARKER):
+                            stamp = tally.stamp(seq, event["timestamp"])
+                            tally.latencies.append(received - stamp)
+                            tally.counts[index] += 1
+                            tally.first_recv = min(tally.first_recv, received)
+                            tally.last_recv = max(tally.last_recv, received)
+                    if tally.counts[index] >= expect:
+                        break
         except ConnectionClosed as exc:
             if exc.rcvd is None or exc.rcvd.code not in (1013, 1001):
                 raise
@@ -121,10 +128,12 @@ async def _client_main(url: str, subscribers: int, expect: int, timeout_s: float
     ]
     failed: list[str] = []
     timed_out = False
+    cpu_ready = 0.0
     try:
         await asyncio.wait_for(asyncio.gather(*(r.wait() for r in readies)), READY_TIMEOUT_S)
         sys.stdout.write("READY\n")
         sys.stdout.flush()
+        cpu_ready = time.process_time()
         finished, pending = await asyncio.wait(tasks, timeout=timeout_s)
         timed_out = bool(pending)
         failed = [repr(t.exception()) for t in finished if t.exception() is not None][:5]
@@ -139,11 +148,13 @@ async def _client_main(url: str, subscribers: int, expect: int, timeout_s: float
         "min_per_subscriber": min(tally.counts),
         "order_errors": sum(tally.order_errors),
         "reconnects": sum(tally.reconnects),
+        "frames": sum(tally.frames),
         "first_recv": tally.first_recv,
         "last_recv": tally.last_recv,
         "latency": latency_summary(tally.latencies),
         "timed_out": timed_out,
         "errors": failed,
+        "client_cpu_s": time.process_time() - cpu_ready,
     }
 
 
@@ -160,53 +171,19 @@ def client_entry(argv: list[str] | None = None) -> int:
     return 0
 
 
-# --- the publishers (this process) -------------------------------------------------------------
+# --- the publisher (the server, told by this process) -------------------------------------------
 
 
-async def _post_messages(
-    base_url: str, chat_id: str, count: int, concurrency: int, rate: float | None
-) -> tuple[float, float]:
-    """Post ``count`` marked messages: as fast as ``concurrency`` clients can, or at ``rate``/s.
-
-    Returns (first send, last answer) as wall-clock times."""
-    path = f"/api/v1/chat/workflows/{chat_id}/messages"
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(base_url=base_url, timeout=120.0, limits=limits) as client:
-
-        async def post(i: int) -> None:
-            response = await client.post(path, json={"text": f"{MARKER}{i}"})
-            if response.status_code != 201:
-                raise RuntimeError(f"POST messages -> {response.status_code}: {response.text}")
-
-        started = time.time()
-        if rate is None:
-            counter = itertools.count()
-
-            async def worker() -> None:
-                while (i := next(counter)) < count:
-                    await post(i)
-
-            await asyncio.gather(*(worker() for _ in range(concurrency)))
-        else:
-            loop = asyncio.get_running_loop()
-            slots = asyncio.Semaphore(concurrency)
-            tasks: list[asyncio.Task[None]] = []
-            origin = loop.time()
-
-            async def paced(i: int) -> None:
-                try:
-                    await post(i)
-                finally:
-                    slots.release()
-
-            for i in range(count):
-                delay = origin + i / rate - loop.time()
-                if delay > 0:
-                    await asyncio.sleep(delay)
-                await slots.acquire()
-                tasks.append(asyncio.create_task(paced(i)))
-            await asyncio.gather(*tasks)
-        return started, time.time()
+def _server_publish(
+    base_url: str, chat_id: str, count: int, publishers: int, rate: float | None
+) -> dict[str, Any]:
+    """Have the publish server emit ``count`` events on its own loop; its start/end times."""
+    body = {"chat_id": chat_id, "count": count, "publishers": publishers, "rate": rate}
+    with httpx.Client(base_url=base_url, timeout=None) as client:
+        response = client.post("/bench/publish", json=body)
+    if response.status_code != 200:
+        raise RuntimeError(f"POST /bench/publish -> {response.status_code}: {response.text}")
+    return dict(response.json())
 
 
 def _read_line(proc: subprocess.Popen[str], timeout_s: float) -> str:
@@ -222,15 +199,19 @@ def over_websockets(
     *,
     base_url: str,
     ws_url: str,
+    server_pid: int,
     chat_id: str,
     subscribers: int,
     events: int,
-    concurrency: int,
+    publishers: int,
     rate: float | None,
+    batch: bool,
     log_path: Path,
 ) -> dict[str, Any]:
-    """One fan-out measurement over the wire; the client process is always ended."""
-    url = f"{ws_url}/api/v1/chat/workflows/{chat_id}/ws"
+    """One fan-out measurement over the wire; the client process is always ended.
+
+    ``base_url`` must be a ``benchmarks.publish_server``: it publishes the events itself."""
+    url = f"{ws_url}/api/v1/chat/workflows/{chat_id}/ws" + ("?batch=true" if batch else "")
     command = [
         sys.executable,
         "-m",
@@ -255,10 +236,11 @@ def over_websockets(
             line = _read_line(proc, READY_TIMEOUT_S + 10)
             if line.strip() != "READY":
                 raise RuntimeError(f"subscriber process failed to start: {line!r} (see {log_path})")
-            started, finished = asyncio.run(
-                _post_messages(base_url, chat_id, events, concurrency, rate)
-            )
+            server = psutil.Process(server_pid)
+            cpu_before = sum(server.cpu_times()[:2])
+            published = _server_publish(base_url, chat_id, events, publishers, rate)
             result = json.loads(_read_line(proc, CLIENT_TIMEOUT_S + 30))
+            result["server_cpu_s"] = sum(server.cpu_times()[:2]) - cpu_before
             proc.wait(timeout=30)
         finally:
             if proc.poll() is None:
@@ -267,12 +249,17 @@ def over_websockets(
             if proc.stdout is not None:
                 proc.stdout.close()
     expected = subscribers * events
+    started, finished = published["started"], published["finished"]
     span = max(result["last_recv"] - started, 1e-9)
     result.update(
+        batch=batch,
+        publishers=publishers if rate is None else 0,
+        rate=rate,
         publish_seconds=finished - started,
-        publish_rate=events / (finished - started),
+        publish_rate=events / max(finished - started, 1e-9),
         delivered_per_s=result["received"] / span,
         delivery_seconds=span,
+        events_per_frame=result["received"] / max(result["frames"], 1),
         lost=expected - result["received"],
         complete=result["received"] == expected
         and result["order_errors"] == 0
@@ -296,7 +283,7 @@ async def _broadcaster_run(
     from chatflow.db.engine import Database
     from chatflow.db.migrate import upgrade
     from chatflow.repositories import chats as chats_repo
-    from chatflow.repositories import events as events_repo
+    from chatflow.services.events import make_store
 
     db_file = db_dir / f"broadcaster-{uuid.uuid4().hex}.db"
     url = f"sqlite+aiosqlite:///{db_file}"
@@ -308,10 +295,6 @@ async def _broadcaster_run(
         async with db.write() as session:
             await chats_repo.insert(session, chat_id=chat_id, title="bench", owner=None)
 
-        async def sqlite_store(topic: str, bodies: list[Event]) -> list[Event]:
-            async with db.write() as session:
-                return await events_repo.append(session, chat_id=topic, bodies=bodies)
-
         next_seq = itertools.count(1)
 
         async def memory_store(topic: str, bodies: list[Event]) -> list[Event]:
@@ -319,7 +302,7 @@ async def _broadcaster_run(
 
         store: Callable[[str, list[Event]], Awaitable[list[Event]]]
         if store_kind == "sqlite":
-            store = sqlite_store
+            store = make_store(db)  # the service's own event store
         elif store_kind == "sqlite-one-hop":
             one_hop = OneHopStore(db_file)
             store = one_hop.store

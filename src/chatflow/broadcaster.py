@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,7 +35,11 @@ class Subscription:
 
     def __init__(self, topic: str, maxsize: int) -> None:
         self.topic = topic
-        self._queue: asyncio.Queue[Event] = asyncio.Queue(maxsize)
+        self._maxsize = maxsize
+        # A deque and one waiter future instead of asyncio.Queue + wait(get, closed): a get that
+        # has to wait costs one future, not two tasks, and every event wakes every subscriber.
+        self._events: deque[Event] = deque()
+        self._waiter: asyncio.Future[None] | None = None
         self.closed = asyncio.Event()
         self.close_reason: str | None = None
 
@@ -42,36 +47,52 @@ class Subscription:
         """Queue ``event``; on overflow close the subscription and return False."""
         if self.closed.is_set():
             return False
-        try:
-            self._queue.put_nowait(event)
-        except asyncio.QueueFull:
+        if len(self._events) >= self._maxsize:
             self.close("overflow")
             return False
+        self._events.append(event)
+        self._wake()
         return True
 
     def close(self, reason: str) -> None:
         if not self.closed.is_set():
             self.close_reason = reason
             self.closed.set()
+            self._wake()
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def _wait(self) -> None:
+        """Until an event is queued or the subscription closes; raises SubscriptionClosed then
+        (queued events are dropped, since the subscriber will catch up from storage)."""
+        while True:
+            if self.closed.is_set():
+                raise SubscriptionClosed(self.close_reason or "closed")
+            if self._events:
+                return
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
 
     async def get(self) -> Event:
-        """Next event; raises SubscriptionClosed once closed (queued events are dropped then,
-        since the subscriber will catch up from storage)."""
-        if self.closed.is_set():
-            raise SubscriptionClosed(self.close_reason or "closed")
-        if not self._queue.empty():  # the common case under load: no waiting needed
-            return self._queue.get_nowait()
-        getter = asyncio.ensure_future(self._queue.get())
-        closer = asyncio.ensure_future(self.closed.wait())
-        try:
-            await asyncio.wait({getter, closer}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            closer.cancel()
-            if not getter.done():
-                getter.cancel()
-        if getter.done() and not getter.cancelled():
-            return getter.result()
-        raise SubscriptionClosed(self.close_reason or "closed")
+        """The next event; raises SubscriptionClosed once closed."""
+        await self._wait()
+        return self._events.popleft()
+
+    async def get_many(self, limit: int) -> list[Event]:
+        """Every queued event (at least one, at most ``limit``), oldest first."""
+        await self._wait()
+        events = self._events
+        if len(events) <= limit:
+            batch = list(events)
+            events.clear()
+            return batch
+        return [events.popleft() for _ in range(limit)]
 
 
 @dataclass

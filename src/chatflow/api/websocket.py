@@ -26,6 +26,10 @@ router = APIRouter()
 Since = Annotated[int | None, Query(ge=0, le=2**62)]
 
 REPLAY_PAGE = 500
+# Queued events taken at once per subscriber (one lock, one frame in batch mode).
+FORWARD_BATCH = 500
+# A batch frame grows up to this many bytes of events (clients' default max frame is 1 MiB).
+BATCH_FRAME_BYTES = 64 * 1024
 AUTH_TIMEOUT_S = 5.0
 CLOSE_WAIT_S = 10.0
 CLOSE_CODES = {
@@ -38,22 +42,49 @@ CLOSE_CODES = {
 class _Connection:
     """One subscriber's socket: one sender at a time, last seq delivered."""
 
-    def __init__(self, websocket: WebSocket, last_seq: int | None) -> None:
+    def __init__(self, websocket: WebSocket, last_seq: int | None, batch: bool) -> None:
         self.websocket = websocket
         self.last_seq = last_seq
+        self.batch = batch
         self._lock = asyncio.Lock()
 
     async def send(self, payload: dict[str, Any]) -> None:
-        text = payload.text if isinstance(payload, StoredEvent) else events.encode(payload)
         async with self._lock:
-            await self.websocket.send_text(text)
+            await self.websocket.send_text(_text(payload))
 
-    async def send_event(self, event: dict[str, Any]) -> None:
+    async def send_events(self, batch: list[dict[str, Any]]) -> None:
+        """Send the events not sent yet, in order: one frame each, or JSON arrays in batch mode."""
         # Events replayed from storage may also arrive live: the seq says which were sent.
-        if self.last_seq is not None and event["seq"] <= self.last_seq:
+        if self.last_seq is not None:
+            last = self.last_seq
+            batch = [event for event in batch if event["seq"] > last]
+        if not batch:
             return
-        await self.send(event)
-        self.last_seq = event["seq"]
+        async with self._lock:
+            if self.batch:
+                for frame in _array_frames([_text(event) for event in batch]):
+                    await self.websocket.send_text(frame)
+            else:
+                for event in batch:
+                    await self.websocket.send_text(_text(event))
+        self.last_seq = batch[-1]["seq"]
+
+
+def _text(payload: dict[str, Any]) -> str:
+    return payload.text if isinstance(payload, StoredEvent) else events.encode(payload)
+
+
+def _array_frames(texts: list[str]) -> list[str]:
+    """JSON arrays of encoded events, each at most BATCH_FRAME_BYTES unless one event is larger."""
+    frames: list[str] = []
+    start = size = 0
+    for i, text in enumerate(texts):
+        if i > start and size + len(text) > BATCH_FRAME_BYTES:
+            frames.append("[" + ",".join(texts[start:i]) + "]")
+            start, size = i, 0
+        size += len(text) + 1
+    frames.append("[" + ",".join(texts[start:]) + "]")
+    return frames
 
 
 async def _replay(rt: Runtime, conn: _Connection, chat_id: str) -> None:
@@ -62,15 +93,14 @@ async def _replay(rt: Runtime, conn: _Connection, chat_id: str) -> None:
         page = await events.list_since(
             rt.db, chat_id=chat_id, since=conn.last_seq, limit=REPLAY_PAGE
         )
-        for event in page:
-            await conn.send_event(event)
+        await conn.send_events(page)
         if len(page) < REPLAY_PAGE:
             return
 
 
 async def _forward(subscription: Subscription, conn: _Connection) -> None:
     while True:
-        await conn.send_event(await subscription.get())
+        await conn.send_events(await subscription.get_many(FORWARD_BATCH))
 
 
 async def _answer(conn: _Connection) -> None:
@@ -95,17 +125,17 @@ async def _answer(conn: _Connection) -> None:
             )
 
 
-async def _serve(websocket: WebSocket, chat_id: str, since: int | None) -> None:
+async def _serve(websocket: WebSocket, chat_id: str, since: int | None, batch: bool) -> None:
     rt: Runtime = websocket.state.runtime
     rt.open_sockets += 1
     try:
-        await _serve_accepted(rt, websocket, chat_id, since)
+        await _serve_accepted(rt, websocket, chat_id, since, batch)
     finally:
         rt.open_sockets -= 1
 
 
 async def _serve_accepted(
-    rt: Runtime, websocket: WebSocket, chat_id: str, since: int | None
+    rt: Runtime, websocket: WebSocket, chat_id: str, since: int | None, batch: bool
 ) -> None:
     await websocket.accept()
     if not _origin_allowed(rt, websocket):
@@ -121,7 +151,7 @@ async def _serve_accepted(
     except NotFound:
         await websocket.close(4404, "chat not found")
         return
-    conn = _Connection(websocket, since)
+    conn = _Connection(websocket, since, batch)
     close_code: tuple[int, str] | None = None
     # Subscribe first, then replay: anything stored meanwhile arrives live and is de-duplicated.
     async with rt.broadcaster.subscribe(chat.id) as subscription:
@@ -184,12 +214,16 @@ async def _follow(rt: Runtime, conn: _Connection, subscription: Subscription, ch
 
 
 @router.websocket("/chat/{chat_id}")
-async def chat_events(websocket: WebSocket, chat_id: str, since: Since = None) -> None:
+async def chat_events(
+    websocket: WebSocket, chat_id: str, since: Since = None, batch: bool = False
+) -> None:
     """Follow a chat's events (the seed's path)."""
-    await _serve(websocket, chat_id, since)
+    await _serve(websocket, chat_id, since, batch)
 
 
 @router.websocket("/api/v1/chat/workflows/{chat_id}/ws")
-async def chat_events_v1(websocket: WebSocket, chat_id: str, since: Since = None) -> None:
+async def chat_events_v1(
+    websocket: WebSocket, chat_id: str, since: Since = None, batch: bool = False
+) -> None:
     """Follow a chat's events."""
-    await _serve(websocket, chat_id, since)
+    await _serve(websocket, chat_id, since, batch)

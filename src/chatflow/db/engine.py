@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import event
+from sqlalchemy import Connection, Engine, create_engine, event, make_url
 from sqlalchemy.ext.asyncio import (
-    AsyncEngine,
     AsyncSession,
     async_sessionmaker,
     create_async_engine,
@@ -18,8 +19,11 @@ from sqlalchemy.ext.asyncio import (
 _IMMEDIATE = "chatflow_begin_immediate"
 
 
-def _install_sqlite_hooks(engine: AsyncEngine, busy_timeout_ms: int) -> None:
-    @event.listens_for(engine.sync_engine, "connect")
+T = TypeVar("T")
+
+
+def _install_sqlite_hooks(engine: Engine, busy_timeout_ms: int) -> None:
+    @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         # Let SQLAlchemy, not the sqlite3 module, decide when transactions begin (see _on_begin).
         dbapi_conn.isolation_level = None
@@ -35,7 +39,7 @@ def _install_sqlite_hooks(engine: AsyncEngine, busy_timeout_ms: int) -> None:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 
-    @event.listens_for(engine.sync_engine, "begin")
+    @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
         # A deferred transaction that later writes can hit SQLITE_BUSY without the busy
         # handler being consulted; taking the write lock up front lets busy_timeout apply.
@@ -52,11 +56,13 @@ class Database:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
         self.engine = create_async_engine(url, echo=echo)
+        self._busy_timeout_ms = busy_timeout_ms
         if self.is_sqlite:
-            _install_sqlite_hooks(self.engine, busy_timeout_ms)
+            _install_sqlite_hooks(self.engine.sync_engine, busy_timeout_ms)
         write_engine = self.engine.execution_options(**{_IMMEDIATE: True})
         self._read = async_sessionmaker(self.engine, expire_on_commit=False)
         self._write = async_sessionmaker(write_engine, expire_on_commit=False)
+        self._writer: _SyncWriter | None = None
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
@@ -79,5 +85,62 @@ class Database:
         except Exception:
             return False
 
+    async def run_write(self, fn: Callable[[Connection], T]) -> T:
+        """Run ``fn`` in one write transaction that commits if it returns and rolls back if
+        it raises.
+
+        On SQLite the whole transaction (BEGIN IMMEDIATE, ``fn``'s statements, COMMIT) runs on
+        one dedicated writer thread with a plain sqlite3 connection: one thread hop per
+        transaction instead of one per statement through aiosqlite.  On other databases ``fn``
+        runs on the async engine's connection (``run_sync``).
+        """
+        if not self.is_sqlite:
+            async with self.engine.begin() as conn:
+                return await conn.run_sync(fn)
+        if self._writer is None:
+            self._writer = _SyncWriter(self.url, self._busy_timeout_ms)
+        return await self._writer.run(fn)
+
     async def dispose(self) -> None:
+        if self._writer is not None:
+            await self._writer.close()
         await self.engine.dispose()
+
+
+class _SyncWriter:
+    """One thread owning one synchronous SQLite connection, for whole write transactions."""
+
+    def __init__(self, async_url: str, busy_timeout_ms: int) -> None:
+        # The same file through the sqlite3 driver (pysqlite) instead of aiosqlite.
+        url = make_url(async_url).set(drivername="sqlite")
+        self._engine = create_engine(url)
+        # The same pragmas (WAL, synchronous, busy_timeout, foreign_keys) as the async engine.
+        _install_sqlite_hooks(self._engine, busy_timeout_ms)
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="chatflow-db-writer")
+        self._conn: Connection | None = None  # opened, used and closed on the writer thread
+        self._closed = False
+
+    def _transaction(self, fn: Callable[[Connection], T]) -> T:
+        if self._conn is None:
+            self._conn = self._engine.connect().execution_options(**{_IMMEDIATE: True})
+        with self._conn.begin():
+            return fn(self._conn)
+
+    async def run(self, fn: Callable[[Connection], T]) -> T:
+        if self._closed:
+            raise RuntimeError("the database writer is closed")
+        return await asyncio.get_running_loop().run_in_executor(self._pool, self._transaction, fn)
+
+    def _close_connection(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+        self._engine.dispose()
+
+    async def close(self) -> None:
+        """Wait for the queued transactions, close the connection, end the thread."""
+        if self._closed:
+            return
+        self._closed = True
+        await asyncio.get_running_loop().run_in_executor(self._pool, self._close_connection)
+        self._pool.shutdown(wait=False)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import Connection, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from chatflow.db.models import Chat, Event, utcnow
@@ -14,11 +14,12 @@ class ChatGone(Exception):
     """Events were published to a chat that no longer exists."""
 
 
-async def append(
-    session: AsyncSession, *, chat_id: str, bodies: list[dict[str, Any]]
-) -> list[dict[str, Any]]:
-    """Give ``bodies`` the chat's next sequence numbers and insert them, in order."""
-    result = await session.execute(
+def append(conn: Connection, *, chat_id: str, bodies: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Give ``bodies`` the chat's next sequence numbers and insert them, in order.
+
+    Synchronous, inside the caller's write transaction (``Database.run_write``): the
+    sequence numbers are taken and the rows inserted in that one transaction."""
+    result = conn.execute(
         update(Chat)
         .where(Chat.id == chat_id)
         .values(last_seq=Chat.last_seq + len(bodies))
@@ -31,7 +32,7 @@ async def append(
     stored = [{**body, "seq": seq} for seq, body in enumerate(bodies, start=first)]
     now = utcnow()
     # One executemany through Core: the ORM's unit of work costs more than SQLite here.
-    await session.execute(
+    conn.execute(
         insert(Event),
         [
             {

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from functools import cached_property
+from functools import partial
 from typing import Any
+
+from sqlalchemy import Connection
 
 from chatflow.broadcaster import Broadcaster, StoreFn
 from chatflow.db.engine import Database
@@ -15,9 +17,9 @@ from chatflow.repositories import events as events_repo
 class StoredEvent(dict[str, Any]):
     """A stored event; its JSON text is computed once, however many subscribers send it."""
 
-    @cached_property
-    def text(self) -> str:
-        return encode(self)
+    def __init__(self, event: dict[str, Any]) -> None:
+        super().__init__(event)
+        self.text = encode(self)
 
 
 def encode(event: dict[str, Any]) -> str:
@@ -28,10 +30,13 @@ def encode(event: dict[str, Any]) -> str:
 def make_store(db: Database) -> StoreFn:
     """The broadcaster's store: one write transaction per batch, sequence numbers per chat."""
 
-    async def store(chat_id: str, bodies: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        async with db.write() as session:
-            stored = await events_repo.append(session, chat_id=chat_id, bodies=bodies)
+    def write(chat_id: str, bodies: list[dict[str, Any]], conn: Connection) -> list[StoredEvent]:
+        # Runs on the writer thread, so the events are also JSON-encoded off the event loop.
+        stored = events_repo.append(conn, chat_id=chat_id, bodies=bodies)
         return [StoredEvent(event) for event in stored]
+
+    async def store(chat_id: str, bodies: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return list(await db.run_write(partial(write, chat_id, bodies)))
 
     return store
 
