@@ -21,6 +21,8 @@ def make_settings(data_dir: Path, **overrides: object) -> Settings:
         "workers": 2,
         "log_level": "warning",
         "shutdown_grace_s": 2.0,
+        # Most test servers never run a step; those that do start their worker on first use.
+        "prestart_workers": False,
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]

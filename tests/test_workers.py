@@ -117,6 +117,14 @@ def test_a_worker_that_dies_fails_the_job_with_worker_crashed(pool: WorkerPool) 
     assert pool.call(int, "3") == 3
 
 
+def _worker_processes() -> list[psutil.Process]:
+    return [
+        child
+        for child in psutil.Process().children(recursive=True)
+        if "chatflow.execution.workers" in " ".join(child.cmdline())
+    ]
+
+
 def test_runs_use_worker_processes_which_end_with_the_server(tmp_path: Path) -> None:
     settings = make_settings(tmp_path / "data", worker_processes=1)
     rows = [
@@ -125,7 +133,6 @@ def test_runs_use_worker_processes_which_end_with_the_server(tmp_path: Path) -> 
         ["001", "01234", "Lyon"],
     ]
     source = write_xlsx(tmp_path / "in.xlsx", rows)
-    me = psutil.Process()
     with run_server(settings) as server, httpx.Client(base_url=server.url, timeout=60) as client:
         chat_id = create_chat(client)
         upload(client, chat_id, source)
@@ -138,14 +145,18 @@ def test_runs_use_worker_processes_which_end_with_the_server(tmp_path: Path) -> 
             ).json()["data"]
             assert run["status"] == "completed"
             outputs.append(client.get(run["outputs"][0]["download_url"]).content)
-            workers = [
-                child
-                for child in me.children(recursive=True)
-                if "chatflow.execution.workers" in " ".join(child.cmdline())
-            ]
+            workers = _worker_processes()
             assert len(workers) == 1  # the same worker both times
         result = tmp_path / "result.xlsx"
         result.write_bytes(outputs[1])
         cells = [[c.value for c in row] for row in load_workbook(result).active.rows]
         assert cells == [["customer_id", "city"], ["001", "Lyon"]]
     assert _gone(workers[0].pid)
+
+
+def test_prestarted_workers_are_there_before_the_first_run(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path / "data", worker_processes=2, prestart_workers=True)
+    with run_server(settings):
+        workers = _worker_processes()
+        assert len(workers) == 2
+    assert all(_gone(worker.pid) for worker in workers)

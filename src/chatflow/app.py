@@ -70,6 +70,8 @@ async def start_runtime(settings: Settings) -> Runtime:
         keys=KeyRing(settings.resolved_api_keys()),
     )
     runtime_ref.append(rt)
+    if settings.prestart_workers:
+        rt.workers.prestart()
     interrupted = await run_endings.mark_interrupted(rt=rt)
     if interrupted:
         log.warning(

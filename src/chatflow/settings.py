@@ -27,6 +27,9 @@ class Settings(BaseSettings):
         ge=1,
         description="processes reading and writing spreadsheet files for the steps",
     )
+    prestart_workers: bool = Field(
+        default=True, description="start the worker processes at start-up, not on first use"
+    )
     log_level: str = "info"
     # Inspection runs every upload through a child process with these caps (see sandbox.py).
     inspect_memory_mb: int = Field(default=2048, ge=256)

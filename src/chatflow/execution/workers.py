@@ -40,8 +40,9 @@ POLL_S = 0.05  # how often a waiting step thread checks for cancellation
 STOP_GRACE_S = 2.0  # how long a stopped job may take to notice before its worker is killed
 PROGRESS = "progress"  # keyword a job receives its progress callback under
 STOP = "stop"
+# Importing the pipeline loads polars, fastexcel and xlsxwriter before the first job arrives.
 _BOOTSTRAP = (
-    "import sys; sys.path.insert(0, sys.argv[1]); "
+    "import sys; sys.path.insert(0, sys.argv[1]); import chatflow.execution.pipeline; "
     "from chatflow.execution.workers import serve; serve(int(sys.argv[2]))"
 )
 
@@ -97,9 +98,10 @@ class _Worker:
 
 
 class WorkerPool:
-    """Up to ``size`` worker processes, started on first use, shared by all step threads."""
+    """Up to ``size`` worker processes shared by all step threads; see ``prestart``."""
 
     def __init__(self, size: int) -> None:
+        self._size = size
         self._slots = threading.BoundedSemaphore(size)
         self._idle: list[_Worker] = []
         self._busy: set[_Worker] = set()
@@ -133,6 +135,13 @@ class WorkerPool:
                     self._retire(worker)
         finally:
             self._slots.release()
+
+    def prestart(self) -> None:
+        """Start every worker now (they import their libraries in the background) rather than
+        on first use, so the first run does not wait for them."""
+        with self._lock:
+            while len(self._idle) + len(self._busy) < self._size and not self._closed:
+                self._idle.append(_Worker())
 
     def close(self, timeout: float = 5.0) -> None:
         """End every worker (idle ones at once; busy ones are killed after ``timeout``)."""
