@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 import polars as pl
 import xlsxwriter
 from websockets.exceptions import ConnectionClosed
@@ -154,6 +155,7 @@ def _server_process(data_dir: Path, port: int) -> Iterator[subprocess.Popen[byte
             "--log-level",
             "warning",
         ],
+        env={**os.environ, "CHATFLOW_WORKER_PROCESSES": "2"},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -195,8 +197,15 @@ def test_kill_9_mid_run_then_restart_marks_it_interrupted_and_loses_nothing(tmp_
                 event = json.loads(ws.recv(timeout=30))
                 if event["type"] == "progress" and event["progress"] >= 75:
                     break
+            workers = psutil.Process(process.pid).children()
             os.kill(process.pid, signal.SIGKILL)
             process.wait(10)
+    # The worker processes (one of them busy writing) do not outlive the server, and the busy
+    # one did not finish its write: nothing but the upload (and temp files) is on disk.
+    assert len(workers) == 2
+    assert psutil.wait_procs(workers, timeout=10)[1] == []
+    on_disk = [p.name for p in (data_dir / "files" / chat_id).iterdir()]
+    assert len([name for name in on_disk if not name.startswith(".")]) == 1
 
     with _server_process(data_dir, port), httpx.Client(base_url=base, timeout=30) as client:
         run = client.get(f"{API}/chat/workflows/{chat_id}/runs/{run_id}").json()["data"]

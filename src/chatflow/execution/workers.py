@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import os
 import socket
 import subprocess
 import sys
@@ -43,7 +44,7 @@ STOP = "stop"
 # Importing the pipeline loads polars, fastexcel and xlsxwriter before the first job arrives.
 _BOOTSTRAP = (
     "import sys; sys.path.insert(0, sys.argv[1]); import chatflow.execution.pipeline; "
-    "from chatflow.execution.workers import serve; serve(int(sys.argv[2]))"
+    "from chatflow.execution.workers import serve; serve(int(sys.argv[2]), int(sys.argv[3]))"
 )
 
 Job = Callable[..., Any]
@@ -62,15 +63,25 @@ class _Worker:
 
     def __init__(self) -> None:
         ours, theirs = socket.socketpair()
+        # The server holds the write end and never writes: its death is EOF for the worker.
+        lifeline_r, self._lifeline = os.pipe()
         # A fresh interpreter rather than multiprocessing: forking the server is unsafe (its
         # threads hold locks) and spawn would re-run the server's own __main__ module.
         self.process = subprocess.Popen(
-            [sys.executable, "-c", _BOOTSTRAP, package_root(), str(theirs.fileno())],
-            pass_fds=[theirs.fileno()],
+            [
+                sys.executable,
+                "-c",
+                _BOOTSTRAP,
+                package_root(),
+                str(theirs.fileno()),
+                str(lifeline_r),
+            ],
+            pass_fds=[theirs.fileno(), lifeline_r],
             stdin=subprocess.DEVNULL,
             start_new_session=True,  # Ctrl-C in a terminal is the server's to handle, not ours
         )
         theirs.close()
+        os.close(lifeline_r)
         self.conn = Connection(ours.detach())
         # False from sending a job until its final reply: a worker out of step is not reused.
         self.in_sync = True
@@ -87,6 +98,8 @@ class _Worker:
             self.process.kill()
         self.process.wait(5)
         self.conn.close()
+        with contextlib.suppress(OSError):
+            os.close(self._lifeline)
 
     def close(self, timeout: float) -> None:
         """Ask the worker to exit; kill it if it has not within ``timeout``."""
@@ -257,9 +270,10 @@ def _outcome(kind: str, payload: Any) -> Any:
 # --- the worker process ------------------------------------------------------------------------
 
 
-def serve(fd: int) -> None:
+def serve(fd: int, lifeline: int) -> None:
     """Run jobs from the socket ``fd`` until it closes or sends None."""
     conn = Connection(fd)
+    threading.Thread(target=_exit_with_server, args=(lifeline,), daemon=True).start()
     while True:
         try:
             message = conn.recv()
@@ -293,6 +307,17 @@ def serve(fd: int) -> None:
             conn.send(reply)
         except (OSError, ValueError):
             return
+
+
+def _exit_with_server(lifeline: int) -> None:
+    """Exit the moment the server process is gone, even in the middle of a job.
+
+    Otherwise a worker orphaned by ``kill -9`` would run its job to the end: a long read for
+    nothing, or a write past its last progress report that renames a file into the chat's
+    storage which no database row knows of.
+    """
+    os.read(lifeline, 1)  # returns only at EOF: the server never writes to it
+    os._exit(70)
 
 
 @dataclass(frozen=True)
