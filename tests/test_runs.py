@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import psutil
 import polars as pl
+import psutil
 import xlsxwriter
 from websockets.exceptions import ConnectionClosed
 
