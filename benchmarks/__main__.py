@@ -27,6 +27,7 @@ from benchmarks import fanout, report, scaling, spreadsheet, upload
 from benchmarks.data import ROWS, write_big_csv, write_orders_xlsx
 from benchmarks.loop_health import HealthPoller, loop_lag_stages
 from benchmarks.profile import profile_extract
+from benchmarks.publish_server import run_publish_server
 from benchmarks.report import Results, Target
 from benchmarks.server import (
     Server,
@@ -47,10 +48,10 @@ PLOT = REPO / "docs" / "benchmarks_ratios.png"
 
 REPS = 3
 WS_SUBSCRIBERS = (1, 10, 100)
-WS_EVENTS = 300  # per repetition over the wire: HTTP + SQLite bound the publish rate
-WS_CONCURRENCY = 8  # concurrent HTTP publishers
+WS_EVENTS = 10_000  # per repetition over the wire, published by the server itself
+WS_PUBLISHERS = 16  # concurrent publishers on the server's loop
 PACED_RATE = 200.0
-PACED_WS_EVENTS = 400
+PACED_WS_EVENTS = 2_000
 BC_EVENTS = 10_000
 BC_PACED_EVENTS = 1_000
 SCALING_CHATS = (1, 4, 16)
@@ -219,84 +220,102 @@ def run_loop_lag(res: Results, xlsx: Path, work: Path) -> None:
 # --- 3 ----------------------------------------------------------------------------------------
 
 
-def run_fanout(res: Results, client: httpx.Client, server: Server, work: Path) -> None:
+def run_fanout(res: Results, work: Path) -> None:
+    """Over the wire, from a publish server (the real app publishing on its own loop)."""
     details: list[dict[str, Any]] = []
+    server_log = work / "publish-server.log"
 
-    def measure(subscribers: int, events: int, rate: float | None) -> dict[str, Any]:
+    def measure(
+        client: httpx.Client,
+        server: Server,
+        subscribers: int,
+        events: int,
+        rate: float | None,
+        batch: bool,
+    ) -> dict[str, Any]:
         chat = create_chat(client, f"bench: fan-out {subscribers}")
         try:
             result = fanout.over_websockets(
                 base_url=server.url,
                 ws_url=server.ws_url,
+                server_pid=server.pid,
                 chat_id=chat,
                 subscribers=subscribers,
                 events=events,
-                concurrency=WS_CONCURRENCY,
+                publishers=WS_PUBLISHERS,
                 rate=rate,
+                batch=batch,
                 log_path=work / "fanout-client.log",
             )
         finally:
             delete_chat(client, chat)
         details.append(result)
+        mode = "batched" if batch else "per-event"
         if not result["complete"]:
             res.notes.append(
-                f"fan-out to {subscribers} subscribers incomplete: lost {result['lost']}, "
+                f"fan-out ({mode}) to {subscribers} subscribers incomplete: lost {result['lost']}, "
                 f"order errors {result['order_errors']}, timed out {result['timed_out']}, "
                 f"errors {result['errors']}"
             )
         if result["reconnects"]:
             res.notes.append(
-                f"fan-out to {subscribers} subscribers: {result['reconnects']} reconnects after "
-                "1013 (subscriber fell 1000 events behind), caught up with ?since="
+                f"fan-out ({mode}) to {subscribers} subscribers: {result['reconnects']} reconnects "
+                "after 1013 (subscriber fell 1000 events behind), caught up with ?since="
             )
         return result
 
-    for rep in range(RUN.reps):
-        log.info("fan-out round %d/%d", rep + 1, RUN.reps)
-        for n in WS_SUBSCRIBERS:
-            r = measure(n, WS_EVENTS, None)
-            label = f"{n} subscriber{'s' if n > 1 else ''}"
-            res.add(
-                f"ws{n}_delivered",
-                f"WS {label}: delivered events/s",
-                "ev/s",
-                r["delivered_per_s"],
-                S3,
-            )
-            res.add(
-                f"ws{n}_publish",
-                f"WS {label}: publish rate (HTTP posts)",
-                "ev/s",
-                r["publish_rate"],
-                S3,
-            )
-            res.add(f"ws{n}_p50", f"WS {label}: latency p50", "ms", r["latency"]["p50_ms"], S3)
-            res.add(f"ws{n}_p99", f"WS {label}: latency p99", "ms", r["latency"]["p99_ms"], S3)
-        r = measure(100, PACED_WS_EVENTS, PACED_RATE)
+    def add_fast(key: str, label: str, r: dict[str, Any]) -> None:
         res.add(
-            "ws_paced_rate",
-            "WS 100 subs, paced 200/s: achieved publish rate",
-            "ev/s",
-            r["publish_rate"],
-            S3,
+            f"{key}_delivered", f"{label}: delivered events/s", "ev/s", r["delivered_per_s"], S3
         )
-        res.add(
-            "ws_paced_p50",
-            "WS 100 subs, paced 200/s: latency p50",
-            "ms",
-            r["latency"]["p50_ms"],
-            S3,
-        )
-        res.add(
-            "ws_paced_p99",
-            "WS 100 subs, paced 200/s: latency p99",
-            "ms",
-            r["latency"]["p99_ms"],
-            S3,
-        )
+        res.add(f"{key}_publish", f"    {label}: events published/s", "ev/s", r["publish_rate"], S3)
+        res.add(f"{key}_p50", f"    {label}: latency p50", "ms", r["latency"]["p50_ms"], S3)
+        res.add(f"{key}_p99", f"    {label}: latency p99", "ms", r["latency"]["p99_ms"], S3)
+
+    def add_paced(key: str, label: str, r: dict[str, Any]) -> None:
+        res.add(f"{key}_rate", f"{label}: achieved publish rate", "ev/s", r["publish_rate"], S3)
+        res.add(f"{key}_p50", f"    {label}: latency p50", "ms", r["latency"]["p50_ms"], S3)
+        res.add(f"{key}_p99", f"    {label}: latency p99", "ms", r["latency"]["p99_ms"], S3)
+
+    try:
+        with (
+            run_publish_server(work / "publish-data", server_log) as server,
+            httpx.Client(base_url=server.url, timeout=None) as client,
+        ):
+            for rep in range(RUN.reps):
+                log.info("fan-out round %d/%d", rep + 1, RUN.reps)
+                for n in WS_SUBSCRIBERS:
+                    r = measure(client, server, n, WS_EVENTS, None, batch=False)
+                    add_fast(
+                        f"ws{n}", f"WS {n} subscriber{'s' if n > 1 else ''}, frame per event", r
+                    )
+                r = measure(client, server, 100, WS_EVENTS, None, batch=True)
+                add_fast("wsb100", "WS 100 subscribers, ?batch=true (array frames)", r)
+                res.add(
+                    "wsb100_per_frame",
+                    "    same: events per frame (mean)",
+                    "ev",
+                    r["events_per_frame"],
+                    S3,
+                )
+                r = measure(client, server, 100, PACED_WS_EVENTS, PACED_RATE, batch=False)
+                add_paced("ws_paced", "WS 100 subs, paced 200/s, frame per event", r)
+                r = measure(client, server, 100, PACED_WS_EVENTS, PACED_RATE, batch=True)
+                add_paced("wsb_paced", "WS 100 subs, paced 200/s, ?batch=true", r)
+    finally:
+        if server_log.exists():
+            RESULTS_JSON.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(server_log, RESULTS_JSON.parent / "publish-server.log")
     res.details["fanout_ws"] = details
     res.ratio(
         "ws100/ws1", "WS delivered/s: 100 vs 1 subscriber", "ws100_delivered", "ws1_delivered", S3
+    )
+    res.ratio(
+        "wsb100/ws100",
+        "WS delivered/s at 100 subs: batched vs frame per event",
+        "wsb100_delivered",
+        "ws100_delivered",
+        S3,
     )
 
 
@@ -513,8 +532,14 @@ def _targets() -> list[Target]:
         Target("d/b", ">=", 4, "d/b (naive openpyxl vs service)"),
         Target("health_p99", "<", 50, "health p99 while (b) runs, ms"),
         Target("bc_delivered", ">=", 50_000, "delivered ev/s, 100 subs, in-process broadcaster"),
-        Target("ws100_delivered", ">=", 50_000, "delivered ev/s, 100 subs, over WebSockets"),
-        Target("ws_paced_p99", "<", 20, "paced 200/s, 100 subs, WebSockets: p99 ms"),
+        Target(
+            "ws100_delivered", ">=", 50_000, "delivered ev/s, 100 subs, WebSockets, frame per event"
+        ),
+        Target(
+            "wsb100_delivered", ">=", 50_000, "delivered ev/s, 100 subs, WebSockets, ?batch=true"
+        ),
+        Target("ws_paced_p99", "<", 20, "paced 200/s, 100 subs, WS frame per event: p99 ms"),
+        Target("wsb_paced_p99", "<", 20, "paced 200/s, 100 subs, WS ?batch=true: p99 ms"),
         Target("bc_paced_p99", "<", 20, "paced 200/s, 100 subs, in-process: p99 ms"),
         Target("up_rss", "<", 20, "upload: server RSS growth, MB"),
     ]
@@ -525,10 +550,12 @@ def _repetitions_note() -> str:
         f"every figure is the median of {RUN.reps} repetitions (min and max beside it); ratios "
         f"pair repetition i with repetition i of the same round. The spreadsheet round runs "
         f"a, a', b, a_c, c, d back to back after one unmeasured (b) warm-up. Over the wire "
-        f"each fan-out repetition publishes {WS_EVENTS} events (not 10,000: at tens of HTTP "
-        f"message posts per second 10,000 would take minutes per repetition) with "
-        f"{WS_CONCURRENCY} concurrent posters; the paced run publishes {PACED_WS_EVENTS} at "
-        f"{PACED_RATE:.0f}/s. The in-process broadcaster publishes {BC_EVENTS:,} events to 100 "
+        f"the publish server (`benchmarks/publish_server.py`: the real app plus a bench-only "
+        f"route) publishes {WS_EVENTS:,} events per repetition through `events.emit` and the "
+        f"real broadcaster and store, from {WS_PUBLISHERS} concurrent publishers on its own "
+        f"loop, to 1, 10 and 100 subscribers with one frame per event and to 100 with "
+        f"`?batch=true`; the paced runs publish {PACED_WS_EVENTS:,} at {PACED_RATE:.0f}/s in "
+        f"both modes. The in-process broadcaster publishes {BC_EVENTS:,} events to 100 "
         f"subscriptions per repetition (16 concurrent publishers), paced: {BC_PACED_EVENTS:,} "
         f"at {PACED_RATE:.0f}/s ({BC_PACED_EVENTS // 2} with the in-memory store); the one-hop "
         f"store prototype runs the same two. Scaling runs 1, 4 and 16 concurrent runs per "
@@ -582,7 +609,6 @@ def main(argv: list[str] | None = None) -> int:
             ("spreadsheet", lambda c, s: run_spreadsheet(res, c, xlsx, work)),
             ("health", lambda c, s: run_health(res, c, s)),
             ("upload", lambda c, s: run_upload(res, c, s, csv, work)),
-            ("fanout", lambda c, s: run_fanout(res, c, s, work)),
             ("scaling", lambda c, s: run_scaling(res, c, s, xlsx)),
         ]
         wanted = [(name, fn) for name, fn in server_phases if name in only]
@@ -600,6 +626,9 @@ def main(argv: list[str] | None = None) -> int:
                 if server_log.exists():
                     RESULTS_JSON.parent.mkdir(parents=True, exist_ok=True)
                     shutil.copyfile(server_log, RESULTS_JSON.parent / "server.log")
+        if "fanout" in only:
+            with phase(res, "fanout"):
+                run_fanout(res, work)
         if "broadcaster" in only:
             with phase(res, "broadcaster"):
                 run_broadcaster(res, work)

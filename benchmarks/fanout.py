@@ -165,7 +165,13 @@ def client_entry(argv: list[str] | None = None) -> int:
     parser.add_argument("--expect", type=int, required=True)
     parser.add_argument("--timeout", type=float, default=CLIENT_TIMEOUT_S)
     args = parser.parse_args(argv)
-    result = asyncio.run(_client_main(args.url, args.subscribers, args.expect, args.timeout))
+    loop_factory = None
+    if os.environ.get("BENCH_CLIENT_UVLOOP", "1") == "1":
+        import uvloop
+
+        loop_factory = uvloop.new_event_loop
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        result = runner.run(_client_main(args.url, args.subscribers, args.expect, args.timeout))
     sys.stdout.write(json.dumps(result) + "\n")
     sys.stdout.flush()
     return 0
@@ -174,15 +180,12 @@ def client_entry(argv: list[str] | None = None) -> int:
 # --- the publisher (the server, told by this process) -------------------------------------------
 
 
-def _server_publish(
-    base_url: str, chat_id: str, count: int, publishers: int, rate: float | None
-) -> dict[str, Any]:
-    """Have the publish server emit ``count`` events on its own loop; its start/end times."""
-    body = {"chat_id": chat_id, "count": count, "publishers": publishers, "rate": rate}
+def _control(base_url: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A call to one of the publish server's bench-only routes."""
     with httpx.Client(base_url=base_url, timeout=None) as client:
-        response = client.post("/bench/publish", json=body)
+        response = client.post(path, json=body)
     if response.status_code != 200:
-        raise RuntimeError(f"POST /bench/publish -> {response.status_code}: {response.text}")
+        raise RuntimeError(f"POST {path} -> {response.status_code}: {response.text}")
     return dict(response.json())
 
 
@@ -237,10 +240,16 @@ def over_websockets(
             if line.strip() != "READY":
                 raise RuntimeError(f"subscriber process failed to start: {line!r} (see {log_path})")
             server = psutil.Process(server_pid)
+            _control(base_url, "/bench/gc")
             cpu_before = sum(server.cpu_times()[:2])
-            published = _server_publish(base_url, chat_id, events, publishers, rate)
+            published = _control(
+                base_url,
+                "/bench/publish",
+                {"chat_id": chat_id, "count": events, "publishers": publishers, "rate": rate},
+            )
             result = json.loads(_read_line(proc, CLIENT_TIMEOUT_S + 30))
             result["server_cpu_s"] = sum(server.cpu_times()[:2]) - cpu_before
+            result["server_gc"] = _control(base_url, "/bench/gc")
             proc.wait(timeout=30)
         finally:
             if proc.poll() is None:

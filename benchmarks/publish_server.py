@@ -13,10 +13,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +55,48 @@ async def publish(body: PublishRequest, request: Request) -> dict[str, Any]:
         )
 
     started = time.time()
+    await _publish_all(body, one, loop)
+    return {"started": started, "finished": time.time(), "count": body.count}
+
+
+@router.post("/bench/gc")
+async def gc_pauses() -> dict[str, Any]:
+    """The garbage collector's pauses since the last call (then forgets them)."""
+    summary = GC_PAUSES.summary()
+    GC_PAUSES.pauses.clear()
+    return summary
+
+
+class _GcPauses:
+    """Durations of the cyclic garbage collector's runs (they stop the event loop)."""
+
+    def __init__(self) -> None:
+        self.pauses: list[tuple[int, float]] = []
+        self._start = 0.0
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._start = time.perf_counter()
+        else:
+            self.pauses.append((info["generation"], time.perf_counter() - self._start))
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "collections": len(self.pauses),
+            "full_collections": sum(1 for generation, _ in self.pauses if generation == 2),
+            "total_ms": 1000 * sum(d for _, d in self.pauses),
+            "max_ms": 1000 * max((d for _, d in self.pauses), default=0.0),
+        }
+
+
+GC_PAUSES = _GcPauses()
+
+
+async def _publish_all(
+    body: PublishRequest,
+    one: Callable[[int], Coroutine[Any, Any, None]],
+    loop: asyncio.AbstractEventLoop,
+) -> None:
     if body.rate is None:
         counter = iter(range(body.count))
 
@@ -71,8 +114,6 @@ async def publish(body: PublishRequest, request: Request) -> dict[str, Any]:
                 await asyncio.sleep(delay)
             tasks.append(asyncio.create_task(one(i)))
         await asyncio.gather(*tasks)
-    finished = time.time()
-    return {"started": started, "finished": finished, "count": body.count}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -93,6 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     app = server.config.app
     assert isinstance(app, FastAPI)  # what create_app built; uvicorn loads it at run()
     app.include_router(router)
+    gc.callbacks.append(GC_PAUSES)
     if args.ws:
         server.config.ws = args.ws
     server.run()

@@ -115,3 +115,22 @@ def test_unsubscribe_cleans_up_and_close_marks_shutdown() -> None:
             await broadcaster.publish("t", {})
 
     run(scenario())
+
+
+def test_get_many_takes_what_is_queued_in_order_up_to_the_limit() -> None:
+    async def scenario() -> None:
+        broadcaster = Broadcaster(store=MemoryStore(), queue_size=100)
+        async with broadcaster.subscribe("t") as sub:
+            waiter = asyncio.create_task(sub.get_many(3))
+            await asyncio.sleep(0)  # the waiter is parked on an empty queue
+            await broadcaster.publish("t", {"n": 0})
+            assert [e["n"] for e in await waiter] == [0]
+            await asyncio.gather(*(broadcaster.publish("t", {"n": i}) for i in range(1, 6)))
+            assert [e["n"] for e in await sub.get_many(3)] == [1, 2, 3]
+            assert [e["n"] for e in await sub.get_many(3)] == [4, 5]
+            sub.close("deleted")
+            with pytest.raises(SubscriptionClosed) as closed:
+                await sub.get_many(3)
+            assert closed.value.reason == "deleted"
+
+    run(scenario())

@@ -222,3 +222,62 @@ def test_stuck_subscriber_is_closed_1013_and_never_slows_a_fast_one(tmp_path: Pa
         with subscribe(f"{url}?since={received}") as again:
             rest = [json.loads(again.recv(timeout=10)) for _ in range(total - received)]
         assert [e["seq"] for e in rest] == list(range(received + 1, total + 1))
+
+
+def _post_messages(client: httpx.Client, chat_id: str, texts: list[str]) -> None:
+    for text in texts:
+        response = client.post(f"/api/v1/chat/workflows/{chat_id}/messages", json={"text": text})
+        assert response.status_code == 201, response.text
+
+
+def test_batch_mode_sends_json_arrays_of_consecutive_events(
+    server: LiveServer, client: httpx.Client
+) -> None:
+    chat_id = create_chat(client)
+    _post_messages(client, chat_id, [f"before {i}" for i in range(5)])
+    url = f"{server.ws_url}/api/v1/chat/workflows/{chat_id}/ws?since=0&batch=true"
+    with subscribe(url) as ws:
+        # The stored backlog comes as one array (it is small), oldest first.
+        replayed = json.loads(ws.recv(timeout=10))
+        assert replayed == _stored(client, chat_id)
+        assert [e["entry"]["text"] for e in replayed] == [f"before {i}" for i in range(5)]
+        # Control answers stay objects.
+        ws.send(json.dumps({"type": "ping"}))
+        assert json.loads(ws.recv(timeout=10)) == {"type": "pong"}
+        # Live events come as arrays too (one or more events each), in order, none twice.
+        _post_messages(client, chat_id, [f"live {i}" for i in range(20)])
+        live: list[dict[str, Any]] = []
+        while len(live) < 20:
+            frame = json.loads(ws.recv(timeout=10))
+            assert isinstance(frame, list) and frame
+            live.extend(frame)
+    assert live == _stored(client, chat_id, since=5)
+    assert [e["seq"] for e in live] == list(range(6, 26))
+    assert [e["entry"]["text"] for e in live] == [f"live {i}" for i in range(20)]
+
+
+def test_batch_frames_stay_under_the_frame_budget(server: LiveServer, client: httpx.Client) -> None:
+    from chatflow.api.websocket import BATCH_FRAME_BYTES
+
+    chat_id = create_chat(client)
+    big = "x" * 15_000  # an event carries the text twice (message and entry)
+    _post_messages(client, chat_id, [f"{i} {big}" for i in range(12)])
+    stored = _stored(client, chat_id)
+    frames: list[str] = []
+    with subscribe(f"{server.ws_url}/chat/{chat_id}?since=0&batch=true") as ws:
+        while sum(len(json.loads(f)) for f in frames) < len(stored):
+            frames.append(str(ws.recv(timeout=10)))
+    assert len(frames) > 1
+    for frame in frames:
+        assert len(frame) <= BATCH_FRAME_BYTES + 2 or len(json.loads(frame)) == 1
+    assert [e for frame in frames for e in json.loads(frame)] == stored
+
+
+def test_without_batch_every_event_is_its_own_frame(
+    server: LiveServer, client: httpx.Client
+) -> None:
+    chat_id = create_chat(client)
+    _post_messages(client, chat_id, [f"m {i}" for i in range(3)])
+    with subscribe(f"{server.ws_url}/chat/{chat_id}?since=0&batch=false") as ws:
+        frames = [json.loads(ws.recv(timeout=10)) for _ in range(3)]
+    assert frames == _stored(client, chat_id)

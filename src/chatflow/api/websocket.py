@@ -26,7 +26,7 @@ router = APIRouter()
 Since = Annotated[int | None, Query(ge=0, le=2**62)]
 
 REPLAY_PAGE = 500
-# Queued events taken at once per subscriber (one lock, one frame in batch mode).
+# Queued events taken at once per subscriber (one frame in batch mode).
 FORWARD_BATCH = 500
 # A batch frame grows up to this many bytes of events (clients' default max frame is 1 MiB).
 BATCH_FRAME_BYTES = 64 * 1024
@@ -40,17 +40,19 @@ CLOSE_CODES = {
 
 
 class _Connection:
-    """One subscriber's socket: one sender at a time, last seq delivered."""
+    """One subscriber's socket and the last seq delivered on it.
+
+    Events are sent by one task (``_follow``); answers to the client (pong) may go out between
+    two event frames, never inside one: uvicorn writes each message whole.
+    """
 
     def __init__(self, websocket: WebSocket, last_seq: int | None, batch: bool) -> None:
         self.websocket = websocket
         self.last_seq = last_seq
         self.batch = batch
-        self._lock = asyncio.Lock()
 
     async def send(self, payload: dict[str, Any]) -> None:
-        async with self._lock:
-            await self.websocket.send_text(_text(payload))
+        await self.websocket.send_text(_text(payload))
 
     async def send_events(self, batch: list[dict[str, Any]]) -> None:
         """Send the events not sent yet, in order: one frame each, or JSON arrays in batch mode."""
@@ -60,13 +62,13 @@ class _Connection:
             batch = [event for event in batch if event["seq"] > last]
         if not batch:
             return
-        async with self._lock:
-            if self.batch:
-                for frame in _array_frames([_text(event) for event in batch]):
-                    await self.websocket.send_text(frame)
-            else:
-                for event in batch:
-                    await self.websocket.send_text(_text(event))
+        send_text = self.websocket.send_text
+        if self.batch:
+            for frame in _array_frames([_text(event) for event in batch]):
+                await send_text(frame)
+        else:
+            for event in batch:
+                await send_text(_text(event))
         self.last_seq = batch[-1]["seq"]
 
 

@@ -143,4 +143,4 @@ class _SyncWriter:
             return
         self._closed = True
         await asyncio.get_running_loop().run_in_executor(self._pool, self._close_connection)
-        self._pool.shutdown(wait=False)
+        await asyncio.to_thread(self._pool.shutdown, wait=True)

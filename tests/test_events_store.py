@@ -1,0 +1,132 @@
+"""The service's event store: one writer-thread transaction per batch on a real SQLite file."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from chatflow.broadcaster import Broadcaster
+from chatflow.db.engine import Database
+from chatflow.db.migrate import upgrade
+from chatflow.repositories import chats as chats_repo
+from chatflow.repositories import messages as messages_repo
+from chatflow.repositories.events import ChatGone
+from chatflow.services import events
+
+
+async def _database(tmp_path: Path) -> Database:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'events.db'}"
+    await asyncio.to_thread(upgrade, url)
+    return Database(url)
+
+
+async def _chat(db: Database, chat_id: str) -> None:
+    async with db.write() as session:
+        await chats_repo.insert(session, chat_id=chat_id, title=None, owner=None)
+
+
+def _writer_threads() -> int:
+    return sum(1 for t in threading.enumerate() if t.name.startswith("chatflow-db-writer"))
+
+
+def test_batches_get_per_chat_sequence_numbers_and_are_stored_as_sent(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        db = await _database(tmp_path)
+        try:
+            await _chat(db, "a")
+            await _chat(db, "b")
+            store = events.make_store(db)
+            first = await store("a", [{"type": "t", "n": 1}, {"type": "t", "n": 2}])
+            other = await store("b", [{"type": "t", "n": 1}])
+            second = await store("a", [{"type": "t", "n": 3, "run_id": "r"}])
+            assert [e["seq"] for e in first + second] == [1, 2, 3]
+            assert [e["seq"] for e in other] == [1]
+            for event in first + other + second:
+                # The wire text is the stored event, encoded once.
+                assert isinstance(event, events.StoredEvent)
+                assert json.loads(event.text) == event
+            stored = await events.list_since(db, chat_id="a", since=0)
+            assert stored == [dict(e) for e in first + second]
+            assert await events.list_since(db, chat_id="a", since=2) == [dict(second[0])]
+        finally:
+            await db.dispose()
+
+    asyncio.run(scenario())
+
+
+def test_a_deleted_chat_raises_chat_gone_and_stores_nothing(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        db = await _database(tmp_path)
+        try:
+            await _chat(db, "a")
+            store = events.make_store(db)
+            await store("a", [{"type": "t"}])
+            async with db.write() as session:
+                assert await chats_repo.remove(session, chat_id="a")
+            with pytest.raises(ChatGone):
+                await store("a", [{"type": "t"}])
+            with pytest.raises(ChatGone):
+                await store("never-existed", [{"type": "t"}])
+            assert await events.list_since(db, chat_id="a", since=0) == []
+        finally:
+            await db.dispose()
+
+    asyncio.run(scenario())
+
+
+def test_concurrent_publishes_and_other_writes_keep_order(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        db = await _database(tmp_path)
+        try:
+            await _chat(db, "a")
+            broadcaster = Broadcaster(store=events.make_store(db))
+            received: list[dict[str, Any]] = []
+            async with broadcaster.subscribe("a") as subscription:
+
+                async def publish(i: int) -> dict[str, Any]:
+                    return await events.emit(
+                        broadcaster, chat_id="a", type="t", message=str(i), i=i
+                    )
+
+                async def other_writes() -> None:
+                    # Writes through the async engine take the same SQLite write lock.
+                    for i in range(20):
+                        async with db.write() as session:
+                            await messages_repo.insert(
+                                session, chat_id="a", role="user", text=str(i), data=None
+                            )
+
+                results = await asyncio.gather(*(publish(i) for i in range(200)), other_writes())
+                while len(received) < 200:
+                    received.extend(await subscription.get_many(500))
+            published = results[:200]
+            # Publishes started in this order are stored and delivered in this order.
+            assert [e["i"] for e in published] == list(range(200))
+            assert [e["seq"] for e in published] == list(range(1, 201))
+            assert received == published
+            assert await events.list_since(db, chat_id="a", since=0) == [dict(e) for e in received]
+            await broadcaster.aclose()
+        finally:
+            await db.dispose()
+
+    asyncio.run(scenario())
+
+
+def test_dispose_ends_the_writer_thread(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        before = _writer_threads()
+        db = await _database(tmp_path)
+        await _chat(db, "a")
+        await events.make_store(db)("a", [{"type": "t"}])
+        assert _writer_threads() == before + 1
+        await db.dispose()
+        assert _writer_threads() == before
+        with pytest.raises(RuntimeError):
+            await db.run_write(lambda conn: None)
+
+    asyncio.run(scenario())
