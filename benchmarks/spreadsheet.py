@@ -5,10 +5,15 @@
 (b)  the seed's extract-columns workflow through the HTTP API (``?wait=true``; upload excluded);
 (c)  a 5-step chain through the HTTP API, and its own floor in this process;
 (d)  the same work as (b) the naive way: openpyxl read-only in, openpyxl write-only out.
+(w)  the two xlsx engines side by side (``compare_writers``; ``python -m benchmarks.spreadsheet
+     orders.xlsx``): the (a) floor with each engine, and each engine writing the 100k x 10 input.
 """
 
 from __future__ import annotations
 
+import statistics
+import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +29,7 @@ from benchmarks.data import EXTRACT_COLUMNS
 from benchmarks.server import execute_wait
 from chatflow.operations.extract_columns import extract_columns
 from chatflow.spreadsheets.reading import read_table
-from chatflow.spreadsheets.writing import write_xlsx
+from chatflow.spreadsheets.writing import RUST_ENGINE, XlsxEngine, write_xlsx
 
 EXTRACT_STEPS: list[dict[str, Any]] = [
     {
@@ -63,14 +68,14 @@ class Timed:
 # --- (a) the floor ----------------------------------------------------------------------------
 
 
-def floor_project(src: Path, out_dir: Path) -> Timed:
+def floor_project(src: Path, out_dir: Path, engine: XlsxEngine = "xlsxwriter") -> Timed:
     """read_table + the operation's own polars code + write_xlsx, in this process."""
     t0 = time.perf_counter()
     df = read_table(src, kind="xlsx")
     t1 = time.perf_counter()
     out = extract_columns(df, EXTRACT_COLUMNS, remove_duplicates=True)
     t2 = time.perf_counter()
-    write_xlsx(out, out_dir / "floor_project.xlsx")
+    write_xlsx(out, out_dir / f"floor_project_{engine}.xlsx", engine=engine)
     t3 = time.perf_counter()
     return Timed(t3 - t0, out.height, {"read": t1 - t0, "compute": t2 - t1, "write": t3 - t2})
 
@@ -167,3 +172,39 @@ def through_api(
 
 def missing_operations(catalogue: dict[str, Any], steps: list[dict[str, Any]]) -> list[str]:
     return [step["operation"] for step in steps if step["operation"] not in catalogue]
+
+
+# --- (w) the xlsx engines side by side -----------------------------------------------------------
+
+
+def write_input(src: Path, out_dir: Path, engine: XlsxEngine) -> Timed:
+    """The whole 100k x 10 input read with read_table and written back with ``engine``."""
+    df = read_table(src, kind="xlsx")
+    t0 = time.perf_counter()
+    write_xlsx(df, out_dir / f"input_{engine}.xlsx", engine=engine)
+    return Timed(time.perf_counter() - t0, df.height, {})
+
+
+def compare_writers(src: Path, out_dir: Path, reps: int = 3) -> dict[str, float]:
+    """Medians over ``reps`` rounds of the (a) floor's write and of writing the whole input,
+    with xlsxwriter and with the rust engine, and the ratios rust / xlsxwriter."""
+    runs: dict[str, list[float]] = {}
+    for _ in range(reps):
+        for engine in ("xlsxwriter", RUST_ENGINE):
+            floor = floor_project(src, out_dir, engine)
+            runs.setdefault(f"floor_write[{engine}]", []).append(floor.detail["write"])
+            runs.setdefault(f"floor_total[{engine}]", []).append(floor.seconds)
+            runs.setdefault(f"input_write[{engine}]", []).append(
+                write_input(src, out_dir, engine).seconds
+            )
+    out = {key: statistics.median(values) for key, values in runs.items()}
+    for figure in ("floor_write", "floor_total", "input_write"):
+        rust, ours = out[f"{figure}[{RUST_ENGINE}]"], out[f"{figure}[xlsxwriter]"]
+        out[f"{figure} ratio rust/xlsxwriter"] = rust / ours
+    return out
+
+
+if __name__ == "__main__":
+    with tempfile.TemporaryDirectory() as work:
+        for key, value in compare_writers(Path(sys.argv[1]), Path(work)).items():
+            sys.stdout.write(f"{key:<48} {value:8.3f}\n")

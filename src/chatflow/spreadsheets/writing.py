@@ -4,27 +4,29 @@ Both writers render into ``.<name>.<random>.part`` beside the destination, fsync
 ``os.replace`` it over the real name; on any error (including a progress callback raising
 Cancelled) the temp file is removed.  xlsx text is always written as an inert text cell, never a
 formula, number or link; csv output escapes formula-like text with a leading apostrophe.
+
+xlsx has two engines behind ``write_workbook(..., engine=...)``: xlsxwriter (the default) and
+rustpy-xlsxwriter (extra ``rustxlsx``, ``writing_rust``), both writing the cells that
+``writing_cells`` decides.
 """
 
 from __future__ import annotations
 
 import codecs
 import contextlib
-import datetime as dt
-import math
 import os
 import re
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
-from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import polars as pl
 import xlsxwriter
 from xlsxwriter.worksheet import Worksheet
 
 from chatflow.operations.registry import StepFailed
+from chatflow.spreadsheets.writing_cells import CellColumn, sheet_cells
 
 Progress = Callable[[float], None]
 
@@ -33,8 +35,9 @@ CSV_MEDIA_TYPE = "text/csv; charset=utf-8"
 EXCEL_MAX_ROWS = 1_048_576
 EXCEL_MAX_COLS = 16_384
 _SHEET_NAME_FORBIDDEN = re.compile(r"[\[\]:*?/\\]")
-# Excel keeps 15 significant digits; a larger integer is written as text to stay exact.
-_MAX_EXACT_INT = 2**53
+RUST_ENGINE = "rustpy-xlsxwriter"
+XlsxEngine = Literal["xlsxwriter", "rustpy-xlsxwriter"]
+XLSX_ENGINES: tuple[str, ...] = ("xlsxwriter", RUST_ENGINE)
 # Text an importing spreadsheet could run as a formula (ASCII and fullwidth forms)...
 _FORMULA_START = r"^[=+\-@\t\r\uff1d\uff0b\uff0d\uff20]"
 # ...unless it is plainly a number such as "-14" or "+1.5e3".
@@ -88,13 +91,36 @@ def write_xlsx(
     *,
     sheet_name: str = "Sheet1",
     progress: Progress | None = None,
+    engine: XlsxEngine = "xlsxwriter",
 ) -> None:
     """Write ``df`` as a one-sheet xlsx with a bold header row; ``progress`` gets 0..1."""
-    write_workbook({sheet_name: df}, dest, progress=progress)
+    write_workbook({sheet_name: df}, dest, progress=progress, engine=engine)
+
+
+def check_xlsx_engine(name: str) -> None:
+    """Raise RuntimeError, saying what to install or set, unless engine ``name`` can write."""
+    if name not in XLSX_ENGINES:
+        raise RuntimeError(
+            f"Unknown xlsx writer {name!r} (CHATFLOW_XLSX_WRITER); "
+            f"use one of {', '.join(XLSX_ENGINES)}."
+        )
+    if name == RUST_ENGINE:
+        from chatflow.spreadsheets import writing_rust
+
+        problem = writing_rust.unavailable()
+        if problem:
+            raise RuntimeError(
+                f"CHATFLOW_XLSX_WRITER={name} but {problem}; install the extra with "
+                "'pip install chatflow[rustxlsx]' or set CHATFLOW_XLSX_WRITER=xlsxwriter."
+            )
 
 
 def write_workbook(
-    sheets: Mapping[str, pl.DataFrame], dest: Path, *, progress: Progress | None = None
+    sheets: Mapping[str, pl.DataFrame],
+    dest: Path,
+    *,
+    progress: Progress | None = None,
+    engine: XlsxEngine = "xlsxwriter",
 ) -> None:
     """Write each table as a sheet (names made Excel-valid and unique), atomically."""
     if not sheets:
@@ -118,6 +144,24 @@ def write_workbook(
             n += 1
             name = f"{base[: 31 - len(str(n)) - 1]}_{n}"
         names.append(name)
+    named = dict(zip(names, sheets.values(), strict=True))
+    if engine == RUST_ENGINE:
+        from chatflow.spreadsheets import writing_rust
+
+        if writing_rust.can_write(named):
+            with atomic_destination(dest) as tmp:
+                writing_rust.write_sheets(named, tmp, progress)
+            if progress is not None:
+                progress(1.0)
+            return
+    elif engine != "xlsxwriter":
+        raise ValueError(f"unknown xlsx engine {engine!r}")
+    _write_with_xlsxwriter(named, dest, progress)
+
+
+def _write_with_xlsxwriter(
+    sheets: dict[str, pl.DataFrame], dest: Path, progress: Progress | None
+) -> None:
     total_rows = max(1, sum(df.height for df in sheets.values()))
     # xlsxwriter keeps row data in a temp file it removes only in close(); a private scratch
     # directory makes sure an aborted or cancelled write leaves nothing behind.
@@ -137,7 +181,7 @@ def write_workbook(
             },
         )
         done = 0
-        for name, df in zip(names, sheets.values(), strict=True):
+        for name, df in sheets.items():
             offset, share = done / total_rows, df.height / total_rows
 
             def scaled(fraction: float, offset: float = offset, share: float = share) -> None:
@@ -154,70 +198,38 @@ def write_workbook(
 def _fill_sheet(
     workbook: xlsxwriter.Workbook, df: pl.DataFrame, sheet: str, progress: Progress | None
 ) -> None:
+    cells = sheet_cells(df)
     worksheet = workbook.add_worksheet(sheet)
     bold = workbook.add_format({"bold": True})
-    formats = {
-        "date": workbook.add_format({"num_format": "yyyy-mm-dd"}),
-        "datetime": workbook.add_format({"num_format": "yyyy-mm-dd hh:mm:ss"}),
-        "time": workbook.add_format({"num_format": "hh:mm:ss"}),
-    }
-    for col, name in enumerate(df.columns):
-        worksheet.write_string(0, col, name, bold)
-    writers = [_cell_writer(worksheet, dtype, formats) for dtype in df.dtypes]
-    columns = [series.to_list() for series in df.iter_columns()]
+    formats: dict[str, Any] = {}
+    for col, column in enumerate(cells):
+        worksheet.write_string(0, col, column.name, bold)
+        if column.num_format is not None and column.num_format not in formats:
+            formats[column.num_format] = workbook.add_format({"num_format": column.num_format})
+    writers = [_cell_writer(worksheet, column, formats) for column in cells]
+    columns = [column.values() for column in cells]
     step = max(1, df.height // _PROGRESS_STEPS)
     total = max(1, df.height)
     for row, values in enumerate(zip(*columns, strict=True), start=1):
         for col, value in enumerate(values):
-            if value is not None and writers[col](row, col, value):
-                raise StepFailed(
-                    "value_too_long",
-                    f"Row {row}, column '{df.columns[col]}': the text is longer than the "
-                    "32,767 characters an Excel cell can hold.",
-                )
+            if value is not None:
+                writers[col](row, col, value)
         if progress is not None and row % step == 0:
             progress(row / total)
 
 
 def _cell_writer(
-    ws: Worksheet, dtype: pl.DataType, formats: dict[str, Any]
-) -> Callable[[int, int, Any], int]:
-    """A function writing one non-null value of ``dtype``; non-zero return = truncated text."""
-    if dtype == pl.String or isinstance(dtype, pl.Categorical | pl.Enum):
-        return ws.write_string
-    if dtype == pl.Boolean:
-        return ws.write_boolean
-    if dtype.is_integer():
-        return lambda r, c, v: (
-            ws.write_number(r, c, v) if abs(v) < _MAX_EXACT_INT else ws.write_string(r, c, str(v))
-        )
-    if dtype.is_float():
-        return lambda r, c, v: (
-            ws.write_number(r, c, v) if math.isfinite(v) else ws.write_string(r, c, str(v))
-        )
-    if isinstance(dtype, pl.Decimal):
-        return lambda r, c, v: _write_decimal(ws, r, c, v)
-    if dtype == pl.Date:
-        return lambda r, c, v: _write_temporal(ws, r, c, v, formats["date"])
-    if isinstance(dtype, pl.Datetime):
-        return lambda r, c, v: _write_temporal(ws, r, c, v, formats["datetime"])
-    if dtype == pl.Time:
-        return lambda r, c, v: ws.write_datetime(r, c, v, formats["time"])
-    return lambda r, c, v: ws.write_string(r, c, str(v))  # durations, lists, structs, binary
-
-
-def _write_decimal(ws: Worksheet, row: int, col: int, value: Decimal) -> int:
-    """As a number when a double holds it exactly enough (15 digits), else as text."""
-    if value.is_finite() and len(value.as_tuple().digits) <= 15:
-        return ws.write_number(row, col, float(value))
-    return ws.write_string(row, col, str(value))
-
-
-def _write_temporal(ws: Worksheet, row: int, col: int, value: dt.date, fmt: Any) -> int:
-    """As an Excel date, except before 1900 where Excel has no dates: then ISO text."""
-    if value.year < 1900:
-        return ws.write_string(row, col, value.isoformat())
-    return ws.write_datetime(row, col, value, fmt)
+    ws: Worksheet, column: CellColumn, formats: dict[str, Any]
+) -> Callable[[int, int, Any], object]:
+    """A function writing one non-null cell of ``column`` (a float, str or bool)."""
+    fmt = formats.get(column.num_format) if column.num_format is not None else None
+    only = column.only()
+    if only is not None and only.dtype == pl.String and fmt is None:
+        return ws.write_string  # the common case, without a wrapper call per cell
+    if only is not None and only.dtype == pl.Float64:
+        return lambda r, c, v: ws.write_number(r, c, v, fmt)
+    by_type = {str: ws.write_string, float: ws.write_number, bool: ws.write_boolean}
+    return lambda r, c, v: by_type[type(v)](r, c, v, fmt)
 
 
 def write_csv(
