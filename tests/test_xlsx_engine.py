@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import zipfile
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import fastexcel
+import httpx
 import openpyxl
 import polars as pl
 import pytest
@@ -28,6 +30,9 @@ from chatflow.spreadsheets.writing import (
     write_workbook,
     write_xlsx,
 )
+from tests import support
+from tests.conftest import make_settings
+from tests.support import create_chat, run_server, upload
 
 BIG = 2**53
 
@@ -272,3 +277,39 @@ def test_check_xlsx_engine_names_the_fix(monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setattr(writing_rust, "PACKAGE", "rustpy_xlsxwriter_not_there")
     with pytest.raises(RuntimeError, match=r"not installed.*chatflow\[rustxlsx\]"):
         check_xlsx_engine(RUST_ENGINE)
+
+
+def test_a_server_set_to_the_rust_engine_writes_its_outputs_with_it(tmp_path: Path) -> None:
+    rows = [
+        ["customer_id", "city"],
+        ["00042", '=HYPERLINK("http://x")'],
+        ["7", "Zürich"],
+    ]
+    source = support.write_xlsx(tmp_path / "in.xlsx", rows)
+    numbering = {"operation": "excel/add-column", "arguments": {"name": "n", "row_number": True}}
+    cells, xml = {}, {}
+    for engine in ("xlsxwriter", RUST_ENGINE):
+        settings = make_settings(tmp_path / engine, xlsx_writer=engine)
+        with run_server(settings) as server, httpx.Client(base_url=server.url) as client:
+            chat_id = create_chat(client)
+            upload(client, chat_id, source)
+            run = client.post(
+                f"/api/v1/chat/workflows/{chat_id}/execute",
+                params={"wait": "true"},
+                json={"steps": [numbering]},
+            ).json()["data"]
+            assert run["status"] == "completed"
+            out = tmp_path / f"{engine}.xlsx"
+            out.write_bytes(client.get(run["outputs"][0]["download_url"]).content)
+        sheet = openpyxl.load_workbook(out).active
+        cells[engine] = [[(c.value, c.data_type) for c in row] for row in sheet.rows]
+        with zipfile.ZipFile(out) as archive:
+            xml[engine] = archive.read("xl/worksheets/sheet1.xml").decode()
+    assert cells["xlsxwriter"] == [
+        [("customer_id", "s"), ("city", "s"), ("n", "s")],
+        [("00042", "s"), ('=HYPERLINK("http://x")', "s"), (1, "n")],
+        [("7", "s"), ("Zürich", "s"), (2, "n")],
+    ]
+    assert cells[RUST_ENGINE] == cells["xlsxwriter"]  # 1.0 == 1
+    # Each file came from its own engine: rust_xlsxwriter spells whole numbers as 1.0.
+    assert "<v>1</v>" in xml["xlsxwriter"] and "<v>1.0</v>" in xml[RUST_ENGINE]

@@ -25,6 +25,7 @@ from chatflow.repositories import files as files_repo
 from chatflow.runtime import Runtime
 from chatflow.services import events, execution, run_endings
 from chatflow.settings import Settings
+from chatflow.spreadsheets.writing import check_xlsx_engine
 from chatflow.storage import FileStore
 
 log = logging.getLogger(__name__)
@@ -46,6 +47,7 @@ Success bodies are `{"data": ...}`; errors are
 
 async def start_runtime(settings: Settings) -> Runtime:
     """Build every resource; the caller must ``stop_runtime`` it."""
+    check_xlsx_engine(settings.xlsx_writer)  # a missing optional writer fails here, not mid-run
     data_dir = settings.resolved_data_dir
     await asyncio.to_thread(settings.files_dir.mkdir, parents=True, exist_ok=True)
     await asyncio.to_thread(upgrade, settings.resolved_database_url)

@@ -23,7 +23,7 @@ from chatflow.operations.registry import (
     WrittenFile,
 )
 from chatflow.spreadsheets.reading import read_table
-from chatflow.spreadsheets.writing import write_csv, write_parquet, write_workbook
+from chatflow.spreadsheets.writing import XlsxEngine, write_csv, write_parquet, write_workbook
 from chatflow.storage import FileStore
 
 
@@ -106,6 +106,7 @@ class RunFiles:
     dry_run: bool = False
     sample_rows: int | None = None
     workers: Workers = field(default_factory=InlineWorkers)
+    xlsx_engine: XlsxEngine = "xlsxwriter"
     # Raises Cancelled once the run is stopped; checked while a worker reads or writes.
     interrupt: Callable[[], None] = lambda: None
     current: pl.DataFrame | None = None
@@ -214,7 +215,12 @@ class RunFiles:
                 call(write_parquet, first, dest, progress=progress, interrupt=self.interrupt)
             else:
                 call(
-                    write_workbook, dict(sheets), dest, progress=progress, interrupt=self.interrupt
+                    write_workbook,
+                    dict(sheets),
+                    dest,
+                    engine=self.xlsx_engine,
+                    progress=progress,
+                    interrupt=self.interrupt,
                 )
         except BaseException:
             # A cancel can land in the final progress report, after the rename; a killed

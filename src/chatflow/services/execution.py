@@ -166,6 +166,7 @@ def run_files(
         dry_run=sample_rows is not None,
         sample_rows=sample_rows,
         workers=rt.workers,
+        xlsx_engine=rt.settings.xlsx_writer,
     )
 
 
