@@ -38,6 +38,7 @@ from typing import Any
 
 import httpx
 import psutil
+import uvloop
 
 from benchmarks.stats import latency_summary
 
@@ -69,18 +70,53 @@ class _Tally:
         return value
 
 
-async def _subscriber(
-    index: int, url: str, expect: int, tally: _Tally, ready: asyncio.Event, done: asyncio.Event
-) -> None:
+class _Reader:
+    """One subscriber's bookkeeping: seq order, latency and counts, frame by frame."""
+
+    def __init__(self, index: int, expect: int, tally: _Tally, ready: asyncio.Event) -> None:
+        self.index = index
+        self.expect = expect
+        self.tally = tally
+        self.ready = ready
+        self.last_seq = 0
+
+    @property
+    def finished(self) -> bool:
+        return self.tally.counts[self.index] >= self.expect
+
+    def frame(self, text: str | bytes, received: float) -> None:
+        tally, index = self.tally, self.index
+        data = json.loads(text)
+        # A batched frame (?batch=true) is a JSON array of events, oldest first.
+        if isinstance(data, list) or "seq" in data:
+            tally.frames[index] += 1
+        for event in data if isinstance(data, list) else (data,):
+            seq = event.get("seq")
+            if seq is None:  # the pong: the server has subscribed us
+                self.ready.set()
+                continue
+            if seq != self.last_seq + 1:
+                tally.order_errors[index] += 1
+            if seq <= self.last_seq:
+                continue
+            self.last_seq = seq
+            if str(event.get("message", "")).startswith(MARKER):
+                tally.latencies.append(received - tally.stamp(seq, event["timestamp"]))
+                tally.counts[index] += 1
+                tally.first_recv = min(tally.first_recv, received)
+                tally.last_recv = max(tally.last_recv, received)
+
+
+async def _subscriber(url: str, reader: _Reader) -> None:
+    """A ``websockets`` asyncio client (what a Python application would use)."""
     from websockets.asyncio.client import connect
     from websockets.exceptions import ConnectionClosed
 
-    last_seq = 0
     sep = "&" if "?" in url else "?"
-    while tally.counts[index] < expect:
+    while not reader.finished:
         try:
             async with connect(
-                f"{url}{sep}since={last_seq}",
+                f"{url}{sep}since={reader.last_seq}",
                 max_size=None,
                 open_timeout=60,
                 ping_interval=None,
@@ -88,42 +124,21 @@ async def _subscriber(
             ) as ws:
                 await ws.send('{"type": "ping"}')
                 async for frame in ws:
-                    received = time.time()
-                    data = json.loads(frame)
-                    if isinstance(data, list) or "seq" in data:
-                        tally.frames[index] += 1
-                    # A batched frame (?batch=true) is a JSON array of events, oldest first.
-                    for event in data if isinstance(data, list) else (data,):
-                        seq = event.get("seq")
-                        if seq is None:  # the pong: the server has subscribed us
-                            ready.set()
-                            continue
-                        if seq != last_seq + 1:
-                            tally.order_errors[index] += 1
-                        if seq <= last_seq:
-                            continue
-                        last_seq = seq
-                        if str(event.get("message", "")).startswith(MARKER):
-                            stamp = tally.stamp(seq, event["timestamp"])
-                            tally.latencies.append(received - stamp)
-                            tally.counts[index] += 1
-                            tally.first_recv = min(tally.first_recv, received)
-                            tally.last_recv = max(tally.last_recv, received)
-                    if tally.counts[index] >= expect:
+                    reader.frame(frame, time.time())
+                    if reader.finished:
                         break
         except ConnectionClosed as exc:
             if exc.rcvd is None or exc.rcvd.code not in (1013, 1001):
                 raise
-            tally.reconnects[index] += 1  # fell behind (1013): catch up with ?since=last_seq
-    done.set()
+            # Fell behind (1013): catch up with ?since=last_seq.
+            reader.tally.reconnects[reader.index] += 1
 
 
 async def _client_main(url: str, subscribers: int, expect: int, timeout_s: float) -> dict[str, Any]:
     tally = _Tally(subscribers)
     readies = [asyncio.Event() for _ in range(subscribers)]
-    dones = [asyncio.Event() for _ in range(subscribers)]
     tasks = [
-        asyncio.create_task(_subscriber(i, url, expect, tally, readies[i], dones[i]))
+        asyncio.create_task(_subscriber(url, _Reader(i, expect, tally, readies[i])))
         for i in range(subscribers)
     ]
     failed: list[str] = []
@@ -165,12 +180,7 @@ def client_entry(argv: list[str] | None = None) -> int:
     parser.add_argument("--expect", type=int, required=True)
     parser.add_argument("--timeout", type=float, default=CLIENT_TIMEOUT_S)
     args = parser.parse_args(argv)
-    loop_factory = None
-    if os.environ.get("BENCH_CLIENT_UVLOOP", "1") == "1":
-        import uvloop
-
-        loop_factory = uvloop.new_event_loop
-    with asyncio.Runner(loop_factory=loop_factory) as runner:
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         result = runner.run(_client_main(args.url, args.subscribers, args.expect, args.timeout))
     sys.stdout.write(json.dumps(result) + "\n")
     sys.stdout.flush()
