@@ -1,6 +1,7 @@
 """``make bench``: run every measurement, print the table, write JSON, doc and plot.
 
-``python -m benchmarks [--only spreadsheet,health,upload,fanout,broadcaster,scaling,profile]``
+``python -m benchmarks [--only PHASES]`` (phases: spreadsheet, writer, health, upload, fanout,
+broadcaster, scaling, profile)
 (``--only`` is for working on one part: it writes the JSON but leaves the doc alone);
 ``--render`` rewrites the doc and plot from the last JSON without measuring.
 """
@@ -38,6 +39,7 @@ from benchmarks.server import (
     run_server,
     upload_file,
 )
+from chatflow.spreadsheets.writing import RUST_ENGINE
 
 log = logging.getLogger("benchmarks")
 
@@ -63,7 +65,16 @@ class _Run:
 
 
 RUN = _Run()
-PHASES = ("spreadsheet", "health", "upload", "fanout", "broadcaster", "scaling", "profile")
+PHASES = (
+    "spreadsheet",
+    "writer",
+    "health",
+    "upload",
+    "fanout",
+    "broadcaster",
+    "scaling",
+    "profile",
+)
 
 S1 = "1. Spreadsheet work, 100,000 x 10 xlsx"
 S2 = "2. Event-loop health (GET /health every 20 ms)"
@@ -87,6 +98,47 @@ def phase(results: Results, name: str) -> Iterator[None]:
 
 
 # --- 1 + 2 ------------------------------------------------------------------------------------
+
+
+def run_writer(res: Results, xlsx: Path, work: Path) -> None:
+    """The optional rust xlsx engine: its floor against xlsxwriter's, and (b) on a server set
+    to it, each round back to back."""
+    settings = {"CHATFLOW_XLSX_WRITER": RUST_ENGINE}
+    with (
+        run_server(work / "data-rust", work / "server-rust.log", settings) as server,
+        httpx.Client(base_url=server.url, timeout=None) as client,
+    ):
+        chat = create_chat(client, "bench: rust writer")
+        upload_file(client, chat, xlsx, INPUT)
+        spreadsheet.through_api(client, chat, spreadsheet.EXTRACT_STEPS, INPUT)  # warm-up
+        rows: set[int] = set()
+        for rep in range(RUN.reps):
+            log.info("writer round %d/%d", rep + 1, RUN.reps)
+            a = spreadsheet.floor_project(xlsx, work)
+            a_rust = spreadsheet.floor_project(xlsx, work, "rustpy-xlsxwriter")
+            b_rust = spreadsheet.through_api(client, chat, spreadsheet.EXTRACT_STEPS, INPUT)
+            rows |= {a.rows_out, a_rust.rows_out, b_rust.rows_out}
+            res.add("w_a", "(a) floor, xlsxwriter (this round)", "s", a.seconds, S1)
+            res.add("w_a_write", "    of which the write, xlsxwriter", "s", a.detail["write"], S1)
+            res.add("w_ar", "(a_rust) floor, rustpy-xlsxwriter engine", "s", a_rust.seconds, S1)
+            res.add(
+                "w_ar_write",
+                "    of which the write, rustpy-xlsxwriter",
+                "s",
+                a_rust.detail["write"],
+                S1,
+            )
+            res.add(
+                "w_br",
+                "(b_rust) extract workflow via HTTP, server on rustpy-xlsxwriter",
+                "s",
+                b_rust.seconds,
+                S1,
+            )
+    res.details["writer_rows_out"] = sorted(rows)
+    res.ratio("ar/a", "a_rust/a: floor, rust engine vs xlsxwriter", "w_ar", "w_a", S1)
+    res.ratio("ar/a write", "write only: rust engine vs xlsxwriter", "w_ar_write", "w_a_write", S1)
+    res.ratio("br/ar", "b_rust/a_rust: service vs floor, rust engine", "w_br", "w_ar", S1)
 
 
 def run_spreadsheet(res: Results, client: httpx.Client, xlsx: Path, work: Path) -> None:
@@ -607,6 +659,7 @@ def main(argv: list[str] | None = None) -> int:
         res.details["xlsx_bytes"] = xlsx.stat().st_size
         server_phases: list[tuple[str, Callable[[httpx.Client, Server], None]]] = [
             ("spreadsheet", lambda c, s: run_spreadsheet(res, c, xlsx, work)),
+            ("writer", lambda c, s: run_writer(res, xlsx, work)),
             ("health", lambda c, s: run_health(res, c, s)),
             ("upload", lambda c, s: run_upload(res, c, s, csv, work)),
             ("scaling", lambda c, s: run_scaling(res, c, s, xlsx)),

@@ -45,8 +45,12 @@ def _server_env() -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def run_server(data_dir: Path, log_path: Path) -> Iterator[Server]:
-    """Start ``python -m chatflow serve`` and wait for its health check; always stop it."""
+def run_server(
+    data_dir: Path, log_path: Path, settings: dict[str, str] | None = None
+) -> Iterator[Server]:
+    """Start ``python -m chatflow serve`` and wait for its health check; always stop it.
+
+    ``settings`` are CHATFLOW_* variables for this server (default: none, so defaults)."""
     port = free_port()
     command = [
         sys.executable,
@@ -67,7 +71,7 @@ def run_server(data_dir: Path, log_path: Path) -> Iterator[Server]:
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            env=_server_env(),
+            env={**_server_env(), **(settings or {})},
         )
         try:
             _wait_healthy(proc, url, log_path)
