@@ -135,6 +135,13 @@ def run_writer(res: Results, xlsx: Path, work: Path) -> None:
                 b_rust.seconds,
                 S1,
             )
+            res.add(
+                "w_br_step",
+                "    (b_rust) of which the step inside the server",
+                "s",
+                b_rust.detail["steps_total"],
+                S1,
+            )
     res.details["writer_rows_out"] = sorted(rows)
     res.ratio("ar/a", "a_rust/a: floor, rust engine vs xlsxwriter", "w_ar", "w_a", S1)
     res.ratio("ar/a write", "write only: rust engine vs xlsxwriter", "w_ar_write", "w_a_write", S1)
