@@ -1,4 +1,5 @@
-"""Typed settings: every field has a CHATFLOW_* environment variable and a CLI flag."""
+"""Typed settings: every field has a CHATFLOW_* environment variable (`chatflow serve` flags
+set the common ones)."""
 
 from __future__ import annotations
 
