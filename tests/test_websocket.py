@@ -155,6 +155,14 @@ class StuckClient:
         while self.protocol.handshake_exc is None and not self.protocol.events_received():
             self.protocol.receive_data(self.sock.recv(65536))
         assert self.protocol.handshake_exc is None
+        # The pong comes once the server has subscribed this socket: live events from then on.
+        self.protocol.send_text(b'{"type": "ping"}')
+        self._flush()
+        pong: list[Frame] = []
+        while not pong:
+            self.protocol.receive_data(self.sock.recv(65536))
+            pong = [e for e in self.protocol.events_received() if isinstance(e, Frame)]
+        assert json.loads(pong[0].data) == {"type": "pong"}
 
     def _flush(self) -> None:
         for data in self.protocol.data_to_send():
@@ -195,6 +203,8 @@ def test_stuck_subscriber_is_closed_1013_and_never_slows_a_fast_one(tmp_path: Pa
         # Enough bytes to fill the kernel's socket buffers (several MB on loopback).
         total, text = 400, "x" * 19_000
         with subscribe(url) as fast:
+            fast.send(json.dumps({"type": "ping"}))  # answered once subscribed
+            assert json.loads(fast.recv(timeout=10)) == {"type": "pong"}
 
             def read_fast() -> None:
                 while len(fast_events) < total:

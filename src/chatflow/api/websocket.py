@@ -139,24 +139,25 @@ async def _serve(websocket: WebSocket, chat_id: str, since: int | None, batch: b
 async def _serve_accepted(
     rt: Runtime, websocket: WebSocket, chat_id: str, since: int | None, batch: bool
 ) -> None:
-    await websocket.accept()
-    if not _origin_allowed(rt, websocket):
-        await websocket.close(4403, "origin not allowed")
-        return
-    try:
-        owner = await _authenticate(rt, websocket)
-    except PermissionError:
-        await websocket.close(4401, "unauthorized: a valid API key is required")
-        return
-    try:
-        chat = await chats.require(rt=rt, chat_id=chat_id, owner=owner)
-    except NotFound:
-        await websocket.close(4404, "chat not found")
-        return
-    conn = _Connection(websocket, since, batch)
-    close_code: tuple[int, str] | None = None
-    # Subscribe first, then replay: anything stored meanwhile arrives live and is de-duplicated.
-    async with rt.broadcaster.subscribe(chat.id) as subscription:
+    # Subscribed before the handshake completes, so every event published after the client's
+    # connect returns reaches it; nothing is sent before the checks below pass.  Subscribe
+    # first, then replay: anything stored meanwhile arrives live and is de-duplicated.
+    async with rt.broadcaster.subscribe(chat_id) as subscription:
+        await websocket.accept()
+        if not _origin_allowed(rt, websocket):
+            await websocket.close(4403, "origin not allowed")
+            return
+        try:
+            owner = await _authenticate(rt, websocket)
+        except PermissionError:
+            await websocket.close(4401, "unauthorized: a valid API key is required")
+            return
+        try:
+            chat = await chats.require(rt=rt, chat_id=chat_id, owner=owner)
+        except NotFound:
+            await websocket.close(4404, "chat not found")
+            return
+        conn = _Connection(websocket, since, batch)
         tasks = [
             asyncio.create_task(_follow(rt, conn, subscription, chat.id)),
             asyncio.create_task(_answer(conn)),
@@ -168,8 +169,7 @@ async def _serve_accepted(
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-        if subscription.close_reason in CLOSE_CODES:
-            close_code = CLOSE_CODES[subscription.close_reason]
+        close_code = CLOSE_CODES.get(subscription.close_reason or "")
     if close_code and websocket.client_state == WebSocketState.CONNECTED:
         # The close frame queues behind what the subscriber has not read yet; one that resumes
         # reading within CLOSE_WAIT_S gets it, one that never does is dropped after that.
