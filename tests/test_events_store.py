@@ -130,3 +130,23 @@ def test_dispose_ends_the_writer_thread(tmp_path: Path) -> None:
             await db.run_write(lambda conn: None)
 
     asyncio.run(scenario())
+
+
+def test_an_in_memory_database_is_written_through_its_own_connection() -> None:
+    async def scenario() -> None:
+        from chatflow.db.models import Base
+
+        before = _writer_threads()
+        db = Database("sqlite+aiosqlite:///:memory:")
+        try:
+            async with db.engine.begin() as conn:
+                await conn.run_sync(Base.metadata.create_all)
+            await _chat(db, "a")
+            stored = await events.make_store(db)("a", [{"type": "t"}, {"type": "t"}])
+            assert [e["seq"] for e in stored] == [1, 2]
+            assert await events.list_since(db, chat_id="a", since=0) == [dict(e) for e in stored]
+            assert _writer_threads() == before  # no writer thread for it
+        finally:
+            await db.dispose()
+
+    asyncio.run(scenario())

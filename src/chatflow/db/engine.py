@@ -60,9 +60,16 @@ class Database:
         if self.is_sqlite:
             _install_sqlite_hooks(self.engine.sync_engine, busy_timeout_ms)
         write_engine = self.engine.execution_options(**{_IMMEDIATE: True})
+        self._write_engine = write_engine
         self._read = async_sessionmaker(self.engine, expire_on_commit=False)
         self._write = async_sessionmaker(write_engine, expire_on_commit=False)
+        # A second connection to an in-memory database would be another, empty database.
+        database = make_url(url).database or ""
+        self._own_writer = (
+            self.is_sqlite and database not in ("", ":memory:") and ("mode=memory" not in url)
+        )
         self._writer: _SyncWriter | None = None
+        self._disposed = False
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
@@ -89,19 +96,22 @@ class Database:
         """Run ``fn`` in one write transaction that commits if it returns and rolls back if
         it raises.
 
-        On SQLite the whole transaction (BEGIN IMMEDIATE, ``fn``'s statements, COMMIT) runs on
-        one dedicated writer thread with a plain sqlite3 connection: one thread hop per
-        transaction instead of one per statement through aiosqlite.  On other databases ``fn``
-        runs on the async engine's connection (``run_sync``).
+        On a SQLite file the whole transaction (BEGIN IMMEDIATE, ``fn``'s statements, COMMIT)
+        runs on one dedicated writer thread with its own sqlite3 connection: one thread hop per
+        transaction instead of one per statement through aiosqlite.  Elsewhere (other
+        databases, in-memory SQLite) ``fn`` runs on the async engine's connection.
         """
-        if not self.is_sqlite:
-            async with self.engine.begin() as conn:
+        if not self._own_writer:
+            async with self._write_engine.begin() as conn:
                 return await conn.run_sync(fn)
+        if self._disposed:
+            raise RuntimeError("the database is disposed")
         if self._writer is None:
             self._writer = _SyncWriter(self.url, self._busy_timeout_ms)
         return await self._writer.run(fn)
 
     async def dispose(self) -> None:
+        self._disposed = True  # no writer thread may start after this
         if self._writer is not None:
             await self._writer.close()
         await self.engine.dispose()
