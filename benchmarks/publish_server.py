@@ -14,7 +14,6 @@ import argparse
 import asyncio
 import contextlib
 import gc
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Coroutine, Iterator
@@ -25,7 +24,7 @@ from fastapi import APIRouter, FastAPI, Request
 from pydantic import BaseModel, Field
 
 from benchmarks.fanout import MARKER
-from benchmarks.server import Server, _server_env, _stop, _wait_healthy, free_port
+from benchmarks.server import Server, child_server
 from chatflow.services import events
 
 EVENT_TYPE = "bench_event"
@@ -144,31 +143,8 @@ def main(argv: list[str] | None = None) -> int:
 @contextlib.contextmanager
 def run_publish_server(data_dir: Path, log_path: Path) -> Iterator[Server]:
     """Start the publishing server in a child process, wait for its health check, stop it."""
-    port = free_port()
-    command = [
-        sys.executable,
-        "-m",
-        "benchmarks.publish_server",
-        "--port",
-        str(port),
-        "--data-dir",
-        str(data_dir),
-    ]
-    with log_path.open("ab") as log:
-        proc = subprocess.Popen(
-            command,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            env=_server_env(),
-            cwd=Path(__file__).resolve().parent.parent,
-        )
-        url = f"http://127.0.0.1:{port}"
-        try:
-            _wait_healthy(proc, url, log_path)
-            yield Server(url, f"ws://127.0.0.1:{port}", proc.pid, data_dir)
-        finally:
-            _stop(proc)
+    with child_server(["benchmarks.publish_server"], data_dir, log_path) as server:
+        yield server
 
 
 if __name__ == "__main__":

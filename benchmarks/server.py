@@ -51,27 +51,30 @@ def run_server(
     """Start ``python -m chatflow serve`` and wait for its health check; always stop it.
 
     ``settings`` are CHATFLOW_* variables for this server (default: none, so defaults)."""
+    serve = ["chatflow", "serve", "--log-level", "warning"]
+    with child_server(serve, data_dir, log_path, settings) as server:
+        yield server
+
+
+@contextlib.contextmanager
+def child_server(
+    module_args: list[str],
+    data_dir: Path,
+    log_path: Path,
+    settings: dict[str, str] | None = None,
+) -> Iterator[Server]:
+    """Run ``python -m MODULE_ARGS --port P --data-dir D`` until healthy; always stop it."""
     port = free_port()
-    command = [
-        sys.executable,
-        "-m",
-        "chatflow",
-        "serve",
-        "--port",
-        str(port),
-        "--data-dir",
-        str(data_dir),
-        "--log-level",
-        "warning",
-    ]
+    command = [sys.executable, "-m", *module_args, "--port", str(port), "--data-dir", str(data_dir)]
     url = f"http://127.0.0.1:{port}"
-    with log_path.open("wb") as log:
+    with log_path.open("ab") as log:
         proc = subprocess.Popen(
             command,
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             env={**_server_env(), **(settings or {})},
+            cwd=Path(__file__).resolve().parent.parent,
         )
         try:
             _wait_healthy(proc, url, log_path)
