@@ -129,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = Settings(
         host="127.0.0.1", port=args.port, data_dir=args.data_dir, log_level="warning"
     )
-    server = build_server(settings)
+    server = build_server(settings, freeze_gc=True)  # as `chatflow serve` does
     app = server.config.app
     assert isinstance(app, FastAPI)  # what create_app built; uvicorn loads it at run()
     app.include_router(router)

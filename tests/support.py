@@ -28,9 +28,9 @@ class LiveServer:
 
 
 @contextmanager
-def run_server(settings: Settings) -> Iterator[LiveServer]:
+def run_server(settings: Settings, *, freeze_gc: bool = False) -> Iterator[LiveServer]:
     """Serve ``settings`` with real uvicorn on 127.0.0.1 in a thread; stop it on exit."""
-    server = build_server(settings)
+    server = build_server(settings, freeze_gc=freeze_gc)
     thread = threading.Thread(target=server.run, name="uvicorn-test", daemon=True)
     thread.start()
     deadline = time.monotonic() + 30

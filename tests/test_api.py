@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import gc
 import io
 from pathlib import Path
 
 import httpx
 import openpyxl
 
-from tests.support import POSTAL_ROWS, LiveServer, create_chat, seed_workflow, upload, write_xlsx
+from tests.conftest import make_settings
+from tests.support import (
+    POSTAL_ROWS,
+    LiveServer,
+    create_chat,
+    run_server,
+    seed_workflow,
+    upload,
+    write_xlsx,
+)
 
 API = "/api/v1"
 
@@ -213,3 +223,18 @@ def test_a_csv_delimiter_can_be_given_at_upload(client: httpx.Client) -> None:
     ]
     bad = client.post(url, files={"file": ("c.csv", body)}, data={"delimiter": "x"})
     assert bad.status_code == 422 and bad.json()["error"]["code"] == "invalid_delimiter"
+
+
+def test_serving_process_freezes_start_up_objects_only_when_asked(tmp_path: Path) -> None:
+    """`chatflow serve` freezes start-up objects so full GC pauses stay short; hosts do not."""
+    gc.unfreeze()
+    try:
+        with run_server(make_settings(tmp_path / "plain")) as live:
+            assert httpx.get(f"{live.url}{API}/health").status_code == 200
+            assert gc.get_freeze_count() == 0
+        with run_server(make_settings(tmp_path / "serve"), freeze_gc=True) as live:
+            assert httpx.get(f"{live.url}{API}/health").status_code == 200
+            # The registry, settings and app are frozen (thousands of objects), not a handful.
+            assert gc.get_freeze_count() > 10_000
+    finally:
+        gc.unfreeze()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import sys
 from collections.abc import Sequence
@@ -26,6 +27,18 @@ class Server(uvicorn.Server):
     first lets running steps finish and subscribers get a 1001 with their last seq.
     """
 
+    def __init__(self, config: uvicorn.Config, *, freeze_gc: bool = False) -> None:
+        super().__init__(config)
+        self._freeze_gc = freeze_gc
+
+    async def startup(self, sockets: Any = None) -> None:
+        await super().startup(sockets)
+        if self._freeze_gc:
+            # Modules, the operation registry and settings live as long as the process: moving
+            # them out of the collector's view keeps its full collections (which stop the event
+            # loop for every subscriber) proportional to live request objects only.
+            gc.freeze()
+
     async def shutdown(self, sockets: Any = None) -> None:
         app = self.config.loaded_app
         runtime = getattr(getattr(app, "state", None), "runtime", None)
@@ -41,8 +54,11 @@ class Server(uvicorn.Server):
         await super().shutdown(sockets)
 
 
-def build_server(settings: Settings) -> Server:
-    """A server for ``settings`` (also used by tests and benchmarks)."""
+def build_server(settings: Settings, *, freeze_gc: bool = False) -> Server:
+    """A server for ``settings`` (also used by tests and benchmarks).
+
+    ``freeze_gc`` is for a process that only serves (``chatflow serve``): it freezes everything
+    allocated up to the end of start-up, which would also pin a host process's objects."""
     config = uvicorn.Config(
         create_app(settings),
         host=settings.host,
@@ -55,7 +71,7 @@ def build_server(settings: Settings) -> Server:
         timeout_graceful_shutdown=int(settings.shutdown_grace_s) + 5,
         lifespan="on",
     )
-    return Server(config)
+    return Server(config, freeze_gc=freeze_gc)
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -116,7 +132,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if loopback
             else f"anyone who can reach {settings.host} can use this server",
         )
-    build_server(settings).run()
+    build_server(settings, freeze_gc=True).run()
     return 0
 
 
