@@ -418,10 +418,10 @@ async def _broadcaster_run(
 
 
 class OneHopStore:
-    """A prototype store, not the service's: the same rows as ``events.append`` (bump the
-    chat's ``last_seq``, insert the events) written with the plain sqlite3 module in ONE
-    thread hop per batch, to show what the real store's per-statement aiosqlite round trips
-    and ORM flush cost on the latency path."""
+    """A reference store, not the service's: the same rows as the service's store (bump the
+    chat's ``last_seq``, insert the events) in one thread hop per batch, but written with the
+    plain sqlite3 module instead of SQLAlchemy Core, to show what SQLAlchemy costs on the
+    latency path."""
 
     def __init__(self, db_file: Path) -> None:
         self._conn = sqlite3.connect(db_file, isolation_level=None, check_same_thread=False)

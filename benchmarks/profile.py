@@ -13,7 +13,7 @@ from pyinstrument import Profiler
 from pyinstrument.frame import Frame
 
 from benchmarks.spreadsheet import EXTRACT_STEPS
-from chatflow.execution.pipeline import RunFiles, run_step
+from chatflow.execution.pipeline import RunFiles, StoredRef, run_step
 from chatflow.operations.registry import registry
 from chatflow.storage import FileStore
 
@@ -57,7 +57,8 @@ def profile_extract(src: Path, work_dir: Path, report_path: Path) -> dict[str, A
         input_name="orders.xlsx",
         input_path=src,
         input_kind="xlsx",
-        chat_files={"orders.xlsx": (src, "xlsx")},
+        input_delimiter=None,
+        chat_files={"orders.xlsx": StoredRef(src, "xlsx")},
         taken_names={"orders.xlsx"},
     )
     profiler = Profiler(interval=0.005)

@@ -30,7 +30,7 @@ MB = 1_000_000
 
 
 class RssSampler:
-    """Samples a process's RSS and notes its children's lifetimes until stopped."""
+    """Samples a process's RSS and notes its inspection children's lifetimes until stopped."""
 
     def __init__(self, pid: int) -> None:
         self._proc = psutil.Process(pid)
@@ -38,6 +38,7 @@ class RssSampler:
         self._thread = threading.Thread(target=self._run, name="rss-sampler", daemon=True)
         self.samples: list[tuple[float, int]] = []
         self.children: dict[int, list[float]] = {}  # pid -> [first seen, last seen]
+        self._others: set[int] = set()  # children that are not inspections (worker processes)
 
     def __enter__(self) -> RssSampler:
         self._thread.start()
@@ -53,6 +54,11 @@ class RssSampler:
             try:
                 self.samples.append((now, self._proc.memory_info().rss))
                 for child in self._proc.children():
+                    if child.pid in self._others:
+                        continue
+                    if child.pid not in self.children and not _is_inspection(child):
+                        self._others.add(child.pid)
+                        continue
                     seen = self.children.setdefault(child.pid, [now, now])
                     seen[1] = now
             except psutil.Error:
@@ -61,6 +67,14 @@ class RssSampler:
 
     def rss_between(self, start: float, end: float) -> list[int]:
         return [rss for t, rss in self.samples if start <= t <= end]
+
+
+def _is_inspection(child: psutil.Process) -> bool:
+    """The sandboxed inspection, not one of the long-lived step worker processes."""
+    try:
+        return any("spreadsheets.inspection" in part for part in child.cmdline())
+    except psutil.Error:
+        return False
 
 
 def _multipart(

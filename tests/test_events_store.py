@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import Connection
 
 from chatflow.broadcaster import Broadcaster
 from chatflow.db.engine import Database
@@ -79,6 +80,57 @@ def test_a_deleted_chat_raises_chat_gone_and_stores_nothing(tmp_path: Path) -> N
     asyncio.run(scenario())
 
 
+def test_a_row_and_the_event_announcing_it_commit_together_or_not_at_all(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        db = await _database(tmp_path)
+        try:
+            await _chat(db, "a")
+            broadcaster = Broadcaster(store=events.make_store(db))
+
+            def message(text: str, fail: bool = False) -> events.WithRow:
+                def write(conn: Connection) -> dict[str, Any]:
+                    message_id, _ = messages_repo.insert_sync(
+                        conn, chat_id="a", role="user", text=text, data={"k": 1}
+                    )
+                    if fail:
+                        raise RuntimeError("the event cannot be stored")
+                    return {"entry": {"id": message_id, "text": text}}
+
+                return write
+
+            first = await events.emit(
+                broadcaster,
+                chat_id="a",
+                type="message_added",
+                message="one",
+                with_row=message("one"),
+            )
+            assert first["entry"]["text"] == "one" and first["seq"] == 1
+            assert "__with_row__" not in first
+            with pytest.raises(RuntimeError, match="cannot be stored"):
+                await events.emit(
+                    broadcaster,
+                    chat_id="a",
+                    type="message_added",
+                    message="two",
+                    with_row=message("two", fail=True),
+                )
+            # The failed message left no row and no event; the next one takes seq 2.
+            async with db.read() as session:
+                rows = await messages_repo.list_page(session, chat_id="a", after_id=0, limit=10)
+            assert [(row.id, row.text, row.data) for row in rows] == [
+                (first["entry"]["id"], "one", {"k": 1})
+            ]
+            assert await events.list_since(db, chat_id="a", since=0) == [dict(first)]
+            third = await events.emit(broadcaster, chat_id="a", type="t", message="three")
+            assert third["seq"] == 2
+            await broadcaster.aclose()
+        finally:
+            await db.dispose()
+
+    asyncio.run(scenario())
+
+
 def test_concurrent_publishes_and_other_writes_keep_order(tmp_path: Path) -> None:
     async def scenario() -> None:
         db = await _database(tmp_path)
@@ -96,10 +148,7 @@ def test_concurrent_publishes_and_other_writes_keep_order(tmp_path: Path) -> Non
                 async def other_writes() -> None:
                     # Writes through the async engine take the same SQLite write lock.
                     for i in range(20):
-                        async with db.write() as session:
-                            await messages_repo.insert(
-                                session, chat_id="a", role="user", text=str(i), data=None
-                            )
+                        await _chat(db, f"other-{i}")
 
                 results = await asyncio.gather(*(publish(i) for i in range(200)), other_writes())
                 while len(received) < 200:

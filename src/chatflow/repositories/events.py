@@ -25,16 +25,19 @@ _TAKE_SEQS = (
 _INSERT = insert(Event)
 
 
-def append(conn: Connection, *, chat_id: str, bodies: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Give ``bodies`` the chat's next sequence numbers and insert them, in order.
+def take_seqs(conn: Connection, *, chat_id: str, count: int) -> int:
+    """Reserve the chat's next ``count`` sequence numbers; returns the first.
 
-    Synchronous, inside the caller's write transaction (``Database.run_write``): the
-    sequence numbers are taken and the rows inserted in that one transaction."""
-    last = conn.execute(_TAKE_SEQS, {"chat": chat_id, "count": len(bodies)}).scalar_one_or_none()
+    Synchronous, inside the caller's write transaction (``Database.run_write``), which then
+    inserts the events with ``insert_events``: numbers and rows commit together."""
+    last = conn.execute(_TAKE_SEQS, {"chat": chat_id, "count": count}).scalar_one_or_none()
     if last is None:
         raise ChatGone(chat_id)
-    first = last - len(bodies) + 1
-    stored = [{**body, "seq": seq} for seq, body in enumerate(bodies, start=first)]
+    return int(last) - count + 1
+
+
+def insert_events(conn: Connection, *, chat_id: str, stored: list[dict[str, Any]]) -> None:
+    """Insert events that already carry their ``seq``, in the caller's transaction."""
     now = utcnow()
     # One executemany through Core: the ORM's unit of work costs more than SQLite here.
     conn.execute(
@@ -51,7 +54,6 @@ def append(conn: Connection, *, chat_id: str, bodies: list[dict[str, Any]]) -> l
             for body in stored
         ],
     )
-    return stored
 
 
 async def list_since(

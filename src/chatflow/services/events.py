@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any
@@ -27,18 +28,38 @@ def encode(event: dict[str, Any]) -> str:
     return json.dumps(event, separators=(",", ":"))
 
 
+# An event body may carry, under this key, a function that writes the row the event announces
+# and returns fields for the event: the store runs it in the event's own transaction, so the
+# row and its event are committed together or not at all.  The broadcaster never sees it run.
+_WITH_ROW = "__with_row__"
+WithRow = Callable[[Connection], dict[str, Any]]
+
+
 def make_store(db: Database) -> StoreFn:
     """The broadcaster's store: one write transaction per batch, sequence numbers per chat."""
 
     def write(chat_id: str, bodies: list[dict[str, Any]], conn: Connection) -> list[StoredEvent]:
         # Runs on the writer thread, so the events are also JSON-encoded off the event loop.
-        stored = events_repo.append(conn, chat_id=chat_id, bodies=bodies)
+        # Numbers first: a deleted chat fails here (ChatGone) before any announced row is written.
+        first = events_repo.take_seqs(conn, chat_id=chat_id, count=len(bodies))
+        stored = [
+            {**_with_row_written(body, conn), "seq": seq}
+            for seq, body in enumerate(bodies, start=first)
+        ]
+        events_repo.insert_events(conn, chat_id=chat_id, stored=stored)
         return [StoredEvent(event) for event in stored]
 
     async def store(chat_id: str, bodies: list[dict[str, Any]]) -> list[dict[str, Any]]:
         return list(await db.run_write(partial(write, chat_id, bodies)))
 
     return store
+
+
+def _with_row_written(body: dict[str, Any], conn: Connection) -> dict[str, Any]:
+    with_row: WithRow | None = body.get(_WITH_ROW)
+    if with_row is None:
+        return body
+    return {**{k: v for k, v in body.items() if k != _WITH_ROW}, **with_row(conn)}
 
 
 def now_iso() -> str:
@@ -52,13 +73,20 @@ async def emit(
     type: str,
     message: str,
     run_id: str | None = None,
+    with_row: WithRow | None = None,
     **payload: Any,
 ) -> dict[str, Any]:
-    """Publish one event to the chat's subscribers after storing it; returns it with its seq."""
+    """Publish one event to the chat's subscribers after storing it; returns it with its seq.
+
+    ``with_row(conn)`` writes the row the event announces in the event's transaction and
+    returns more fields for the event (only with the service's store, ``make_store``).
+    """
     body: dict[str, Any] = {"type": type, "chat_id": chat_id, "run_id": run_id}
     body["timestamp"] = now_iso()
     body["message"] = message
     body.update(payload)
+    if with_row is not None:
+        body[_WITH_ROW] = with_row
     return await broadcaster.publish(chat_id, body)
 
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
+
+from sqlalchemy import Connection
 
 from chatflow.db.models import Message
 from chatflow.repositories import messages as messages_repo
@@ -23,20 +26,27 @@ def message_dict(message: Message) -> dict[str, Any]:
 async def add(
     *, rt: Runtime, chat_id: str, role: str, text: str, data: dict[str, Any] | None = None
 ) -> dict[str, Any]:
-    """Append to the transcript and announce it with a ``message_added`` event."""
-    async with rt.db.write() as session:
-        message = await messages_repo.insert(
-            session, chat_id=chat_id, role=role, text=text, data=data
-        )
-    out = message_dict(message)
-    await events.emit(
+    """Append to the transcript and announce it with a ``message_added`` event.
+
+    The message row and its event are one transaction: neither exists without the other."""
+    stored = await events.emit(
         rt.broadcaster,
         chat_id=chat_id,
         type="message_added",
         message=text,
-        entry={**out, "created_at": message.created_at.isoformat()},
+        with_row=partial(_insert, chat_id=chat_id, role=role, text=text, data=data),
     )
-    return out
+    return dict(stored["entry"])
+
+
+def _insert(
+    conn: Connection, *, chat_id: str, role: str, text: str, data: dict[str, Any] | None
+) -> dict[str, Any]:
+    message_id, created_at = messages_repo.insert_sync(
+        conn, chat_id=chat_id, role=role, text=text, data=data
+    )
+    entry = {"id": message_id, "role": role, "text": text, "data": data}
+    return {"entry": {**entry, "created_at": created_at.isoformat()}}
 
 
 async def list_page(
