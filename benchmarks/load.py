@@ -271,6 +271,7 @@ def choose_steps(names: set[str]) -> tuple[list[dict[str, Any]], str]:
     extract = "excel/extract-columns-to-file"
     if extract not in names:
         raise RuntimeError(f"{extract} is not registered; cannot run the load")
+    steps: list[dict[str, Any]]
     if {"excel/select-columns", "excel/rename-columns"} <= names:
         steps = [
             {

@@ -19,7 +19,7 @@ import re
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 import polars as pl
 import xlsxwriter
@@ -35,7 +35,7 @@ CSV_MEDIA_TYPE = "text/csv; charset=utf-8"
 EXCEL_MAX_ROWS = 1_048_576
 EXCEL_MAX_COLS = 16_384
 _SHEET_NAME_FORBIDDEN = re.compile(r"[\[\]:*?/\\]")
-RUST_ENGINE = "rustpy-xlsxwriter"
+RUST_ENGINE: Final = "rustpy-xlsxwriter"
 XlsxEngine = Literal["xlsxwriter", "rustpy-xlsxwriter"]
 XLSX_ENGINES: tuple[str, ...] = ("xlsxwriter", RUST_ENGINE)
 # Text an importing spreadsheet could run as a formula (ASCII and fullwidth forms)...
