@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 
 from benchmarks import fanout
+from benchmarks.broadcaster_alone import broadcaster_alone
 from benchmarks.config import (
     BC_EVENTS,
     BC_PACED_EVENTS,
@@ -139,16 +140,14 @@ def run_broadcaster(res: Results, work: Path) -> None:
     details = []
     for rep in range(RUN.reps):
         log.info("broadcaster round %d/%d", rep + 1, RUN.reps)
-        sqlite = fanout.broadcaster_alone("sqlite", work, events=BC_EVENTS)
-        memory = fanout.broadcaster_alone("memory", work, events=BC_EVENTS)
-        paced = fanout.broadcaster_alone("sqlite", work, events=BC_PACED_EVENTS, rate=PACED_RATE)
-        hop = fanout.broadcaster_alone("sqlite-one-hop", work, events=BC_EVENTS)
-        hop_paced = fanout.broadcaster_alone(
+        sqlite = broadcaster_alone("sqlite", work, events=BC_EVENTS)
+        memory = broadcaster_alone("memory", work, events=BC_EVENTS)
+        paced = broadcaster_alone("sqlite", work, events=BC_PACED_EVENTS, rate=PACED_RATE)
+        hop = broadcaster_alone("sqlite-one-hop", work, events=BC_EVENTS)
+        hop_paced = broadcaster_alone(
             "sqlite-one-hop", work, events=BC_PACED_EVENTS, rate=PACED_RATE
         )
-        paced_mem = fanout.broadcaster_alone(
-            "memory", work, events=BC_PACED_EVENTS // 2, rate=PACED_RATE
-        )
+        paced_mem = broadcaster_alone("memory", work, events=BC_PACED_EVENTS // 2, rate=PACED_RATE)
         details.append(
             {
                 "sqlite": sqlite,
