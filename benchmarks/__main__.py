@@ -104,8 +104,8 @@ def _repetitions_note() -> str:
         f"`?batch=true`; the paced runs publish {PACED_WS_EVENTS:,} at {PACED_RATE:.0f}/s in "
         f"both modes. The in-process broadcaster publishes {BC_EVENTS:,} events to 100 "
         f"subscriptions per repetition (16 concurrent publishers), paced: {BC_PACED_EVENTS:,} "
-        f"at {PACED_RATE:.0f}/s ({BC_PACED_EVENTS // 2} with the in-memory store); the one-hop "
-        f"store prototype runs the same two. Scaling runs 1, 4 and 16 concurrent runs per "
+        f"at {PACED_RATE:.0f}/s ({BC_PACED_EVENTS // 2} with the in-memory store); the sqlite3 "
+        f"reference store runs the same two. Scaling runs 1, 4 and 16 concurrent runs per "
         f"repetition, the naive openpyxl (d) {RUN.reps} times like everything else."
     )
 

@@ -206,14 +206,14 @@ def run_broadcaster(res: Results, work: Path) -> None:
         )
         res.add(
             "bc1_delivered",
-            "prototype one-hop sqlite3 store (not the service's): delivered/s",
+            "sqlite3 reference store (bench only, not the service's): delivered/s",
             "ev/s",
             hop["delivered_per_s"],
             S3,
         )
         res.add(
             "bc1_paced_p99",
-            "prototype one-hop store, paced 200/s to 100 subs: p99",
+            "sqlite3 reference store, paced 200/s to 100 subs: p99",
             "ms",
             hop_paced["latency"]["p99_ms"],
             S3,
@@ -221,7 +221,7 @@ def run_broadcaster(res: Results, work: Path) -> None:
     res.details["broadcaster"] = details
     res.ratio(
         "bc_paced/bc1_paced",
-        "paced p99: real store vs one-hop prototype",
+        "paced p99: service's store vs sqlite3 reference",
         "bc_paced_p99",
         "bc1_paced_p99",
         S3,
