@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import signal
+import subprocess
 import sys
 import time
 import zipfile
@@ -299,3 +300,19 @@ def test_interpret_exit() -> None:
     with pytest.raises(InspectionRejected) as caught:
         interpret_exit(-signal.SIGABRT, b"", b"memory allocation of 549755813888 bytes failed")
     assert caught.value.code == "parser_crashed"
+
+
+def test_the_inspection_child_imports_only_what_reading_needs() -> None:
+    """Every upload starts a fresh interpreter: pydantic and the operation registry (about
+    0.2 s of start-up) must stay out of the inspection's imports."""
+    code = (
+        "import sys, chatflow.spreadsheets.inspection; "
+        "print(sorted(m for m in ('pydantic', 'chatflow.operations.registry', 'fastapi', "
+        "'sqlalchemy', 'xlsxwriter') if m in sys.modules))"
+    )
+    env = {**os.environ, "PYTHONPATH": sandbox.package_root()}
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"

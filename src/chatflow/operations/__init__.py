@@ -4,13 +4,21 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+from typing import TYPE_CHECKING
 
-from chatflow.operations.registry import Registry, registry
+if TYPE_CHECKING:
+    from chatflow.operations.registry import Registry
+
+# Not operation modules.  Nothing is imported here eagerly: importing this package (as the
+# upload inspection does for ``failures``) must not load polars or pydantic.
+_SUPPORT = {"registry", "failures"}
 
 
 def load_all() -> Registry:
     """Import every operation module (registering it) and return the registry."""
+    from chatflow.operations.registry import registry
+
     for module in pkgutil.iter_modules(__path__):
-        if module.name != "registry":
+        if module.name not in _SUPPORT:
             importlib.import_module(f"{__name__}.{module.name}")
     return registry

@@ -14,6 +14,10 @@ from typing import Any, Generic, Literal, Protocol, TypeVar
 import polars as pl
 from pydantic import BaseModel, ConfigDict
 
+# Defined apart so the upload inspection child can import them without pydantic or the registry.
+from chatflow.operations.failures import Cancelled as Cancelled
+from chatflow.operations.failures import StepFailed as StepFailed
+
 ArgsT = TypeVar("ArgsT", bound=BaseModel)
 
 
@@ -21,20 +25,6 @@ class OperationArgs(BaseModel):
     """Base for operation arguments: unknown keys are refused so typos fail before a run."""
 
     model_config = ConfigDict(extra="forbid")
-
-
-class StepFailed(Exception):
-    """A step failed for a reason the user can fix; ``code`` is stable, ``message`` is shown."""
-
-    def __init__(self, code: str, message: str, details: Any = None) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.details = details
-
-
-class Cancelled(Exception):
-    """Raised inside a step when its run was cancelled or the server is shutting down."""
 
 
 @dataclass

@@ -29,7 +29,7 @@ from itertools import repeat
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from chatflow.operations.registry import StepFailed
+from chatflow.operations.failures import StepFailed
 from chatflow.spreadsheets.reading import read_table, refuse_non_workbook, sheet_names
 
 DEFAULT_MAX_CELLS = 5_000_000

@@ -44,7 +44,7 @@ from typing import Literal
 import fastexcel
 import polars as pl
 
-from chatflow.operations.registry import StepFailed
+from chatflow.operations.failures import StepFailed
 
 Kind = Literal["xlsx", "csv"]
 Container = Literal["zip", "ole", "ole_encrypted", "empty", "other"]

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import chatflow
-from chatflow.operations.registry import StepFailed
+from chatflow.operations.failures import StepFailed
 from chatflow.spreadsheets.inspection import DEFAULT_MAX_CELLS, DEFAULT_MAX_UNCOMPRESSED_MB
 
 log = logging.getLogger(__name__)

@@ -25,7 +25,7 @@ import polars as pl
 import xlsxwriter
 from xlsxwriter.worksheet import Worksheet
 
-from chatflow.operations.registry import StepFailed
+from chatflow.operations.failures import StepFailed
 from chatflow.spreadsheets.writing_cells import CellColumn, sheet_cells
 
 Progress = Callable[[float], None]
