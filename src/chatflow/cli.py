@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import uvicorn
+from uvicorn.config import STARTUP_FAILURE
 
 from chatflow.app import create_app, drain_runtime
 from chatflow.db.migrate import upgrade
@@ -21,23 +22,72 @@ log = logging.getLogger("chatflow")
 
 
 class Server(uvicorn.Server):
-    """uvicorn, plus a drain step before connections close.
+    """uvicorn, plus a second listening port and a drain step before connections close.
 
     uvicorn closes WebSockets (1012) before the app's lifespan hears of the shutdown; draining
     first lets running steps finish and subscribers get a 1001 with their last seq.
+
+    ``ws_port`` (the seed's WebSocket port) is one more listener of this same server: same
+    config, app, lifespan and connection set, so shutdown closes both ports, drains once and
+    waits for the connections of both.
     """
 
-    def __init__(self, config: uvicorn.Config, *, freeze_gc: bool = False) -> None:
+    def __init__(
+        self, config: uvicorn.Config, *, freeze_gc: bool = False, ws_port: int = 0
+    ) -> None:
         super().__init__(config)
         self._freeze_gc = freeze_gc
+        self._ws_port = ws_port
 
     async def startup(self, sockets: Any = None) -> None:
         await super().startup(sockets)
+        if self.started and sockets is None and self._ws_port not in (0, self.config.port):
+            # uvicorn set ``started`` once the first port listened; whoever polls it (tests)
+            # must not see it before the second one does.
+            self.started = False
+            await self._listen_on_ws_port()
+            self.started = True
         if self._freeze_gc:
             # Modules, the operation registry and settings live as long as the process: moving
             # them out of the collector's view keeps its full collections (which stop the event
             # loop for every subscriber) proportional to live request objects only.
             gc.freeze()
+
+    async def _listen_on_ws_port(self) -> None:
+        """Serve the same app on ``ws_port`` with the protocol factory uvicorn uses for ``port``."""
+        config = self.config
+
+        def create_protocol(_loop: asyncio.AbstractEventLoop | None = None) -> asyncio.Protocol:
+            return config.http_protocol_class(  # type: ignore[call-arg]
+                config=config,
+                server_state=self.server_state,
+                app_state=self.lifespan.state,
+                _loop=_loop,
+            )
+
+        try:
+            server = await asyncio.get_running_loop().create_server(
+                create_protocol,
+                host=config.host,
+                port=self._ws_port,
+                ssl=config.ssl,
+                backlog=config.backlog,
+            )
+        except OSError as exc:
+            # As uvicorn does when the main port is taken: undo start-up and exit with 3.
+            log.error("cannot listen on the WebSocket port %d: %s", self._ws_port, exc)
+            for listening in self.servers:
+                listening.close()
+            await self.lifespan.shutdown()
+            sys.exit(STARTUP_FAILURE)
+        self.servers.append(server)
+        log.info(
+            "also serving WebSockets (and the same HTTP API) on port %d: "
+            "ws://%s:%d/chat/{chat_id} (CHATFLOW_WS_PORT)",
+            self._ws_port,
+            config.host,
+            self._ws_port,
+        )
 
     async def shutdown(self, sockets: Any = None) -> None:
         app = self.config.loaded_app
@@ -71,7 +121,7 @@ def build_server(settings: Settings, *, freeze_gc: bool = False) -> Server:
         timeout_graceful_shutdown=int(settings.shutdown_grace_s) + 5,
         lifespan="on",
     )
-    return Server(config, freeze_gc=freeze_gc)
+    return Server(config, freeze_gc=freeze_gc, ws_port=settings.ws_port)
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -80,6 +130,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         for key, value in {
             "host": getattr(args, "host", None),
             "port": getattr(args, "port", None),
+            "ws_port": getattr(args, "ws_port", None),
             "data_dir": getattr(args, "data_dir", None),
             "log_level": getattr(args, "log_level", None),
             "database_url": getattr(args, "database_url", None),
@@ -95,6 +146,12 @@ def _parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run the HTTP + WebSocket server")
     serve.add_argument("--host", help="bind address (CHATFLOW_HOST, default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (CHATFLOW_PORT, default 5050)")
+    serve.add_argument(
+        "--ws-port",
+        type=int,
+        help="second port for the same server's WebSockets, as the seed's clients expect "
+        "(CHATFLOW_WS_PORT, default 5051; 0: off)",
+    )
     serve.add_argument("--data-dir", type=Path, help="data directory (CHATFLOW_DATA_DIR)")
     serve.add_argument("--log-level", help="debug, info, warning... (CHATFLOW_LOG_LEVEL)")
     serve.add_argument("--database-url", help="SQLAlchemy async URL (CHATFLOW_DATABASE_URL)")

@@ -18,6 +18,13 @@ class Settings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = Field(default=5050, ge=0, le=65535)
+    ws_port: int = Field(
+        default=5051,
+        ge=0,
+        le=65535,
+        description="second port of the same server, for the seed's ws://HOST:5051/chat/{id} "
+        "clients (it answers HTTP too); 0: off",
+    )
     data_dir: Path = Path("./data")
     database_url: str | None = Field(
         default=None, description="SQLAlchemy async URL; default: SQLite file inside data_dir"

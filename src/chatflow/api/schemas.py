@@ -185,6 +185,11 @@ class HealthOut(BaseModel):
     database: Literal["ok", "unreachable"]
     websocket: Literal["running"]
     websocket_url: str = Field(examples=["ws://127.0.0.1:5050/chat/{chat_id}"])
+    websocket_seed_url: str | None = Field(
+        description="the same socket on the second port (CHATFLOW_WS_PORT) that the seed's "
+        "clients use; null when that port is off (0)",
+        examples=["ws://127.0.0.1:5051/chat/{chat_id}"],
+    )
     active_runs: int
     subscribers: int
     uptime_s: float

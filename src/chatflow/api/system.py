@@ -18,6 +18,9 @@ router = APIRouter(tags=["system"])
 async def health(rt: RuntimeDep, base: BaseUrl) -> dict[str, object]:
     """Liveness and a few counters."""
     database_ok = await rt.db.ping()
+    # The seed's port (CHATFLOW_WS_PORT) serves the same sockets; 0 turns it off.
+    ws_port = rt.settings.ws_port
+    seed_url = links.websocket_url(base, "{chat_id}", ws_port) if ws_port else None
     return {
         "data": {
             "status": "ok" if database_ok else "degraded",
@@ -25,6 +28,7 @@ async def health(rt: RuntimeDep, base: BaseUrl) -> dict[str, object]:
             "database": "ok" if database_ok else "unreachable",
             "websocket": "running",
             "websocket_url": links.websocket_url(base, "{chat_id}"),
+            "websocket_seed_url": seed_url,
             "active_runs": rt.runs.active,
             "subscribers": rt.broadcaster.subscriber_count(),
             "uptime_s": round(time.monotonic() - rt.started_at, 3),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 API = "/api/v1"
 
@@ -16,7 +16,13 @@ def run_url(base: str, chat_id: str, run_id: str) -> str:
     return f"{base}{API}/chat/workflows/{chat_id}/runs/{run_id}"
 
 
-def websocket_url(base: str, chat_id: str) -> str:
+def websocket_url(base: str, chat_id: str, port: int | None = None) -> str:
+    """The chat's socket at ``base`` (ws/wss), or at the same host on another ``port``."""
     scheme, _, rest = base.partition("://")
     ws_scheme = "wss" if scheme == "https" else "ws"
+    if port is not None:
+        parts = urlsplit(base)
+        host = parts.hostname or ""
+        host = f"[{host}]" if ":" in host else host
+        rest = f"{host}:{port}{parts.path}"
     return f"{ws_scheme}://{rest}/chat/{chat_id}"

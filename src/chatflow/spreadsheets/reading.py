@@ -1,146 +1,63 @@
-"""Read an xlsx sheet or a csv file into a table of strings, with one header policy for both.
+"""Read an xlsx sheet or a csv file into a typed table, with one header policy for both.
 
-Types: every column is read as text (``pl.String``) so nothing is reinterpreted: "01234" stays
-"01234" and long ids stay exact.  An xlsx cell that holds a number is rendered the way calamine
-prints it: whole numbers without a decimal part ("1234", not "1234.0"), others in shortest
-round-trip form ("3.5").  Booleans become "true"/"false".  Excel date cells come back as
-dates: a column whose every value is a date cell becomes ``pl.Date`` (``pl.Datetime`` when some
-have a time of day); a column mixing dates with other values keeps them as text.  Error
-cells (#N/A, #DIV/0!) and formulas without a cached value become null.  In csv an empty field is
-null; whitespace is never stripped from cells.
+Types follow ``cell_types``: an xlsx column keeps the kind its cells share (numbers, booleans,
+dates, text; a column mixing kinds is text), a csv column is typed only when every value has
+one reading ("01234" and "+1" stay text).  Error cells and formulas without a cached value are
+null; in csv an empty field is null; whitespace is never stripped from cells.
 
-Layout, identical for xlsx and csv:
+Layout, identical for xlsx (``reading_xlsx``) and csv:
 - empty cells ("" or missing) are null, and rows in which every cell is null are dropped;
 - the header is the first remaining row, every later row is data;
 - header names are stripped of surrounding whitespace; a blank name becomes ``column_N`` (N is the
   1-based position in the table) and a repeated name becomes ``name_2``, ``name_3``... (see
-  ``unique_headers``); names are case-sensitive;
-- xlsx reads the used range of the sheet (calamine drops wholly empty leading rows and columns),
-  merged cells keep their value in the top-left cell only, hidden sheets are readable by name and
-  the default sheet is the first one in the workbook;
+  ``headers.unique_headers``); names are case-sensitive;
 - csv rows shorter than the header are padded with nulls; a longer row is an error naming its line,
   unless every surplus field is empty (a trailing delimiter), which is dropped.
 
 CSV bytes are decoded as UTF-8 (a BOM is stripped), UTF-16/32 with a BOM, else cp1252 and finally
 latin-1, which cannot fail; decoding never inserts U+FFFD.  The delimiter is one of , ; tab | and
-is detected from the first rows unless given.
-
-xlsx files are assumed to have passed ``inspection.check_xlsx_container`` (in a sandbox) first;
-here only the magic bytes are checked so that an OLE file never reaches calamine, which aborts on
-some of them.  Every library error becomes ``StepFailed`` with a stable code.
+is detected from the first rows unless given.  Every library error becomes ``StepFailed`` with a
+stable code.
 """
 
 from __future__ import annotations
 
 import codecs
-import contextlib
 import csv
 import io
 import re
-from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Literal
 
-import fastexcel
 import polars as pl
 
 from chatflow.operations.failures import StepFailed
+from chatflow.spreadsheets.cell_types import type_text_columns
+from chatflow.spreadsheets.headers import unique_headers as unique_headers
+from chatflow.spreadsheets.reading_xlsx import open_workbook, read_xlsx
+from chatflow.spreadsheets.reading_xlsx import refuse_non_workbook as refuse_non_workbook
+from chatflow.spreadsheets.reading_xlsx import sniff_container as sniff_container
 
 Kind = Literal["xlsx", "csv"]
-Container = Literal["zip", "ole", "ole_encrypted", "empty", "other"]
 
 DELIMITERS = (",", ";", "\t", "|")
-_OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
-_ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")
-# An encrypted OOXML workbook is an OLE container holding these streams (names are UTF-16LE).
-_ENCRYPTION_STREAMS = tuple(s.encode("utf-16-le") for s in ("EncryptedPackage", "EncryptionInfo"))
-_OLE_SCAN_LIMIT = 64 * 1024 * 1024
 _SNIFF_CHARS = 64 * 1024
 _SNIFF_RECORDS = 50
-
-
-def unique_headers(raw: Sequence[str | None]) -> list[str]:
-    """Header names by the shared policy: stripped, blanks -> column_N, repeats -> name_2, ..."""
-    cleaned = [(h or "").strip() for h in raw]
-    reserved = {c for c in cleaned if c}  # a real header keeps its name over a generated one
-    taken: set[str] = set()
-    next_suffix: dict[str, int] = {}
-    names: list[str] = []
-    for position, given in enumerate(cleaned, start=1):
-        base = given or f"column_{position}"
-        name = base
-        if name in taken or (not given and name in reserved):
-            k = next_suffix.get(base, 2)
-            while f"{base}_{k}" in taken or f"{base}_{k}" in reserved:
-                k += 1
-            name = f"{base}_{k}"
-            next_suffix[base] = k + 1
-        taken.add(name)
-        names.append(name)
-    return names
-
-
-def sniff_container(path: Path) -> Container:
-    """What the file's magic bytes say it is, without trusting its name."""
-    with path.open("rb") as fh:
-        head = fh.read(8)
-        if not head:
-            return "empty"
-        if head.startswith(_ZIP_MAGICS):
-            return "zip"
-        if head != _OLE_MAGIC:
-            return "other"
-        fh.seek(0)
-        return "ole_encrypted" if _contains_any(fh, _ENCRYPTION_STREAMS) else "ole"
-
-
-def _contains_any(fh: io.BufferedReader, needles: tuple[bytes, ...]) -> bool:
-    """Whether any needle occurs in the first _OLE_SCAN_LIMIT bytes, read in chunks."""
-    overlap = max(len(n) for n in needles) - 1
-    tail = b""
-    read = 0
-    while read < _OLE_SCAN_LIMIT:
-        chunk = fh.read(1 << 20)
-        if not chunk:
-            return False
-        read += len(chunk)
-        window = tail + chunk
-        if any(n in window for n in needles):
-            return True
-        tail = window[-overlap:]
-    return False
-
-
-def refuse_non_workbook(path: Path) -> None:
-    """Raise StepFailed unless the file is at least a zip container (an xlsx candidate)."""
-    kind = sniff_container(path)
-    if kind == "zip":
-        return
-    if kind == "empty":
-        raise StepFailed("empty_file", "The file is empty.")
-    if kind == "ole_encrypted":
-        raise StepFailed("password_protected", "Password-protected workbooks are not supported.")
-    if kind == "ole":
-        raise StepFailed(
-            "legacy_or_ole_file",
-            "This is a legacy Excel (.xls) or other OLE file; please save it as .xlsx.",
-        )
-    raise StepFailed("not_a_spreadsheet", "The file is not an .xlsx workbook.")
 
 
 def sheet_names(path: Path, kind: Kind) -> list[str]:
     """The workbook's sheet names in order (hidden ones included); csv has none."""
     if kind == "csv":
         return []
-    return list(_open_workbook(path).sheet_names)
+    return list(open_workbook(path).sheet_names)
 
 
 def read_table(
     path: Path, *, kind: Kind, sheet: str | None = None, delimiter: str | None = None
 ) -> pl.DataFrame:
-    """Read one sheet (default: the first) or a csv file as an all-string table."""
+    """Read one sheet (default: the first) or a csv file as a typed table."""
     if kind == "xlsx":
-        return _read_xlsx(path, sheet)
+        return read_xlsx(path, sheet)
     if kind == "csv":
         if sheet is not None:
             raise StepFailed(
@@ -148,80 +65,6 @@ def read_table(
             )
         return _read_csv(path, delimiter)
     raise StepFailed("unsupported_kind", f"Unsupported file kind '{kind}'.")
-
-
-# --- xlsx ---------------------------------------------------------------------------------
-
-
-def _open_workbook(path: Path) -> fastexcel.ExcelReader:
-    refuse_non_workbook(path)
-    with _library_errors(path):
-        return fastexcel.read_excel(path)
-
-
-@contextlib.contextmanager
-def _library_errors(path: Path) -> Iterator[None]:
-    """Turn fastexcel/calamine errors into StepFailed without leaking host paths."""
-    try:
-        yield
-    except Exception as exc:
-        raise _library_error(exc, path) from exc
-    except BaseException as exc:  # pyo3 turns a Rust panic into PanicException(BaseException)
-        if type(exc).__name__ == "PanicException":
-            raise _library_error(exc, path) from exc
-        raise
-
-
-def _read_xlsx(path: Path, sheet: str | None) -> pl.DataFrame:
-    reader = _open_workbook(path)
-    names = list(reader.sheet_names)
-    if not names:
-        raise StepFailed("empty_file", "The workbook has no sheets.")
-    target = names[0] if sheet is None else sheet
-    if target not in names:
-        raise StepFailed(
-            "sheet_not_found",
-            f"Sheet '{target}' not found; available sheets: {', '.join(names)}",
-            details={"sheet": target, "available": names},
-        )
-    with _library_errors(path):
-        # No header row here: the header policy below is shared with csv.
-        grid = reader.load_sheet(target, header_row=None, dtypes="string").to_polars()
-    table = _apply_header_policy(grid)
-    if table is None:
-        raise StepFailed("empty_sheet", f"Sheet '{target}' is empty.", details={"sheet": target})
-    return _restore_dates(table)
-
-
-# calamine renders a date cell read as text as "YYYY-MM-DD HH:MM:SS" (fractions optional).
-_CALAMINE_DATETIME = r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}(\.\d+)?$"
-
-
-def _restore_dates(table: pl.DataFrame) -> pl.DataFrame:
-    """Columns whose every value is a rendered Excel date become Date (or Datetime) again."""
-    restored = []
-    for name in table.columns:
-        column = table[name]
-        values = column.drop_nulls()
-        if values.len() == 0 or not values.str.contains(_CALAMINE_DATETIME).all():
-            continue
-        stamps = column.str.to_datetime("%Y-%m-%d %H:%M:%S%.f", strict=False)
-        if (stamps.drop_nulls() == stamps.drop_nulls().dt.truncate("1d")).all():
-            restored.append(stamps.dt.date().alias(name))
-        else:
-            restored.append(stamps.alias(name))
-    return table.with_columns(restored) if restored else table
-
-
-def _library_error(exc: BaseException, path: Path) -> StepFailed:
-    text = str(exc)
-    if "password protected" in text.lower():
-        return StepFailed("password_protected", "Password-protected workbooks are not supported.")
-    first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
-    first = first.removeprefix("calamine error: ").replace(str(path), path.name)[:300]
-    return StepFailed(
-        "unreadable_file", f"The workbook could not be read ({first}).", details={"reason": first}
-    )
 
 
 # --- shared layout policy -----------------------------------------------------------------
@@ -262,7 +105,7 @@ def _read_csv(path: Path, delimiter: str | None) -> pl.DataFrame:
     table = _apply_header_policy(grid)
     if table is None:  # unreachable: records holds at least one non-empty row
         raise StepFailed("empty_file", "The file has no non-empty rows.")
-    return table
+    return type_text_columns(table)
 
 
 def decode_text(raw: bytes) -> str:

@@ -1,0 +1,222 @@
+"""The type rule: what each column of an uploaded xlsx or csv file becomes, and how numbers
+are written back as text.  One rule for both formats, so a table means the same whatever it
+came from.
+
+xlsx cells carry their kind, so a column keeps the kind its non-empty cells share:
+- every cell a number: ``Int64`` when every value is whole and within +-2**53, else
+  ``Float64`` (exactly the double the file held);
+- every cell a boolean: ``Boolean``;
+- every cell a date: ``Date``, or ``Datetime`` when any of them has a time of day; every cell
+  a time of day: ``Time``;
+- every cell text: ``String``, exactly as stored (leading zeros, long ids, spaces);
+- cells of more than one kind: ``String``, each cell as it reads (``cell_text``): numbers in
+  the shortest form that reads back as the same double, whole ones without ".0"; booleans
+  ``true``/``false``; dates ISO.  ``excel/convert-types`` converts such a column on request.
+Error cells and formulas without a cached value are empty.
+
+csv has no kinds, so a column is typed only when every non-empty value has one reading:
+- numbers: an optional "-", digits, an optional "." with digits, at most 15 significant
+  digits, no leading zero before another digit ("007" and "+1" stay text), or the exponent
+  form ``number_text`` itself writes ("1e+20"); ``Int64`` when no value has a "." or an
+  exponent, else ``Float64``;
+- ISO dates "YYYY-MM-DD" (``Date``), with some "YYYY-MM-DD HH:MM[:SS[.f]]" ("T" also
+  accepted) making the column ``Datetime``;
+- everything else is text: booleans as words, decimal commas, thousands separators, "1.",
+  ".5", "NaN".  ``excel/convert-types`` handles those on request.
+
+Writing: ``number_text`` renders numbers for csv and for mixed columns (the reader accepts
+exactly what it writes), ``datetime_format`` dates.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Sequence
+from typing import Any, Literal
+
+import polars as pl
+
+Kind = Literal["integer", "float", "boolean", "date", "datetime", "time", "text", "empty", "other"]
+
+MAX_EXACT_INT = 2**53
+MAX_SIGNIFICANT_DIGITS = 15
+_CANONICAL_NUMBER = r"^(?:0|-?[1-9][0-9]*)(?:\.[0-9]+)?$|^-0\.[0-9]+$"
+_EXPONENT_NUMBER = r"^-?[0-9](?:\.[0-9]+)?e[+-][0-9]+$"
+_ISO_DATE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
+_ISO_DATETIME = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[ T][0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]{1,9})?)?$"
+_DATETIME_PARSE = (
+    "%Y-%m-%d %H:%M:%S%.f",
+    "%Y-%m-%d %H:%M",
+    "%Y-%m-%dT%H:%M:%S%.f",
+    "%Y-%m-%dT%H:%M",
+)
+
+
+def kind_of(dtype: pl.DataType) -> Kind:
+    """The user-facing name of a column's type."""
+    if dtype.is_integer():
+        return "integer"
+    if dtype.is_float() or isinstance(dtype, pl.Decimal):
+        return "float"
+    if dtype == pl.Boolean:
+        return "boolean"
+    if dtype == pl.Date:
+        return "date"
+    if isinstance(dtype, pl.Datetime):
+        return "datetime"
+    if dtype == pl.Time:
+        return "time"
+    if dtype == pl.Null:
+        return "empty"
+    if dtype == pl.String or isinstance(dtype, pl.Categorical | pl.Enum):
+        return "text"
+    return "other"
+
+
+# --- numbers as text ----------------------------------------------------------------------
+
+
+def number_text(expr: pl.Expr) -> pl.Expr:
+    """Numbers as text in their shortest round-trip form, whole ones without ".0"."""
+    return expr.cast(pl.String).str.strip_suffix(".0")
+
+
+def cell_text(value: Any) -> str:
+    """One cell of a mixed column as text, by the same rules as ``number_text``."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return pl.select(number_text(pl.lit(float(value)))).item() if math.isfinite(value) else ""
+    if isinstance(value, dt.datetime):
+        return value.isoformat(sep=" ")
+    if isinstance(value, dt.date | dt.time):
+        return value.isoformat()
+    return str(value)
+
+
+def datetime_format(s: pl.Series) -> str:
+    """The csv format of a datetime column: whole seconds unless some value has a fraction."""
+    fraction = (s.dt.microsecond() != 0).any() or (s.dt.nanosecond() != 0).any()
+    return "%Y-%m-%d %H:%M:%S%.6f" if fraction else "%Y-%m-%d %H:%M:%S"
+
+
+# --- csv -------------------------------------------------------------------------------------
+
+
+def type_text_columns(table: pl.DataFrame) -> pl.DataFrame:
+    """Apply the csv rule to every String column of ``table`` (nulls are empty cells)."""
+    typed = [_typed_text(table.get_column(name)) for name in table.columns]
+    changed = [s for s in typed if s is not None]
+    return table.with_columns(changed) if changed else table
+
+
+def _typed_text(s: pl.Series) -> pl.Series | None:
+    if s.dtype != pl.String or s.null_count() == s.len():
+        return None
+    values = s.drop_nulls()
+    frame = values.to_frame("v")
+    v = pl.col("v")
+    canonical = v.str.contains(_CANONICAL_NUMBER)
+    exponent = v.str.contains(_EXPONENT_NUMBER)
+    digits = v.str.replace(r"e.*$", "").str.replace_all(r"[-.]", "").str.strip_chars_start("0")
+    checks = frame.select(
+        numbers=((canonical | exponent) & (digits.str.len_chars() <= MAX_SIGNIFICANT_DIGITS)).all(),
+        whole=(~v.str.contains(r"[.e]")).all(),
+        dates=v.str.contains(_ISO_DATE).all(),
+        datetimes=(v.str.contains(_ISO_DATE) | v.str.contains(_ISO_DATETIME)).all(),
+        exponents=exponent.any(),
+    ).row(0, named=True)
+    if checks["numbers"]:
+        return _as_number(s, whole=checks["whole"], exponents=checks["exponents"])
+    if checks["dates"]:
+        return _strict(s, s.str.strptime(pl.Date, "%Y-%m-%d", strict=False))
+    if checks["datetimes"]:
+        parsed = pl.select(
+            pl.coalesce(
+                pl.lit(s).str.strptime(pl.Datetime("us"), f, strict=False)
+                for f in (*_DATETIME_PARSE, "%Y-%m-%d")
+            )
+        ).to_series()
+        return _strict(s, parsed.alias(s.name))
+    return None
+
+
+def _as_number(s: pl.Series, *, whole: bool, exponents: bool) -> pl.Series | None:
+    if whole:
+        return _strict(s, s.cast(pl.Int64, strict=False))
+    floats = s.cast(pl.Float64, strict=False)
+    if exponents:  # only the form number_text writes reads back as a number
+        written = pl.select(number_text(pl.lit(floats))).to_series()
+        has_exponent = s.str.contains("e").fill_null(False)
+        if (has_exponent & (written != s).fill_null(True)).any():
+            return None
+    return _strict(s, floats)
+
+
+def _strict(text: pl.Series, typed: pl.Series) -> pl.Series | None:
+    """``typed`` if every value converted (2023-02-29 does not), else None: the column is text."""
+    return typed if typed.null_count() == text.null_count() else None
+
+
+# --- xlsx ------------------------------------------------------------------------------------
+
+
+def narrow(s: pl.Series) -> pl.Series:
+    """A column of one kind of xlsx cell in its final type: whole numbers Int64, dates Date."""
+    if s.dtype.is_float():
+        values = s.drop_nulls()
+        exact = values.is_finite().all() and (values == values.round(0)).all()
+        if exact and (values.abs() <= MAX_EXACT_INT).all():
+            return s.cast(pl.Int64)
+        return s
+    if isinstance(s.dtype, pl.Datetime):
+        stamps = s.cast(pl.Datetime("us"))
+        values = stamps.drop_nulls()
+        if (values == values.dt.truncate("1d")).all():
+            return stamps.dt.date()
+        return stamps
+    return s
+
+
+def cells_to_series(name: str, cells: Sequence[Any]) -> pl.Series:
+    """One column from Python cell values (None = empty) by the xlsx rule."""
+    kinds = {_cell_kind(v) for v in cells if v is not None}
+    if not kinds:
+        return pl.Series(name, [None] * len(cells), pl.String)
+    if kinds == {"number"}:
+        return narrow(pl.Series(name, [None if v is None else float(v) for v in cells]))
+    if kinds == {"datetime"}:
+        stamps = [v if isinstance(v, dt.datetime) or v is None else _midnight(v) for v in cells]
+        return narrow(pl.Series(name, stamps, pl.Datetime("us")))
+    single = {"boolean": pl.Boolean, "time": pl.Time, "text": pl.String}
+    if len(kinds) == 1 and (dtype := single.get(next(iter(kinds)))) is not None:
+        return pl.Series(name, cells, dtype)
+    # Mixed: every cell as it reads; numbers rendered together, in polars.
+    numbers = pl.Series(
+        name, [float(v) if _cell_kind(v) == "number" else None for v in cells], pl.Float64
+    )
+    others = pl.Series(
+        name,
+        [None if v is None or _cell_kind(v) == "number" else cell_text(v) for v in cells],
+        pl.String,
+    )
+    return others.fill_null(pl.select(number_text(pl.lit(numbers))).to_series())
+
+
+def _cell_kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, dt.date):  # datetime is a date too
+        return "datetime"
+    if isinstance(value, dt.time):
+        return "time"
+    if isinstance(value, str):
+        return "text"
+    return "other"
+
+
+def _midnight(day: dt.date) -> dt.datetime:
+    return dt.datetime(day.year, day.month, day.day)
