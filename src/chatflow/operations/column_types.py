@@ -1,22 +1,13 @@
-"""A column's type, inferred from its text, and how to read it as numbers.
+"""A column's type, why a text column is text, and how to read a column as numbers.
 
-Every column is read as text (see ``chatflow.spreadsheets.reading``), so the type of a column is
-inferred from what its non-empty values look like, in this order:
+Columns are typed when read (``spreadsheets.cell_types``: numbers, booleans, dates, text), so
+a column's type is its dtype's name: ``integer``, ``float``, ``boolean``, ``date``,
+``datetime``, ``time``, ``text``, or ``empty`` when it has no values at all.
 
-- ``empty``: no values at all;
-- ``boolean``: every value is true/false (any case; xlsx booleans are read as "true"/"false");
-- ``integer``: every value is a whole number such as "42", "-7" or "+3" (surrounding spaces
-  allowed) without a leading zero, so codes such as "01234" stay ``text``;
-- ``float``: every value is a decimal number ("3.5", ".5", "1e3", no leading zero either); no
-  thousands separators, currency signs, "inf" or "NaN";
-- ``date``: every value is an ISO date "YYYY-MM-DD" (month 01-12, day 01-31), optionally followed
-  by " 00:00:00" (which is how xlsx date cells are read);
-- ``datetime``: every value is an ISO date with an optional time ("YYYY-MM-DD HH:MM[:SS[.f]]",
-  "T" also accepted as the separator);
-- ``text``: anything else.
-
-Columns that are already typed (produced by an earlier step, e.g. a sum) are named after their
-type.
+A text column may hold values that read as other kinds, because its file mixed kinds of cells
+(an xlsx column of numbers with a "n/a") or because csv had no single reading for it.
+``text_value_kinds`` counts them, so a user sees why the column is text; ``excel/convert-types``
+converts such a column on request.
 
 ``ColumnFacts.numeric_expr`` is the catalogue's lenient rule for numeric aggregations over text
 columns: a value that is not a number becomes null, so sum, mean, min and max ignore it.
@@ -29,95 +20,54 @@ from dataclasses import dataclass
 import polars as pl
 
 from chatflow.operations.values import as_integer, as_number
+from chatflow.spreadsheets.cell_types import kind_of
 
-SAMPLE_ROWS = 1000  # types are first tried on these rows, then confirmed on every row
-
-_SPACE = r"[ \t]*"
-_YMD = r"[0-9]{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01])"
-# (type, pattern every non-empty value must match), in the order they are tried.
-_TYPE_PATTERNS = (
-    ("boolean", rf"(?i)^{_SPACE}(?:true|false){_SPACE}$"),
-    ("integer", rf"^{_SPACE}[+-]?(?:0|[1-9][0-9]*){_SPACE}$"),
-    (
-        "float",
-        rf"^{_SPACE}[+-]?(?:(?:0|[1-9][0-9]*)(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?{_SPACE}$",
-    ),
-    ("date", rf"^{_YMD}(?: 00:00:00(?:\.0+)?)?$"),
-    (
-        "datetime",
-        rf"^{_YMD}(?:[ T](?:[01][0-9]|2[0-3]):[0-5][0-9](?::[0-5][0-9](?:\.[0-9]+)?)?)?$",
-    ),
+# What a text value reads as, tried in this order (the forms a mixed column's cells take).
+_VALUE_KINDS = (
+    ("number", r"^-?(?:[0-9]+(?:\.[0-9]+)?)(?:e[+-]?[0-9]+)?$"),
+    ("boolean", r"^(?:true|false|TRUE|FALSE|True|False)$"),
+    ("date", r"^[0-9]{4}-[0-9]{2}-[0-9]{2}(?:[ T][0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]+)?)?)?$"),
 )
-_PATTERNS = dict(_TYPE_PATTERNS)
-
-
-def _dtype_type(dtype: pl.DataType) -> str:
-    if dtype.is_integer():
-        return "integer"
-    if dtype.is_float() or isinstance(dtype, pl.Decimal):
-        return "float"
-    if dtype == pl.Boolean:
-        return "boolean"
-    if dtype == pl.Date:
-        return "date"
-    if isinstance(dtype, pl.Datetime):
-        return "datetime"
-    if dtype == pl.Null:
-        return "empty"
-    return "text"
-
-
-def _all_match(column: str, kind: str) -> pl.Expr:
-    col = pl.col(column)
-    return (col.is_null() | col.str.contains(_PATTERNS[kind])).all()
 
 
 def infer_types(df: pl.DataFrame, columns: list[str] | None = None) -> dict[str, str]:
-    """Inferred type of each column (see the module docstring).
-
-    Vectorised and cheap for text: every candidate type is tried on the first SAMPLE_ROWS rows
-    of all columns at once; only the candidates that survive are confirmed on the whole column.
-    """
+    """The type of each column (see the module docstring)."""
     names = list(df.columns) if columns is None else columns
-    found: dict[str, str] = {}
-    text = [c for c in names if df.schema[c] == pl.String]
-    for name in names:
-        if name not in text:
-            found[name] = _dtype_type(df.schema[name])
-    if text:
-        nulls = df.select(pl.col(c).null_count() for c in text).row(0)
-        for name, n in zip(text, nulls, strict=True):
-            if n == df.height:
-                found[name] = "empty"
-        text = [c for c in text if c not in found]
-    if text:
-        sample = df.head(SAMPLE_ROWS)
-        flags = sample.select(
-            _all_match(c, kind).alias(f"{i}:{kind}")
-            for i, c in enumerate(text)
-            for kind, _ in _TYPE_PATTERNS
-        ).row(0, named=True)
-        pending = {
-            c: [kind for kind, _ in _TYPE_PATTERNS if flags[f"{i}:{kind}"]]
-            for i, c in enumerate(text)
-        }
-        while pending:
-            for name in [c for c, kinds in pending.items() if not kinds]:
-                found[name] = "text"
-                del pending[name]
-            if not pending:
-                break
-            trial = list(pending.items())
-            confirmed = df.select(
-                _all_match(c, kinds[0]).alias(str(i)) for i, (c, kinds) in enumerate(trial)
-            ).row(0)
-            for (name, kinds), ok in zip(trial, confirmed, strict=True):
-                if ok:
-                    found[name] = kinds[0]
-                    del pending[name]
-                else:
-                    kinds.pop(0)
-    return {name: found[name] for name in names}
+    if not names:
+        return {}
+    nulls = df.select(pl.col(c).null_count() for c in names).row(0)
+    return {
+        name: "empty" if df.height and n == df.height else kind_of(df.schema[name])
+        for name, n in zip(names, nulls, strict=True)
+    }
+
+
+def text_value_kinds(df: pl.DataFrame, columns: list[str]) -> dict[str, dict[str, int]]:
+    """For each text column: how many of its values read as number, boolean, date or text.
+
+    Only columns with values of more than one kind are listed: those are why a column that
+    looks numeric is text.
+    """
+    text = [c for c in columns if df.schema[c] == pl.String]
+    if not text:
+        return {}
+    exprs = []
+    for i, name in enumerate(text):
+        col = pl.col(name)
+        seen = pl.lit(False)
+        for kind, pattern in _VALUE_KINDS:
+            hit = col.str.contains(pattern) & ~seen
+            exprs.append(hit.sum().alias(f"{i}:{kind}"))
+            seen = seen | col.str.contains(pattern)
+        exprs.append((col.is_not_null() & ~seen).sum().alias(f"{i}:text"))
+    counts = df.select(exprs).row(0, named=True)
+    found = {}
+    for i, name in enumerate(text):
+        kinds = {k: int(counts[f"{i}:{k}"]) for k in ("number", "boolean", "date", "text")}
+        kinds = {k: n for k, n in kinds.items() if n}
+        if len(kinds) > 1:
+            found[name] = kinds
+    return found
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ import xlsxwriter
 from xlsxwriter.worksheet import Worksheet
 
 from chatflow.operations.failures import StepFailed
+from chatflow.spreadsheets.cell_types import datetime_format, number_text
 from chatflow.spreadsheets.writing_cells import CellColumn, sheet_cells
 
 Progress = Callable[[float], None]
@@ -291,10 +292,15 @@ def write_parquet(df: pl.DataFrame, dest: Path, *, progress: Progress | None = N
 
 
 def _as_csv_types(df: pl.DataFrame) -> pl.DataFrame:
-    """Categoricals as plain text; types polars cannot put in csv as str() of each value."""
-    replaced: list[pl.Series] = []
+    """Every column as the text csv holds (``cell_types``): floats in shortest round-trip form
+    without ".0", datetimes "YYYY-MM-DD HH:MM:SS[.ffffff]"; other types' str() of each value."""
+    replaced: list[pl.Series | pl.Expr] = []
     for name, dtype in df.schema.items():
-        if isinstance(dtype, pl.Categorical | pl.Enum):
+        if dtype.is_float():
+            replaced.append(number_text(pl.col(name)))
+        elif isinstance(dtype, pl.Datetime):
+            replaced.append(pl.col(name).dt.to_string(datetime_format(df[name])))
+        elif isinstance(dtype, pl.Categorical | pl.Enum):
             replaced.append(df[name].cast(pl.String))
         elif isinstance(dtype, pl.Duration | pl.List | pl.Array | pl.Struct | pl.Object) or (
             dtype == pl.Binary
