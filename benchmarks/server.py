@@ -40,8 +40,10 @@ class Server:
 
 
 def _server_env() -> dict[str, str]:
-    """The bench's environment without CHATFLOW_* settings, so the server runs on defaults."""
-    return {k: v for k, v in os.environ.items() if not k.startswith("CHATFLOW_")}
+    """The bench's environment without CHATFLOW_* settings, so the server runs on defaults
+    (except the seed's second WebSocket port, off so that servers never collide on 5051)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CHATFLOW_")}
+    return {**env, "CHATFLOW_WS_PORT": "0"}
 
 
 @contextlib.contextmanager

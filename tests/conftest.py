@@ -17,6 +17,9 @@ def make_settings(data_dir: Path, **overrides: object) -> Settings:
     values: dict[str, object] = {
         "host": "127.0.0.1",
         "port": 0,
+        # The seed's second WebSocket port is off unless a test asks for a (free) one: parallel
+        # test servers must never all try to bind 5051.
+        "ws_port": 0,
         "data_dir": data_dir,
         "workers": 2,
         "log_level": "warning",

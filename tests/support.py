@@ -25,6 +25,7 @@ class LiveServer:
     url: str
     ws_url: str
     settings: Settings
+    seed_ws_url: str | None = None  # the second WebSocket port, when settings.ws_port asks for one
 
 
 @contextmanager
@@ -40,7 +41,8 @@ def run_server(settings: Settings, *, freeze_gc: bool = False) -> Iterator[LiveS
         time.sleep(0.02)
     port = server.servers[0].sockets[0].getsockname()[1]
     try:
-        yield LiveServer(f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port}", settings)
+        seed = f"ws://127.0.0.1:{settings.ws_port}" if settings.ws_port else None
+        yield LiveServer(f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port}", settings, seed)
     finally:
         server.should_exit = True
         thread.join(timeout=60)

@@ -150,6 +150,8 @@ def _server_process(data_dir: Path, port: int) -> Iterator[subprocess.Popen[byte
             "serve",
             "--port",
             str(port),
+            "--ws-port",
+            "0",
             "--data-dir",
             str(data_dir),
             "--log-level",

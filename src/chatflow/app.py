@@ -38,7 +38,8 @@ class State(TypedDict):
 DESCRIPTION = """
 Chat-driven spreadsheet workflows. Open a chat, upload spreadsheets into it, run workflows of
 named operations on them, download the results, and follow every run live on the chat's
-WebSocket (`ws://HOST:PORT/chat/{chat_id}`, optionally `?since=N`).
+WebSocket (`ws://HOST:PORT/chat/{chat_id}`, optionally `?since=N`; also on the second port,
+`CHATFLOW_WS_PORT`, default 5051, where the seed's clients connect).
 
 Success bodies are `{"data": ...}`; errors are
 `{"error": {"code": "...", "message": "...", "details": ...}}` with a 4xx status.

@@ -75,7 +75,12 @@ class Server(uvicorn.Server):
             )
         except OSError as exc:
             # As uvicorn does when the main port is taken: undo start-up and exit with 3.
-            log.error("cannot listen on the WebSocket port %d: %s", self._ws_port, exc)
+            log.error(
+                "cannot listen on the WebSocket port %d: %s (choose another with --ws-port or "
+                "CHATFLOW_WS_PORT; 0 turns it off)",
+                self._ws_port,
+                exc,
+            )
             for listening in self.servers:
                 listening.close()
             await self.lifespan.shutdown()
