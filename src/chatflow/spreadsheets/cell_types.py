@@ -180,42 +180,36 @@ def narrow(s: pl.Series) -> pl.Series:
 
 
 def cells_to_series(name: str, cells: Sequence[Any]) -> pl.Series:
-    """One column from Python cell values (None = empty) by the xlsx rule."""
-    kinds = {_cell_kind(v) for v in cells if v is not None}
+    """One column from Python cell values (None or "" = empty) by the xlsx rule."""
+    kinds = set(map(type, cells))
+    if str in kinds and "" in cells:
+        cells = [None if v == "" else v for v in cells]
+        kinds = set(map(type, cells))
+    kinds.discard(type(None))
     if not kinds:
         return pl.Series(name, [None] * len(cells), pl.String)
-    if kinds == {"number"}:
-        return narrow(pl.Series(name, [None if v is None else float(v) for v in cells]))
-    if kinds == {"datetime"}:
+    if kinds <= {int, float}:
+        return narrow(pl.Series(name, cells, pl.Float64, strict=False))
+    if kinds <= {dt.date, dt.datetime}:
         stamps = [v if isinstance(v, dt.datetime) or v is None else _midnight(v) for v in cells]
         return narrow(pl.Series(name, stamps, pl.Datetime("us")))
-    single = {"boolean": pl.Boolean, "time": pl.Time, "text": pl.String}
+    single = {bool: pl.Boolean, dt.time: pl.Time, str: pl.String}
     if len(kinds) == 1 and (dtype := single.get(next(iter(kinds)))) is not None:
         return pl.Series(name, cells, dtype)
     # Mixed: every cell as it reads; numbers rendered together, in polars.
-    numbers = pl.Series(
-        name, [float(v) if _cell_kind(v) == "number" else None for v in cells], pl.Float64
-    )
+    numbers = pl.Series(name, [_number_or_none(v) for v in cells], pl.Float64)
     others = pl.Series(
         name,
-        [None if v is None or _cell_kind(v) == "number" else cell_text(v) for v in cells],
+        [None if v is None or _number_or_none(v) is not None else cell_text(v) for v in cells],
         pl.String,
     )
     return others.fill_null(pl.select(number_text(pl.lit(numbers))).to_series())
 
 
-def _cell_kind(value: Any) -> str:
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int | float):
-        return "number"
-    if isinstance(value, dt.date):  # datetime is a date too
-        return "datetime"
-    if isinstance(value, dt.time):
-        return "time"
-    if isinstance(value, str):
-        return "text"
-    return "other"
+def _number_or_none(value: Any) -> float | None:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    return None
 
 
 def _midnight(day: dt.date) -> dt.datetime:

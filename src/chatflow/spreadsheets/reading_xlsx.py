@@ -1,17 +1,15 @@
 """Read one xlsx sheet into a typed table by the rule in ``cell_types``.
 
-Two paths give the same table.  The fast one is a single fastexcel load that types each column
-from all of its cells and refuses (strict coercion) any column mixing kinds of cells; it is
-taken when the first row is a plain header of distinct text names.  Everything else (a column
-mixing numbers and text, a blank or repeated header, a date in the header, empty-string
-cells, durations, times of day) goes cell by cell through python-calamine, the same Rust
-reader with each cell's own kind, which costs about twice as long.
+Cells are read with python-calamine, which gives each cell with its own kind (number, boolean,
+date, time, text), so a column's type follows from its cells.  fastexcel, faster because it
+types whole columns in Rust, is not used for the cells: it reads text such as "n/a", "NA",
+"null" or "nan" in a numeric or date column as empty (or NaN) and so loses it.
 
 Layout (shared with csv): empty cells ("" or missing) are null and wholly empty rows are
 dropped; the header is the first remaining row (names by ``headers.unique_headers``); the
 used range is read (calamine drops wholly empty leading rows and columns); merged cells keep
 their value in the top-left cell; hidden sheets are readable by name; the default sheet is the
-first.
+first.  Error cells and formulas without a cached value are empty.
 
 Files are assumed to have passed ``inspection.check_xlsx_container`` in a sandbox; here only
 the magic bytes are checked, so that an OLE file never reaches calamine, which aborts on some.
@@ -21,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
@@ -31,7 +28,7 @@ import polars as pl
 import python_calamine
 
 from chatflow.operations.failures import StepFailed
-from chatflow.spreadsheets.cell_types import cell_text, cells_to_series, narrow
+from chatflow.spreadsheets.cell_types import cell_text, cells_to_series
 from chatflow.spreadsheets.headers import unique_headers
 
 Container = Literal["zip", "ole", "ole_encrypted", "empty", "other"]
@@ -41,7 +38,6 @@ _ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")
 # An encrypted OOXML workbook is an OLE container holding these streams (names are UTF-16LE).
 _ENCRYPTION_STREAMS = tuple(s.encode("utf-16-le") for s in ("EncryptedPackage", "EncryptionInfo"))
 _OLE_SCAN_LIMIT = 64 * 1024 * 1024
-_NUMBERED = re.compile(r"^(.*)_[0-9]+$")
 
 
 def sniff_container(path: Path) -> Container:
@@ -112,89 +108,28 @@ def read_xlsx(path: Path, sheet: str | None) -> pl.DataFrame:
             details={"sheet": target, "available": names},
         )
     with library_errors(path):
-        table = _read_columns(reader, target)
-        if table is None:
-            table = _read_cells(path, target)
+        table = _read_cells(path, target)
     if table is None:
         raise StepFailed("empty_sheet", f"Sheet '{target}' is empty.", details={"sheet": target})
     return table
 
 
-def _read_columns(reader: fastexcel.ExcelReader, sheet: str) -> pl.DataFrame | None:
-    """The fast path: one typed load, or None when the sheet needs the cell-by-cell path."""
-    try:
-        loaded = reader.load_sheet(
-            sheet, header_row=0, schema_sample_rows=None, dtype_coercion="strict"
-        )
-        frame = loaded.to_polars()
-    except fastexcel.UnsupportedColumnTypeCombinationError:
-        return None
-    infos = loaded.selected_columns
-    raw = [info.name for info in infos]
-    if (
-        frame.width == 0
-        or any(info.column_name_from != "looked_up" for info in infos)
-        or any(not name.strip() for name in raw)
-        or _may_be_renamed(raw)
-        or any(not _fast_dtype(dtype) for dtype in frame.dtypes)
-    ):
-        return None
-    names = unique_headers(raw)
-    columns = [
-        narrow(frame.get_column(column)).alias(name)
-        for column, name in zip(frame.columns, names, strict=True)
-    ]
-    if any(s.dtype == pl.Time for s in columns):
-        return None
-    table = pl.DataFrame(columns)
-    if any(_early_datetime(s) for s in table.iter_columns()):
-        return None
-    text = [c for c, dtype in table.schema.items() if dtype == pl.String]
-    if text:
-        table = table.with_columns(
-            pl.when(pl.col(c) != "").then(pl.col(c)).name.keep() for c in text
-        )
-    return table.filter(~pl.all_horizontal(pl.all().is_null()))
-
-
-def _may_be_renamed(names: list[str]) -> bool:
-    """fastexcel renames a repeated header "a" to "a_1": such names go the careful way."""
-    present = set(names)
-    return len(present) < len(names) or any(
-        (m := _NUMBERED.match(name)) is not None and m.group(1) in present for name in names
-    )
-
-
-def _fast_dtype(dtype: pl.DataType) -> bool:
-    return dtype in (pl.Float64, pl.Int64, pl.Boolean, pl.String, pl.Date, pl.Null) or isinstance(
-        dtype, pl.Datetime
-    )
-
-
-def _early_datetime(s: pl.Series) -> bool:
-    """Times of day read as datetimes on Excel's day 0: the cell path gives them as times."""
-    return isinstance(s.dtype, pl.Datetime) and bool((s.dt.year() < 1900).any())
-
-
 def _read_cells(path: Path, sheet: str) -> pl.DataFrame | None:
-    """The careful path: every cell with its own kind, then the column rule."""
+    """Every cell with its own kind, then the column rule; None for a sheet without cells."""
     book = python_calamine.CalamineWorkbook.from_path(str(path))
-    rows = [
-        cells
-        for cells in (
-            [None if v == "" else v for v in row]
-            for row in book.get_sheet_by_name(sheet).to_python()
-        )
-        if any(v is not None for v in cells)
-    ]
-    if not rows:
+    rows = book.get_sheet_by_name(sheet).to_python()
+    start = next((i for i, row in enumerate(rows) if any(v != "" for v in row)), None)
+    if start is None:
         return None
     width = max(len(row) for row in rows)
-    header = rows[0] + [None] * (width - len(rows[0]))
-    names = unique_headers([None if v is None else cell_text(v) for v in header])
-    padded = [row + [None] * (width - len(row)) for row in rows[1:]]
-    columns = list(zip(*padded, strict=True)) if padded else [()] * width
-    return pl.DataFrame([cells_to_series(n, c) for n, c in zip(names, columns, strict=True)])
+    header = list(rows[start]) + [""] * (width - len(rows[start]))
+    names = unique_headers([None if v == "" else cell_text(v) for v in header])
+    body = rows[start + 1 :]
+    if any(len(row) != width for row in body):
+        body = [row + [""] * (width - len(row)) for row in body]
+    columns = list(zip(*body, strict=True)) if body else [()] * width
+    table = pl.DataFrame([cells_to_series(n, c) for n, c in zip(names, columns, strict=True)])
+    return table.filter(~pl.all_horizontal(pl.all().is_null()))
 
 
 @contextlib.contextmanager
