@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,7 @@ import pytest
 from pydantic import ValidationError
 
 from chatflow.operations import load_all
-from chatflow.operations.column_types import SAMPLE_ROWS, infer_types
+from chatflow.operations.column_types import infer_types, text_value_kinds
 from chatflow.operations.inspect_ops import value_counts
 from chatflow.operations.registry import StepFailed
 from chatflow.spreadsheets.reading import read_table
@@ -22,10 +23,10 @@ REGISTRY = load_all()
 PEOPLE = pl.DataFrame(
     {
         "name": ["ann", "bob", "cy", "dee", "eve"],
-        "age": ["34", "28", None, "41", "28"],
+        "age": [34, 28, None, 41, 28],
         "postal_code": ["01234", "98765", "01234", None, "01234"],
-        "joined": ["2024-01-05 00:00:00", "2023-12-31", None, None, "2024-02-29"],
-        "score": ["1.5", "2", "-0.25", "1e2", " 3 "],
+        "joined": [dt.date(2024, 1, 5), dt.date(2023, 12, 31), None, None, dt.date(2024, 2, 29)],
+        "score": [1.5, 2.0, -0.25, 100.0, 3.0],
     }
 )
 
@@ -36,48 +37,44 @@ def validate(operation: str, arguments: dict[str, Any]) -> Any:
     return op.args_model.model_validate(arguments)
 
 
-def test_infer_types_judges_every_value() -> None:
+def test_types_are_the_read_types() -> None:
     df = pl.DataFrame(
         {
-            "int": ["1", "-2", " 3", None, "+4"],
-            "float": ["1.5", "2", "1e3", ".5", None],
-            "zip": ["01234", "12345", "99999", "00501", "10000"],
-            "bool": ["true", "FALSE", "True", None, None],
-            "date": ["2024-01-05 00:00:00", "2024-02-29", None, None, "1999-12-31"],
-            "datetime": ["2024-01-05 10:30:00", "2024-01-06", "2024-01-06T07:08", None, None],
-            "text": ["a", "1", None, None, None],
-            "money": ["1,234", "5", None, None, None],
-            "bad_date": ["2024-13-01", None, None, None, None],
-            "nan": ["NaN", "inf", None, None, None],
-            "empty": pl.Series([None] * 5, dtype=pl.String),
-            "typed": [1, 2, 3, 4, 5],
+            "int": [1, -2, None],
+            "float": [1.5, None, 2.0],
+            "bool": [True, None, False],
+            "date": [dt.date(2024, 1, 5), None, None],
+            "datetime": [dt.datetime(2024, 1, 5, 10, 30), None, None],
+            "time": [dt.time(8, 30), None, None],
+            "text": ["1", "a", None],
+            "empty": pl.Series([None] * 3, dtype=pl.String),
         }
     )
     assert infer_types(df) == {
         "int": "integer",
         "float": "float",
-        "zip": "text",
         "bool": "boolean",
         "date": "date",
         "datetime": "datetime",
+        "time": "time",
         "text": "text",
-        "money": "text",
-        "bad_date": "text",
-        "nan": "text",
         "empty": "empty",
-        "typed": "integer",
     }
 
 
-def test_infer_types_confirms_the_sample_on_every_row() -> None:
-    n = SAMPLE_ROWS + 5
-    late_text = [str(i) for i in range(n - 1)] + ["x"]
-    late_value = [None] * (n - 1) + ["5"]
+def test_text_value_kinds_say_why_a_column_is_text() -> None:
     df = pl.DataFrame(
-        {"late_text": late_text, "late_value": late_value},
-        schema_overrides={"late_value": pl.String},
+        {
+            "mixed": ["120", "-3.5", "n/a", "true", "2024-05-01", None, "1e+20"],
+            "codes": ["01234", "x", None, None, None, None, None],
+            "words": ["a", "b", None, None, None, None, None],
+            "n": [1, 2, 3, 4, 5, 6, 7],
+        }
     )
-    assert infer_types(df) == {"late_text": "text", "late_value": "integer"}
+    # "01234" is a code, not a number; a column of one kind is not listed
+    assert text_value_kinds(df, ["mixed", "codes", "words", "n"]) == {
+        "mixed": {"number": 3, "boolean": 1, "date": 1, "text": 1},
+    }
 
 
 def test_inspect_describes_and_hands_the_table_on(tmp_path: Path) -> None:
@@ -90,18 +87,40 @@ def test_inspect_describes_and_hands_the_table_on(tmp_path: Path) -> None:
         "row_count": 5,
         "column_count": 5,
         "columns": [
-            {"name": "name", "inferred_type": "text", "nulls": 0},
-            {"name": "age", "inferred_type": "integer", "nulls": 1},
-            {"name": "postal_code", "inferred_type": "text", "nulls": 1},
-            {"name": "joined", "inferred_type": "date", "nulls": 2},
-            {"name": "score", "inferred_type": "float", "nulls": 0},
+            {"name": "name", "type": "text", "nulls": 0},
+            {"name": "age", "type": "integer", "nulls": 1},
+            {"name": "postal_code", "type": "text", "nulls": 1},
+            {"name": "joined", "type": "date", "nulls": 2},
+            {"name": "score", "type": "float", "nulls": 0},
         ],
         "columns_truncated": False,
     }
     assert out.passthrough and not out.wrote_table and out.files == []
     assert out.table is not None and out.table.rows() == PEOPLE.rows()
+    assert out.table.schema == PEOPLE.schema
     assert [p for p, _ in h.reports] == [0, 25, 50, 75, 100]
     assert h.reports[-1] == (100, "5 rows, 5 columns")
+
+
+def test_inspect_and_profile_report_a_mixed_xlsx_column(tmp_path: Path) -> None:
+    h = StepHarness(tmp_path, PEOPLE)
+    rows: list[list[Any]] = [["amount", "flag"], [120, True], ["n/a", False], [3.5, None]]
+    make_xlsx(h.files.input_path, rows)
+    out = h.run("excel/inspect", {})
+    assert out.result is not None
+    assert out.result["columns"] == [
+        {"name": "amount", "type": "text", "nulls": 0, "mixed": {"number": 2, "text": 1}},
+        {"name": "flag", "type": "boolean", "nulls": 1},
+    ]
+    profiled = h.run("excel/profile-columns", {"columns": ["amount"]})
+    assert profiled.result is not None
+    (amount,) = profiled.result["columns"]
+    assert (amount["type"], amount["mixed"], amount["min"], amount["max"]) == (
+        "text",
+        {"number": 2, "text": 1},
+        "120",
+        "n/a",
+    )
 
 
 def test_inspect_a_csv_input_has_no_sheets(tmp_path: Path) -> None:
@@ -112,6 +131,14 @@ def test_inspect_a_csv_input_has_no_sheets(tmp_path: Path) -> None:
         [],
         5,
     )
+    # the csv rule types the same columns the same way
+    assert [c["type"] for c in out.result["columns"]] == [
+        "text",
+        "integer",
+        "text",
+        "date",
+        "float",
+    ]
 
 
 def test_inspect_caps_the_detailed_columns(tmp_path: Path) -> None:
@@ -130,8 +157,8 @@ def test_inspect_another_sheet_leaves_the_table_alone(tmp_path: Path) -> None:
     assert out.result is not None
     assert (out.result["sheets"], out.result["sheet"]) == (["First", "Second"], "Second")
     assert out.result["columns"] == [
-        {"name": "n", "inferred_type": "integer", "nulls": 0},
-        {"name": "m", "inferred_type": "float", "nulls": 0},
+        {"name": "n", "type": "integer", "nulls": 0},
+        {"name": "m", "type": "float", "nulls": 0},
     ]
     assert out.table is not None and out.table.rows() == PEOPLE.head(2).rows()
 
@@ -141,9 +168,10 @@ def test_preview(tmp_path: Path) -> None:
     out = StepHarness(tmp_path, df.head(3)).run("excel/preview", {"rows": 2})
     assert out.result == {
         "columns": ["name", "age", "postal_code", "joined", "score", "note"],
+        "types": ["text", "integer", "text", "date", "float", "text"],
         "rows": [
-            ["ann", "34", "01234", "2024-01-05 00:00:00", "1.5", "x" * 999 + "…"],
-            ["bob", "28", "98765", "2023-12-31", "2", None],
+            ["ann", 34, "01234", "2024-01-05", 1.5, "x" * 999 + "…"],
+            ["bob", 28, "98765", "2023-12-31", 2, None],
         ],
         "row_count": 3,
         "rows_shown": 2,
@@ -159,28 +187,28 @@ def test_preview(tmp_path: Path) -> None:
 
 def test_profile_columns(tmp_path: Path) -> None:
     out = StepHarness(tmp_path, PEOPLE).run(
-        "excel/profile-columns", {"columns": ["age", "postal_code", "score"]}
+        "excel/profile-columns", {"columns": ["age", "postal_code", "joined", "score"]}
     )
     assert out.result == {
         "row_count": 5,
         "columns": [
             {
                 "name": "age",
-                "inferred_type": "integer",
+                "type": "integer",
                 "nulls": 1,
                 "distinct": 3,
                 "min": 28,
                 "max": 41,
                 "mean": 32.75,
                 "top_values": [
-                    {"value": "28", "count": 2},
-                    {"value": "34", "count": 1},
-                    {"value": "41", "count": 1},
+                    {"value": 28, "count": 2},
+                    {"value": 34, "count": 1},
+                    {"value": 41, "count": 1},
                 ],
             },
             {
                 "name": "postal_code",
-                "inferred_type": "text",
+                "type": "text",
                 "nulls": 1,
                 "distinct": 2,
                 "min": "01234",
@@ -189,19 +217,33 @@ def test_profile_columns(tmp_path: Path) -> None:
                 "top_values": [{"value": "01234", "count": 3}, {"value": "98765", "count": 1}],
             },
             {
+                "name": "joined",
+                "type": "date",
+                "nulls": 2,
+                "distinct": 3,
+                "min": "2023-12-31",
+                "max": "2024-02-29",
+                "mean": None,
+                "top_values": [
+                    {"value": "2023-12-31", "count": 1},
+                    {"value": "2024-01-05", "count": 1},
+                    {"value": "2024-02-29", "count": 1},
+                ],
+            },
+            {
                 "name": "score",
-                "inferred_type": "float",
+                "type": "float",
                 "nulls": 0,
                 "distinct": 5,
                 "min": -0.25,
                 "max": 100.0,
                 "mean": 21.25,
                 "top_values": [
-                    {"value": " 3 ", "count": 1},
-                    {"value": "-0.25", "count": 1},
-                    {"value": "1.5", "count": 1},
-                    {"value": "1e2", "count": 1},
-                    {"value": "2", "count": 1},
+                    {"value": -0.25, "count": 1},
+                    {"value": 1.5, "count": 1},
+                    {"value": 2.0, "count": 1},
+                    {"value": 3.0, "count": 1},
+                    {"value": 100.0, "count": 1},
                 ],
             },
         ],
@@ -231,6 +273,7 @@ def test_value_counts_table_and_result(tmp_path: Path) -> None:
     assert out.table.rows() == [("01234", 3, 60.0), ("98765", 1, 20.0), (None, 1, 20.0)]
     assert out.result == {
         "column": "postal_code",
+        "type": "text",
         "rows_in": 5,
         "distinct": 3,
         "rows_out": 3,
@@ -262,7 +305,9 @@ def test_value_counts_writes_when_asked(tmp_path: Path) -> None:
     assert out.wrote_table
     (written,) = out.files
     assert written.name == "ages.csv"
-    assert read_table(written.path, kind="csv").rows() == [("28", "2")]
+    counts = read_table(written.path, kind="csv")
+    assert counts.rows() == [(28, 2)]
+    assert counts.schema == pl.Schema({"age": pl.Int64, "count": pl.Int64})
     assert out.result is not None and out.result["file"] == "ages.csv"
     for bad in [{"column": "age", "top_n": 0}, {"column": "age", "output": "../x.csv"}, {}]:
         with pytest.raises(ValidationError):

@@ -24,7 +24,7 @@ from chatflow.spreadsheets.cell_types import kind_of
 
 # What a text value reads as, tried in this order (the forms a mixed column's cells take).
 _VALUE_KINDS = (
-    ("number", r"^-?(?:[0-9]+(?:\.[0-9]+)?)(?:e[+-]?[0-9]+)?$"),
+    ("number", r"^-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:e[+-][0-9]+)?$"),  # no code like 01234
     ("boolean", r"^(?:true|false|TRUE|FALSE|True|False)$"),
     ("date", r"^[0-9]{4}-[0-9]{2}-[0-9]{2}(?:[ T][0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]+)?)?)?$"),
 )

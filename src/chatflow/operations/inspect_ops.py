@@ -1,6 +1,7 @@
 """excel/inspect, excel/preview, excel/profile-columns and excel/value-counts: describe a table.
 
-Types are inferred as ``column_types`` says.
+A column's type is the one it was read with (``column_types``); a text column whose values
+read as several kinds says how many of each (``mixed``), which is why it is text.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from typing import Any
 import polars as pl
 from pydantic import Field, field_validator
 
-from chatflow.operations.column_types import column_facts, infer_types
+from chatflow.operations.column_types import infer_types, text_value_kinds
 from chatflow.operations.common import refuse_repeats, require_columns, unique_name
 from chatflow.operations.registry import (
     OperationArgs,
@@ -101,9 +102,10 @@ class InspectArgs(OperationArgs):
     "excel/inspect",
     description=(
         "Describe the table: the input file's sheets, row count and, for each column (the first "
-        f"{DETAILED_COLUMNS} in detail), its inferred type (integer, float, date, datetime, "
-        "boolean, text or empty, judged from the text of every value) and its number of empty "
-        "cells. Hands the table on unchanged."
+        f"{DETAILED_COLUMNS} in detail), its type (integer, float, boolean, date, datetime, "
+        "time, text or empty), its number of empty cells and, for a text column whose values "
+        "read as several kinds (numbers and words, say), how many of each: why it is text. "
+        "Hands the table on unchanged."
     ),
     args=InspectArgs,
     example={},
@@ -114,6 +116,7 @@ def inspect(ctx: StepContext, args: InspectArgs) -> StepOutput:
     def describe(df: pl.DataFrame) -> Outcome:
         detailed = _detailed(df)
         types = infer_types(df, detailed)
+        mixed = text_value_kinds(df, detailed)
         nulls = df.select(pl.col(c).null_count() for c in detailed).row(0) if detailed else ()
         result = {
             "input": ctx.input_name,
@@ -122,7 +125,12 @@ def inspect(ctx: StepContext, args: InspectArgs) -> StepOutput:
             "row_count": df.height,
             "column_count": df.width,
             "columns": [
-                {"name": name, "inferred_type": types[name], "nulls": n}
+                {
+                    "name": name,
+                    "type": types[name],
+                    "nulls": n,
+                    **({"mixed": mixed[name]} if name in mixed else {}),
+                }
                 for name, n in zip(detailed, nulls, strict=True)
             ],
             "columns_truncated": df.width > len(detailed),
@@ -172,6 +180,7 @@ def preview(ctx: StepContext, args: PreviewArgs) -> StepOutput:
         rows = shown(df)
         result = {
             "columns": rows.columns,
+            "types": list(infer_types(rows, rows.columns).values()),
             "rows": [[plain(v, PREVIEW_TEXT) for v in row] for row in rows.iter_rows()],
             "row_count": df.height,
             "rows_shown": rows.height,
@@ -216,23 +225,21 @@ class ProfileColumnsArgs(OperationArgs):
 def profile(df: pl.DataFrame, columns: list[str]) -> list[dict[str, Any]]:
     """Per column: type, nulls, distinct non-null values, min/max/mean, top values.
 
-    min and max are numbers when the column is integer or float, else the smallest and largest
-    text (ISO dates and datetimes compare correctly as text); mean is null unless numeric.
+    min and max are in the column's own type (numbers, dates, text compared as text); mean is
+    null unless the column is numeric.
     """
     types = infer_types(df, columns)
-    numeric = [c for c in columns if types[c] in ("integer", "float")]
-    facts = column_facts(df, numeric, types)
+    mixed = text_value_kinds(df, columns)
     stats: list[pl.Expr] = []
     for i, name in enumerate(columns):
         col = pl.col(name)
-        fact = facts.get(name)
-        value = fact.numeric_expr() if fact is not None else col
+        numeric = types[name] in ("integer", "float")
         stats += [
             col.null_count().alias(f"nulls{i}"),
             col.drop_nulls().n_unique().alias(f"distinct{i}"),
-            value.min().alias(f"min{i}"),
-            value.max().alias(f"max{i}"),
-            (value.mean() if fact is not None else pl.lit(None)).alias(f"mean{i}"),
+            col.min().alias(f"min{i}"),
+            col.max().alias(f"max{i}"),
+            (col.mean() if numeric else pl.lit(None)).alias(f"mean{i}"),
         ]
     row = df.select(stats).row(0, named=True) if stats else {}
     queries = []
@@ -252,7 +259,8 @@ def profile(df: pl.DataFrame, columns: list[str]) -> list[dict[str, Any]]:
         profiles.append(
             {
                 "name": name,
-                "inferred_type": types[name],
+                "type": types[name],
+                **({"mixed": mixed[name]} if name in mixed else {}),
                 "nulls": row[f"nulls{i}"],
                 "distinct": row[f"distinct{i}"],
                 "min": plain(row[f"min{i}"]),
@@ -267,9 +275,10 @@ def profile(df: pl.DataFrame, columns: list[str]) -> list[dict[str, Any]]:
 @registry.register(
     "excel/profile-columns",
     description=(
-        "Profile columns: inferred type, empty cells, distinct values, min and max (numeric "
-        "for integer and float columns, else text), mean (numeric columns) and the "
-        f"{TOP_VALUES} most frequent values. Hands the table on unchanged."
+        "Profile columns: type (and, for a text column whose values read as several kinds, "
+        "how many of each), empty cells, distinct values, min and max in the column's own "
+        "type (numbers, dates, or text compared as text), mean (numeric columns) and the "
+        f"{TOP_VALUES} most frequent values, as typed JSON. Hands the table on unchanged."
     ),
     args=ProfileColumnsArgs,
     example={"columns": ["postal_code", "amount"]},
@@ -358,8 +367,9 @@ def value_counts(
     "excel/value-counts",
     description=(
         "Count how often each value of a column occurs: a table [value, count, (percent)] "
-        "sorted by count (most frequent first), ties by value as text. Also returned in the "
-        f"step result (the first {TOP_VALUES} values)."
+        "sorted by count (most frequent first), ties by value in the column's own type "
+        "(numbers as numbers); the value column keeps that type, the count is an integer. "
+        f"Also returned in the step result (the first {TOP_VALUES} values, typed JSON)."
     ),
     args=ValueCountsArgs,
     example={"column": "city", "top_n": 10, "include_percent": True},
@@ -378,6 +388,7 @@ def run_value_counts(ctx: StepContext, args: ValueCountsArgs) -> StepOutput:
         out = full.head(args.top_n) if args.top_n is not None else full
         result = {
             "column": args.column,
+            "type": infer_types(df, [args.column])[args.column],
             "rows_in": df.height,
             "distinct": full.height,
             "rows_out": out.height,
