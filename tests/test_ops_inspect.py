@@ -66,12 +66,12 @@ def test_text_value_kinds_say_why_a_column_is_text() -> None:
     df = pl.DataFrame(
         {
             "mixed": ["120", "-3.5", "n/a", "true", "2024-05-01", None, "1e+20"],
-            "codes": ["01234", "x", None, None, None, None, None],
+            "codes": ["01234", "98765", None, None, None, None, None],
             "words": ["a", "b", None, None, None, None, None],
             "n": [1, 2, 3, 4, 5, 6, 7],
         }
     )
-    # "01234" is a code, not a number; a column of one kind is not listed
+    # postal codes (some without a leading zero) and a column of one kind are not listed
     assert text_value_kinds(df, ["mixed", "codes", "words", "n"]) == {
         "mixed": {"number": 3, "boolean": 1, "date": 1, "text": 1},
     }

@@ -24,7 +24,8 @@ from chatflow.spreadsheets.cell_types import kind_of
 
 # What a text value reads as, tried in this order (the forms a mixed column's cells take).
 _VALUE_KINDS = (
-    ("number", r"^-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:e[+-][0-9]+)?$"),  # no code like 01234
+    ("number", r"^-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:e[+-][0-9]+)?$"),
+    ("code", r"^[0-9]+$"),  # digits with a leading zero: 01234
     ("boolean", r"^(?:true|false|TRUE|FALSE|True|False)$"),
     ("date", r"^[0-9]{4}-[0-9]{2}-[0-9]{2}(?:[ T][0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]+)?)?)?$"),
 )
@@ -46,7 +47,8 @@ def text_value_kinds(df: pl.DataFrame, columns: list[str]) -> dict[str, dict[str
     """For each text column: how many of its values read as number, boolean, date or text.
 
     Only columns with values of more than one kind are listed: those are why a column that
-    looks numeric is text.
+    looks numeric is text.  Digits with a leading zero are codes; a column of codes and
+    numbers (postal codes, some without a leading zero) is a plain text column.
     """
     text = [c for c in columns if df.schema[c] == pl.String]
     if not text:
@@ -63,9 +65,9 @@ def text_value_kinds(df: pl.DataFrame, columns: list[str]) -> dict[str, dict[str
     counts = df.select(exprs).row(0, named=True)
     found = {}
     for i, name in enumerate(text):
-        kinds = {k: int(counts[f"{i}:{k}"]) for k in ("number", "boolean", "date", "text")}
+        kinds = {k: int(counts[f"{i}:{k}"]) for k in (*(k for k, _ in _VALUE_KINDS), "text")}
         kinds = {k: n for k, n in kinds.items() if n}
-        if len(kinds) > 1:
+        if len(kinds) > 1 and not kinds.keys() <= {"number", "code"}:  # codes, some 0-led
             found[name] = kinds
     return found
 
