@@ -199,8 +199,15 @@ class DryRunStep(BaseModel):
     index: int
     operation: str
     columns: list[str] | None = Field(description="columns of the table this step hands on")
+    types: list[str] | None = Field(
+        description="each column's type (integer, float, boolean, date, datetime, time, text, "
+        "empty), in the order of columns"
+    )
     row_count: int | None = Field(description="rows it produced from the sample")
-    rows: list[list[Any]] = Field(description="the first rows it produced")
+    rows: list[list[Any]] = Field(
+        description="the first rows it produced, typed: numbers and booleans as JSON numbers "
+        "and booleans, dates as ISO text"
+    )
     result: dict[str, Any] | None
     files: list[str] = Field(description="files it would write")
 

@@ -12,6 +12,8 @@ import polars as pl
 
 from chatflow import filenames
 from chatflow.execution.workers import remove_partial_writes
+from chatflow.operations.column_types import infer_types
+from chatflow.operations.inspect_ops import PREVIEW_TEXT
 from chatflow.operations.registry import (
     Cancelled,
     Operation,
@@ -22,6 +24,7 @@ from chatflow.operations.registry import (
     WriteOptions,
     WrittenFile,
 )
+from chatflow.operations.values import plain
 from chatflow.spreadsheets.reading import read_table
 from chatflow.spreadsheets.writing import XlsxEngine, write_csv, write_parquet, write_workbook
 from chatflow.storage import FileStore
@@ -293,6 +296,7 @@ def simulate(
                 "index": index,
                 "operation": operation.name,
                 "columns": list(table.columns) if table is not None else None,
+                "types": list(infer_types(table).values()) if table is not None else None,
                 "row_count": table.height if table is not None else None,
                 "rows": _json_rows(table.head(preview_rows)) if table is not None else [],
                 "result": output.result,
@@ -303,12 +307,7 @@ def simulate(
 
 
 def _json_rows(table: pl.DataFrame) -> list[list[Any]]:
-    def plain(value: Any) -> Any:
-        if value is None or isinstance(value, str | int | float | bool):
-            return value
-        return value.isoformat() if hasattr(value, "isoformat") else str(value)
-
-    return [[plain(v) for v in row] for row in table.iter_rows()]
+    return [[plain(v, PREVIEW_TEXT) for v in row] for row in table.iter_rows()]
 
 
 def cancel_checker(flag: Any) -> Callable[[], None]:
