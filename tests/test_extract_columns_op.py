@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 from pathlib import Path
 
@@ -160,3 +161,44 @@ def test_end_to_end_from_an_xlsx_file(tmp_path: Path) -> None:
     )
     (written,) = output.files
     assert read_table(written.path, kind="xlsx")["postal_code"].to_list() == ["01234", "7"]
+
+
+def test_typed_columns_stay_typed_in_the_table_and_the_file(tmp_path: Path) -> None:
+    table = pl.DataFrame(
+        {
+            "id": [1, 2, 1, 3],
+            "amount": [120.0, 3.5, 120.0, None],
+            "paid": [True, False, True, None],
+            "day": [dt.date(2024, 1, 31), None, dt.date(2024, 1, 31), None],
+            "zip": ["01234", "120", "01234", None],
+        }
+    )
+    harness = StepHarness(tmp_path, table)
+    out = harness.run(
+        "excel/extract-columns-to-file",
+        {"columns": ["zip", "day", "paid", "amount", "id"], "remove_duplicates": True},
+    )
+    assert out.table is not None
+    assert out.table.schema == {
+        "zip": pl.String,
+        "day": pl.Date,
+        "paid": pl.Boolean,
+        "amount": pl.Float64,
+        "id": pl.Int64,
+    }
+    assert out.table.rows() == [
+        ("01234", dt.date(2024, 1, 31), True, 120.0, 1),
+        ("120", None, False, 3.5, 2),
+        (None, None, None, None, 3),
+    ]
+    sheet = openpyxl.load_workbook(out.files[0].path).active
+    assert sheet is not None
+    assert [(c.value, c.data_type) for c in sheet[2]] == [
+        ("01234", "s"),
+        (dt.datetime(2024, 1, 31), "d"),
+        (True, "b"),
+        (120, "n"),
+        (1, "n"),
+    ]
+    assert [(c.value, c.data_type) for c in sheet[3]][::2] == [("120", "s"), (False, "b"), (2, "n")]
+    assert read_table(out.files[0].path, kind="xlsx").schema == out.table.schema

@@ -140,9 +140,10 @@ def test_formula_text_stays_inert_text_in_outputs(http: httpx.Client) -> None:
     chat_id = create_chat(http)
     upload(http, chat_id, HOSTILE / "csv_formula_injection.csv")
     rows = _run_to_xlsx(http, chat_id, ["id", "name", "comment"])
-    assert rows[1] == ("1", "alice", "=cmd|' /C calc'!A0")
-    assert rows[12] == ("12", "=1+2", "name column itself is a formula")
-    assert rows[14] == ("-14", "peggy", "legit negative id")
+    # id is a column of whole numbers (number cells); the formula-like text stays text cells.
+    assert rows[1] == (1, "alice", "=cmd|' /C calc'!A0")
+    assert rows[12] == (12, "=1+2", "name column itself is a formula")
+    assert rows[14] == (-14, "peggy", "legit negative id")
 
 
 def test_latin1_and_bom_csv_decode_to_the_right_text(http: httpx.Client) -> None:

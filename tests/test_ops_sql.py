@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ ORDERS = pl.DataFrame(
     {
         "region": ["north", "south", "north", "east"],
         "sku": ["A1", "B2", "B2", "A1"],
-        "qty": ["2", "1", "3", "5"],
+        "qty": [2, 1, 3, 5],
         "zip": ["01234", "12345", "01234", "00501"],
     }
 )
@@ -36,7 +37,7 @@ def run(h: StepHarness, arguments: dict[str, Any]) -> Any:
     return h.run("excel/sql", arguments)
 
 
-def test_query_the_input_with_numbers_inferred(tmp_path: Path) -> None:
+def test_query_the_input_with_its_types(tmp_path: Path) -> None:
     out = run(
         harness(tmp_path),
         {
@@ -46,6 +47,7 @@ def test_query_the_input_with_numbers_inferred(tmp_path: Path) -> None:
     )
     assert out.table is not None
     assert out.table.rows() == [("east", 5, "00501"), ("north", 5, "01234"), ("south", 1, "12345")]
+    assert out.table.schema == {"region": pl.String, "units": pl.Int64, "first_zip": pl.String}
     assert out.result == {
         "rows_out": 3,
         "columns": ["region", "units", "first_zip"],
@@ -71,12 +73,15 @@ def test_join_a_chat_file_by_its_derived_name(tmp_path: Path) -> None:
     assert [t["table"] for t in out.result["tables_used"]] == ["input", "price_list_2024"]
     (written,) = out.files
     assert written.name == "totals.csv" and out.wrote_table
-    assert read_table(written.path, kind="csv").rows() == [
-        ("north", "30.0"),
-        ("south", "10.0"),
-        ("east", "7.5"),
-        ("north", "3.0"),
+    assert out.table.schema == {"region": pl.String, "total": pl.Float64}
+    assert written.path.read_text().splitlines() == [
+        "region,total",
+        "north,30",
+        "south,10",
+        "east,7.5",
+        "north,3",
     ]
+    assert read_table(written.path, kind="csv").rows() == out.table.rows()
 
 
 def test_text_only_and_explicit_table_names(tmp_path: Path) -> None:
@@ -93,6 +98,48 @@ def test_text_only_and_explicit_table_names(tmp_path: Path) -> None:
     assert out.table.schema == {"sku": pl.String, "price": pl.String}
     assert out.table.rows() == []  # "10" > "2" is false for text
     assert out.result["tables_used"] == [{"table": "p", "file": "prices.xlsx", "rows": 2}]
+
+
+def test_sql_sees_numbers_booleans_dates_and_text(tmp_path: Path) -> None:
+    table = pl.DataFrame(
+        {
+            "amount": [120.0, -80.0, 3.5, None],
+            "paid": [True, False, True, None],
+            "day": [dt.date(2024, 1, 31), dt.date(2024, 2, 1), None, dt.date(2023, 12, 1)],
+            "code": ["01234", "120", "3.5", None],
+        }
+    )
+    h = StepHarness(tmp_path, table)
+    totals = run(
+        h,
+        {
+            "query": "SELECT SUM(amount) AS total, COUNT(*) AS n, MAX(day) AS last FROM input "
+            "WHERE paid",
+            "infer_types": False,  # deprecated: changes nothing
+        },
+    )
+    assert totals.table is not None
+    assert totals.table.rows() == [(123.5, 2, dt.date(2024, 1, 31))]
+    assert totals.table["total"].dtype == pl.Float64
+    assert totals.table["n"].dtype.is_integer()
+    assert totals.table["last"].dtype == pl.Date
+    h.files.current = None
+    rows = run(
+        h,
+        {
+            "query": "SELECT code, amount FROM input WHERE day >= '2024-01-01' AND code = '01234'",
+        },
+    )
+    assert rows.table is not None
+    assert rows.table.schema == {"code": pl.String, "amount": pl.Float64}
+    assert rows.table.rows() == [("01234", 120.0)]
+    h.files.current = None
+    with pytest.raises(StepFailed) as caught:  # numbers held as text are text
+        run(h, {"query": "SELECT SUM(code) FROM input"})
+    assert caught.value.code == "invalid_sql"
+    h.files.current = None
+    cast = run(h, {"query": "SELECT SUM(CAST(code AS DOUBLE)) AS s FROM input"})
+    assert cast.table is not None and cast.table.rows() == [(1357.5,)]
 
 
 def test_table_names() -> None:

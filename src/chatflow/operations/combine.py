@@ -7,7 +7,7 @@ from typing import Any, Literal
 import polars as pl
 from pydantic import Field, field_validator, model_validator
 
-from chatflow.operations.common import refuse_repeats, require_columns, unique_name
+from chatflow.operations.common import describe, refuse_repeats, require_columns, unique_name
 from chatflow.operations.registry import (
     OperationArgs,
     StepContext,
@@ -17,6 +17,7 @@ from chatflow.operations.registry import (
 )
 from chatflow.operations.steps import Outcome, OutputArg, SheetArg, finish
 from chatflow.operations.values import plain
+from chatflow.spreadsheets.cell_types import cell_text, datetime_format, kind_of, number_text
 
 LISTED = 50  # names listed in a result
 MAX_FILES = 50
@@ -35,8 +36,11 @@ class LookupJoinArgs(OperationArgs):
         default=None, description="Sheet of right_file if it is an xlsx (default: the first)."
     )
     left_on: str | list[str] = Field(
-        description="Key column(s) of the current table. Keys are compared as text, exactly "
-        "(see normalize_keys); empty keys never match."
+        description="Key column(s) of the current table. Keys of the same type compare as "
+        "that type (numbers as numbers, whole and decimal alike; dates as dates; text exactly, "
+        "see normalize_keys); keys of different types (a number and text) compare by their "
+        "text form (120 as '120', 3.5 as '3.5', dates ISO), which the result reports as "
+        "key_types[].matched_as='text'. Empty keys never match."
     )
     right_on: str | list[str] | None = Field(
         default=None,
@@ -67,7 +71,8 @@ class LookupJoinArgs(OperationArgs):
     )
     normalize_keys: bool = Field(
         default=False,
-        description="Compare keys ignoring case and surrounding spaces (' ABC' matches 'abc').",
+        description="Compare text keys (and keys compared by their text form) ignoring case "
+        "and surrounding spaces (' ABC' matches 'abc').",
     )
     sheet: SheetArg = None
     output: OutputArg = None
@@ -107,9 +112,46 @@ class LookupJoinArgs(OperationArgs):
         return [self.right_on] if isinstance(self.right_on, str) else list(self.right_on)
 
 
-def _key_expr(column: str, normalize: bool) -> pl.Expr:
-    expr = pl.col(column).cast(pl.String)
-    return expr.str.strip_chars().str.to_lowercase() if normalize else expr
+def _text_form(df: pl.DataFrame, name: str) -> pl.Expr:
+    """A column as the text a mixed column holds (``cell_types``): numbers without ".0", dates
+    ISO, datetimes "YYYY-MM-DD HH:MM:SS", booleans true/false; text as is."""
+    dtype, col = df.schema[name], pl.col(name)
+    if dtype == pl.String:
+        return col
+    if dtype.is_numeric():
+        return number_text(col)
+    if isinstance(dtype, pl.Datetime):
+        return col.dt.to_string(datetime_format(df.get_column(name)))
+    return col.cast(pl.String)
+
+
+def _common_numeric(a: pl.DataType, b: pl.DataType) -> pl.DataType:
+    if a == b:
+        return a
+    return pl.Int64() if a.is_integer() and b.is_integer() else pl.Float64()
+
+
+def _is_dated(dtype: pl.DataType) -> bool:
+    return dtype == pl.Date or isinstance(dtype, pl.Datetime)
+
+
+def _key_pair(
+    left: pl.DataFrame, lc: str, right: pl.DataFrame, rc: str, normalize: bool
+) -> tuple[pl.Expr, pl.Expr, str]:
+    """How one pair of key columns is compared: (left key, right key, what they match as)."""
+    ldt, rdt = left.schema[lc], right.schema[rc]
+    if ldt.is_numeric() and rdt.is_numeric():
+        common = _common_numeric(ldt, rdt)
+        return pl.col(lc).cast(common), pl.col(rc).cast(common), "number"
+    if ldt == rdt and ldt != pl.String:
+        return pl.col(lc), pl.col(rc), kind_of(ldt)
+    if _is_dated(ldt) and _is_dated(rdt):  # a date is its midnight
+        stamp = pl.Datetime("us")
+        return pl.col(lc).cast(stamp), pl.col(rc).cast(stamp), "datetime"
+    lhs, rhs = _text_form(left, lc), _text_form(right, rc)
+    if normalize:
+        lhs, rhs = (e.str.strip_chars().str.to_lowercase() for e in (lhs, rhs))
+    return lhs, rhs, "text"
 
 
 def lookup_join(
@@ -134,19 +176,40 @@ def lookup_join(
     taken = set(left.columns)
     renamed = {c: unique_name(c + args.suffix if c in taken else c, taken) for c in take}
 
+    pairs = [
+        _key_pair(left, lc, right, rc, args.normalize_keys)
+        for lc, rc in zip(left_keys, right_keys, strict=True)
+    ]
+    key_types = [
+        {
+            "left": lc,
+            "left_type": kind_of(left.schema[lc]),
+            "right": rc,
+            "right_type": kind_of(right.schema[rc]),
+            "matched_as": matched_as,
+        }
+        for lc, rc, (_, _, matched_as) in zip(left_keys, right_keys, pairs, strict=True)
+    ]
+    # An outer join copies right-only keys into the left key columns, in the type compared.
+    copied = [
+        _key_pair(left, lc, right, rc, False)[:2]
+        for lc, rc in zip(left_keys, right_keys, strict=True)
+    ]
     lhs = left.with_columns(
-        _key_expr(c, args.normalize_keys).alias(k) for c, k in zip(left_keys, lk, strict=True)
+        *(key.alias(k) for (key, _, _), k in zip(pairs, lk, strict=True)),
     )
     rhs = right.select(
-        *(_key_expr(c, args.normalize_keys).alias(k) for c, k in zip(right_keys, rk, strict=True)),
-        *(pl.col(c).cast(pl.String).alias(v) for c, v in zip(right_keys, rv, strict=True)),
+        *(key.alias(k) for (_, key, _), k in zip(pairs, rk, strict=True)),
+        *(value.alias(v) for (_, value), v in zip(copied, rv, strict=True)),
         *(pl.col(c).alias(renamed[c]) for c in take),
     )
     matchable = rhs.filter(pl.all_horizontal(pl.col(rk).is_not_null()))
     key_counts = matchable.group_by(rk).len(name="__n")
     duplicated = key_counts.filter(pl.col("__n") > 1)
     if duplicated.height and args.right_duplicates == "error":
-        examples = [plain(", ".join(str(v) for v in row[:-1])) for row in duplicated.head(5).rows()]
+        examples = [
+            plain(", ".join(cell_text(v) for v in row[:-1])) for row in duplicated.head(5).rows()
+        ]
         raise StepFailed(
             "duplicate_keys",
             f"{duplicated.height} keys occur more than once in {args.right_file!r} "
@@ -177,8 +240,8 @@ def lookup_join(
         from_right = pl.col(marker).is_null()
         right_only = int(joined.select(from_right.sum()).item())
         joined = joined.with_columns(
-            pl.when(from_right).then(pl.col(v)).otherwise(pl.col(c).cast(pl.String)).alias(c)
-            for c, v in zip(left_keys, rv, strict=True)
+            pl.when(from_right).then(pl.col(v)).otherwise(own).alias(c)
+            for c, v, (own, _) in zip(left_keys, rv, copied, strict=True)
         )
     out = joined.select([*left.columns, *renamed.values()])
     counts = {
@@ -191,6 +254,7 @@ def lookup_join(
         "duplicate_right_keys": duplicated.height,
         "rows_added_by_duplicates": extra if how in ("left", "inner", "full") else 0,
         "columns_added": list(renamed.values())[:LISTED],
+        "key_types": key_types,
     }
     if how == "full":
         counts["right_only_rows"] = right_only
@@ -201,8 +265,12 @@ def lookup_join(
     "excel/lookup-join",
     description=(
         "Look up rows of another chat file by key columns and bring some of its columns over "
-        "(like VLOOKUP or a SQL join: left, inner, outer, semi, anti). Keys compare as text; "
-        "the current table's row order is kept."
+        "(like VLOOKUP or a SQL join: left, inner, outer, semi, anti). Keys of one type "
+        "compare as that type (whole and decimal numbers as numbers, dates as dates, text as "
+        "text); a number key against a text key compares by the number's text form (120 as "
+        "'120') and the result says so (key_types). All columns keep their types; an outer "
+        "join's key column holds both sides' keys in the type they were compared as (text "
+        "when a number key met a text key). The current table's row order is kept."
     ),
     args=LookupJoinArgs,
     example={
@@ -224,6 +292,12 @@ def run_lookup_join(ctx: StepContext, args: LookupJoinArgs) -> StepOutput:
     ctx.report(50, f"Joining with {args.right_file}")
     out, result = lookup_join(left, right, args)
     message = f"Matched {result['matched_left_rows']} of {left.height} rows in {args.right_file}"
+    for k in result["key_types"]:
+        if k["matched_as"] == "text" and k["left_type"] != k["right_type"]:
+            message += (
+                f"; keys '{k['left']}' ({k['left_type']}) and '{k['right']}' "
+                f"({k['right_type']}) were compared as text"
+            )
     return finish(ctx, Outcome(out, message, result), output=args.output)
 
 
@@ -265,6 +339,23 @@ class AppendFilesArgs(OperationArgs):
     output: OutputArg = None
 
 
+def _common_type(dtypes: list[pl.DataType]) -> pl.DataType:
+    """The type holding every value of columns of these types without loss (else text)."""
+    if len(dtypes) == 1:
+        return dtypes[0]
+    if all(d.is_numeric() for d in dtypes):
+        return pl.Int64() if all(d.is_integer() for d in dtypes) else pl.Float64()
+    if all(_is_dated(d) for d in dtypes):
+        return pl.Datetime("us")
+    return pl.String()
+
+
+def _as_type(table: pl.DataFrame, name: str, dtype: pl.DataType) -> pl.Expr:
+    if dtype == pl.String:
+        return _text_form(table, name).alias(name)
+    return pl.col(name).cast(dtype)
+
+
 def _label(name: str, sheet: str | None) -> str:
     return name if sheet is None else f"{name} [{sheet}]"
 
@@ -274,10 +365,14 @@ def append_tables(
     *,
     align: Literal["by_name", "by_position"],
     source_column: str | None = None,
-) -> tuple[pl.DataFrame, list[str]]:
-    """The stacked table and the columns (by_name) that some tables lack.
+) -> tuple[pl.DataFrame, list[str], list[str]]:
+    """The stacked table, the columns (by_name) that some tables lack, and the columns that
+    became text.
 
-    A column whose type differs between tables (text in one, numbers in another) becomes text.
+    A column keeps its type when every table has it in that type (a table where it has no
+    values does not count). Whole numbers with decimal numbers become decimal numbers, dates
+    with datetimes datetimes; any other mix becomes text, each value in its text form
+    (numbers without ".0", dates ISO, booleans true/false).
     """
     first_label, first = tables[0]
     if align == "by_position":
@@ -300,29 +395,39 @@ def append_tables(
             f"Column '{source_column}' already exists; choose another add_source_column.",
             details={"column": source_column},
         )
-    dtypes: dict[str, set[pl.DataType]] = {n: set() for n in names}
+    # A column without values (or absent) says nothing about its type.
+    dtypes: dict[str, list[pl.DataType]] = {n: [] for n in names}
     for _, table in tables:
         for n, dtype in table.schema.items():
-            dtypes[n].add(dtype)
-    target = {n: next(iter(d)) if len(d) == 1 else pl.String for n, d in dtypes.items()}
+            if table.get_column(n).null_count() < table.height and dtype not in dtypes[n]:
+                dtypes[n].append(dtype)
+    fallback = {n: dtype for _, table in reversed(tables) for n, dtype in table.schema.items()}
+    target = {n: _common_type(d) if d else fallback[n] for n, d in dtypes.items()}
     aligned = []
     for label, table in tables:
         columns = [
-            pl.col(n).cast(target[n]) if n in table.columns else pl.lit(None, target[n]).alias(n)
+            _as_type(table, n, target[n])
+            if n in table.columns
+            else pl.lit(None, target[n]).alias(n)
             for n in names
         ]
         if source_column is not None:
             columns.append(pl.lit(label, pl.String).alias(source_column))
         aligned.append(table.select(columns))
     missing = [n for n in names if any(n not in table.columns for _, table in tables)]
-    return pl.concat(aligned, how="vertical"), missing
+    as_text = [n for n, d in dtypes.items() if len(d) > 1 and target[n] == pl.String]
+    return pl.concat(aligned, how="vertical"), missing, as_text
 
 
 @registry.register(
     "excel/append-files",
     description=(
         "Append the rows of other chat files (or sheets) below the current table, matching "
-        "columns by name or by position, optionally recording each row's source file."
+        "columns by name or by position, optionally recording each row's source file. Columns "
+        "keep their types (numbers, dates, booleans, text); a column whose type differs between "
+        "files becomes the type holding both when there is one (whole and decimal numbers: "
+        "decimal numbers; dates and datetimes: datetimes), else text, each value in its text "
+        "form (120, 3.5, 2024-01-31, true), and the result lists it under columns_as_text."
     ),
     args=AppendFilesArgs,
     example={
@@ -341,12 +446,19 @@ def run_append_files(ctx: StepContext, args: AppendFilesArgs) -> StepOutput:
     rows = sum(table.height for _, table in tables)
     ctx.report(25, f"Read {rows} rows from {len(tables)} tables")
     ctx.report(50, f"Appending {len(tables)} tables")
-    out, missing = append_tables(tables, align=args.align, source_column=args.add_source_column)
+    out, missing, as_text = append_tables(
+        tables, align=args.align, source_column=args.add_source_column
+    )
     result = {
         "sources": [{"source": label, "rows": table.height} for label, table in tables][:LISTED],
         "rows_out": out.height,
         "columns_out": out.width,
         "columns_not_in_all": missing[:LISTED],
+        "columns_as_text": as_text[:LISTED],
     }
     message = f"Appended {len(tables)} tables into {out.height} rows"
+    if as_text:
+        message += (
+            f"; {describe(as_text[:LISTED])} had different types in different files and became text"
+        )
     return finish(ctx, Outcome(out, message, result), output=args.output)

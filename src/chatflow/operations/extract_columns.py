@@ -55,7 +55,9 @@ def _needed_columns(args: ExtractColumnsArgs) -> list[str]:
     "excel/extract-columns-to-file",
     description=(
         "Keep only the given columns of the input, in the given order, optionally dropping "
-        "repeated rows, and write them to a new file."
+        "repeated rows, and write them to a new file. Columns keep their types (numbers, "
+        "dates, booleans stay typed cells; text stays text, '01234' included); repeated rows "
+        "are compared by value."
     ),
     args=ExtractColumnsArgs,
     example={"columns": ["postal_code"], "remove_duplicates": True},

@@ -23,6 +23,7 @@ from chatflow.operations.registry import (
     registry,
 )
 from chatflow.operations.steps import OutputName, SheetArg, open_step
+from chatflow.spreadsheets.cell_types import cell_text
 from chatflow.spreadsheets.writing import excel_sheet_name
 
 _OUTPUT_EXTENSIONS = {".xlsx": "xlsx", ".csv": "csv", ".parquet": "parquet"}
@@ -145,7 +146,7 @@ def split_table(
         labels = []
         for part in parts:
             value = part[column][0]
-            text = "" if value is None else str(value)
+            text = "" if value is None else cell_text(value)
             labels.append(text if text.strip() else _BLANK)
         return list(zip(labels, parts, strict=True))
     assert rows is not None
@@ -169,7 +170,11 @@ def _check_groups(count: int) -> None:
     description=(
         "Split the table into parts, by the values of a column or by a number of rows, and "
         "write each part as its own file or as a sheet of one workbook. The table is handed "
-        f"on unchanged. At most {MAX_GROUPS} parts; an empty table writes nothing."
+        f"on unchanged. At most {MAX_GROUPS} parts; an empty table writes nothing. A column of "
+        "any type can split: numbers group as numbers and name their parts by their text form "
+        "(120, 3.5), dates ISO (2024-01-31), booleans true/false. Every part keeps the "
+        "columns' types (number, date and boolean cells in xlsx, numbers without '.0' in csv, "
+        "typed parquet)."
     ),
     args=SplitFileArgs,
     example={"by": "column", "column": "region", "as": "files"},
@@ -271,7 +276,10 @@ class ConvertArgs(OperationArgs):
     "excel/convert",
     description=(
         "Write the table as an xlsx, csv or parquet file (csv with a chosen separator and "
-        "encoding, formula-like text escaped). The table is handed on unchanged."
+        "encoding, formula-like text escaped). The table is handed on unchanged. Columns keep "
+        "their types: xlsx gets number, boolean and date cells (text stays text cells, "
+        "'01234' included); csv writes numbers in shortest form without '.0' (120, 3.5), dates "
+        "ISO and booleans true/false; parquet keeps each column's type."
     ),
     args=ConvertArgs,
     example={"format": "csv", "delimiter": ";", "encoding": "utf-8-sig"},

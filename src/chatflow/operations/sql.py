@@ -24,7 +24,6 @@ from typing import Any
 import polars as pl
 from pydantic import Field, field_validator
 
-from chatflow.operations.column_types import column_facts, infer_types
 from chatflow.operations.registry import (
     OperationArgs,
     StepContext,
@@ -103,9 +102,8 @@ class SqlArgs(OperationArgs):
     )
     infer_types: bool = Field(
         default=True,
-        description="Give columns whose every value is a number (see excel/inspect) a "
-        "numeric type, so SUM(amount) and amount > 10 work; other columns stay text (codes "
-        "such as '01234' included). false: everything is text (CAST(x AS DOUBLE) to compute).",
+        description="Deprecated; has no effect (accepted so older workflows still validate). "
+        "Columns arrive typed: numbers, booleans and dates as such, text as text.",
     )
     sheet: str | None = Field(
         default=None,
@@ -171,17 +169,6 @@ def referenced_names(query: str) -> set[str]:
     return {text.lower() for kind, text in _tokens(query) if kind in ("word", "quoted")}
 
 
-def _typed(df: pl.DataFrame) -> pl.DataFrame:
-    """Columns whose every value is a number, as numbers (Int64 when all are whole)."""
-    types = infer_types(df)
-    numeric = [c for c, kind in types.items() if kind in ("integer", "float")]
-    numeric = [c for c in numeric if df.schema[c] == pl.String]
-    if not numeric:
-        return df
-    facts = column_facts(df, numeric, types)
-    return df.with_columns(facts[c].numeric_expr().alias(c) for c in numeric)
-
-
 def run_query(query: str, frames: dict[str, pl.DataFrame]) -> pl.DataFrame:
     """Execute ``query`` over ``frames``; polars errors become ``invalid_sql``."""
     context = pl.SQLContext(frames={name: df.lazy() for name, df in frames.items()})
@@ -209,7 +196,10 @@ def run_query(query: str, frames: dict[str, pl.DataFrame]) -> pl.DataFrame:
     description=(
         "Run one SQL SELECT query (polars SQL) over the current table, named 'input', and the "
         "chat's files, each named after its file name (lower-case, non-alphanumerics -> '_'). "
-        "Only SELECT/WITH; no reading of other files."
+        "Only SELECT/WITH; no reading of other files. Columns have their real types: numbers "
+        "(SUM(amount), amount > 10), booleans (WHERE paid), dates and datetimes (d >= "
+        "'2024-01-01'), text (codes such as '01234' stay text; CAST(x AS DOUBLE) to compute "
+        "with numbers held as text). The result keeps the types the query gives."
     ),
     args=SqlArgs,
     example={
@@ -242,8 +232,6 @@ def run_sql(ctx: StepContext, args: SqlArgs) -> StepOutput:
             frames[name] = ctx.read_file(file_name, sheet)
             used.append({"table": name, "file": file_name, "rows": frames[name].height})
     ctx.report(25, f"Read {len(frames)} tables")
-    if args.infer_types:
-        frames = {name: _typed(df) for name, df in frames.items()}
     ctx.report(50, "Running the query")
     out = run_query(args.query, frames)
     result = {
