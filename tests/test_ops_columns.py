@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 from typing import Any
 
+import openpyxl
 import polars as pl
 import pytest
 from pydantic import ValidationError
@@ -22,6 +24,32 @@ PEOPLE = pl.DataFrame(
         "city": ["Oslo", "Rome", "Lima", None],
     }
 )
+
+
+# Every kind of column the reader makes, with nulls; "code" is text with leading zeros.
+TYPED = pl.DataFrame(
+    {
+        "id": [1, 2, 3, None],
+        "amount": [120.0, -80.0, 3.5, None],
+        "ok": [True, False, None, True],
+        "day": [dt.date(2024, 1, 31), None, dt.date(2023, 12, 1), dt.date(2024, 2, 29)],
+        "at": [
+            dt.datetime(2024, 1, 31, 13, 45),
+            dt.datetime(2024, 1, 31, 8, 0, 1, 500000),
+            None,
+            dt.datetime(2024, 1, 1),
+        ],
+        "code": ["007", "0123", None, "42"],
+    }
+)
+TYPED_SCHEMA = {
+    "id": pl.Int64,
+    "amount": pl.Float64,
+    "ok": pl.Boolean,
+    "day": pl.Date,
+    "at": pl.Datetime("us"),
+    "code": pl.String,
+}
 
 
 def run(
@@ -99,10 +127,61 @@ def test_select_arguments_and_missing_column(tmp_path: Path) -> None:
 
 
 def test_select_output_writes_a_file(tmp_path: Path) -> None:
-    out = run(tmp_path, "excel/select-columns", {"columns": ["id", "city"], "output": "ids.csv"})
+    out = run(
+        tmp_path,
+        "excel/select-columns",
+        {"columns": ["id", "amount", "day", "code"], "output": "ids.csv"},
+        TYPED,
+    )
     (written,) = out.files
     assert out.wrote_table and written.name == "ids.csv" and written.path.exists()
-    assert read_table(written.path, kind="csv").rows() == table(out).rows()
+    back = read_table(written.path, kind="csv")
+    assert back.rows() == table(out).rows()
+    assert dict(back.schema) == dict(table(out).schema)
+    assert dict(back.schema) == {c: TYPED_SCHEMA[c] for c in ["id", "amount", "day", "code"]}
+    # csv has no types: text made only of digits reads back as a number there.
+    texts = run(
+        tmp_path / "b", "excel/select-columns", {"columns": ["id", "city"], "output": "t.csv"}
+    )
+    assert table(texts).schema["id"] == pl.String
+    assert read_table(texts.files[0].path, kind="csv").rows() == [
+        (1, "Oslo"),
+        (2, "Rome"),
+        (3, "Lima"),
+        (4, None),
+    ]
+
+
+def test_select_rename_reorder_keep_every_type(tmp_path: Path) -> None:
+    kept = run(
+        tmp_path / "1",
+        "excel/select-columns",
+        {"columns": ["code", "at", "day", "ok", "amount", "id"]},
+        TYPED,
+    )
+    assert dict(table(kept).schema) == {c: TYPED_SCHEMA[c] for c in table(kept).columns}
+    assert table(kept).rows() == [
+        ("007", dt.datetime(2024, 1, 31, 13, 45), dt.date(2024, 1, 31), True, 120.0, 1),
+        ("0123", dt.datetime(2024, 1, 31, 8, 0, 1, 500000), None, False, -80.0, 2),
+        (None, None, dt.date(2023, 12, 1), None, 3.5, 3),
+        ("42", dt.datetime(2024, 1, 1), dt.date(2024, 2, 29), True, None, None),
+    ]
+    dropped = run(
+        tmp_path / "2", "excel/select-columns", {"columns": ["code"], "mode": "drop"}, TYPED
+    )
+    assert table(dropped).equals(TYPED.drop("code"))
+    assert dict(table(dropped).schema) == {c: TYPED_SCHEMA[c] for c in TYPED.columns[:-1]}
+    renamed = run(
+        tmp_path / "3", "excel/rename-columns", {"mapping": {"amount": "total", "day": "d"}}, TYPED
+    )
+    assert table(renamed).columns == ["id", "total", "ok", "d", "at", "code"]
+    assert table(renamed).schema["total"] == pl.Float64 and table(renamed).schema["d"] == pl.Date
+    assert table(renamed).rows() == TYPED.rows()
+    moved = run(
+        tmp_path / "4", "excel/reorder-columns", {"order": ["ok", "id"], "others": "drop"}, TYPED
+    )
+    assert dict(table(moved).schema) == {"ok": pl.Boolean, "id": pl.Int64}
+    assert table(moved).rows() == [(True, 1), (False, 2), (None, 3), (True, None)]
 
 
 # ---------------------------------------------------------------- rename-columns
@@ -178,12 +257,83 @@ def test_add_column_from_a_template(tmp_path: Path) -> None:
 
 def test_add_column_value_and_row_numbers(tmp_path: Path) -> None:
     out = run(tmp_path, "excel/add-column", {"name": "src", "value": 7, "position": "start"})
-    assert table(out).rows()[0] == ("7", "1", "Ann", "Lee", "Oslo")
+    assert table(out).rows()[0] == (7, "1", "Ann", "Lee", "Oslo")
+    assert table(out).schema["src"] == pl.Int64
+    assert out.result == {"rows_in": 4, "rows_out": 4, "column": "src", "type": "integer"}
     numbered = run(
         tmp_path / "b", "excel/add-column", {"name": "n", "row_number": True, "start": 10}
     )
     assert table(numbered)["n"].to_list() == [10, 11, 12, 13]
+    assert table(numbered).schema["n"] == pl.Int64
+    assert numbered.result is not None and numbered.result["type"] == "integer"
     fails(tmp_path / "c", "excel/add-column", {"name": "city", "value": "x"}, "column_exists")
+
+
+def test_add_column_value_keeps_its_json_type(tmp_path: Path) -> None:
+    cases: list[tuple[Any, pl.DataType, str, Any]] = [
+        (7, pl.Int64(), "integer", 7),
+        (0, pl.Int64(), "integer", 0),
+        (-2.5, pl.Float64(), "float", -2.5),
+        (True, pl.Boolean(), "boolean", True),
+        ("7", pl.String(), "text", "7"),
+        ("007", pl.String(), "text", "007"),
+    ]
+    for i, (value, dtype, kind, cell) in enumerate(cases):
+        out = run(tmp_path / str(i), "excel/add-column", {"name": "v", "value": value}, TYPED)
+        assert table(out).schema["v"] == dtype, value
+        assert table(out)["v"].to_list() == [cell] * 4
+        assert table(out).select(TYPED.columns).equals(TYPED)  # the other columns untouched
+        assert out.result is not None and out.result["type"] == kind
+        assert out.message == f"Added {kind} column 'v'"
+    # JSON as a client sends it: 7 and "7" are different values.
+    op = load_all().get("excel/add-column")
+    assert op is not None
+    assert op.args_model.model_validate_json('{"name": "v", "value": 7}').value == 7
+    assert op.args_model.model_validate_json('{"name": "v", "value": "7"}').value == "7"
+    rejects("excel/add-column", {"name": "v", "value": 2**63})
+
+
+def test_add_column_written_to_xlsx_as_typed_cells(tmp_path: Path) -> None:
+    cases: list[tuple[Any, str, type]] = [
+        (0, "n", int),
+        (2.5, "n", float),
+        (False, "b", bool),
+        ("0042", "s", str),
+    ]
+    for i, (value, data_type, python_type) in enumerate(cases):
+        out = run(
+            tmp_path / str(i), "excel/add-column", {"name": "v", "value": value, "output": "o.xlsx"}
+        )
+        (written,) = out.files
+        sheet = openpyxl.load_workbook(written.path).active
+        assert sheet is not None
+        assert [c.value for c in sheet[1]] == ["id", "first", "last", "city", "v"]
+        for row in range(2, 6):
+            cell = sheet.cell(row=row, column=5)
+            assert (cell.data_type, type(cell.value), cell.value) == (
+                data_type,
+                python_type,
+                value,
+            )
+
+
+def test_add_column_template_uses_the_text_of_typed_cells(tmp_path: Path) -> None:
+    out = run(
+        tmp_path,
+        "excel/add-column",
+        {"name": "t", "template": "{id}|{amount}|{ok}|{day}|{at}|{code}"},
+        TYPED,
+    )
+    assert table(out).schema["t"] == pl.String
+    assert table(out)["t"].to_list() == [
+        "1|120|true|2024-01-31|2024-01-31 13:45:00|007",
+        "2|-80|false||2024-01-31 08:00:01.500000|0123",
+        "3|3.5||2023-12-01||",
+        "||true|2024-02-29|2024-01-01 00:00:00|42",
+    ]
+    assert out.result == {"rows_in": 4, "rows_out": 4, "column": "t", "type": "text"}
+    assert out.message == "Added text column 't'"
+    assert dict(table(out).drop("t").schema) == TYPED_SCHEMA
 
 
 def test_add_column_arguments() -> None:
@@ -369,6 +519,98 @@ def test_merge_without_skipping_and_keeping_the_originals(tmp_path: Path) -> Non
         {"columns": ["a", "b"], "into": " "},
     ]:
         rejects("excel/merge-columns", bad)
+
+
+def test_split_a_typed_column_splits_its_text_and_says_so(tmp_path: Path) -> None:
+    days = run(
+        tmp_path / "1",
+        "excel/split-column",
+        {"column": "day", "delimiter": "-", "into": ["y", "m", "d"], "keep_original": True},
+        TYPED,
+    )
+    assert table(days).columns == ["id", "amount", "ok", "day", "y", "m", "d", "at", "code"]
+    assert table(days).schema["day"] == pl.Date  # the kept original keeps its type
+    assert all(table(days).schema[c] == pl.String for c in ["y", "m", "d"])
+    assert table(days).select("y", "m", "d").rows() == [
+        ("2024", "01", "31"),
+        (None, None, None),
+        ("2023", "12", "01"),
+        ("2024", "02", "29"),
+    ]
+    assert days.result is not None and days.result["as_text"] == {"day": "date"}
+    assert (
+        days.message == "Split 'day' into 3 columns; used 'day' (date) as text, the result is text"
+    )
+    amounts = run(
+        tmp_path / "2",
+        "excel/split-column",
+        {"column": "amount", "delimiter": ".", "into": ["whole", "fraction"]},
+        TYPED,
+    )
+    assert table(amounts).select("whole", "fraction").rows() == [
+        ("120", None),  # 120.0 reads "120": no ".0" to split at
+        ("-80", None),
+        ("3", "5"),
+        (None, None),
+    ]
+    assert table(amounts).schema["whole"] == pl.String
+    assert amounts.result is not None and amounts.result["as_text"] == {"amount": "float"}
+    stamps = run(tmp_path / "3", "excel/split-column", {"column": "at", "delimiter": " "}, TYPED)
+    assert table(stamps).select("at_1", "at_2").rows() == [
+        ("2024-01-31", "13:45:00"),
+        ("2024-01-31", "08:00:01.500000"),
+        (None, None),
+        ("2024-01-01", "00:00:00"),
+    ]
+    texts = run(tmp_path / "4", "excel/split-column", {"column": "code", "delimiter": "1"}, TYPED)
+    assert texts.result is not None and "as_text" not in texts.result
+    assert table(texts).select("code_1", "code_2").rows() == [
+        ("007", None),
+        ("0", "23"),
+        (None, None),
+        ("42", None),
+    ]
+
+
+def test_merge_typed_columns_joins_their_text(tmp_path: Path) -> None:
+    out = run(
+        tmp_path,
+        "excel/merge-columns",
+        {"columns": ["id", "amount", "ok", "day", "code"], "separator": "/", "into": "m"},
+        TYPED,
+    )
+    assert table(out).columns == ["m", "at"]
+    assert table(out).schema["m"] == pl.String
+    assert table(out)["m"].to_list() == [
+        "1/120/true/2024-01-31/007",
+        "2/-80/false/0123",
+        "3/3.5/2023-12-01",
+        "true/2024-02-29/42",
+    ]
+    assert out.result == {
+        "rows_in": 4,
+        "rows_out": 4,
+        "column": "m",
+        "empty_rows": 0,
+        "as_text": {"id": "integer", "amount": "float", "ok": "boolean", "day": "date"},
+    }
+    assert out.message == (
+        "Merged columns 'id', 'amount', 'ok', 'day', 'code' into 'm'; used 'id' (integer), "
+        "'amount' (float), 'ok' (boolean), 'day' (date) as text, the result is text"
+    )
+    kept = run(
+        tmp_path / "b",
+        "excel/merge-columns",
+        {"columns": ["at", "amount"], "into": "m", "skip_empty": False, "keep_original": True},
+        TYPED,
+    )
+    assert dict(table(kept).drop("m").schema) == TYPED_SCHEMA
+    assert table(kept)["m"].to_list() == [
+        "2024-01-31 13:45:00 120",
+        "2024-01-31 08:00:01.500000 -80",
+        " 3.5",
+        "2024-01-01 00:00:00 ",
+    ]
 
 
 def test_merge_output_writes_a_file(tmp_path: Path) -> None:

@@ -6,6 +6,8 @@ import datetime as dt
 from pathlib import Path
 from typing import Any
 
+import httpx
+import openpyxl
 import polars as pl
 import pytest
 from pydantic import ValidationError
@@ -14,6 +16,7 @@ from chatflow.operations import load_all
 from chatflow.operations.registry import StepFailed, StepOutput
 from chatflow.spreadsheets.reading import read_table
 from tests.step_harness import StepHarness
+from tests.support import create_chat, upload, write_xlsx
 
 PRICES = pl.DataFrame(
     {
@@ -21,6 +24,32 @@ PRICES = pl.DataFrame(
         "price": ["$1.50", "2.00", "3", "n/a", "$10"],
     }
 )
+
+
+# Every kind of column the reader makes, with nulls; "code" is text with leading zeros.
+TYPED = pl.DataFrame(
+    {
+        "id": [1, 2, 3, None],
+        "amount": [120.0, -80.0, 3.5, None],
+        "ok": [True, False, None, True],
+        "day": [dt.date(2024, 1, 31), None, dt.date(2023, 12, 1), dt.date(2024, 2, 29)],
+        "at": [
+            dt.datetime(2024, 1, 31, 13, 45),
+            dt.datetime(2024, 1, 31, 8, 0, 1, 500000),
+            None,
+            dt.datetime(2024, 1, 1),
+        ],
+        "code": [" 007", "0123 ", None, "42"],
+    }
+)
+TYPED_SCHEMA = {
+    "id": pl.Int64,
+    "amount": pl.Float64,
+    "ok": pl.Boolean,
+    "day": pl.Date,
+    "at": pl.Datetime("us"),
+    "code": pl.String,
+}
 
 
 def run(
@@ -136,6 +165,36 @@ def test_find_replace_arguments_and_missing_column(tmp_path: Path) -> None:
     )
 
 
+def test_find_replace_refuses_a_named_column_that_is_not_text(tmp_path: Path) -> None:
+    for i, (name, kind) in enumerate(
+        [
+            ("id", "integer"),
+            ("amount", "float"),
+            ("ok", "boolean"),
+            ("day", "date"),
+            ("at", "datetime"),
+        ]
+    ):
+        error = fails(
+            tmp_path / str(i),
+            "excel/find-replace",
+            {"columns": ["code", name], "find": "1", "replace": "2"},
+            "column_type_mismatch",
+            TYPED,
+        )
+        assert error.details == {"column": name, "type": kind}
+        assert error.message.startswith(f"Column '{name}' holds {kind} values; ")
+        assert "excel/find-replace works on text columns only" in error.message
+
+
+def test_find_replace_by_default_leaves_typed_columns_alone(tmp_path: Path) -> None:
+    out = run(tmp_path, "excel/find-replace", {"find": "0", "replace": "o"}, TYPED)
+    assert out.table is not None and dict(out.table.schema) == TYPED_SCHEMA
+    assert out.table.drop("code").equals(TYPED.drop("code"))
+    assert column(out, "code") == [" oo7", "o123 ", None, "42"]
+    assert out.result == {"rows_in": 4, "rows_out": 4, "cells_changed": 2, "by_column": {"code": 2}}
+
+
 def test_find_replace_output_writes_a_file(tmp_path: Path) -> None:
     out = run(
         tmp_path,
@@ -185,6 +244,27 @@ def test_clean_text_defaults_and_case(tmp_path: Path) -> None:
     assert column(upper, "code") == [" A1 ", "B2", "C 3", "D4", "E5"]
 
 
+def test_clean_text_on_typed_columns(tmp_path: Path) -> None:
+    error = fails(
+        tmp_path / "1",
+        "excel/clean-text",
+        {"columns": ["code", "amount"]},
+        "column_type_mismatch",
+        TYPED,
+    )
+    assert error.details == {"column": "amount", "type": "float"}
+    assert "excel/clean-text works on text columns only" in error.message
+    out = run(tmp_path / "2", "excel/clean-text", {"case": "upper"}, TYPED)
+    assert out.table is not None and dict(out.table.schema) == TYPED_SCHEMA
+    assert out.table.drop("code").equals(TYPED.drop("code"))
+    assert column(out, "code") == ["007", "0123", None, "42"]  # leading zeros kept
+    assert out.result == {"rows_in": 4, "rows_out": 4, "cells_changed": 2, "by_column": {"code": 2}}
+    # An all-empty column is text with no values: named, it is fine.
+    empty = pl.DataFrame({"e": [None, None], "n": [1, 2]}, schema={"e": pl.String, "n": pl.Int64})
+    blank = run(tmp_path / "3", "excel/clean-text", {"columns": ["e"]}, empty)
+    assert rows(blank) == [(None, 1), (None, 2)]
+
+
 def test_clean_text_arguments_and_missing_column(tmp_path: Path) -> None:
     for bad in [
         {"case": "camel"},
@@ -226,6 +306,58 @@ def test_normalize_codes_pads_digit_codes(tmp_path: Path) -> None:
     assert column(stripped, "zip") == ["__1234", "_98765", "___501", "123456", "_12345", None, None]
     trimmed = run(tmp_path / "3", "excel/normalize-codes", {"column": "zip"}, CODES)
     assert column(trimmed, "zip") == ["1234", "98765", "501", "123456", "D-12 345", None, None]
+
+
+def test_normalize_codes_pads_a_number_column_as_text(tmp_path: Path) -> None:
+    numbers = pl.DataFrame(
+        {"zip": [1234, 98765, 501, 123456, None], "n": [1.0, 2.0, 3.0, 4.0, 5.5]}
+    )
+    out = run(tmp_path / "1", "excel/normalize-codes", {"column": "zip", "pad_to": 5}, numbers)
+    assert out.table is not None and out.table.schema["zip"] == pl.String
+    assert column(out, "zip") == ["01234", "98765", "00501", "123456", None]
+    assert out.table.schema["n"] == pl.Float64
+    assert out.result == {
+        "rows_in": 5,
+        "rows_out": 5,
+        "cells_changed": 2,
+        "padded": 2,
+        "too_long": 1,
+        "not_digits": 0,
+        "too_long_examples": ["123456"],
+        "as_text": {"zip": "integer"},
+    }
+    assert out.message == (
+        "Normalized 2 codes in 'zip'; used 'zip' (integer) as text, the result is text"
+    )
+    floats = run(tmp_path / "2", "excel/normalize-codes", {"column": "n", "pad_to": 3}, numbers)
+    assert column(floats, "n") == ["001", "002", "003", "004", "5.5"]  # no "1.0" -> "1.0"
+    assert floats.result is not None and floats.result["not_digits"] == 1
+    written = run(
+        tmp_path / "3",
+        "excel/normalize-codes",
+        {"column": "zip", "pad_to": 5, "output": "zips.xlsx"},
+        numbers,
+    )
+    sheet = openpyxl.load_workbook(written.files[0].path).active
+    assert sheet is not None
+    cells = [sheet.cell(row=r, column=1) for r in range(2, 5)]
+    assert [(c.data_type, c.value) for c in cells] == [
+        ("s", "01234"),
+        ("s", "98765"),
+        ("s", "00501"),
+    ]
+    for i, (name, kind) in enumerate([("day", "date"), ("ok", "boolean"), ("at", "datetime")]):
+        error = fails(
+            tmp_path / f"x{i}",
+            "excel/normalize-codes",
+            {"column": name, "pad_to": 5},
+            "column_type_mismatch",
+            TYPED,
+        )
+        assert error.details == {"column": name, "type": kind}
+    text = run(tmp_path / "4", "excel/normalize-codes", {"column": "code", "pad_to": 5}, TYPED)
+    assert column(text, "code") == ["00007", "00123", None, "00042"]
+    assert text.result is not None and "as_text" not in text.result
 
 
 def test_normalize_codes_arguments_and_missing_column(tmp_path: Path) -> None:
@@ -375,15 +507,195 @@ def test_convert_output_writes_typed_cells(tmp_path: Path) -> None:
     )
     (written,) = out.files
     assert written.path.exists()
-    assert read_table(written.path, kind="xlsx")["qty"].to_list() == [
-        "1",
-        "2",
-        "1234",
-        None,
-        None,
-        "3",
-        None,
+    back = read_table(written.path, kind="xlsx")
+    assert back.schema["qty"] == pl.Int64
+    assert back["qty"].to_list() == [1, 2, 1234, None, None, 3, None]
+    sheet = openpyxl.load_workbook(written.path).active
+    assert sheet is not None
+    cells = [sheet.cell(row=r, column=1) for r in range(2, 9)]
+    assert [(c.data_type, c.value) for c in cells] == [
+        ("n", 1),
+        ("n", 2),
+        ("n", 1234),
+        ("n", None),
+        ("n", None),
+        ("n", 3),
+        ("n", None),
     ]
+    assert all(type(c.value) is int for c in cells if c.value is not None)
+
+
+def test_convert_a_mixed_xlsx_column_and_csv_text(tmp_path: Path) -> None:
+    # An xlsx column of numbers with a "n/a" is text, its numbers as they read.
+    rows: list[list[Any]] = [["v", "k"], [120, 1], [3.5, 2], ["n/a", 3], [None, 4], ["0042", 5]]
+    mixed = read_table(write_xlsx(tmp_path / "mixed.xlsx", rows), kind="xlsx")
+    assert dict(mixed.schema) == {"v": pl.String, "k": pl.Int64}
+    assert mixed["v"].to_list() == ["120", "3.5", "n/a", None, "0042"]
+    out = run(tmp_path / "1", "excel/convert-types", {"column": "v", "to": "float"}, mixed)
+    assert out.table is not None and out.table.schema["v"] == pl.Float64
+    assert column(out, "v") == [120.0, 3.5, None, None, 42.0]
+    assert out.result is not None
+    assert out.result["failures"] == {"v": {"count": 1, "examples": ["n/a"]}}
+    # Decimal commas and thousands separators stay text in csv; converted on request.
+    eu = pl.DataFrame({"p": ["1.234,5", "3,5", "0,25", None], "q": ["1,234", "12", "7", "0"]})
+    harness = StepHarness(tmp_path / "2", eu, input_name="eu.csv")
+    read = read_table(harness.files.input_path, kind="csv")
+    assert dict(read.schema) == {"p": pl.String, "q": pl.String}
+    floats = harness.run(
+        "excel/convert-types", {"column": "p", "to": "float", "decimal_comma": True}
+    )
+    assert floats.table is not None and floats.table.schema["p"] == pl.Float64
+    assert column(floats, "p") == [1234.5, 3.5, 0.25, None]
+    ints = StepHarness(tmp_path / "3", eu, input_name="eu.csv").run(
+        "excel/convert-types", {"column": "q", "to": "int"}
+    )
+    assert ints.table is not None and ints.table.schema["q"] == pl.Int64
+    assert column(ints, "q") == [1234, 12, 7, 0]
+
+
+def test_convert_typed_columns(tmp_path: Path) -> None:
+    def convert(i: int, column_name: str, to: str, **more: Any) -> StepOutput:
+        return run(
+            tmp_path / str(i),
+            "excel/convert-types",
+            {"column": column_name, "to": to, **more},
+            TYPED,
+        )
+
+    cases: list[tuple[str, str, pl.DataType, list[Any], int, dict[str, Any]]] = [
+        (
+            "amount",
+            "int",
+            pl.Int64(),
+            [120, -80, None, None],
+            2,
+            {"amount": {"count": 1, "examples": ["3.5"]}},
+        ),
+        ("id", "float", pl.Float64(), [1.0, 2.0, 3.0, None], 3, {}),
+        (
+            "id",
+            "bool",
+            pl.Boolean(),
+            [True, None, None, None],
+            1,
+            {"id": {"count": 2, "examples": ["2", "3"]}},
+        ),
+        ("ok", "int", pl.Int64(), [1, 0, None, 1], 3, {}),
+        ("ok", "float", pl.Float64(), [1.0, 0.0, None, 1.0], 3, {}),
+        ("id", "int", pl.Int64(), [1, 2, 3, None], 3, {}),
+        (
+            "day",
+            "datetime",
+            pl.Datetime("us"),
+            [dt.datetime(2024, 1, 31), None, dt.datetime(2023, 12, 1), dt.datetime(2024, 2, 29)],
+            3,
+            {},
+        ),
+        (
+            "at",
+            "date",
+            pl.Date(),
+            [dt.date(2024, 1, 31), dt.date(2024, 1, 31), None, dt.date(2024, 1, 1)],
+            3,
+            {},
+        ),
+        ("amount", "string", pl.String(), ["120", "-80", "3.5", None], 3, {}),
+        ("amount", "text", pl.String(), ["120", "-80", "3.5", None], 3, {}),
+        ("id", "string", pl.String(), ["1", "2", "3", None], 3, {}),
+        ("ok", "string", pl.String(), ["true", "false", None, "true"], 3, {}),
+        ("day", "string", pl.String(), ["2024-01-31", None, "2023-12-01", "2024-02-29"], 3, {}),
+        (
+            "at",
+            "string",
+            pl.String(),
+            ["2024-01-31 13:45:00", "2024-01-31 08:00:01.500000", None, "2024-01-01 00:00:00"],
+            3,
+            {},
+        ),
+    ]
+    for i, (name, to, dtype, values, converted, failures) in enumerate(cases):
+        out = convert(i, name, to)
+        assert out.table is not None and out.table.schema[name] == dtype, (name, to)
+        assert column(out, name) == values, (name, to)
+        failed = sum(f["count"] for f in failures.values())
+        assert out.result == {
+            "rows_in": 4,
+            "rows_out": 4,
+            "converted": converted,
+            "failed": failed,
+            "failures": failures,
+        }, (name, to)
+        assert dict(out.table.drop(name).schema) == {
+            c: t for c, t in TYPED_SCHEMA.items() if c != name
+        }
+    # keep: a typed column that does not all convert stays as it was.
+    kept = convert(100, "amount", "int", on_error="keep")
+    assert kept.table is not None and kept.table.schema["amount"] == pl.Float64
+    assert column(kept, "amount") == [120.0, -80.0, 3.5, None]
+    assert kept.result is not None and kept.result["converted"] == 0
+    assert (
+        kept.message
+        == "Converted 0 values to int; 1 value could not be converted (kept as they were)"
+    )
+    whole = convert(101, "id", "float", on_error="keep")
+    assert whole.table is not None and whole.table.schema["id"] == pl.Float64
+    error = fails(
+        tmp_path / "102",
+        "excel/convert-types",
+        {"column": "amount", "to": "int", "on_error": "fail"},
+        "conversion_failed",
+        TYPED,
+    )
+    assert error.details == {"column": "amount", "row": 3, "value": "3.5", "failed": 1}
+
+
+def test_convert_refuses_conversions_between_unrelated_types(tmp_path: Path) -> None:
+    for i, (name, kind, to) in enumerate(
+        [
+            ("day", "date", "int"),
+            ("at", "datetime", "float"),
+            ("day", "date", "bool"),
+            ("id", "integer", "date"),
+            ("amount", "float", "datetime"),
+            ("ok", "boolean", "date"),
+        ]
+    ):
+        error = fails(
+            tmp_path / str(i),
+            "excel/convert-types",
+            {"columns": ["code", name], "to": to},
+            "column_type_mismatch",
+            TYPED,
+        )
+        assert error.details == {"column": name, "type": kind}
+        assert error.message.startswith(f"Column '{name}' holds {kind} values; ")
+    error = fails(
+        tmp_path / "m",
+        "excel/convert-types",
+        {"column": "day", "to": "int"},
+        "column_type_mismatch",
+        TYPED,
+    )
+    assert error.message == (
+        "Column 'day' holds date values; excel/convert-types cannot make a whole number of it "
+        "(a date column converts to date, datetime or string)."
+    )
+
+
+def test_a_type_mismatch_is_a_422_at_dry_run(client: httpx.Client, tmp_path: Path) -> None:
+    chat_id = create_chat(client)
+    rows: list[list[Any]] = [["name", "amount"], ["Ann", 120], ["Bob", 3.5]]
+    assert upload(client, chat_id, write_xlsx(tmp_path / "d.xlsx", rows)).status_code == 201
+    url = f"/api/v1/chat/workflows/{chat_id}/execute"
+    step = {
+        "operation": "excel/find-replace",
+        "arguments": {"columns": ["amount"], "find": "1", "replace": "2"},
+    }
+    response = client.post(url, params={"dry_run": "true"}, json={"steps": [step]})
+    assert response.status_code == 422, response.text
+    error = response.json()["error"]
+    assert error["code"] == "column_type_mismatch"
+    assert "Column 'amount' holds float values" in error["message"]
 
 
 # ---------------------------------------------------------------- all of them

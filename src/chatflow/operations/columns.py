@@ -28,7 +28,8 @@ from chatflow.operations.registry import (
     registry,
 )
 from chatflow.operations.steps import Outcome, SheetArg, TableOutputArg, run_table_step
-from chatflow.operations.values import CellValue, blank_to_null, text_of, value_text
+from chatflow.operations.values import CellValue, blank_to_null, text_form
+from chatflow.spreadsheets.cell_types import kind_of
 
 # ---------------------------------------------------------------- excel/select-columns
 
@@ -72,7 +73,8 @@ def select_columns(df: pl.DataFrame, args: SelectColumnsArgs) -> Outcome:
     "excel/select-columns",
     description=(
         "Keep only the listed columns (in the listed order), or drop the listed columns and keep "
-        "the rest in their original order."
+        "the rest in their original order. Values and column types (numbers, dates, booleans, "
+        "text) are kept as they are."
     ),
     args=SelectColumnsArgs,
     example={"columns": ["customer_id", "email", "postal_code"], "mode": "keep"},
@@ -133,7 +135,9 @@ def rename_columns(df: pl.DataFrame, args: RenameColumnsArgs) -> Outcome:
 
 @registry.register(
     "excel/rename-columns",
-    description="Rename columns, keeping their position and values.",
+    description=(
+        "Rename columns, keeping their position, values and types (numbers, dates, booleans, text)."
+    ),
     args=RenameColumnsArgs,
     example={"mapping": {"Cust. No": "customer_id", "E-mail": "email"}},
     input_columns=lambda args: list(args.mapping),
@@ -184,7 +188,7 @@ def reorder_columns(df: pl.DataFrame, args: ReorderColumnsArgs) -> Outcome:
     "excel/reorder-columns",
     description=(
         "Move the listed columns to the front in the given order; the others follow in their "
-        "original order, or are dropped."
+        "original order, or are dropped. Values and column types are kept as they are."
     ),
     args=ReorderColumnsArgs,
     example={"order": ["last_name", "first_name", "email"], "others": "end"},
@@ -204,6 +208,7 @@ def run_reorder_columns(ctx: StepContext, args: ReorderColumnsArgs) -> StepOutpu
 
 # ---------------------------------------------------------------- excel/add-column
 
+_INT64 = -(2**63)
 _PIECE = re.compile(r"\{\{|\}\}|\{([^{}]*)\}|[{}]|[^{}]+")
 
 
@@ -233,12 +238,18 @@ class AddColumnArgs(OperationArgs):
     name: str = Field(description="Name of the new column; it must not exist yet.")
     value: CellValue | None = Field(
         default=None,
-        description="The same value in every row (numbers and booleans are written as text).",
+        description=(
+            "The same value in every row, typed as given: a JSON whole number gives an integer "
+            "column, another number a float column, true/false a boolean column, a string a "
+            'text column ("7" stays text; use 7 for the number).'
+        ),
     )
     template: str | None = Field(
         default=None,
         description=(
-            "Text with {column} placeholders filled from each row, e.g. '{first} {last}'. An "
+            "Text with {column} placeholders filled from each row, e.g. '{first} {last}'; the "
+            "new column is text. Numbers fill in as they read ('120', '3.5', no '.0'), "
+            "booleans as true/false, dates as 2024-01-31, datetimes as 2024-01-31 13:45:00. An "
             "empty cell fills in as empty text (nothing is trimmed) and a result that is "
             "entirely empty is an empty cell; write {{ and }} for literal braces."
         ),
@@ -258,6 +269,13 @@ class AddColumnArgs(OperationArgs):
     output: TableOutputArg = None
 
     _name = field_validator("name")(new_name)
+
+    @field_validator("value")
+    @classmethod
+    def _value(cls, value: CellValue | None) -> CellValue | None:
+        if isinstance(value, int) and not isinstance(value, bool) and not _INT64 <= value < -_INT64:
+            raise ValueError("value is too large for a whole-number column (64 bits)")
+        return value
 
     @field_validator("template")
     @classmethod
@@ -294,16 +312,24 @@ class AddColumnArgs(OperationArgs):
         return list(dict.fromkeys(t for t, is_column in parse_template(self.template) if is_column))
 
 
+_VALUE_TYPES: dict[type, pl.DataType] = {
+    bool: pl.Boolean(),
+    int: pl.Int64(),
+    float: pl.Float64(),
+    str: pl.String(),
+}
+
+
 def add_column(df: pl.DataFrame, args: AddColumnArgs) -> Outcome:
     reject_existing([args.name], df.columns, what="the new column")
     if args.value is not None:
-        expr = pl.lit(value_text(args.value), dtype=pl.String)
+        expr = pl.lit(args.value, dtype=_VALUE_TYPES[type(args.value)])
     elif args.template is not None:
         missing = [c for c in args.placeholders() if c not in df.columns]
         if missing:
             raise column_not_found(missing, df.columns)
         parts = [
-            text_of(text, df.schema[text]).fill_null("") if is_column else pl.lit(text)
+            text_form(text, df.schema[text]).fill_null("") if is_column else pl.lit(text)
             for text, is_column in parse_template(args.template)
         ]
         expr = pl.concat_str(parts) if parts else pl.lit("", dtype=pl.String)
@@ -312,14 +338,18 @@ def add_column(df: pl.DataFrame, args: AddColumnArgs) -> Outcome:
         expr = pl.int_range(args.start, args.start + df.height, dtype=pl.Int64)
     new = expr.alias(args.name)
     out = df.select(new, pl.all()) if args.position == "start" else df.with_columns(new)
-    return Outcome(out, f"Added column '{args.name}'", {"column": args.name})
+    kind = kind_of(out.schema[args.name])
+    return Outcome(out, f"Added {kind} column '{args.name}'", {"column": args.name, "type": kind})
 
 
 @registry.register(
     "excel/add-column",
     description=(
         "Add a column holding a fixed value, text built from other columns with a template "
-        "('{first} {last}'), or row numbers."
+        "('{first} {last}'), or row numbers. A value keeps its JSON type (7: integer column, "
+        '2.5: float, true: boolean, "7": text); a template always makes a text column, '
+        "numbers and dates filling in as they read ('120', '3.5', '2024-01-31'); row numbers "
+        "are integers. The result names the new column's type."
     ),
     args=AddColumnArgs,
     example={"name": "full_name", "template": "{first_name} {last_name}"},

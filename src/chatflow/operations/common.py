@@ -113,3 +113,13 @@ def unique_name(base: str, taken: set[str]) -> str:
         name = f"{base}_{n}"
     taken.add(name)
     return name
+
+
+def column_type_mismatch(column: str, kind: str, reason: str) -> StepFailed:
+    """The one error for a column whose type an operation cannot use: names the column and
+    its type (``cell_types.kind_of``: integer, float, boolean, date, datetime, text...)."""
+    return StepFailed(
+        "column_type_mismatch",
+        f"Column '{column}' holds {kind} values; {reason}",
+        details={"column": column, "type": kind},
+    )

@@ -1,7 +1,13 @@
-"""excel/convert-types: turn text columns into numbers, dates, datetimes or booleans.
+"""excel/convert-types: turn text columns into numbers, dates, datetimes or booleans, and typed
+columns into another type or back to text.
 
-Cells are read as text; a converted column is written as real numbers/dates/booleans and later
-steps see the typed values.  Empty cells (null or only spaces) become null and are never errors.
+Columns are read typed (``spreadsheets.cell_types``); text columns are what is left: mixed
+columns, numbers with decimal commas or thousands separators, dates in local formats, booleans
+as words.  Text is parsed (``values``); a typed column is converted natively (a float to int
+only when whole, numbers to bool only 1/0, dates to datetimes at midnight), and a conversion
+that makes no sense (a date to a number, a number to a date) is refused with
+``column_type_mismatch``.  Empty cells (null, or text of only spaces) become null and are never
+errors.
 """
 
 from __future__ import annotations
@@ -11,7 +17,12 @@ from typing import Any, Literal
 import polars as pl
 from pydantic import Field, field_validator, model_validator
 
-from chatflow.operations.common import describe, no_repeats_or_none, plural
+from chatflow.operations.common import (
+    column_type_mismatch,
+    describe,
+    no_repeats_or_none,
+    plural,
+)
 from chatflow.operations.patterns import check_strftime
 from chatflow.operations.registry import (
     OperationArgs,
@@ -28,10 +39,11 @@ from chatflow.operations.values import (
     parse_datetime,
     parse_float,
     parse_int,
-    text_of,
+    text_form,
 )
+from chatflow.spreadsheets.cell_types import kind_of
 
-Target = Literal["string", "int", "float", "date", "datetime", "bool"]
+Target = Literal["string", "text", "int", "float", "date", "datetime", "bool"]
 _EXAMPLES = 5
 _WHAT = {
     "int": "a whole number",
@@ -39,6 +51,15 @@ _WHAT = {
     "date": "a date",
     "datetime": "a date and time",
     "bool": "true/false, yes/no or 1/0",
+}
+# The types (cell_types.kind_of) a typed column may be converted from, by target; text and
+# all-empty columns convert to every target, and every column converts to string.
+_FROM = {
+    "int": ("integer", "float", "boolean"),
+    "float": ("integer", "float", "boolean"),
+    "bool": ("integer", "float", "boolean"),
+    "date": ("date", "datetime"),
+    "datetime": ("date", "datetime"),
 }
 
 
@@ -51,12 +72,17 @@ class ConvertTypesArgs(OperationArgs):
     )
     to: Target = Field(
         description=(
-            "Target type. int: whole numbers ('12', '+12', '12.0', '1,234'); float: numbers "
-            "('3.5', '-.5', '1e3', '1,234.5'); thousands separators only in their proper "
-            "place. date / datetime: ISO text ('2024-02-29', '2024-02-29 13:45:00', as real "
-            "Excel dates are read), or text in format; a datetime converted to date loses its "
-            "time. bool: true/false, yes/no, 1/0 in any case. string: typed values back to "
-            "text (dates ISO)."
+            "Target type. From text: int: whole numbers ('12', '+12', '12.0', '1,234'); "
+            "float: numbers ('3.5', '-.5', '1e3', '1,234.5', with decimal_comma '3,5', "
+            "'1.234,5'); thousands separators only in their proper place. date / datetime: ISO "
+            "text ('2024-02-29', '2024-02-29 13:45:00') or text in format. bool: true/false, "
+            "yes/no, 1/0 in any case. From typed columns: integer, float and boolean columns "
+            "convert to int (a float only when whole; true/false are 1/0), float and bool (only "
+            "1 and 0); date and datetime columns to date (a datetime loses its time) and "
+            "datetime (a date at midnight); other conversions (a date to a number, a number to "
+            "a date) fail with column_type_mismatch. string (or text): any column as text, "
+            "numbers in shortest form without '.0' ('120', '3.5'), booleans true/false, dates "
+            "ISO, datetimes '2024-02-29 13:45:00'."
         )
     )
     format: str | None = Field(
@@ -69,9 +95,10 @@ class ConvertTypesArgs(OperationArgs):
     on_error: Literal["null", "keep", "fail"] = Field(
         default="null",
         description=(
-            "For non-empty cells that do not convert. null: they become empty; keep: the "
+            "For non-empty cells that do not convert. null: they become empty; keep: a text "
             "column stays text, converted cells rewritten in canonical form ('1234', '3.5', "
-            "'2024-02-29', 'true') and the others unchanged; fail: the step fails with error "
+            "'2024-02-29', 'true') and the others unchanged, and a typed column is left as it "
+            "was (numbers stay numbers); fail: the step fails with error "
             "conversion_failed naming the first such cell (row numbers count data rows from "
             "1, the header excluded)."
         ),
@@ -102,6 +129,11 @@ class ConvertTypesArgs(OperationArgs):
             raise ValueError("decimal_comma only applies with to=int or to=float")
         return self
 
+    @field_validator("to")
+    @classmethod
+    def _to(cls, to: str) -> str:
+        return "string" if to == "text" else to  # the type's user-facing name, as a synonym
+
     def targets(self) -> list[str]:
         return [self.column] if self.column is not None else list(self.columns or [])
 
@@ -120,17 +152,51 @@ def _parse(text: pl.Expr, args: ConvertTypesArgs) -> pl.Expr:
     return text
 
 
-def _canonical(value: pl.Expr, to: str) -> pl.Expr:
-    """A converted value as the text the reader would produce for it."""
+def _native(col: pl.Expr, dtype: pl.DataType, to: str) -> pl.Expr:
+    """A typed column converted to ``to`` without going through text; null where a value does
+    not convert (a fraction to int, 2 to bool)."""
+    if to == "int":
+        if dtype.is_float():
+            whole = col.is_finite() & (col == col.round()) & (col.abs() < 2.0**63)
+            return pl.when(whole).then(col.cast(pl.Int64, strict=False))
+        return col.cast(pl.Int64, strict=False)
     if to == "float":
-        whole = (value == value.round()) & (value.abs() < 2**53)
-        as_int = value.cast(pl.Int64, strict=False).cast(pl.String)
-        return pl.when(whole).then(as_int).otherwise(value.cast(pl.String))
+        return col.cast(pl.Float64)
+    if to == "bool":
+        if dtype == pl.Boolean:
+            return col
+        return pl.when(col == 1).then(True).when(col == 0).then(False)
     if to == "date":
-        return value.dt.to_string("%Y-%m-%d")
-    if to == "datetime":
-        return value.dt.to_string("%Y-%m-%d %H:%M:%S%.f")
-    return value.cast(pl.String)
+        return col if dtype == pl.Date else col.dt.date()
+    return col.cast(pl.Datetime("us"))  # datetime
+
+
+def _convert(df: pl.DataFrame, column: str, args: ConvertTypesArgs) -> pl.DataFrame:
+    """Columns text, value (converted, null where empty or bad) and bad, each computed once."""
+    dtype = df.schema[column]
+    is_text = dtype == pl.String or dtype == pl.Null
+    if not is_text and args.to != "string" and kind_of(dtype) not in _FROM[args.to]:
+        raise column_type_mismatch(
+            column,
+            kind_of(dtype),
+            f"excel/convert-types cannot make {_WHAT[args.to]} of it (a {kind_of(dtype)} column "
+            f"converts to {_targets_of(kind_of(dtype))}).",
+        )
+    work = df.select(text_form(column, dtype).alias("text"), pl.col(column).alias("source"))
+    empty = is_empty(pl.col("text"), pl.String()) if is_text else pl.col("source").is_null()
+    if args.to == "string":
+        value = pl.col("text")
+    elif is_text:
+        value = _parse(pl.col("text"), args)
+    else:
+        value = _native(pl.col("source"), dtype, args.to)
+    work = work.with_columns(empty.alias("empty"))
+    work = work.with_columns(pl.when(pl.col("empty")).then(None).otherwise(value).alias("value"))
+    return work.with_columns((~pl.col("empty") & pl.col("value").is_null()).alias("bad"))
+
+
+def _targets_of(kind: str) -> str:
+    return ", ".join(to for to, kinds in _FROM.items() if kind in kinds) + " or string"
 
 
 def _fail(column: str, text: pl.Series, bad: pl.Series, to: str) -> None:
@@ -145,21 +211,6 @@ def _fail(column: str, text: pl.Series, bad: pl.Series, to: str) -> None:
     )
 
 
-def _convert(df: pl.DataFrame, column: str, args: ConvertTypesArgs) -> pl.DataFrame:
-    """Columns text, value (converted, null where empty or bad) and bad, each computed once."""
-    dtype = df.schema[column]
-    text = (
-        _canonical(pl.col(column), "float")
-        if args.to == "string" and dtype.is_float()
-        else (text_of(column, dtype))
-    )
-    work = df.select(text.alias("text"))
-    work = work.with_columns(is_empty(pl.col("text"), pl.String()).alias("empty"))
-    parsed = pl.when(pl.col("empty")).then(None).otherwise(_parse(pl.col("text"), args))
-    work = work.with_columns(parsed.alias("value"))
-    return work.with_columns((~pl.col("empty") & pl.col("value").is_null()).alias("bad"))
-
-
 def convert_types(df: pl.DataFrame, args: ConvertTypesArgs) -> Outcome:
     converted = 0
     failures: dict[str, dict[str, Any]] = {}
@@ -168,14 +219,17 @@ def convert_types(df: pl.DataFrame, args: ConvertTypesArgs) -> Outcome:
         work = _convert(df, column, args)
         text, bad = work["text"], work["bad"]
         n_bad = int(bad.sum())
-        converted += int((~work["empty"]).sum()) - n_bad
         if n_bad:
             if args.on_error == "fail":
                 _fail(column, text, bad, args.to)
             examples = text.filter(bad).unique(maintain_order=True).head(_EXAMPLES).to_list()
             failures[column] = {"count": n_bad, "examples": examples}
-        if args.on_error == "keep" and args.to != "string":
-            canonical = _canonical(pl.col("value"), args.to)
+        typed = df.schema[column] not in (pl.String, pl.Null)
+        if args.on_error == "keep" and typed and n_bad:
+            continue  # numbers stay numbers: a typed column that does not convert is kept
+        converted += int((~work["empty"]).sum()) - n_bad
+        if args.on_error == "keep" and args.to != "string" and not typed:
+            canonical = text_form("value", work.schema["value"])
             kept = work.select(pl.when(pl.col("bad")).then(pl.col("text")).otherwise(canonical))
             new.append(kept.to_series().alias(column))
         else:
@@ -184,7 +238,7 @@ def convert_types(df: pl.DataFrame, args: ConvertTypesArgs) -> Outcome:
     failed = sum(f["count"] for f in failures.values())
     message = f"Converted {plural(converted, 'value')} to {args.to}"
     if failed:
-        fate = "kept as text" if args.on_error == "keep" else "made empty"
+        fate = "kept as they were" if args.on_error == "keep" else "made empty"
         message += f"; {plural(failed, 'value')} could not be converted ({fate})"
     return Outcome(out, message, {"converted": converted, "failed": failed, "failures": failures})
 
@@ -192,8 +246,11 @@ def convert_types(df: pl.DataFrame, args: ConvertTypesArgs) -> Outcome:
 @registry.register(
     "excel/convert-types",
     description=(
-        "Convert text columns to whole numbers, numbers, dates, datetimes or booleans (or "
-        "typed columns back to text), choosing what happens to cells that do not convert."
+        "Convert text columns to whole numbers, numbers, dates, datetimes or booleans (decimal "
+        "commas, thousands separators and date formats on request), typed columns to another "
+        "type (integer/float/boolean among themselves, date/datetime among themselves; others "
+        "fail with column_type_mismatch), or any column to text (numbers without '.0'), "
+        "choosing what happens to cells that do not convert."
     ),
     args=ConvertTypesArgs,
     example={"columns": ["order_date"], "to": "date", "format": "%d/%m/%Y", "on_error": "fail"},

@@ -15,7 +15,13 @@ from chatflow.operations.registry import (
     registry,
 )
 from chatflow.operations.steps import Outcome, SheetArg, TableOutputArg, run_table_step
-from chatflow.operations.values import blank_to_null, is_empty, text_of
+from chatflow.operations.values import (
+    as_text_note,
+    blank_to_null,
+    is_empty,
+    non_text_kinds,
+    text_form,
+)
 
 MAX_PARTS = 1000  # columns one split may create (without into)
 _SENTINELS = ("\x1f", "\x1e", "\ue000", "\ue001", "\U000f0000")
@@ -143,7 +149,7 @@ def split_column(df: pl.DataFrame, args: SplitColumnArgs) -> Outcome:
 
 
 def _split(df: pl.DataFrame, args: SplitColumnArgs) -> Outcome:
-    source = df.select(text_of(args.column, df.schema[args.column])).to_series()
+    source = df.select(text_form(args.column, df.schema[args.column])).to_series()
     if args.regex is not None:
         separator = _sentinel(source)
         marked = source.str.replace_all(args.regex, separator)
@@ -174,10 +180,16 @@ def _split(df: pl.DataFrame, args: SplitColumnArgs) -> Outcome:
     after = df.select(df.columns[at + 1 :])
     out = pl.concat([before, parts, after], how="horizontal")
     fewer = int((counted < n).sum())
+    as_text = non_text_kinds(df.schema, [args.column])
     return Outcome(
         out,
-        f"Split '{args.column}' into {plural(n, 'column')}",
-        {"columns_created": names, "rows_with_more_parts": more, "rows_with_fewer_parts": fewer},
+        f"Split '{args.column}' into {plural(n, 'column')}{as_text_note(as_text)}",
+        {
+            "columns_created": names,
+            "rows_with_more_parts": more,
+            "rows_with_fewer_parts": fewer,
+            **({"as_text": as_text} if as_text else {}),
+        },
     )
 
 
@@ -185,7 +197,10 @@ def _split(df: pl.DataFrame, args: SplitColumnArgs) -> Outcome:
     "excel/split-column",
     description=(
         "Split a text column at a delimiter or regular expression into several columns. Cells "
-        "with fewer parts get empty cells; with more parts the rest stays in the last column."
+        "with fewer parts get empty cells; with more parts the rest stays in the last column. "
+        "The parts are always text. A number, date or boolean column is split in its text form "
+        "('3.5', '2024-01-31', 'true'; whole numbers without '.0') and the result names it "
+        "under as_text; a kept original column keeps its type."
     ),
     args=SplitColumnArgs,
     example={"column": "full_name", "delimiter": " ", "into": ["first_name", "last_name"]},
@@ -242,7 +257,7 @@ def merge_columns(df: pl.DataFrame, args: MergeColumnsArgs) -> Outcome:
     merged = set(args.columns)
     others = [c for c in df.columns if c not in merged or args.keep_original]
     reject_existing([args.into], others, what="the merged column")
-    texts = [text_of(c, df.schema[c]) for c in args.columns]
+    texts = [text_form(c, df.schema[c]) for c in args.columns]
     if args.skip_empty:
         texts = [pl.when(t.str.strip_chars() == "").then(None).otherwise(t) for t in texts]
         joined = pl.concat_str(texts, separator=args.separator, ignore_nulls=True)
@@ -262,10 +277,11 @@ def merge_columns(df: pl.DataFrame, args: MergeColumnsArgs) -> Outcome:
             columns.append(new)
     out = df.select(columns)
     empty = int(all_empty.sum())
+    as_text = non_text_kinds(df.schema, args.columns)
     return Outcome(
         out,
-        f"Merged {describe(args.columns)} into '{args.into}'",
-        {"column": args.into, "empty_rows": empty},
+        f"Merged {describe(args.columns)} into '{args.into}'{as_text_note(as_text)}",
+        {"column": args.into, "empty_rows": empty, **({"as_text": as_text} if as_text else {})},
     )
 
 
@@ -273,7 +289,10 @@ def merge_columns(df: pl.DataFrame, args: MergeColumnsArgs) -> Outcome:
     "excel/merge-columns",
     description=(
         "Join the text of several columns, row by row, into one column with a separator, "
-        "skipping empty cells by default."
+        "skipping empty cells by default. The merged column is always text; number, date and "
+        "boolean columns join in their text form ('120', '3.5', '2024-01-31', 'true'; whole "
+        "numbers without '.0') and the result names them under as_text. Kept originals keep "
+        "their types."
     ),
     args=MergeColumnsArgs,
     example={"columns": ["street", "postal_code", "city"], "separator": ", ", "into": "address"},

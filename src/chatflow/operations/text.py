@@ -1,8 +1,12 @@
 """Text operations: find and replace, clean text, normalize codes.
 
-They work on the text of cells.  Without ``columns`` they touch every text column; a named
-column of another type (after excel/convert-types) is turned back into text first.  A cell whose
-text becomes empty is an empty cell (null), as the reader reads empty cells.
+They work on the text of cells.  Without ``columns`` they touch every text column.  Columns
+are typed (numbers, dates, booleans, text), and numbers stay numbers: find-replace and
+clean-text refuse a named column that is not text (``column_type_mismatch``, a 422 naming the
+column and its type; excel/convert-types with to=string makes text of it on request), while
+normalize-codes works on the text form of a number column (zip codes stored as numbers) and
+says in its result that the column is now text.  A cell whose text becomes empty is an empty
+cell (null), as the reader reads empty cells.
 excel/convert-types lives in ``convert_types``.
 """
 
@@ -14,11 +18,17 @@ from typing import Annotated, Any, Literal
 import polars as pl
 from pydantic import Field, field_validator, model_validator
 
-from chatflow.operations.common import describe, no_repeats_or_none, plural
+from chatflow.operations.common import (
+    column_type_mismatch,
+    describe,
+    no_repeats_or_none,
+    plural,
+)
 from chatflow.operations.patterns import check_regex, regex_errors, regex_escape
 from chatflow.operations.registry import OperationArgs, StepContext, StepOutput, registry
 from chatflow.operations.steps import Outcome, SheetArg, TableOutputArg, run_table_step
-from chatflow.operations.values import blank_to_null, text_of
+from chatflow.operations.values import as_text_note, blank_to_null, non_text_kinds, text_form
+from chatflow.spreadsheets.cell_types import kind_of
 
 ColumnsArg = Annotated[
     list[str] | None,
@@ -26,11 +36,24 @@ ColumnsArg = Annotated[
 ]
 
 
-def text_columns(df: pl.DataFrame, named: list[str] | None) -> list[str]:
-    """The columns a text operation works on: those named, else every text column."""
-    if named is not None:
-        return list(named)
-    return [name for name, dtype in df.schema.items() if dtype == pl.String]
+def text_columns(df: pl.DataFrame, named: list[str] | None, operation: str) -> list[str]:
+    """The columns a text operation works on: those named, else every text column.
+
+    A named column that is not text is refused: changing the text of a number would make the
+    whole column text, so the user converts it (excel/convert-types, to=string) on purpose.
+    """
+    if named is None:
+        return [name for name, dtype in df.schema.items() if dtype == pl.String]
+    for name in named:
+        dtype = df.schema[name]
+        if dtype != pl.String and dtype != pl.Null:
+            raise column_type_mismatch(
+                name,
+                kind_of(dtype),
+                f"{operation} works on text columns only. To change its values as text, "
+                "convert it first with excel/convert-types (to: string).",
+            )
+    return list(named)
 
 
 def _via(series: pl.Series, fn: Callable[[pl.Expr], pl.Expr]) -> pl.Series:
@@ -45,11 +68,15 @@ def _empty_to_null(series: pl.Series) -> pl.Series:
 def _changed(
     df: pl.DataFrame, columns: list[str], change: Callable[[pl.Series], pl.Series]
 ) -> Outcome:
-    """Replace the text of ``columns`` by ``change`` of it; count changed cells per column."""
+    """Replace the text of ``columns`` by ``change`` of it; count changed cells per column.
+
+    A column that is not text is changed in its text form ("120", "3.5") and becomes text; the
+    result lists such columns under ``as_text``.
+    """
     new: list[pl.Series] = []
     by_column: dict[str, int] = {}
     for c in columns:
-        before = df.select(text_of(c, df.schema[c])).to_series()
+        before = df.select(text_form(c, df.schema[c])).to_series()
         after = change(before).alias(c)
         changed = int(after.ne_missing(before).sum())
         if changed:
@@ -57,10 +84,15 @@ def _changed(
         new.append(after)
     out = df.with_columns(new) if new else df
     total = sum(by_column.values())
+    as_text = non_text_kinds(df.schema, columns)
     return Outcome(
         out,
-        f"Changed {plural(total, 'cell')}",
-        {"cells_changed": total, "by_column": by_column},
+        f"Changed {plural(total, 'cell')}{as_text_note(as_text)}",
+        {
+            "cells_changed": total,
+            "by_column": by_column,
+            **({"as_text": as_text} if as_text else {}),
+        },
     )
 
 
@@ -125,16 +157,18 @@ def find_replace_text(text: pl.Series, args: FindReplaceArgs) -> pl.Series:
 
 def find_replace(df: pl.DataFrame, args: FindReplaceArgs) -> Outcome:
     with regex_errors(args.find):
-        return _changed(
-            df, text_columns(df, args.columns), lambda text: find_replace_text(text, args)
-        )
+        columns = text_columns(df, args.columns, "excel/find-replace")
+        return _changed(df, columns, lambda text: find_replace_text(text, args))
 
 
 @registry.register(
     "excel/find-replace",
     description=(
         "Find text in cells and replace it: literal text by default, or a regular expression; "
-        "every occurrence or whole cells only; optionally ignoring case."
+        "every occurrence or whole cells only; optionally ignoring case. Works on text columns "
+        "only (by default every text column): naming a number, date or boolean column fails "
+        "with column_type_mismatch (convert it with excel/convert-types to string first); the "
+        "replaced values are text."
     ),
     args=FindReplaceArgs,
     example={"columns": ["country"], "find": "Deutschland", "replace": "Germany"},
@@ -215,14 +249,16 @@ def clean_text_series(text: pl.Series, args: CleanTextArgs) -> pl.Series:
 
 
 def clean_text(df: pl.DataFrame, args: CleanTextArgs) -> Outcome:
-    return _changed(df, text_columns(df, args.columns), lambda text: clean_text_series(text, args))
+    columns = text_columns(df, args.columns, "excel/clean-text")
+    return _changed(df, columns, lambda text: clean_text_series(text, args))
 
 
 @registry.register(
     "excel/clean-text",
     description=(
         "Tidy text cells: remove invisible characters, collapse repeated spaces, trim, and "
-        "optionally change letter case."
+        "optionally change letter case. Works on text columns only (by default every text "
+        "column); naming a number, date or boolean column fails with column_type_mismatch."
     ),
     args=CleanTextArgs,
     example={"columns": ["name", "city"], "case": "title"},
@@ -278,6 +314,13 @@ class NormalizeCodesArgs(OperationArgs):
 
 
 def normalize_codes(df: pl.DataFrame, args: NormalizeCodesArgs) -> Outcome:
+    dtype = df.schema[args.column]
+    if not (dtype == pl.String or dtype == pl.Null or dtype.is_numeric()):
+        raise column_type_mismatch(
+            args.column,
+            kind_of(dtype),
+            "excel/normalize-codes works on text or number columns only.",
+        )
     pad_to = args.pad_to
     counts: dict[str, Any] = {}
 
@@ -302,10 +345,11 @@ def normalize_codes(df: pl.DataFrame, args: NormalizeCodesArgs) -> Outcome:
 
     done = _changed(df, [args.column], normalize)
     changed = done.result["cells_changed"]
+    as_text = done.result.get("as_text")
     return Outcome(
         done.table,
-        f"Normalized {plural(changed, 'code')} in '{args.column}'",
-        {"cells_changed": changed, **counts},
+        f"Normalized {plural(changed, 'code')} in '{args.column}'{as_text_note(as_text or {})}",
+        {"cells_changed": changed, **counts, **({"as_text": as_text} if as_text else {})},
     )
 
 
@@ -313,7 +357,10 @@ def normalize_codes(df: pl.DataFrame, args: NormalizeCodesArgs) -> Outcome:
     "excel/normalize-codes",
     description=(
         "Normalize a column of codes such as postal codes or ids: trim spaces, optionally keep "
-        "only digits, and left-pad with zeros to a fixed length."
+        "only digits, and left-pad with zeros to a fixed length. The result is a text column. "
+        "A number column (codes a spreadsheet stored as numbers, e.g. 1234) is worked on in "
+        "its text form ('1234', whole numbers without '.0') and the result names it under "
+        "as_text; a date or boolean column fails with column_type_mismatch."
     ),
     args=NormalizeCodesArgs,
     example={"column": "postal_code", "pad_to": 5},

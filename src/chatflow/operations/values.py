@@ -22,6 +22,8 @@ from typing import Any
 
 import polars as pl
 
+from chatflow.spreadsheets.cell_types import kind_of, number_text
+
 _NUMBER = r"^[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?$"
 _GROUPED_POINT = r"^[+-]?[0-9]{1,3}(?:,[0-9]{3})+(?:\.[0-9]*)?$"  # 1,234,567.5
 _GROUPED_COMMA = (
@@ -68,6 +70,40 @@ def text_of(name: str, dtype: pl.DataType) -> pl.Expr:
     if isinstance(dtype, pl.Datetime):
         return col.dt.to_string("%Y-%m-%d %H:%M:%S%.f")
     return col.cast(pl.String)
+
+
+def text_form(name: str, dtype: pl.DataType) -> pl.Expr:
+    """A column as the text its cells read as (``cell_types.cell_text``, vectorised): numbers
+    in shortest form without ".0" ("120", "3.5"), booleans true/false, dates ISO, datetimes
+    "YYYY-MM-DD HH:MM:SS" (with ".ffffff" only when a value has a fraction), text as is."""
+    col = pl.col(name)
+    if dtype == pl.String:
+        return col
+    if dtype.is_float():
+        return number_text(col)
+    if dtype == pl.Date:
+        return col.dt.to_string("%Y-%m-%d")
+    if isinstance(dtype, pl.Datetime):
+        whole = col == col.dt.truncate("1s")
+        seconds = col.dt.to_string("%Y-%m-%d %H:%M:%S")
+        return pl.when(whole).then(seconds).otherwise(col.dt.to_string("%Y-%m-%d %H:%M:%S%.6f"))
+    return col.cast(pl.String)
+
+
+def non_text_kinds(schema: pl.Schema, columns: list[str]) -> dict[str, str]:
+    """Of ``columns``, those that are not text (nor all-empty ``Null``), with their type's name:
+    what a text operation worked on in text form, for its result."""
+    return {
+        c: kind_of(schema[c]) for c in columns if schema[c] != pl.String and schema[c] != pl.Null
+    }
+
+
+def as_text_note(kinds: dict[str, str]) -> str:
+    """For a message: "; used 'zip' (integer) as text, the result is text", or ""."""
+    if not kinds:
+        return ""
+    listed = ", ".join(f"'{c}' ({k})" for c, k in kinds.items())
+    return f"; used {listed} as text, the result is text"
 
 
 def is_empty(expr: pl.Expr, dtype: pl.DataType) -> pl.Expr:
