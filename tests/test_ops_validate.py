@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 from typing import Any
 
+import openpyxl
 import polars as pl
 import pytest
 from pydantic import ValidationError
@@ -142,3 +144,118 @@ def test_validate_refusals(tmp_path: Path) -> None:
     ]:
         with pytest.raises(ValidationError):
             validate(bad)
+
+
+TYPED = pl.DataFrame(
+    {
+        "id": [1, 2, 3, 4, 5, 6],
+        "amount": [100.0, 9.5, None, 1000.0, -20.0, 100.0],
+        "qty": [3, None, 10, 0, 7, 2],
+        "paid": [True, False, None, True, False, True],
+        "day": [
+            dt.date(2024, 2, 29),
+            dt.date(2024, 3, 1),
+            dt.date(2024, 1, 15),
+            None,
+            dt.date(2023, 12, 31),
+            dt.date(2024, 3, 1),
+        ],
+        "code": ["007", "0100", "12", None, "5", "0100"],
+    }
+)
+TYPED_SCHEMA = {
+    "id": pl.Int64,
+    "amount": pl.Float64,
+    "qty": pl.Int64,
+    "paid": pl.Boolean,
+    "day": pl.Date,
+    "code": pl.String,
+}
+
+
+def test_typed_columns_are_checked_by_value(tmp_path: Path) -> None:
+    rules = [
+        {"column": "amount", "min": 0, "max": 100},
+        {"column": "qty", "allowed": [0, "3", 10.0, 7]},
+        {"column": "paid", "allowed": [True]},
+        {"column": "day", "regex": "2024-.*"},
+        {"column": "code", "regex": "[0-9]{2,4}", "unique": True},
+        {"column": "id", "max_length": 1},
+    ]
+    out = StepHarness(tmp_path, TYPED, input_name="t.xlsx").run("excel/validate", {"rules": rules})
+    assert out.table is not None
+    assert out.table.schema == TYPED_SCHEMA
+    assert out.table["id"].to_list() == [1, 3]
+    (side,) = out.files
+    invalid = read_table(side.path, kind="xlsx")
+    assert invalid.rows() == [
+        (
+            2,
+            9.5,
+            None,
+            False,
+            dt.date(2024, 3, 1),
+            "0100",
+            "paid: not an allowed value; code: duplicate value",
+        ),
+        (4, 1000.0, 0, True, None, None, "amount: more than 100"),
+        (
+            5,
+            -20.0,
+            7,
+            False,
+            dt.date(2023, 12, 31),
+            "5",
+            "amount: less than 0; paid: not an allowed value; day: does not match 2024-.*; "
+            "code: does not match [0-9]{2,4}",
+        ),
+        (
+            6,
+            100.0,
+            2,
+            True,
+            dt.date(2024, 3, 1),
+            "0100",
+            "qty: not an allowed value; code: duplicate value",
+        ),
+    ]
+    assert invalid.schema == {**TYPED_SCHEMA, "_errors": pl.String}
+    sheet = openpyxl.load_workbook(side.path).active
+    assert sheet is not None
+    assert [c.data_type for c in sheet[2]] == ["n", "n", "n", "b", "d", "s", "s"]
+    assert sheet["B2"].value == 9.5 and sheet["A2"].value == 2
+    assert out.result is not None
+    assert {(r["column"], r["check"]): r["failures"] for r in out.result["by_rule"]} == {
+        ("amount", "number"): 0,
+        ("amount", "min"): 1,
+        ("amount", "max"): 1,
+        ("qty", "allowed"): 1,
+        ("paid", "allowed"): 2,
+        ("day", "regex"): 1,
+        ("code", "regex"): 1,
+        ("code", "unique"): 2,
+        ("id", "max_length"): 0,
+    }
+
+
+def test_min_max_read_a_text_column_as_numbers(tmp_path: Path) -> None:
+    df = pl.DataFrame({"n": ["10", "n/a", "-1", None, "1e3"]})
+    rules = validate({"rules": [{"column": "n", "min": 0, "max": 100}]}).rules
+    valid, invalid, _ = validate_rows(df, rules)
+    assert valid.rows() == [("10",), (None,)]
+    assert invalid.rows() == [
+        ("n/a", "n: not a number"),
+        ("-1", "n: less than 0"),
+        ("1e3", "n: more than 100"),
+    ]
+
+
+@pytest.mark.parametrize(("column", "kind"), [("day", "date"), ("paid", "boolean")])
+def test_min_max_of_dates_and_booleans_are_refused(tmp_path: Path, column: str, kind: str) -> None:
+    with pytest.raises(StepFailed) as caught:
+        StepHarness(tmp_path, TYPED).run(
+            "excel/validate", {"rules": [{"column": column, "min": 0}]}
+        )
+    assert caught.value.code == "column_type_mismatch"
+    assert caught.value.details == {"column": column, "type": kind}
+    assert caught.value.message.startswith(f"Column '{column}' holds {kind} values; min and max")

@@ -1,10 +1,13 @@
 """excel/group-aggregate and excel/pivot.
 
-Numbers: columns are text (see ``chatflow.spreadsheets.reading``), so sum and mean read each value
-as a number and treat anything that is not one (blank, "n/a", "1,234") as empty, the way
-``cast(strict=False)`` does; sums of whole numbers stay whole (Int64), anything else is Float64.
-min and max compare numerically when every value of the column is a number (inferred type
-integer or float, see ``column_types``), otherwise as text (ISO dates compare correctly as text).
+Types: count and count_distinct are Int64; first, last, min and max keep the column's type
+(numbers compare as numbers, dates as dates, text as text by code point, false before true).
+sum and mean need numbers: a number column's sum keeps its type (Int64 stays Int64), a boolean
+column's sum counts its true values, mean is Float64; on a date, datetime or time column they
+fail with column_type_mismatch.  A text column (say, numbers mixed with "n/a") is read the
+lenient way ``ColumnFacts.numeric_expr`` reads it: values that are not numbers ("n/a", "1,5")
+are ignored, and the step's result counts them under ``not_numbers``; its sum is Int64 when
+every number in it is whole, else Float64.
 Groups keep the order in which their keys first appear unless sorting is asked for; empty keys
 form a group of their own.
 """
@@ -17,7 +20,14 @@ import polars as pl
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from chatflow.operations.column_types import ColumnFacts, column_facts
-from chatflow.operations.common import refuse_repeats, repeated, require_columns, unique_name
+from chatflow.operations.common import (
+    column_type_mismatch,
+    plural,
+    refuse_repeats,
+    repeated,
+    require_columns,
+    unique_name,
+)
 from chatflow.operations.registry import (
     OperationArgs,
     StepContext,
@@ -26,6 +36,8 @@ from chatflow.operations.registry import (
     registry,
 )
 from chatflow.operations.steps import Outcome, OutputArg, SheetArg, run_step
+from chatflow.operations.values import as_number, is_empty, text_form
+from chatflow.spreadsheets.cell_types import kind_of
 
 AggregateFn = Literal["count", "sum", "mean", "min", "max", "count_distinct", "first", "last"]
 MAX_PIVOT_COLUMNS = 1000
@@ -33,11 +45,10 @@ BLANK_LABEL = "(blank)"
 
 
 def aggregate_expr(fn: AggregateFn, column: str | None, facts: dict[str, ColumnFacts]) -> pl.Expr:
-    """One aggregation over a group: see the module docstring for how text becomes numbers."""
+    """One aggregation over a group: see the module docstring for the types."""
     if column is None:
         return pl.len().cast(pl.Int64)  # count of rows
     col = pl.col(column)
-    fact = facts[column]
     if fn == "count":
         return col.count().cast(pl.Int64)
     if fn == "count_distinct":
@@ -47,11 +58,43 @@ def aggregate_expr(fn: AggregateFn, column: str | None, facts: dict[str, ColumnF
     if fn == "last":
         return col.last()
     if fn == "sum":
-        return fact.numeric_expr().sum()
+        return facts[column].numeric_expr().sum()
     if fn == "mean":
-        return fact.numeric_expr().cast(pl.Float64).mean()
-    value = fact.numeric_expr() if fact.numeric else col
-    return value.min() if fn == "min" else value.max()
+        return facts[column].numeric_expr().cast(pl.Float64).mean()
+    return col.min() if fn == "min" else col.max()
+
+
+def numeric_facts(df: pl.DataFrame, columns: list[str]) -> dict[str, ColumnFacts]:
+    """Number facts of the columns summed or averaged; column_type_mismatch for a date,
+    datetime or time column (or any other type that holds no numbers)."""
+    for name in columns:
+        dtype = df.schema[name]
+        if not (dtype.is_numeric() or dtype in (pl.Boolean, pl.String, pl.Null)):
+            raise column_type_mismatch(
+                name, kind_of(dtype), "sum and mean need numbers (min, max, first, last work)."
+            )
+    return column_facts(df, columns)
+
+
+def not_numbers(df: pl.DataFrame, columns: list[str]) -> dict[str, int]:
+    """For the text columns among ``columns``: how many non-empty values are not numbers (and
+    so are ignored by sum and mean); columns where there are none are left out."""
+    text = [c for c in dict.fromkeys(columns) if df.schema[c] == pl.String]
+    if not text:
+        return {}
+    counts = df.select(
+        (~is_empty(pl.col(c), pl.String()) & as_number(pl.col(c)).is_null()).sum().alias(c)
+        for c in text
+    ).row(0, named=True)
+    return {c: int(n) for c, n in counts.items() if n}
+
+
+def _ignored(counts: dict[str, int]) -> str:
+    return "".join(
+        f"; {plural(n, 'value')} of '{c}' {'is' if n == 1 else 'are'} not a number (ignored "
+        "by sum/mean)"
+        for c, n in counts.items()
+    )
 
 
 # --- excel/group-aggregate ----------------------------------------------------------------
@@ -67,9 +110,10 @@ class Aggregation(OperationArgs):
         description="The column to aggregate; leave it out with fn='count' to count rows.",
     )
     fn: AggregateFn = Field(
-        description="count: non-empty values (rows, without column); sum, mean: of the values "
-        "that are numbers, others ignored (sum of nothing is 0); min, max: numeric when every "
-        "value is a number, else text order; count_distinct: distinct non-empty values; "
+        description="count: non-empty values (rows, without column); sum, mean: of a number or "
+        "boolean column (true counts 1), or of the values of a text column that are numbers, "
+        "others ignored (sum of nothing is 0); min, max: in the column's type (numbers as "
+        "numbers, dates as dates, text as text); count_distinct: distinct non-empty values; "
         "first, last: the value in the group's first or last row (may be empty)."
     )
     as_: str | None = Field(
@@ -133,13 +177,19 @@ def _needed_by_group(args: GroupAggregateArgs) -> list[str]:
     )
 
 
+def _summed(aggregations: list[Aggregation]) -> list[str]:
+    return list(
+        dict.fromkeys(a.column for a in aggregations if a.column and a.fn in ("sum", "mean"))
+    )
+
+
 def group_aggregate(
     df: pl.DataFrame, by: list[str], aggregations: list[Aggregation], *, sort: bool = False
 ) -> pl.DataFrame:
     """One row per group with the aggregations (or one row in all without ``by``)."""
     needed = list(dict.fromkeys(a.column for a in aggregations if a.column is not None))
     require_columns(df.columns, [*by, *needed])
-    facts = column_facts(df, needed)
+    facts = numeric_facts(df, _summed(aggregations))
     exprs = [aggregate_expr(a.fn, a.column, facts).alias(a.name) for a in aggregations]
     if not by:
         return df.select(exprs)
@@ -151,8 +201,14 @@ def group_aggregate(
     "excel/group-aggregate",
     description=(
         "Group rows by the values of some columns and compute count, sum, mean, min, max, "
-        "count_distinct, first or last of other columns, one row per group. Text that is not a "
-        "number is ignored by sum and mean (treated as empty)."
+        "count_distinct, first or last of other columns, one row per group. Group columns "
+        "keep their types. count and count_distinct are whole numbers; sum of a whole-number "
+        "column is a whole number, of a float column a float, of a boolean column the number "
+        "of true values; mean is a float; min, max, first and last keep the column's type "
+        "(numbers compare as numbers, dates as dates, text as text). sum/mean of a date or "
+        "time column fail with column_type_mismatch (422). sum/mean of a text column use the "
+        "values that are numbers and ignore the others; the result counts them under "
+        "'not_numbers'."
     ),
     args=GroupAggregateArgs,
     example={
@@ -175,7 +231,11 @@ def run_group_aggregate(ctx: StepContext, args: GroupAggregateArgs) -> StepOutpu
             "groups": out.height,
             "columns": out.columns[:50],
         }
-        return Outcome(out, f"Aggregated {df.height} rows into {out.height} groups", result)
+        ignored = not_numbers(df, _summed(args.aggregations))
+        if ignored:
+            result["not_numbers"] = ignored
+        message = f"Aggregated {df.height} rows into {out.height} groups{_ignored(ignored)}"
+        return Outcome(out, message, result)
 
     return run_step(
         ctx,
@@ -198,18 +258,22 @@ class PivotArgs(OperationArgs):
     )
     columns: str = Field(
         description="The column whose distinct values become new columns, named after the "
-        "values (empty cells -> '(blank)'; a name already taken gets _2), in order of first "
-        f"appearance; at most {MAX_PIVOT_COLUMNS}."
+        "values as they read (120, 3.5, 2024-03-01, true; empty cells -> '(blank)'; a name "
+        f"already taken gets _2), in order of first appearance; at most {MAX_PIVOT_COLUMNS}."
     )
     values: str = Field(description="The column aggregated into the new columns' cells.")
     aggregate: Literal["sum", "mean", "count", "min", "max", "first"] = Field(
         default="sum",
-        description="How the values that meet in one cell are combined (as in "
-        "excel/group-aggregate: sum and mean ignore non-numbers). Cells with no values are "
+        description="How the values that meet in one cell are combined, with the types of "
+        "excel/group-aggregate: sum keeps a number column's type, mean is a float, count a "
+        "whole number, min/max/first the values column's type; sum and mean of a text column "
+        "ignore values that are not numbers, of a date column fail. Cells with no values are "
         "empty, or 0 with 'count'.",
     )
     sort_columns: bool = Field(
-        default=False, description="Order the new columns by value (as text) instead."
+        default=False,
+        description="Order the new columns by value instead (numbers as numbers, dates as "
+        "dates, text as text; '(blank)' last).",
     )
     sheet: SheetArg = None
     output: OutputArg = None
@@ -239,17 +303,22 @@ def pivot(
 ) -> pl.DataFrame:
     """A wide table: one row per index key, one column per distinct value of ``columns``."""
     require_columns(df.columns, [*index, columns, values])
-    keys = df.get_column(columns).cast(pl.String).unique(maintain_order=True)
-    if keys.len() > MAX_PIVOT_COLUMNS:
+    facts = numeric_facts(df, [values] if aggregate in ("sum", "mean") else [])
+    # New columns are named after the values as they read (120, 3.5, 2024-03-01, true).
+    label = text_form(columns, df.schema[columns])
+    keys = df.select(pl.col(columns).alias("value"), label.alias("label")).unique(
+        "label", maintain_order=True
+    )
+    if keys.height > MAX_PIVOT_COLUMNS:
         raise StepFailed(
             "too_many_columns",
-            f"Column '{columns}' has {keys.len()} distinct values; a pivot makes at most "
+            f"Column '{columns}' has {keys.height} distinct values; a pivot makes at most "
             f"{MAX_PIVOT_COLUMNS} columns.",
-            details={"distinct": keys.len(), "max": MAX_PIVOT_COLUMNS},
+            details={"distinct": keys.height, "max": MAX_PIVOT_COLUMNS},
         )
-    key_list: list[str | None] = keys.to_list()
-    if sort_columns:
-        key_list.sort(key=lambda k: (k is None, k or ""))
+    if sort_columns:  # by value: numbers as numbers, dates as dates, text as text
+        keys = keys.sort("value", nulls_last=True, maintain_order=True)
+    key_list: list[str | None] = keys.get_column("label").to_list()
     taken = set(index)
     names = [unique_name(k if k else BLANK_LABEL, taken) for k in key_list]
     if df.height == 0:
@@ -257,12 +326,9 @@ def pivot(
         return pl.DataFrame(empty).with_columns(pl.lit(None).alias(n) for n in names)
     sentinel = "\x00blank"  # empty cells get a label polars can map (None is no dict key)
     mapping = {sentinel if k is None else k: n for k, n in zip(key_list, names, strict=True)}
-    facts = column_facts(df, [values])
     key, value = "\x00key", "\x00value"
     grouped = (
-        df.with_columns(
-            pl.col(columns).cast(pl.String).fill_null(sentinel).replace_strict(mapping).alias(key)
-        )
+        df.with_columns(label.fill_null(sentinel).replace_strict(mapping).alias(key))
         .group_by([*index, key], maintain_order=True)
         .agg(aggregate_expr(aggregate, values, facts).alias(value))
     )
@@ -278,7 +344,11 @@ def pivot(
     description=(
         "Turn the distinct values of one column into new columns: one row per index key, each "
         "cell the sum (or mean, count, min, max, first) of the values column for that key and "
-        f"column value. At most {MAX_PIVOT_COLUMNS} new columns."
+        f"column value. At most {MAX_PIVOT_COLUMNS} new columns, named after the values as "
+        "they read (120, 2024-03-01). Cells have the types of excel/group-aggregate: sum keeps "
+        "a number column's type, mean is a float, count a whole number, min/max/first the "
+        "values column's type; sum/mean of a date column fail with column_type_mismatch (422), "
+        "of a text column ignore values that are not numbers (counted under 'not_numbers')."
     ),
     args=PivotArgs,
     example={"index": ["region"], "columns": "month", "values": "amount", "aggregate": "sum"},
@@ -297,9 +367,16 @@ def run_pivot(ctx: StepContext, args: PivotArgs) -> StepOutput:
             sort_columns=args.sort_columns,
         )
         new_columns = out.width - len(args.index)
-        result = {"rows_in": df.height, "rows_out": out.height, "new_columns": new_columns}
+        result: dict[str, Any] = {
+            "rows_in": df.height,
+            "rows_out": out.height,
+            "new_columns": new_columns,
+        }
+        ignored = not_numbers(df, [args.values] if args.aggregate in ("sum", "mean") else [])
+        if ignored:
+            result["not_numbers"] = ignored
         message = f"Pivoted into {out.height} rows and {new_columns} value columns"
-        return Outcome(out, message, result)
+        return Outcome(out, message + _ignored(ignored), result)
 
     return run_step(
         ctx,

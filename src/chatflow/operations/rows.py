@@ -6,21 +6,28 @@ excel/filter-rows lives in ``filter_rows`` and excel/sort in ``sort_rows``.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import polars as pl
 from pydantic import Field, field_validator, model_validator
 
-from chatflow.operations.common import describe, no_repeats_or_none, plural
+from chatflow.operations.common import column_type_mismatch, describe, no_repeats_or_none, plural
 from chatflow.operations.registry import (
     OperationArgs,
     StepContext,
-    StepFailed,
     StepOutput,
     registry,
 )
 from chatflow.operations.steps import Outcome, SheetArg, TableOutputArg, run_table_step
-from chatflow.operations.values import CellValue, is_empty, value_text
+from chatflow.operations.values import (
+    CellValue,
+    is_empty,
+    iso_value,
+    number_value,
+    parse_bool,
+    value_text,
+)
+from chatflow.spreadsheets.cell_types import kind_of
 
 # ---------------------------------------------------------------- excel/remove-duplicates
 
@@ -80,7 +87,9 @@ def remove_duplicates(df: pl.DataFrame, args: RemoveDuplicatesArgs) -> Outcome:
     "excel/remove-duplicates",
     description=(
         "Remove repeated rows, comparing all columns or some, keeping the first, the last or "
-        "none of each group; the order of the remaining rows is unchanged."
+        "none of each group; the order of the remaining rows is unchanged. Cells compare by "
+        "value: numbers as numbers, dates as dates, booleans as booleans, text as exact text "
+        "(case_sensitive=false lower-cases text columns only). Columns keep their types."
     ),
     args=RemoveDuplicatesArgs,
     example={"columns": ["email"], "keep": "first", "case_sensitive": False},
@@ -136,7 +145,9 @@ def remove_empty(df: pl.DataFrame, args: RemoveEmptyArgs) -> Outcome:
 @registry.register(
     "excel/remove-empty",
     description=(
-        "Remove rows, columns or both whose cells are all empty (no value, or only spaces)."
+        "Remove rows, columns or both whose cells are all empty (no value, or only spaces). "
+        "Number, date and boolean cells are empty only when they have no value (0 and false "
+        "are values). Columns keep their types."
     ),
     args=RemoveEmptyArgs,
     example={"axis": "both"},
@@ -188,19 +199,52 @@ class FillEmptyArgs(OperationArgs):
         return self
 
 
-def _fill_value(value: CellValue, column: str, dtype: pl.DataType) -> pl.Expr:
-    text = value_text(value)
+def _typed_value(value: CellValue, column: str, dtype: pl.DataType) -> tuple[Any, pl.DataType]:
+    """The fill value in the column's type, and the type the filled column has: an integer
+    column takes whole numbers (and becomes float for 3.5), a float column numbers, a boolean
+    column true/false, a date or datetime column ISO dates; text columns take the value as text.
+    column_type_mismatch for a value of another kind."""
+    text = value_text(value).strip()
+    number = None if isinstance(value, bool) else number_value(text)
     if dtype == pl.String:
-        return pl.lit(text, dtype=pl.String)
-    try:
-        converted = pl.Series([text], dtype=pl.String).cast(dtype, strict=True)
-    except pl.exceptions.PolarsError:
-        raise StepFailed(
-            "invalid_value",
-            f"Column '{column}' holds {dtype} values; {text!r} is not one.",
-            details={"column": column, "value": text},
-        ) from None
-    return pl.lit(converted.item(), dtype=dtype)
+        return value_text(value), dtype
+    if dtype.is_integer() and number is not None:
+        if number.is_integer() and abs(number) < 2**63:
+            return int(value) if isinstance(value, int) else int(number), dtype
+        return number, pl.Float64()
+    if dtype.is_float() and number is not None:
+        return number, dtype
+    if dtype == pl.Boolean:
+        flag = pl.select(parse_bool(pl.lit(text))).item()
+        if flag is not None:
+            return flag, dtype
+    if dtype == pl.Date or isinstance(dtype, pl.Datetime):
+        moment = iso_value(text)
+        if moment is not None and (isinstance(dtype, pl.Datetime) or not moment[1]):
+            stamp = moment[0]
+            return (stamp if isinstance(dtype, pl.Datetime) else stamp.date()), dtype
+    expected = {
+        "integer": "a number",
+        "float": "a number",
+        "boolean": "true or false",
+        "date": "an ISO date such as 2024-03-01",
+        "datetime": "an ISO date or datetime such as 2024-03-01 12:00",
+    }.get(kind_of(dtype), "a value of that type")
+    raise column_type_mismatch(
+        column,
+        kind_of(dtype),
+        f"the fill value {value!r} is not {expected}. Convert the column with "
+        "excel/convert-types first to fill it with other values.",
+    )
+
+
+def _value_type(value: CellValue) -> pl.DataType:
+    """The type a column with no values at all takes from its fill value."""
+    if isinstance(value, bool):
+        return pl.Boolean()
+    if isinstance(value, int):
+        return pl.Int64()
+    return pl.Float64() if isinstance(value, float) else pl.String()
 
 
 def fill_empty(df: pl.DataFrame, args: FillEmptyArgs) -> Outcome:
@@ -211,16 +255,22 @@ def fill_empty(df: pl.DataFrame, args: FillEmptyArgs) -> Outcome:
         empty = df.select(is_empty(pl.col(c), dtype)).to_series()
         if not empty.any():
             continue
-        present = pl.when(empty).then(None).otherwise(pl.col(c))
+        column = pl.col(c)
+        present = pl.when(empty).then(None).otherwise(column)
         if args.strategy == "down":
             filler = present.forward_fill()
         elif args.strategy == "up":
             filler = present.backward_fill()
         else:
             assert args.value is not None
-            filler = _fill_value(args.value, c, dtype)
+            if empty.all() and dtype in (pl.String, pl.Null):
+                dtype = _value_type(args.value)  # no values yet: the column takes the value's
+                column = pl.lit(None, dtype=dtype)
+            fill, target = _typed_value(args.value, c, dtype)
+            column = column.cast(target)  # only integer -> float for a fractional value
+            filler = pl.lit(fill, dtype=target)
         done = df.select(
-            pl.when(empty).then(pl.coalesce(filler, pl.col(c))).otherwise(pl.col(c)).alias(c),
+            pl.when(empty).then(pl.coalesce(filler, column)).otherwise(column).alias(c),
             (empty & filler.is_not_null()).sum().alias("filled"),
         )
         new.append(done[c])
@@ -238,7 +288,12 @@ def fill_empty(df: pl.DataFrame, args: FillEmptyArgs) -> Outcome:
 @registry.register(
     "excel/fill-empty",
     description=(
-        "Fill empty cells with a value, or with the nearest value above (down) or below (up)."
+        "Fill empty cells with a value, or with the nearest value above (down) or below (up). "
+        "Columns keep their types: a number column is filled with the number given (0 stays "
+        "the number 0; 3.5 makes an integer column float), a boolean column with true/false, "
+        "a date or datetime column with an ISO date, a text column with the value as text; a "
+        "value of another kind fails with column_type_mismatch (422) naming the column and "
+        "its type. A column with no values at all takes the value's type."
     ),
     args=FillEmptyArgs,
     example={"columns": ["region"], "strategy": "down"},

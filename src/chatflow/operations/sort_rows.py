@@ -1,4 +1,8 @@
-"""excel/sort: a stable sort by several keys, each comparing as numbers, dates or text."""
+"""excel/sort: a stable sort by several keys, each comparing as numbers, dates or text.
+
+Typed columns sort by their values; only text columns are read as numbers or dates.  The
+sorted table keeps every column's type.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +12,11 @@ from typing import Literal
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from chatflow.operations.common import plural, quoted, repeated
+from chatflow.operations.common import column_type_mismatch, plural, quoted, repeated
 from chatflow.operations.registry import OperationArgs, StepContext, StepOutput, registry
 from chatflow.operations.steps import Outcome, SheetArg, TableOutputArg, run_table_step
-from chatflow.operations.values import is_empty, parse_datetime, parse_float, text_of
+from chatflow.operations.values import is_empty, parse_datetime, parse_float, text_form
+from chatflow.spreadsheets.cell_types import kind_of
 
 CompareAs = Literal["auto", "text", "number", "date", "natural"]
 _NATURAL_PAD_LIMIT = 64  # digit runs are zero-padded to the longest run, at most this wide
@@ -35,11 +40,15 @@ class SortKey(BaseModel):
     compare_as: CompareAs = Field(
         default="auto",
         description=(
-            "How cells compare. number: as numbers; date: as ISO dates/datetimes; text: by "
-            "Unicode code point ('B' before 'a' unless case_sensitive=false); natural: text "
-            "with digit runs compared as numbers ('item2' before 'item10'); auto: number if "
-            "every non-empty cell is a number, else date if every one is an ISO date, else "
-            "text. Columns converted by excel/convert-types sort by their type."
+            "How cells compare. auto: number, date and datetime columns by their values "
+            "(boolean: false before true); a text column as numbers if every non-empty cell "
+            "is number text, else as dates if every one is an ISO date, else as text. number: "
+            "as numbers (text cells that are not numbers sort with the empty ones); date: as "
+            "ISO dates/datetimes; number on a date or boolean column, or date on a number or "
+            "boolean column, fails with column_type_mismatch. text: by Unicode code point ('B' "
+            "before 'a' unless case_sensitive=false); natural: text with digit runs compared "
+            "as numbers ('item2' before 'item10'); text and natural compare a number, date or "
+            "boolean column by its cells as they read (so as text 10 comes before 9)."
         ),
     )
     case_sensitive: bool = Field(
@@ -100,14 +109,30 @@ def _natural(text: pl.Series) -> pl.Series:
     return frame.select(padded.list.join("")).to_series()
 
 
+def _typed_kind(dtype: pl.DataType) -> str:
+    """How a typed column sorts by itself: number, date (dates and datetimes), boolean."""
+    if dtype.is_numeric():
+        return "number"
+    if dtype == pl.Date or isinstance(dtype, pl.Datetime):
+        return "date"
+    return "boolean" if dtype == pl.Boolean else "native"
+
+
 def sort_key(df: pl.DataFrame, key: SortKey) -> tuple[pl.Series, str]:
     """The values to sort by for ``key`` (empty cells null) and how they compare."""
     dtype = df.schema[key.column]
-    if dtype != pl.String and key.compare_as == "auto":
-        return df[key.column], "native"
-    cells = text_of(key.column, dtype)
-    text = df.select(pl.when(is_empty(cells, pl.String())).then(None).otherwise(cells)).to_series()
     kind: str = key.compare_as
+    if dtype != pl.String and kind in ("auto", "number", "date"):
+        typed = _typed_kind(dtype)
+        if kind in ("auto", typed):
+            return df[key.column], typed
+        raise column_type_mismatch(
+            key.column,
+            kind_of(dtype),
+            f"it cannot be compared as {kind}s (use compare_as 'auto', 'text' or 'natural').",
+        )
+    cells = text_form(key.column, dtype)
+    text = df.select(pl.when(is_empty(cells, pl.String())).then(None).otherwise(cells)).to_series()
     if kind == "auto":
         present = text.drop_nulls()
         for candidate, parse in (("number", parse_float), ("date", parse_datetime)):
@@ -141,7 +166,10 @@ def sort_rows(df: pl.DataFrame, args: SortArgs) -> Outcome:
     "excel/sort",
     description=(
         "Sort rows by one or more columns, each ascending or descending, comparing numbers, "
-        "dates, text or natural text (auto-detected by default). The sort is stable."
+        "dates, text or natural text (auto-detected by default). The sort is stable. Number, "
+        "date and boolean columns sort by their values (text and natural compare them as they "
+        "read); text columns sort as numbers or dates when every cell is one. Columns keep "
+        "their types."
     ),
     args=SortArgs,
     example={

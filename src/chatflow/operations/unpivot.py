@@ -1,6 +1,14 @@
-"""excel/unpivot: wide to long, one output row per input row and value column."""
+"""excel/unpivot: wide to long, one output row per input row and value column.
+
+The value column has the value columns' type when they share one; whole and fractional numbers
+together become Float64 (Int64 while all are whole), dates with datetimes Datetime; any other
+mix becomes text, each cell as it reads (120, 3.5, true, 2024-03-01), and the result says which
+columns were turned into text.  Columns with no values at all (type Null) do not count.
+"""
 
 from __future__ import annotations
+
+from typing import Any
 
 import polars as pl
 from pydantic import Field, field_validator, model_validator
@@ -14,6 +22,8 @@ from chatflow.operations.registry import (
     registry,
 )
 from chatflow.operations.steps import Outcome, OutputArg, SheetArg, run_step
+from chatflow.operations.values import text_form
+from chatflow.spreadsheets.cell_types import MAX_EXACT_INT, kind_of
 
 
 class UnpivotArgs(OperationArgs):
@@ -58,6 +68,25 @@ class UnpivotArgs(OperationArgs):
         return self
 
 
+def value_type(df: pl.DataFrame, on: list[str]) -> tuple[pl.DataType, list[str]]:
+    """The value column's type for value columns ``on``, and those of them turned into text."""
+    types = {df.schema[c] for c in on} - {pl.Null()}
+    if len(types) <= 1:
+        return (types.pop() if types else pl.String()), []
+    if all(t.is_integer() for t in types):
+        return pl.Int64(), []
+    if all(t.is_numeric() for t in types):
+        ints = [c for c in on if df.schema[c].is_integer()]
+        biggest = df.select(pl.max_horizontal(pl.col(ints).abs().max())).item() if ints else 0
+        if (biggest or 0) <= MAX_EXACT_INT:  # every whole number is exact as a float
+            return pl.Float64(), []
+    if all(t == pl.Date or isinstance(t, pl.Datetime) for t in types):
+        stamps = [t for t in types if isinstance(t, pl.Datetime)]
+        if len({(t.time_unit, t.time_zone) for t in stamps}) == 1:
+            return stamps[0], []
+    return pl.String(), [c for c in on if df.schema[c] not in (pl.String, pl.Null)]
+
+
 def unpivot(
     df: pl.DataFrame,
     *,
@@ -69,11 +98,13 @@ def unpivot(
 ) -> pl.DataFrame:
     """Long format, row by row: each input row gives one output row per value column."""
     require_columns(df.columns, [*id_columns, *(value_columns or [])])
-    on = value_columns or [c for c in df.columns if c not in id_columns]
-    if not on:
-        raise StepFailed("nothing_to_unpivot", "There are no columns left to unpivot.")
-    if len({df.schema[c] for c in on}) > 1:  # mixed types: everything as text
-        df = df.with_columns(pl.col(on).cast(pl.String))
+    on = _value_columns(df, id_columns, value_columns)
+    target, _ = value_type(df, on)
+    df = df.with_columns(
+        text_form(c, df.schema[c]) if target == pl.String else pl.col(c).cast(target)
+        for c in on
+        if df.schema[c] != target
+    )
     row = unique_name("row", {*df.columns, variable_name, value_name})
     out = (
         df.with_row_index(row)
@@ -86,11 +117,23 @@ def unpivot(
     return out.filter(pl.col(value_name).is_not_null()) if drop_empty else out
 
 
+def _value_columns(df: pl.DataFrame, id_columns: list[str], given: list[str] | None) -> list[str]:
+    on = given or [c for c in df.columns if c not in id_columns]
+    if not on:
+        raise StepFailed("nothing_to_unpivot", "There are no columns left to unpivot.")
+    return on
+
+
 @registry.register(
     "excel/unpivot",
     description=(
         "Turn columns into rows (wide to long): every input row gives one row per value column "
-        "with the id columns, the column's name and its value, in input order."
+        "with the id columns, the column's name and its value, in input order. Id columns "
+        "keep their types. The value column keeps the value columns' type when they share "
+        "one; whole and fractional numbers together become floats, dates with datetimes "
+        "datetimes; any other mix (numbers with text, say) becomes text, each value as it "
+        "reads (120, 3.5, true, 2024-03-01), and the result lists those columns under "
+        "'converted_to_text' ('value_type' gives the value column's type)."
     ),
     args=UnpivotArgs,
     example={
@@ -113,8 +156,19 @@ def run_unpivot(ctx: StepContext, args: UnpivotArgs) -> StepOutput:
             value_name=args.value_name,
             drop_empty=args.drop_empty,
         )
-        result = {"rows_in": df.height, "rows_out": out.height}
-        return Outcome(out, f"Unpivoted into {out.height} rows", result)
+        on = _value_columns(df, args.id_columns, args.value_columns)
+        target, as_text = value_type(df, on)
+        result: dict[str, Any] = {
+            "rows_in": df.height,
+            "rows_out": out.height,
+            "value_type": kind_of(target),
+        }
+        message = f"Unpivoted into {out.height} rows"
+        if as_text:
+            result["converted_to_text"] = as_text
+            kinds = ", ".join(f"'{c}' ({kind_of(df.schema[c])})" for c in as_text)
+            message += f"; the value columns mix types, so the values of {kinds} became text"
+        return Outcome(out, message, result)
 
     return run_step(
         ctx,

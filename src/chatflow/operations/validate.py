@@ -8,7 +8,7 @@ from typing import Any
 import polars as pl
 from pydantic import Field, field_validator, model_validator
 
-from chatflow.operations.common import require_columns, unique_name
+from chatflow.operations.common import column_type_mismatch, require_columns, unique_name
 from chatflow.operations.registry import (
     OperationArgs,
     StepContext,
@@ -18,7 +18,15 @@ from chatflow.operations.registry import (
     registry,
 )
 from chatflow.operations.steps import Outcome, OutputArg, OutputName, SheetArg, finish, open_step
-from chatflow.operations.values import as_number
+from chatflow.operations.values import (
+    CellValue,
+    as_number,
+    is_empty,
+    number_value,
+    text_form,
+    value_text,
+)
+from chatflow.spreadsheets.cell_types import kind_of
 
 ERRORS_COLUMN = "_errors"
 MAX_RULES = 200
@@ -55,16 +63,21 @@ class Rule(OperationArgs):
         description="No other row may have the same value; every row of a repeated value is "
         "invalid (empty cells are not compared).",
     )
-    allowed: list[str] | None = Field(
+    allowed: list[CellValue] | None = Field(
         default=None,
         min_length=1,
-        description="The value must be one of these (exact text comparison).",
+        description="The value must be one of these: exact text on a text column; on a "
+        "number column numbers (JSON or number text such as '10') compare as numbers; other "
+        "columns compare the cell as it reads (true, 2024-03-01).",
     )
     min: float | None = Field(
-        default=None, description="The value must be a number at least this big."
+        default=None,
+        description="The value must be a number at least this big: a number column compares "
+        "its numbers; a text column reads each value as a number (one that is not fails 'not a "
+        "number'); date and boolean columns fail with column_type_mismatch.",
     )
     max: float | None = Field(
-        default=None, description="The value must be a number at most this big."
+        default=None, description="The value must be a number at most this big (as min)."
     )
     min_length: int | None = Field(
         default=None, ge=0, description="The value has at least this many characters."
@@ -134,11 +147,29 @@ def _number(value: float) -> str:
     return str(int(value)) if value.is_integer() else str(value)
 
 
+def _allowed(raw: pl.Expr, text: pl.Expr, dtype: pl.DataType, allowed: list[CellValue]) -> pl.Expr:
+    """True where the cell is one of ``allowed``: the cell as it reads, or on a number column
+    numerically."""
+    found = text.is_in([value_text(v) for v in allowed])
+    if not dtype.is_numeric():
+        return found
+    numbers = [
+        n
+        for v in allowed
+        if not isinstance(v, bool) and (n := number_value(value_text(v))) is not None
+    ]
+    return found | raw.cast(pl.Float64).is_in(numbers) if numbers else found
+
+
 def rule_checks(rule: Rule, dtype: pl.DataType) -> list[tuple[str, pl.Expr, str]]:
-    """(check name, expression true where a row fails, message) for each check of ``rule``."""
+    """(check name, expression true where a row fails, message) for each check of ``rule``.
+
+    Regex, allowed values and lengths look at the cell as it reads (numbers 120 and 3.5,
+    dates ISO, booleans true/false); min and max compare numbers.
+    """
     raw = pl.col(rule.column)
-    text = raw if dtype == pl.String else raw.cast(pl.String)
-    present = raw.is_not_null() & (text.str.strip_chars() != "")
+    text = text_form(rule.column, dtype)
+    present = is_empty(raw, dtype).not_()
     name = rule.column
     checks: list[tuple[str, pl.Expr, str]] = []
     if rule.required:
@@ -150,10 +181,16 @@ def rule_checks(rule: Rule, dtype: pl.DataType) -> list[tuple[str, pl.Expr, str]
         repeated = raw.is_duplicated() & raw.is_not_null()
         checks.append(("unique", repeated, f"{name}: duplicate value"))
     if rule.allowed is not None:
-        allowed = text.is_in(rule.allowed)
+        allowed = _allowed(raw, text, dtype, rule.allowed)
         checks.append(("allowed", present & ~allowed, f"{name}: not an allowed value"))
     if rule.min is not None or rule.max is not None:
-        number = as_number(raw)
+        if not (dtype.is_numeric() or dtype in (pl.String, pl.Null)):
+            raise column_type_mismatch(
+                name,
+                kind_of(dtype),
+                "min and max check numbers (convert the column with excel/convert-types).",
+            )
+        number = raw if dtype.is_numeric() else as_number(raw)
         checks.append(("number", present & number.is_null(), f"{name}: not a number"))
         if rule.min is not None:
             low = number < rule.min
@@ -221,7 +258,11 @@ def _needed(args: ValidateArgs) -> list[str]:
     description=(
         "Check every row against rules (required, regex, unique, allowed values, numeric "
         "min/max, text length). Valid rows continue as the table; invalid rows are written to "
-        "a side file with an '_errors' column giving every reason."
+        "a side file with an '_errors' column giving every reason; both keep the columns' "
+        "types. min/max compare the numbers of a number column, and read a text column's "
+        "values as numbers; on a date or boolean column they fail with column_type_mismatch "
+        "(422). regex, allowed and lengths check a number, date or boolean cell as it reads "
+        "(120, 3.5, 2024-03-01, true); allowed compares numbers numerically on number columns."
     ),
     args=ValidateArgs,
     example={
