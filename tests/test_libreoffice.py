@@ -228,25 +228,6 @@ CASES: dict[str, Sheets] = {
     "narrow_integers": _narrow_integers(),
     "null_column": _null_column(),
 }
-# Cases that do not write today (bugs in writing_cells.py / writing.py, not in LibreOffice).
-# strict: once fixed, the XPASS fails, so the mark gets removed and the case checked for real.
-KNOWN_BUGS = {
-    ("narrow_integers", engine): pytest.mark.xfail(
-        raises=OverflowError,
-        strict=True,
-        reason="writing_cells compares an Int8..Int32/UInt8..UInt32 column with 2**53, "
-        "which polars cannot cast to the column's type",
-    )
-    for engine in XLSX_ENGINES
-} | {
-    ("null_column", "xlsxwriter"): pytest.mark.xfail(
-        raises=ValueError,
-        strict=True,
-        reason="a Null-dtype column has no cell values, so writing.py's zip(strict=True) fails",
-    )
-}
-
-
 # --- running LibreOffice ------------------------------------------------------------------
 
 
@@ -484,11 +465,7 @@ def _trim(grid: list[list[Seen]]) -> list[list[Seen]]:
 
 @pytest.mark.parametrize(
     ("case", "engine"),
-    [
-        pytest.param(case, engine, marks=KNOWN_BUGS.get((case, engine), ()))
-        for case in CASES
-        for engine in XLSX_ENGINES
-    ],
+    [pytest.param(case, engine) for case in CASES for engine in XLSX_ENGINES],
 )
 def test_libreoffice_reads_and_resaves_the_same_cells(
     case: str, engine: str, converted: dict[tuple[str, str], Converted]

@@ -82,15 +82,16 @@ def excel_number(value: float) -> float:
 
 def _column_cells(s: pl.Series) -> CellColumn:
     dtype, name = s.dtype, s.name
-    if dtype == pl.Null:
-        return CellColumn(name, None, None, None, None)
+    if dtype == pl.Null:  # empty cells, one per row
+        return CellColumn(name, None, s.cast(pl.String), None, None)
     if dtype == pl.String or isinstance(dtype, pl.Categorical | pl.Enum):
         return CellColumn(name, None, s.cast(pl.String), None, None)
     if dtype == pl.Boolean:
         return CellColumn(name, None, None, s, None)
     if dtype.is_integer():
+        s = s.cast(pl.Int64) if dtype != pl.UInt64 else s  # 2**53 fits no narrower type
         big = s >= MAX_EXACT_INT
-        if dtype.is_signed_integer():
+        if s.dtype.is_signed_integer():
             big = big | (s <= -MAX_EXACT_INT)
         big = big.fill_null(False)
         texts = _scatter(name, big, s.filter(big).cast(pl.String), pl.String)
