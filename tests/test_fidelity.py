@@ -162,6 +162,14 @@ _KINDS: dict[str, tuple[pl.DataType, st.SearchStrategy[Any]]] = {
 }
 
 
+# Each example is an upload and a run on a live server: a few are enough to find a type lost.
+ROUND_TRIPS = settings(
+    max_examples=15,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+
+
 @st.composite
 def typed_tables(draw: st.DrawFn) -> pl.DataFrame:
     kinds = draw(st.lists(st.sampled_from(sorted(_KINDS)), min_size=1, max_size=6))
@@ -179,11 +187,7 @@ def typed_tables(draw: st.DrawFn) -> pl.DataFrame:
     return pl.DataFrame(columns)
 
 
-@settings(
-    max_examples=15,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+@ROUND_TRIPS
 @given(table=typed_tables())
 def test_xlsx_round_trip_keeps_every_cell(
     server: LiveServer, client: httpx.Client, tmp_path: Path, table: pl.DataFrame
@@ -197,11 +201,7 @@ def test_xlsx_round_trip_keeps_every_cell(
     assert _cells(_download(client, chat_id, output["filename"])) == _cells(source.read_bytes())
 
 
-@settings(
-    max_examples=15,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+@ROUND_TRIPS
 @given(table=typed_tables())
 def test_csv_round_trip_keeps_every_value_the_rule_keeps(
     server: LiveServer, client: httpx.Client, tmp_path: Path, table: pl.DataFrame

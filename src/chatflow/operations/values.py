@@ -1,7 +1,9 @@
 """Reading meaning out of cells, vectorised: numbers, ISO dates, booleans; cells as text or JSON.
 
-Cells arrive as text (see ``spreadsheets.reading``), so operations that compare, sort or convert
-parse them here, the same way everywhere:
+Columns arrive typed (``spreadsheets.cell_types``); a text column may still hold numbers, dates
+or booleans as text (a mixed xlsx column, csv without one reading, or values given in
+arguments), and operations that compare, sort or convert such text parse it here, the same way
+everywhere:
 
 - a number is optional sign, digits with an optional decimal point, optional exponent ("12",
   "-3.5", ".5", "1e3"), surrounded by optional whitespace; "inf", "nan", "0x1F" are not numbers.
