@@ -16,8 +16,8 @@ from chatflow.operations.registry import (
     registry,
 )
 from chatflow.operations.steps import Outcome, OutputArg, SheetArg, finish
-from chatflow.operations.values import plain
-from chatflow.spreadsheets.cell_types import cell_text, datetime_format, kind_of, number_text
+from chatflow.operations.values import plain, text_form
+from chatflow.spreadsheets.cell_types import cell_text, kind_of
 
 LISTED = 50  # names listed in a result
 MAX_FILES = 50
@@ -112,19 +112,6 @@ class LookupJoinArgs(OperationArgs):
         return [self.right_on] if isinstance(self.right_on, str) else list(self.right_on)
 
 
-def _text_form(df: pl.DataFrame, name: str) -> pl.Expr:
-    """A column as the text a mixed column holds (``cell_types``): numbers without ".0", dates
-    ISO, datetimes "YYYY-MM-DD HH:MM:SS", booleans true/false; text as is."""
-    dtype, col = df.schema[name], pl.col(name)
-    if dtype == pl.String:
-        return col
-    if dtype.is_numeric():
-        return number_text(col)
-    if isinstance(dtype, pl.Datetime):
-        return col.dt.to_string(datetime_format(df.get_column(name)))
-    return col.cast(pl.String)
-
-
 def _common_numeric(a: pl.DataType, b: pl.DataType) -> pl.DataType:
     if a == b:
         return a
@@ -148,7 +135,7 @@ def _key_pair(
     if _is_dated(ldt) and _is_dated(rdt):  # a date is its midnight
         stamp = pl.Datetime("us")
         return pl.col(lc).cast(stamp), pl.col(rc).cast(stamp), "datetime"
-    lhs, rhs = _text_form(left, lc), _text_form(right, rc)
+    lhs, rhs = text_form(lc, left.schema[lc]), text_form(rc, right.schema[rc])
     if normalize:
         lhs, rhs = (e.str.strip_chars().str.to_lowercase() for e in (lhs, rhs))
     return lhs, rhs, "text"
@@ -352,7 +339,7 @@ def _common_type(dtypes: list[pl.DataType]) -> pl.DataType:
 
 def _as_type(table: pl.DataFrame, name: str, dtype: pl.DataType) -> pl.Expr:
     if dtype == pl.String:
-        return _text_form(table, name).alias(name)
+        return text_form(name, table.schema[name]).alias(name)
     return pl.col(name).cast(dtype)
 
 
