@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import polars as pl
 import xlsxwriter
 
 
@@ -117,3 +118,29 @@ def make_ooxml(
         for name, data in (extra or {}).items():
             archive.writestr(name, data)
     return path
+
+
+# Every kind of column the reader makes, with nulls; "code" is text with leading zeros.
+TYPED = pl.DataFrame(
+    {
+        "id": [1, 2, 3, None],
+        "amount": [120.0, -80.0, 3.5, None],
+        "ok": [True, False, None, True],
+        "day": [dt.date(2024, 1, 31), None, dt.date(2023, 12, 1), dt.date(2024, 2, 29)],
+        "at": [
+            dt.datetime(2024, 1, 31, 13, 45),
+            dt.datetime(2024, 1, 31, 8, 0, 1, 500000),
+            None,
+            dt.datetime(2024, 1, 1),
+        ],
+        "code": ["007", "0123", None, "42"],
+    }
+)
+TYPED_SCHEMA = {
+    "id": pl.Int64,
+    "amount": pl.Float64,
+    "ok": pl.Boolean,
+    "day": pl.Date,
+    "at": pl.Datetime("us"),
+    "code": pl.String,
+}

@@ -15,6 +15,8 @@ from pydantic import ValidationError
 from chatflow.operations import load_all
 from chatflow.operations.registry import StepFailed, StepOutput
 from chatflow.spreadsheets.reading import read_table
+from tests.fixtures_util import TYPED as TYPED_COLUMNS
+from tests.fixtures_util import TYPED_SCHEMA
 from tests.step_harness import StepHarness
 from tests.support import create_chat, upload, write_xlsx
 
@@ -26,30 +28,8 @@ PRICES = pl.DataFrame(
 )
 
 
-# Every kind of column the reader makes, with nulls; "code" is text with leading zeros.
-TYPED = pl.DataFrame(
-    {
-        "id": [1, 2, 3, None],
-        "amount": [120.0, -80.0, 3.5, None],
-        "ok": [True, False, None, True],
-        "day": [dt.date(2024, 1, 31), None, dt.date(2023, 12, 1), dt.date(2024, 2, 29)],
-        "at": [
-            dt.datetime(2024, 1, 31, 13, 45),
-            dt.datetime(2024, 1, 31, 8, 0, 1, 500000),
-            None,
-            dt.datetime(2024, 1, 1),
-        ],
-        "code": [" 007", "0123 ", None, "42"],
-    }
-)
-TYPED_SCHEMA = {
-    "id": pl.Int64,
-    "amount": pl.Float64,
-    "ok": pl.Boolean,
-    "day": pl.Date,
-    "at": pl.Datetime("us"),
-    "code": pl.String,
-}
+# The shared typed frame, with spaces around two codes for the text operations to trim.
+TYPED = TYPED_COLUMNS.with_columns(code=pl.Series([" 007", "0123 ", None, "42"]))
 
 
 def run(
