@@ -10,6 +10,8 @@ from typing import Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from chatflow.operations.limits import XLSX_MAX_DATA_ROWS, Limits
+
 
 class Settings(BaseSettings):
     """All configuration, resolved once and passed to ``create_app``; nothing reads env later."""
@@ -49,6 +51,29 @@ class Settings(BaseSettings):
         default=30.0, gt=0, description="drop an upload whose body sends nothing for this long"
     )
     step_timeout_s: float = Field(default=300.0, gt=0, description="time limit of one step")
+    # What one request or step may cost (see docs/security.md).
+    step_memory_mb: int = Field(
+        default=4096,
+        ge=256,
+        description="address-space cap (RLIMIT_AS) of each process that runs steps; a step "
+        "that passes it fails its run with resource_limit",
+    )
+    max_rows: int = Field(
+        default=4 * XLSX_MAX_DATA_ROWS,
+        ge=1,
+        description="rows a step may produce; joins, pivots, unpivots, splits, appends and SQL "
+        "queries past it fail with too_many_rows",
+    )
+    max_text_chars: int = Field(
+        default=10_000, ge=1, description="characters in any one string argument of a step"
+    )
+    max_query_chars: int = Field(
+        default=20_000, ge=1, description="characters in an excel/sql query"
+    )
+    max_json_kb: int = Field(
+        default=1024, ge=1, description="size of a JSON request body; larger ones get 413"
+    )
+    max_steps: int = Field(default=100, ge=1, description="steps in one workflow")
     subscriber_queue_size: int = Field(default=1000, ge=1)
     ws_ping_interval_s: float = Field(default=20.0, gt=0)
     shutdown_grace_s: float = Field(default=10.0, ge=0)
@@ -113,6 +138,15 @@ class Settings(BaseSettings):
     @property
     def cors_origin_list(self) -> list[str]:
         return self._csv(self.cors_origins)
+
+    @property
+    def limits(self) -> Limits:
+        """The step and argument bounds these settings set."""
+        return Limits(
+            max_rows=self.max_rows,
+            max_text_chars=self.max_text_chars,
+            max_query_chars=self.max_query_chars,
+        )
 
     @property
     def max_upload_bytes(self) -> int:

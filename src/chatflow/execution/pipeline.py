@@ -14,6 +14,7 @@ from chatflow import filenames
 from chatflow.execution.workers import remove_partial_writes
 from chatflow.operations.column_types import infer_types
 from chatflow.operations.inspect_ops import PREVIEW_TEXT
+from chatflow.operations.limits import Limits
 from chatflow.operations.registry import (
     Cancelled,
     Operation,
@@ -110,6 +111,7 @@ class RunFiles:
     sample_rows: int | None = None
     workers: Workers = field(default_factory=InlineWorkers)
     xlsx_engine: XlsxEngine = "xlsxwriter"
+    limits: Limits = field(default_factory=Limits)
     # Raises Cancelled once the run is stopped; checked while a worker reads or writes.
     interrupt: Callable[[], None] = lambda: None
     current: pl.DataFrame | None = None

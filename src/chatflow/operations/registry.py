@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict
 # Defined apart so the upload inspection child can import them without pydantic or the registry.
 from chatflow.operations.failures import Cancelled as Cancelled
 from chatflow.operations.failures import StepFailed as StepFailed
+from chatflow.operations.limits import Limits
 
 ArgsT = TypeVar("ArgsT", bound=BaseModel)
 
@@ -74,6 +75,7 @@ class StepIO(Protocol):
 
     input_name: str
     dry_run: bool
+    limits: Limits
 
     def load_input(self, sheet: str | None) -> pl.DataFrame: ...
 
@@ -119,6 +121,11 @@ class StepContext:
     @property
     def input_name(self) -> str:
         return self._io.input_name
+
+    @property
+    def limits(self) -> Limits:
+        """The bounds this step must keep (rows it may produce, argument sizes)."""
+        return self._io.limits
 
     @property
     def dry_run(self) -> bool:

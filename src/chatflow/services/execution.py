@@ -167,6 +167,7 @@ def run_files(
         sample_rows=sample_rows,
         workers=rt.workers,
         xlsx_engine=rt.settings.xlsx_writer,
+        limits=rt.settings.limits,
     )
 
 
