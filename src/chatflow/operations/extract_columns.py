@@ -12,7 +12,7 @@ from chatflow.operations.registry import (
     StepOutput,
     registry,
 )
-from chatflow.operations.steps import open_step
+from chatflow.operations.steps import OutputName, open_step
 
 
 class ExtractColumnsArgs(OperationArgs):
@@ -27,7 +27,7 @@ class ExtractColumnsArgs(OperationArgs):
     sheet: str | None = Field(
         default=None, description="Sheet of an xlsx input to read (default: the first sheet)."
     )
-    output: str | None = Field(
+    output: OutputName | None = Field(
         default=None, description="Output file name (default: derived from the input name)."
     )
 

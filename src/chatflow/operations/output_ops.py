@@ -66,7 +66,9 @@ class SplitFileArgs(OperationArgs):
         default=None,
         max_length=100,
         description="With as='files': start of every file name (default: the input's name "
-        "without extension). Characters not allowed in file names become '_'.",
+        "without extension). Characters not allowed in file names become '_' (so do "
+        "invisible and control characters in the values); invisible or control characters "
+        "in the prefix itself are refused.",
     )
     format: Literal["xlsx", "csv", "parquet"] = Field(
         default="xlsx",
@@ -92,12 +94,18 @@ class SplitFileArgs(OperationArgs):
             raise ValueError("as='sheets' writes one xlsx workbook: use 'output' to name it")
         if self.name_prefix is not None and not _safe_part(self.name_prefix):
             raise ValueError("name_prefix has no usable characters")
+        hidden = filenames.first_hidden(self.name_prefix or "")
+        if hidden is not None:
+            raise ValueError(f"name_prefix must not contain {filenames.describe_char(hidden)}")
         return self
 
 
 def _safe_part(text: str) -> str:
-    """``text`` usable inside a file name: unsafe characters -> '_', no edge spaces or dots."""
-    text = unicodedata.normalize("NFKC", text)
+    """``text`` usable inside a file name: unsafe characters -> '_', no edge spaces or dots.
+
+    Cell values may carry invisible characters (``filenames.scrub``): those become '_' too
+    rather than failing the step, so a part's name shows every character it has."""
+    text = filenames.scrub(unicodedata.normalize("NFKC", text))
     text = _UNSAFE_NAME_CHARS.sub("_", text).strip().strip(".").strip()
     return text[:_VALUE_CHARS]
 
@@ -248,9 +256,10 @@ class ConvertArgs(OperationArgs):
     )
     escape_formulas: bool = Field(
         default=True,
-        description="csv only: prefix text starting with = + - @ (or a tab/CR) with an "
-        "apostrophe so spreadsheet programs do not run it as a formula; plain numbers such as "
-        "-14 are left alone. xlsx cells are always written as inert text.",
+        description="csv only: prefix header and text cells starting with = @ + - (or a "
+        "tab/CR/LF) with an apostrophe so spreadsheet programs do not run them as formulas; "
+        "signed numbers (-14, -1,5, -5%, -1.234,56) and phone numbers (+49 30 1234567) are "
+        "left alone (the exact rule: README, csv output). xlsx cells are always inert text.",
     )
     output: OutputName | None = Field(
         default=None,

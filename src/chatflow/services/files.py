@@ -197,7 +197,7 @@ async def locate(
 ) -> tuple[StoredFile, Path]:
     """The recorded file and where its bytes are; only names in the database resolve."""
     chat = await chats.require(rt=rt, chat_id=chat_id, owner=owner)
-    name = filenames.validate(name)
+    name = filenames.validate(name, stored=True)
     async with rt.db.read() as session:
         row = await files_repo.get(session, chat_id=chat.id, name=name, version=version)
     if row is None:
@@ -214,7 +214,7 @@ async def delete(
 ) -> int:
     """Delete one version, or every version of ``name``; returns how many were removed."""
     chat = await chats.require(rt=rt, chat_id=chat_id, owner=owner)
-    name = filenames.validate(name)
+    name = filenames.validate(name, stored=True)
     async with rt.db.write() as session:
         storage_names = await files_repo.remove(
             session, chat_id=chat.id, name=name, version=version

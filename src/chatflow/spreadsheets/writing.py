@@ -2,8 +2,9 @@
 
 Both writers render into ``.<name>.<random>.part`` beside the destination, fsync it and
 ``os.replace`` it over the real name; on any error (including a progress callback raising
-Cancelled) the temp file is removed.  xlsx text is always written as an inert text cell, never a
-formula, number or link; csv output escapes formula-like text with a leading apostrophe.
+Cancelled) the temp file is removed.  xlsx text, header cells included, is always written as
+an inert text cell, never a formula, number or link; csv output puts a leading apostrophe on
+header and text cells a spreadsheet program could evaluate (``escape_formula_text``'s rule).
 
 xlsx has two engines behind ``write_workbook(..., engine=...)``: xlsxwriter (the default) and
 rustpy-xlsxwriter (extra ``rustxlsx``, ``writing_rust``), both writing the cells that
@@ -39,10 +40,20 @@ _SHEET_NAME_FORBIDDEN = re.compile(r"[\[\]:*?/\\]")
 RUST_ENGINE: Final = "rustpy-xlsxwriter"
 XlsxEngine = Literal["xlsxwriter", "rustpy-xlsxwriter"]
 XLSX_ENGINES: tuple[str, ...] = ("xlsxwriter", RUST_ENGINE)
-# Text an importing spreadsheet could run as a formula (ASCII and fullwidth forms)...
-_FORMULA_START = r"^[=+\-@\t\r\uff1d\uff0b\uff0d\uff20]"
-# ...unless it is plainly a number such as "-14" or "+1.5e3".
-_PLAIN_NUMBER = r"^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$"
+# The csv escaping rule (escape_formula_text states it).  polars runs these with Rust's regex
+# engine, which is linear in the text's length whatever the pattern.
+_ALWAYS_FORMULA = r"^ *[=@\t\r\n\uff1d\uff20]"
+_SIGNED = r"^ *[+\-\uff0b\uff0d]"
+_CURRENCY = "[$\u00a2\u00a3\u00a5\u20ac]"
+_DIGITS = (
+    r"(?:[0-9]+(?:[.,][0-9]*)?"  # 5  1,5  -1.
+    r"|[0-9]{1,3}(?:[,. \u00a0\u202f][0-9]{3})+(?:[.,][0-9]+)?"  # 1,234.56  1.234,56  1 234,5
+    r"|[.,][0-9]+)"  # .5  ,5
+)
+_SIGNED_NUMBER = (
+    rf"^ *[+-](?:{_CURRENCY} ?)?{_DIGITS}(?:[eE][+-]?[0-9]+)?(?: ?(?:%|{_CURRENCY}))? *$"
+)
+_PHONE_NUMBER = r"^ *\+[0-9]{1,4}(?: (?:\([0-9]{1,6}\)[0-9]*|[0-9]+))+ *$"
 _PROGRESS_STEPS = 20
 
 
@@ -245,21 +256,32 @@ def write_csv(
     """Write ``df`` as csv (UTF-8 without BOM unless ``encoding`` says otherwise);
     formula-like text gets a leading apostrophe."""
     df = _as_csv_types(df)
+    header = list(df.columns)
     if escape_formulas:
         df = escape_formula_text(df)
+        header = escape_header(header)
     step = max(1, df.height // _PROGRESS_STEPS)
     codec = _csv_codec(encoding)
     with atomic_destination(dest) as tmp, tmp.open("wb") as fh:
         if codec == "utf-8-sig":
             fh.write(b"\xef\xbb\xbf")
+        fh.write(_encode(_header_line(header, delimiter), codec, "the header"))
         # In slices, so a long write reports progress and can be cancelled between them.
-        for start in range(0, max(df.height, 1), step):
-            chunk = df.slice(start, step).write_csv(separator=delimiter, include_header=start == 0)
-            fh.write(_encode(chunk, codec, start))
+        for start in range(0, df.height, step):
+            chunk = df.slice(start, step).write_csv(separator=delimiter, include_header=False)
+            fh.write(_encode(chunk, codec, f"near row {start + 1}"))
             if progress is not None and df.height:
                 progress(min(start + step, df.height) / df.height)
     if progress is not None:
         progress(1.0)
+
+
+def _header_line(names: list[str], delimiter: str) -> str:
+    """The header as a csv line, quoted by polars exactly as it quotes cells."""
+    if not names:
+        return "\n"
+    row = pl.DataFrame([pl.Series(f"c{i}", [name], pl.String) for i, name in enumerate(names)])
+    return row.write_csv(separator=delimiter, include_header=False)
 
 
 def _csv_codec(encoding: str) -> str:
@@ -270,7 +292,7 @@ def _csv_codec(encoding: str) -> str:
     return "utf-8" if name == "utf-8" else name
 
 
-def _encode(text: str, codec: str, first_row: int) -> bytes:
+def _encode(text: str, codec: str, where: str) -> bytes:
     if codec in ("utf-8", "utf-8-sig"):
         return text.encode("utf-8")
     try:
@@ -278,7 +300,7 @@ def _encode(text: str, codec: str, first_row: int) -> bytes:
     except UnicodeEncodeError as exc:
         raise StepFailed(
             "unencodable_text",
-            f"Text near row {first_row + 1} cannot be written in {codec}: "
+            f"Text {where} cannot be written in {codec}: "
             f"{exc.object[exc.start : exc.end]!r}; use utf-8.",
         ) from None
 
@@ -312,11 +334,36 @@ def _as_csv_types(df: pl.DataFrame) -> pl.DataFrame:
 
 
 def escape_formula_text(df: pl.DataFrame) -> pl.DataFrame:
-    """Prefix ' to text starting with = + - @ tab CR (or fullwidth =+-@) unless it is a number."""
+    """Prefix ' to each text cell a spreadsheet program could evaluate as a formula.
+
+    After any leading spaces, a cell is escaped when it starts with ``=``, ``@``, tab, CR or LF
+    (or fullwidth ＝ ＠), always; or with ``+``, ``-`` (or fullwidth ＋ －) unless the whole
+    cell is one of:
+    - a signed number: ASCII ``+``/``-``, an optional currency sign ($ ¢ £ ¥ €), then digits
+      with an optional decimal part after ``.`` or ``,`` (or digits grouped in threes by
+      ``,`` ``.`` space or no-break space, then that decimal part), or only the decimal part;
+      an optional exponent ``e``/``E``[sign]digits; an optional ``%`` or currency sign, one
+      space allowed before it: ``-14``, ``-1,5``, ``+1.5e3``, ``-1.234,56``, ``-5%``, ``-5 €``;
+    - a phone number: ``+``, 1-4 digits, then groups each after one space, a group being
+      digits or ``(digits)`` with digits after it: ``+49 30 1234567``, ``+44 (0)20 7946 0958``.
+    Neither can call a function or reference a cell: they hold no letter but an exponent's.
+    Anything else after a sign is escaped, arithmetic included (``+1-555-0100``, ``-2+3``,
+    ``-1/2``): Excel would compute it.  Leading spaces count as nothing because some importers
+    trim them.  Other columns (numbers, dates, booleans) are never changed.
+    """
     text_columns = [name for name, dtype in df.schema.items() if dtype == pl.String]
     return df.with_columns(_escaped(pl.col(name)).alias(name) for name in text_columns)
 
 
+def escape_header(names: list[str]) -> list[str]:
+    """Column names escaped by ``escape_formula_text``'s rule, as header cells are written."""
+    header = pl.DataFrame({"name": pl.Series(names, dtype=pl.String)})
+    return escape_formula_text(header).get_column("name").to_list()
+
+
 def _escaped(col: pl.Expr) -> pl.Expr:
-    risky = col.str.contains(_FORMULA_START) & ~col.str.contains(_PLAIN_NUMBER)
+    signed = col.str.contains(_SIGNED) & ~(
+        col.str.contains(_SIGNED_NUMBER) | col.str.contains(_PHONE_NUMBER)
+    )
+    risky = col.str.contains(_ALWAYS_FORMULA) | signed
     return pl.when(risky).then(pl.lit("'") + col).otherwise(col)
