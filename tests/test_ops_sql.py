@@ -12,7 +12,7 @@ from pydantic import ValidationError
 
 from chatflow.operations import load_all
 from chatflow.operations.registry import StepFailed
-from chatflow.operations.sql import file_tables, query_problem, table_name
+from chatflow.operations.sql import file_tables, statement_problem, table_name
 from chatflow.spreadsheets.reading import read_table
 from tests.step_harness import StepHarness
 
@@ -158,24 +158,47 @@ def test_table_names() -> None:
     "query",
     [
         "DROP TABLE x",
-        "SELECT * FROM read_csv('/etc/passwd')",
-        "select * from READ_PARQUET ('/x')",
-        "SELECT * FROM \"read_csv\"('/etc/passwd')",
-        "SELECT * FROM read_csv/* hidden */('/etc/passwd')",
         "SELECT 1; DROP TABLE input",
-        "WITH t AS (SELECT 1) DELETE FROM input",
         "CREATE TABLE t AS SELECT * FROM input",
         "TRUNCATE input",
         "SHOW TABLES",
         "-- only a comment",
-        "SELECT * FROM input WHERE update = 1",
     ],
 )
 def test_only_select_runs(tmp_path: Path, query: str) -> None:
-    assert query_problem(query) is not None
+    assert statement_problem(query) is not None
     with pytest.raises(StepFailed) as caught:
         run(harness(tmp_path), {"query": query})
     assert caught.value.code == "sql_forbidden"
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "SELECT * FROM read_csv('/etc/passwd')",
+        "select * from READ_PARQUET ('/x')",
+        "SELECT * FROM \"read_csv\"('/etc/passwd')",
+        "SELECT * FROM read_csv/* hidden */('/etc/passwd')",
+        "SELECT COUNT(*) FROM read_csv('/etc/passwd')",
+    ],
+)
+def test_file_functions_are_refused_where_the_query_runs(tmp_path: Path, query: str) -> None:
+    """No text filter sees these: the sealed process and the plan check refuse them."""
+    assert statement_problem(query) is None
+    with pytest.raises(StepFailed) as caught:
+        run(harness(tmp_path), {"query": query})
+    assert caught.value.code == "sql_forbidden"
+    assert "root:" not in caught.value.message
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["WITH t AS (SELECT 1) DELETE FROM input", "SELECT * FROM input WHERE update = 1"],
+)
+def test_statements_polars_cannot_parse_are_invalid(tmp_path: Path, query: str) -> None:
+    with pytest.raises(StepFailed) as caught:
+        run(harness(tmp_path), {"query": query})
+    assert caught.value.code == "invalid_sql"
 
 
 @pytest.mark.parametrize(
@@ -189,7 +212,7 @@ def test_only_select_runs(tmp_path: Path, query: str) -> None:
     ],
 )
 def test_harmless_text_is_not_refused(query: str) -> None:
-    assert query_problem(query) is None
+    assert statement_problem(query) is None
 
 
 def test_invalid_sql(tmp_path: Path) -> None:

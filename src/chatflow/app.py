@@ -14,6 +14,7 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from chatflow import __version__
 from chatflow.api import chats, errors, files, runs, system, websocket
+from chatflow.api.body_limit import BodyLimit, streaming_routes
 from chatflow.auth import KeyRing
 from chatflow.broadcaster import Broadcaster
 from chatflow.db.engine import Database
@@ -68,7 +69,7 @@ async def start_runtime(settings: Settings) -> Runtime:
         ),
         registry=load_all(),
         executor=ThreadPoolExecutor(settings.workers, thread_name_prefix="chatflow-step"),
-        workers=WorkerPool(settings.worker_processes),
+        workers=WorkerPool(settings.worker_processes, memory_mb=settings.step_memory_mb),
         runs=RunQueue(execute),
         keys=KeyRing(settings.resolved_api_keys()),
     )
@@ -129,6 +130,16 @@ def create_app(settings: Settings) -> FastAPI:
         redoc_url="/redoc",
     )
     errors.install(app)
+    for module in (system, chats, files, runs):
+        app.include_router(module.router, prefix="/api/v1")
+    app.include_router(runs.saved, prefix="/api/v1")
+    app.include_router(websocket.router)
+    # Inside CORS (added after it, so outermost), so a 413 still carries CORS headers.
+    app.add_middleware(
+        BodyLimit,
+        max_bytes=settings.max_json_kb * 1024,
+        streaming=streaming_routes(app.routes),
+    )
     if settings.cors_origin_list:
         app.add_middleware(
             CORSMiddleware,
@@ -136,8 +147,4 @@ def create_app(settings: Settings) -> FastAPI:
             allow_methods=["GET", "POST", "DELETE"],
             allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
         )
-    for module in (system, chats, files, runs):
-        app.include_router(module.router, prefix="/api/v1")
-    app.include_router(runs.saved, prefix="/api/v1")
-    app.include_router(websocket.router)
     return app

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -11,9 +12,7 @@ from typing import Any, Protocol
 import polars as pl
 
 from chatflow import filenames
-from chatflow.execution.workers import remove_partial_writes
-from chatflow.operations.column_types import infer_types
-from chatflow.operations.inspect_ops import PREVIEW_TEXT
+from chatflow.execution.workers import confined_pool, remove_partial_writes
 from chatflow.operations.limits import Limits
 from chatflow.operations.registry import (
     Cancelled,
@@ -25,7 +24,6 @@ from chatflow.operations.registry import (
     WriteOptions,
     WrittenFile,
 )
-from chatflow.operations.values import plain
 from chatflow.spreadsheets.reading import read_table
 from chatflow.spreadsheets.writing import XlsxEngine, write_csv, write_parquet, write_workbook
 from chatflow.storage import FileStore
@@ -39,7 +37,7 @@ class Workers(Protocol):
         job: Callable[..., Any],
         *args: Any,
         interrupt: Callable[[], None] = ...,
-        progress: Callable[[float], None] | None = None,
+        progress: Callable[[Any], None] | None = None,
         **kwargs: Any,
     ) -> Any: ...
 
@@ -52,11 +50,18 @@ class InlineWorkers:
         job: Callable[..., Any],
         *args: Any,
         interrupt: Callable[[], None] = lambda: None,
-        progress: Callable[[float], None] | None = None,
+        progress: Callable[[Any], None] | None = None,
         **kwargs: Any,
     ) -> Any:
         if progress is not None:
-            kwargs["progress"] = progress
+            report = progress
+
+            def relay(payload: Any) -> None:
+                interrupt()  # a job's progress(None) asks only whether to stop
+                if payload is not None:
+                    report(payload)
+
+            kwargs["progress"] = relay
         return job(*args, **kwargs)
 
 
@@ -113,10 +118,22 @@ class RunFiles:
     xlsx_engine: XlsxEngine = "xlsxwriter"
     limits: Limits = field(default_factory=Limits)
     # Raises Cancelled once the run is stopped; checked while a worker reads or writes.
-    interrupt: Callable[[], None] = lambda: None
+    interrupt: Callable[[], None] = field(default=lambda: None, compare=False)
     current: pl.DataFrame | None = None
     unwritten: bool = False  # ``current`` was changed by a step and is in no file yet
     written: list[WrittenFile] = field(default_factory=list)
+
+    def detached(self) -> RunFiles:
+        """A copy to send to a worker process: no pool, no callbacks, no table, nothing written
+        yet; the job folds what it changes back (see step_jobs)."""
+        return dataclasses.replace(
+            self,
+            workers=InlineWorkers(),
+            interrupt=_never,
+            current=None,
+            written=[],
+            taken_names=set(self.taken_names),
+        )
 
     def _read(
         self, path: Path, kind: str, sheet: str | None, delimiter: str | None = None
@@ -150,6 +167,9 @@ class RunFiles:
 
     def file_names(self) -> list[str]:
         return sorted(self.chat_files)
+
+    def run_confined(self, job: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        return confined_pool().call(job, *args, interrupt=self.interrupt, **kwargs)
 
     def discard_written(self) -> None:
         """Remove what this run wrote (a failed or cancelled run leaves no outputs)."""
@@ -272,44 +292,8 @@ def run_step(
     return output
 
 
-def simulate(
-    steps: list[tuple[Operation[Any], Any]], files: RunFiles, preview_rows: int
-) -> list[dict[str, Any]]:
-    """Run ``steps`` on ``files`` (a dry-run RunFiles) and describe what each produces.
-
-    Raises StepFailed with ``details["step_index"]`` for the first step that fails.
-    """
-    described = []
-    for index, (operation, args) in enumerate(steps):
-        try:
-            output = run_step(
-                operation=operation,
-                args=args,
-                files=files,
-                report=lambda *_: None,
-                check_cancelled=lambda: None,
-            )
-        except StepFailed as exc:
-            details = exc.details if isinstance(exc.details, dict) else {"details": exc.details}
-            raise StepFailed(exc.code, exc.message, {**details, "step_index": index}) from None
-        table = output.table
-        described.append(
-            {
-                "index": index,
-                "operation": operation.name,
-                "columns": list(table.columns) if table is not None else None,
-                "types": list(infer_types(table).values()) if table is not None else None,
-                "row_count": table.height if table is not None else None,
-                "rows": _json_rows(table.head(preview_rows)) if table is not None else [],
-                "result": output.result,
-                "files": [item.name for item in output.files],
-            }
-        )
-    return described
-
-
-def _json_rows(table: pl.DataFrame) -> list[list[Any]]:
-    return [[plain(v, PREVIEW_TEXT) for v in row] for row in table.iter_rows()]
+def _never() -> None:
+    """The interrupt of a detached RunFiles: the worker's own stop check replaces it."""
 
 
 def cancel_checker(flag: Any) -> Callable[[], None]:

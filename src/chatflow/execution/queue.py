@@ -9,11 +9,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
+
+from chatflow.operations.failures import Cancelled
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @dataclass
@@ -27,6 +32,8 @@ class RunHandle:
     started: bool = False
     done: asyncio.Event = field(default_factory=asyncio.Event)
     base_url: str = ""  # for links in the run's events; set by whoever submits
+    # Work that is not a stored run (a dry run) but takes its turn in the chat's queue.
+    job: Callable[[RunHandle], Awaitable[None]] | None = None
 
     def request_cancel(self, reason: str) -> None:
         if self.cancel_reason is None:
@@ -51,13 +58,50 @@ class RunQueue:
         if not self.accepting:
             raise RuntimeError("run queue is shut down")
         handle = RunHandle(chat_id, run_id, base_url=base_url)
-        self._handles[run_id] = handle
+        self._enqueue(handle)
+        return handle
+
+    def _enqueue(self, handle: RunHandle) -> None:
+        chat_id = handle.chat_id
+        self._handles[handle.run_id] = handle
         self._waiting.setdefault(chat_id, deque()).append(handle)
         if chat_id not in self._drainers:
             self._drainers[chat_id] = asyncio.create_task(
                 self._drain(chat_id), name=f"runs:{chat_id}"
             )
-        return handle
+
+    async def run_in_turn(self, chat_id: str, work: Callable[[RunHandle], Awaitable[T]]) -> T:
+        """Run ``work`` when the chat's earlier runs are done, as if it were a run; its result.
+
+        If the caller stops waiting, the work is cancelled (or never starts); Cancelled if the
+        work was stopped (its chat deleted, the server shutting down) before it finished.
+        """
+        if not self.accepting:
+            raise RuntimeError("run queue is shut down")
+        outcome: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+
+        async def job(handle: RunHandle) -> None:
+            if handle.cancel.is_set():
+                outcome.cancel()
+                return
+            try:
+                outcome.set_result(await work(handle))
+            except asyncio.CancelledError:
+                outcome.cancel()
+                raise
+            except Exception as exc:
+                outcome.set_exception(exc)
+
+        handle = RunHandle(chat_id, f"turn-{uuid.uuid4()}", job=job)
+        self._enqueue(handle)
+        try:
+            await handle.done.wait()
+        except asyncio.CancelledError:
+            handle.request_cancel("cancelled")
+            raise
+        if not outcome.done() or outcome.cancelled():
+            raise Cancelled()  # the chat was deleted or the server is shutting down
+        return outcome.result()
 
     def get(self, run_id: str) -> RunHandle | None:
         return self._handles.get(run_id)
@@ -69,7 +113,7 @@ class RunQueue:
                 handle = waiting.popleft()
                 handle.started = True
                 try:
-                    await self._execute(handle)
+                    await (handle.job or self._execute)(handle)
                 except Exception:
                     log.exception("run %s crashed outside its own error handling", handle.run_id)
                 finally:
@@ -89,7 +133,7 @@ class RunQueue:
     @property
     def active(self) -> int:
         """Runs submitted and not yet finished (queued or running)."""
-        return len(self._handles)
+        return sum(handle.job is None for handle in self._handles.values())
 
     async def shutdown(self, grace_s: float) -> list[RunHandle]:
         """Stop accepting; let running runs finish within ``grace_s``, then cancel them.
@@ -115,4 +159,4 @@ class RunQueue:
                 for task in still_running:
                     task.cancel()
                 await asyncio.gather(*still_running, return_exceptions=True)
-        return never_started
+        return [handle for handle in never_started if handle.job is None]

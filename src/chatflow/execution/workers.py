@@ -14,10 +14,12 @@ replaced, which makes the step time limit a real one even inside a long read.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import io
 import logging
 import os
+import resource
 import socket
 import subprocess
 import sys
@@ -41,11 +43,21 @@ POLL_S = 0.05  # how often a waiting step thread checks for cancellation
 STOP_GRACE_S = 2.0  # how long a stopped job may take to notice before its worker is killed
 PROGRESS = "progress"  # keyword a job receives its progress callback under
 STOP = "stop"
-# Importing the pipeline loads polars, fastexcel and xlsxwriter before the first job arrives.
-_BOOTSTRAP = (
-    "import sys; sys.path.insert(0, sys.argv[1]); import chatflow.execution.pipeline; "
-    "from chatflow.execution.workers import serve; serve(int(sys.argv[2]), int(sys.argv[3]))"
-)
+# argv: package root, job socket fd, lifeline fd, address-space cap in bytes (0: none), sealed.
+# The cap is set before polars is imported so that every allocation counts against it; importing
+# the step jobs load polars, fastexcel, xlsxwriter and every operation before the first job.
+_BOOTSTRAP = """\
+import resource, sys
+root, fd, lifeline, memory, sealed = sys.argv[1:6]
+if int(memory):
+    resource.setrlimit(resource.RLIMIT_AS, (int(memory), int(memory)))
+resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+sys.path.insert(0, root)
+import chatflow.execution.step_jobs, chatflow.operations
+chatflow.operations.load_all()
+from chatflow.execution.workers import serve
+serve(int(fd), int(lifeline), sealed=sealed == "1")
+"""
 
 Job = Callable[..., Any]
 
@@ -58,10 +70,24 @@ class WorkerError(Exception):
     """The job raised an unexpected exception in the worker; the message carries its type."""
 
 
+class ResourceLimit(Exception):
+    """The job passed its worker's memory cap; the worker is gone and nothing else is harmed."""
+
+    def __init__(self, memory_mb: int) -> None:
+        super().__init__(f"the step needed more than its {memory_mb} MB memory limit")
+        self.memory_mb = memory_mb
+
+
+# How a capped process ends when an allocation fails outside Python: Rust's allocator aborts
+# (SIGABRT), a failed thread or stack mapping can be SIGSEGV/SIGBUS, and the kernel's OOM killer
+# sends SIGKILL.  (A worker this pool kills itself never gets here: that path raises first.)
+_OUT_OF_MEMORY_EXITS = {-6, -7, -9, -11}
+
+
 class _Worker:
     """One worker process and the socket pair it takes jobs and sends replies on."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, memory_mb: int | None = None, sealed: bool = False) -> None:
         ours, theirs = socket.socketpair()
         # The server holds the write end and never writes: its death is EOF for the worker.
         lifeline_r, self._lifeline = os.pipe()
@@ -75,6 +101,8 @@ class _Worker:
                 package_root(),
                 str(theirs.fileno()),
                 str(lifeline_r),
+                str((memory_mb or 0) * 1024 * 1024),
+                "1" if sealed else "0",
             ],
             pass_fds=[theirs.fileno(), lifeline_r],
             stdin=subprocess.DEVNULL,
@@ -111,10 +139,16 @@ class _Worker:
 
 
 class WorkerPool:
-    """Up to ``size`` worker processes shared by all step threads; see ``prestart``."""
+    """Up to ``size`` worker processes shared by all step threads; see ``prestart``.
 
-    def __init__(self, size: int) -> None:
+    ``memory_mb`` caps each worker's address space: a job that passes it raises
+    ``ResourceLimit``.  ``sealed`` workers cannot open any file once started (see sealing.py).
+    """
+
+    def __init__(self, size: int, *, memory_mb: int | None = None, sealed: bool = False) -> None:
         self._size = size
+        self._memory_mb = memory_mb
+        self._sealed = sealed
         self._slots = threading.BoundedSemaphore(size)
         self._idle: list[_Worker] = []
         self._busy: set[_Worker] = set()
@@ -126,14 +160,16 @@ class WorkerPool:
         job: Job,
         *args: Any,
         interrupt: Callable[[], None] = lambda: None,
-        progress: Callable[[float], None] | None = None,
+        progress: Callable[[Any], None] | None = None,
         **kwargs: Any,
     ) -> Any:
         """Run ``job(*args, **kwargs)`` in a worker and return its result; blocking.
 
         ``progress`` (if given) is passed to the job as ``progress=`` and called here with what
-        the job reports; ``interrupt`` is called while waiting and raises to abandon the job.
-        StepFailed, OSError and Cancelled raised by the job are raised here as they were.
+        the job reports (a job may call it with None just to notice a stop request);
+        ``interrupt`` is called while waiting and raises to abandon the job.  StepFailed,
+        OSError and Cancelled raised by the job are raised here as they were; a job past the
+        memory cap raises ResourceLimit.
         """
         while not self._slots.acquire(timeout=POLL_S):
             interrupt()
@@ -154,7 +190,7 @@ class WorkerPool:
         on first use, so the first run does not wait for them."""
         with self._lock:
             while len(self._idle) + len(self._busy) < self._size and not self._closed:
-                self._idle.append(_Worker())
+                self._idle.append(self._new_worker())
 
     def close(self, timeout: float = 5.0) -> None:
         """End every worker (idle ones at once; busy ones are killed after ``timeout``)."""
@@ -181,9 +217,12 @@ class WorkerPool:
                     break
                 worker.kill()
             else:
-                worker = _Worker()
+                worker = self._new_worker()
             self._busy.add(worker)
             return worker
+
+    def _new_worker(self) -> _Worker:
+        return _Worker(memory_mb=self._memory_mb, sealed=self._sealed)
 
     def _checkin(self, worker: _Worker) -> None:
         with self._lock:
@@ -205,7 +244,7 @@ class WorkerPool:
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
         interrupt: Callable[[], None],
-        progress: Callable[[float], None] | None,
+        progress: Callable[[Any], None] | None,
     ) -> Any:
         message = (job, _pack(args), _pack(kwargs), progress is not None)
         worker.in_sync = False
@@ -232,10 +271,10 @@ class WorkerPool:
             return message
         except (EOFError, OSError):
             pass
-        raise WorkerCrashed(
-            f"the worker process died (exit code {worker.process.wait()}); "
-            "the file may be too large for the server's memory"
-        )
+        code = worker.process.wait()
+        if self._memory_mb and code in _OUT_OF_MEMORY_EXITS:
+            raise ResourceLimit(self._memory_mb)
+        raise WorkerCrashed(f"the worker process died (exit code {code})")
 
     def _stop(self, worker: _Worker) -> bool:
         """Ask the current job to stop; True once it has answered within the grace period."""
@@ -264,16 +303,24 @@ def _outcome(kind: str, payload: Any) -> Any:
         raise Cancelled()
     if kind == "oserror":
         raise OSError(*payload)
+    if kind == "memory":
+        raise ResourceLimit(payload)
     raise WorkerError(payload)
 
 
 # --- the worker process ------------------------------------------------------------------------
 
 
-def serve(fd: int, lifeline: int) -> None:
+def serve(fd: int, lifeline: int, *, sealed: bool = False) -> None:
     """Run jobs from the socket ``fd`` until it closes or sends None."""
     conn = Connection(fd)
     threading.Thread(target=_exit_with_server, args=(lifeline,), daemon=True).start()
+    if sealed:
+        from chatflow.execution.sealing import seal
+
+        seal()
+    memory = resource.getrlimit(resource.RLIMIT_AS)[0]
+    memory_mb = memory // (1024 * 1024) if memory != resource.RLIM_INFINITY else 0
     while True:
         try:
             message = conn.recv()
@@ -285,10 +332,11 @@ def serve(fd: int, lifeline: int) -> None:
             continue  # it came after the job it was meant for had finished
         job, args, kwargs, wants_progress = _unpack(message)
 
-        def report(fraction: float) -> None:
+        def report(payload: Any) -> None:
             if conn.poll() and conn.recv() == STOP:
                 raise Cancelled()
-            conn.send((PROGRESS, fraction))
+            if payload is not None:
+                conn.send((PROGRESS, payload))
 
         if wants_progress:
             kwargs[PROGRESS] = report
@@ -298,6 +346,10 @@ def serve(fd: int, lifeline: int) -> None:
             reply = ("failed", (exc.code, exc.message, exc.details))
         except Cancelled:
             reply = ("cancelled", None)
+        except MemoryError:
+            reply = ("memory", memory_mb)
+        except ResourceLimit as exc:  # from this worker's own sealed worker
+            reply = ("memory", exc.memory_mb)
         except OSError as exc:
             reply = ("oserror", (exc.errno, exc.strerror or str(exc)))
         except Exception as exc:
@@ -307,6 +359,26 @@ def serve(fd: int, lifeline: int) -> None:
             conn.send(reply)
         except (OSError, ValueError):
             return
+
+
+_confined: WorkerPool | None = None
+_confined_lock = threading.Lock()
+
+
+def confined_pool() -> WorkerPool:
+    """This process's sealed worker for excel/sql, started on first use and ended at exit.
+
+    It has the same memory cap as this process; a step worker that dies takes it along (the
+    lifeline), so it needs no other owner.
+    """
+    global _confined
+    with _confined_lock:
+        if _confined is None:
+            memory = resource.getrlimit(resource.RLIMIT_AS)[0]
+            memory_mb = None if memory == resource.RLIM_INFINITY else memory // (1024 * 1024)
+            _confined = WorkerPool(1, memory_mb=memory_mb, sealed=True)
+            atexit.register(_confined.close, 1.0)
+        return _confined
 
 
 def _exit_with_server(lifeline: int) -> None:

@@ -12,12 +12,13 @@ from pathlib import Path
 from typing import Any, Generic, Literal, Protocol, TypeVar
 
 import polars as pl
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError, ValidationInfo, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 # Defined apart so the upload inspection child can import them without pydantic or the registry.
 from chatflow.operations.failures import Cancelled as Cancelled
 from chatflow.operations.failures import StepFailed as StepFailed
-from chatflow.operations.limits import Limits
+from chatflow.operations.limits import Limits, oversized
 
 ArgsT = TypeVar("ArgsT", bound=BaseModel)
 
@@ -26,6 +27,25 @@ class OperationArgs(BaseModel):
     """Base for operation arguments: unknown keys are refused so typos fail before a run."""
 
     model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _bounded(cls, data: Any, info: ValidationInfo) -> Any:
+        """Refuse a string, list or object past ``Limits`` before any other validator reads it.
+
+        The limits come from the validation context (``Limits.as_context``), else defaults.
+        A nested model checks its part again, which the outer check already passed.
+        """
+        if not isinstance(data, dict):
+            return data
+        limits = (info.context or {}).get("limits") or Limits()
+        found = oversized(data, limits)
+        if found is None:
+            return data
+        error = PydanticCustomError(found.type, "{problem}", {"problem": found.message})
+        # A ValidationError raised here keeps its location: the message names the argument.
+        detail = InitErrorDetails(type=error, loc=found.loc, input=None)
+        raise ValidationError.from_exception_data(cls.__name__, [detail])
 
 
 @dataclass
@@ -82,6 +102,8 @@ class StepIO(Protocol):
     def load_file(self, name: str, sheet: str | None) -> pl.DataFrame: ...
 
     def file_names(self) -> list[str]: ...
+
+    def run_confined(self, job: Callable[..., Any], *args: Any, **kwargs: Any) -> Any: ...
 
     def write(
         self,
@@ -143,6 +165,10 @@ class StepContext:
     def file_names(self) -> list[str]:
         """Names of the chat's files, for messages and validation."""
         return self._io.file_names()
+
+    def run_confined(self, job: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """``job(*args, **kwargs)`` in a sealed process that can open no file (excel/sql)."""
+        return self._io.run_confined(job, *args, **kwargs)
 
     def write_table(
         self,

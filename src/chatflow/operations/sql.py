@@ -8,11 +8,12 @@ one in alphabetical order gets "_2", "_3"... xlsx files contribute their first s
 ``tables`` argument names other sheets (or files) explicitly.  Table names are case-insensitive.
 A file is read only if the query mentions its table name.
 
-Safety: only one SELECT (or WITH ... SELECT) statement runs; anything else is refused with
-``sql_forbidden``, as are polars' file-reading table functions (read_csv, read_parquet,
-read_json, read_ipc, scan_...), so a query reaches only the chat's own files.  The check errs on
-the side of refusing: "read_..(" or "scan_..(" anywhere (even inside a string) is refused, and so
-are DDL/DML words (DROP, UPDATE, ...) used as bare column names (quote them: "update").
+Confinement (see sql_query.py and execution/sealing.py): the query is planned and run in a sealed
+worker process that holds only the tables read for it and cannot open any file; a plan with
+anything but those in-memory tables (a file scan, a table function) is refused with
+``sql_forbidden`` before it runs.  No text filtering: what the query may reach is decided by
+what exists where it runs.  A result over ``CHATFLOW_MAX_ROWS`` rows fails with
+``too_many_rows``.
 """
 
 from __future__ import annotations
@@ -31,10 +32,10 @@ from chatflow.operations.registry import (
     StepOutput,
     registry,
 )
+from chatflow.operations.sql_query import plan_and_run
 from chatflow.operations.steps import Outcome, OutputArg, finish
 
 INPUT_TABLE = "input"
-MAX_QUERY = 20_000
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # One pass over the query, so a "--" inside a string is no comment and a "'" inside a comment
 # no string.  Only what polars could run matters: unknown syntax is kept as "other" tokens.
@@ -47,13 +48,6 @@ _TOKENS = re.compile(
       |(?P<other>.)""",
     re.S | re.X,
 )
-_FILE_FUNCTION = re.compile(r"^(?:read|scan)_", re.I)
-# Belt and braces: the raw text, whatever the tokens say.
-_FILE_FUNCTION_TEXT = re.compile(r"\b(?:read|scan)_[A-Za-z0-9_]*[\s\"`\]]*\(", re.I)
-_FORBIDDEN_WORDS = {
-    "alter", "attach", "copy", "create", "delete", "detach", "drop", "grant", "insert",
-    "install", "merge", "pragma", "revoke", "truncate", "update",
-}  # fmt: skip
 
 
 def table_name(file_name: str) -> str:
@@ -88,7 +82,6 @@ class SqlArgs(OperationArgs):
 
     query: str = Field(
         min_length=1,
-        max_length=MAX_QUERY,
         description="One SELECT or WITH query (polars SQL). The current table is 'input'; "
         "each chat file is a table named after its file name (lower-case, non-alphanumerics "
         "-> '_', e.g. 'Sales 2024.xlsx' -> sales_2024). Column names are case-sensitive; "
@@ -139,28 +132,19 @@ def _tokens(query: str) -> list[tuple[str, str]]:
     return tokens
 
 
-def query_problem(query: str) -> str | None:
-    """Why ``query`` may not run (only single SELECT/WITH statements may), or None."""
+def statement_problem(query: str) -> str | None:
+    """Why ``query`` is not one SELECT (or WITH ... SELECT) statement, or None.
+
+    A courtesy that gives DDL and scripts a clear answer; it guards nothing (the plan check and
+    the sealed process do), so it only needs to agree with polars on ordinary queries.
+    """
     tokens = _tokens(query)
-    for index, (kind, text) in enumerate(tokens):
-        if kind in ("word", "quoted") and _FILE_FUNCTION.match(text):
-            after = [t for k, t in tokens[index + 1 : index + 4] if t != "]"]
-            if after[:1] == ["("]:
-                return "reading files from SQL (read_csv, read_parquet, scan_...) is not allowed"
-    if _FILE_FUNCTION_TEXT.search(query):
-        return "reading files from SQL (read_csv, read_parquet, scan_...) is not allowed"
     end = next((i for i, (k, text) in enumerate(tokens) if k == "other" and text == ";"), None)
     if end is not None and any(text != ";" for _, text in tokens[end + 1 :]):
         return "only one statement may run"
     first = next((text for kind, text in tokens if text != "("), "")
     if first.lower() not in ("select", "with"):
         return "only SELECT queries (or WITH ... SELECT) are allowed"
-    forbidden = sorted({t.lower() for k, t in tokens if k == "word"} & _FORBIDDEN_WORDS)
-    if forbidden:
-        return (
-            f"only SELECT queries are allowed ({', '.join(w.upper() for w in forbidden)} found; "
-            'a column of that name must be quoted: "update")'
-        )
     return None
 
 
@@ -169,34 +153,13 @@ def referenced_names(query: str) -> set[str]:
     return {text.lower() for kind, text in _tokens(query) if kind in ("word", "quoted")}
 
 
-def run_query(query: str, frames: dict[str, pl.DataFrame]) -> pl.DataFrame:
-    """Execute ``query`` over ``frames``; polars errors become ``invalid_sql``."""
-    context = pl.SQLContext(frames={name: df.lazy() for name, df in frames.items()})
-    try:
-        result = context.execute(query, eager=True)
-    except BaseException as exc:
-        # pyo3 turns a Rust panic into PanicException, a BaseException: a query must not
-        # take the worker down with it.
-        known = (pl.exceptions.PolarsError, ValueError, TypeError, OverflowError)
-        if not isinstance(exc, known) and type(exc).__name__ != "PanicException":
-            raise
-        text = str(exc).strip()
-        first = text.split("\n\n")[0].strip() if text else type(exc).__name__
-        raise StepFailed(
-            "invalid_sql",
-            f"The query failed: {first[:500]}",
-            details={"error": first[:2000], "tables": sorted(frames)[:50]},
-        ) from None
-    assert isinstance(result, pl.DataFrame)
-    return result
-
-
 @registry.register(
     "excel/sql",
     description=(
         "Run one SQL SELECT query (polars SQL) over the current table, named 'input', and the "
         "chat's files, each named after its file name (lower-case, non-alphanumerics -> '_'). "
-        "Only SELECT/WITH; no reading of other files. Columns have their real types: numbers "
+        "It reads only the chat's tables: file-reading table functions are refused. "
+        "Columns have their real types: numbers "
         "(SUM(amount), amount > 10), booleans (WHERE paid), dates and datetimes (d >= "
         "'2024-01-01'), text (codes such as '01234' stay text; CAST(x AS DOUBLE) to compute "
         "with numbers held as text). The result keeps the types the query gives."
@@ -210,7 +173,7 @@ def run_query(query: str, frames: dict[str, pl.DataFrame]) -> pl.DataFrame:
 def run_sql(ctx: StepContext, args: SqlArgs) -> StepOutput:
     """Register the referenced tables and run the query."""
     ctx.report(0, "Starting step execution")
-    problem = query_problem(args.query)
+    problem = statement_problem(args.query)
     if problem is not None:
         raise StepFailed("sql_forbidden", problem)
     mentioned = referenced_names(args.query)
@@ -233,7 +196,9 @@ def run_sql(ctx: StepContext, args: SqlArgs) -> StepOutput:
             used.append({"table": name, "file": file_name, "rows": frames[name].height})
     ctx.report(25, f"Read {len(frames)} tables")
     ctx.report(50, "Running the query")
-    out = run_query(args.query, frames)
+    out: pl.DataFrame = ctx.run_confined(
+        plan_and_run, args.query, frames, max_rows=ctx.limits.max_rows
+    )
     result = {
         "rows_out": out.height,
         "columns": out.columns[:50],

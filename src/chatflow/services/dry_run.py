@@ -1,17 +1,25 @@
-"""Dry runs: a workflow checked against the real input's columns on a sample, nothing stored."""
+"""Dry runs: a workflow checked against the real input's columns on a sample, nothing stored.
+
+A dry run takes its turn in the chat's run queue and runs each step in a worker process under
+the step time and memory limits, exactly like a real run; only its answer differs.
+"""
 
 from __future__ import annotations
 
-import asyncio
+import functools
+from collections.abc import Callable
 from typing import Any
 
-from chatflow.errors import Invalid
-from chatflow.execution.pipeline import simulate
-from chatflow.operations.registry import StepFailed
+from chatflow.errors import Conflict, Invalid
+from chatflow.execution.pipeline import RunFiles
+from chatflow.execution.queue import RunHandle
+from chatflow.execution.step_jobs import run_step_remotely
+from chatflow.operations.registry import Cancelled, Operation, StepOutput
 from chatflow.repositories import files as files_repo
 from chatflow.runtime import Runtime
 from chatflow.services.execution import run_files
-from chatflow.services.runs import StepRequest, prepare
+from chatflow.services.runs import Prepared, StepRequest, prepare
+from chatflow.services.step_runner import StepError, run_blocking
 
 SAMPLE_ROWS = 1000
 PREVIEW_ROWS = 10
@@ -29,23 +37,63 @@ async def dry_run(
     prepared = await prepare(
         rt=rt, chat_id=chat_id, owner=owner, steps=steps, input_name=input_name
     )
-    async with rt.db.read() as session:
-        latest = await files_repo.latest_versions(session, chat_id=prepared.chat_id)
-    source = prepared.input_file
-    files = run_files(rt, prepared.chat_id, source, latest, sample_rows=SAMPLE_ROWS)
-    loop = asyncio.get_running_loop()
+
+    async def simulate(handle: RunHandle) -> list[dict[str, Any]]:
+        return await _simulate(rt, handle, prepared, steps)
+
     try:
-        described = await loop.run_in_executor(
-            rt.executor, simulate, prepared.validated, files, PREVIEW_ROWS
-        )
-    except StepFailed as exc:
-        index = exc.details.get("step_index") if isinstance(exc.details, dict) else None
-        operation = prepared.validated[index][0].name if index is not None else "?"
-        raise Invalid(
-            f"steps[{index}] ({operation}): {exc.message}", code=exc.code, details=exc.details
+        described = await rt.runs.run_in_turn(prepared.chat_id, simulate)
+    except Cancelled:
+        raise Conflict(
+            "the dry run was stopped: its chat was deleted or the server is shutting down",
+            code="dry_run_stopped",
         ) from None
+    source = prepared.input_file
     return {
         "input": {"filename": source.name, "version": source.version},
         "sample_rows": SAMPLE_ROWS,
         "steps": described,
     }
+
+
+def _step(
+    files: RunFiles,
+    operation: Operation[Any],
+    arguments: dict[str, Any],
+    check_cancelled: Callable[[], None],
+) -> tuple[StepOutput, dict[str, Any] | None]:
+    return run_step_remotely(
+        files,
+        operation,
+        arguments,
+        report=lambda *_: None,
+        check_cancelled=check_cancelled,
+        describe_rows=PREVIEW_ROWS,
+    )
+
+
+async def _simulate(
+    rt: Runtime, handle: RunHandle, prepared: Prepared, steps: list[StepRequest]
+) -> list[dict[str, Any]]:
+    async with rt.db.read() as session:
+        latest = await files_repo.latest_versions(session, chat_id=prepared.chat_id)
+    files = run_files(rt, prepared.chat_id, prepared.input_file, latest, sample_rows=SAMPLE_ROWS)
+    described = []
+    for index, ((operation, _), step) in enumerate(zip(prepared.validated, steps, strict=True)):
+        try:
+            _, about = await run_blocking(
+                rt,
+                handle,
+                operation.name,
+                functools.partial(_step, files, operation, step.arguments),
+            )
+        except StepError as exc:
+            details = exc.error.get("details")
+            details = details if isinstance(details, dict) else {"details": details}
+            raise Invalid(
+                f"steps[{index}] ({operation.name}): {exc.error['message']}",
+                code=exc.error["code"],
+                details={**details, "step_index": index},
+            ) from None
+        described.append({"index": index, **(about or {})})
+    return described

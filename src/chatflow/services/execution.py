@@ -9,14 +9,13 @@ from typing import Any
 from pydantic import ValidationError
 
 from chatflow.db.models import StoredFile, utcnow
-from chatflow.execution.pipeline import RunFiles, StoredRef, cancel_checker, run_step
+from chatflow.execution.pipeline import RunFiles, StoredRef
 from chatflow.execution.progress import ProgressBridge
 from chatflow.execution.queue import RunHandle
+from chatflow.execution.step_jobs import run_step_remotely, write_final_remotely
 from chatflow.operations.registry import (
     Cancelled,
-    StepFailed,
     StepOutput,
-    WriteOptions,
     WrittenFile,
 )
 from chatflow.repositories import files as files_repo
@@ -24,8 +23,8 @@ from chatflow.repositories import runs as runs_repo
 from chatflow.repositories.events import ChatGone
 from chatflow.runtime import Runtime
 from chatflow.services import events, messages, run_endings
+from chatflow.services.step_runner import StepError, run_blocking
 from chatflow.services.views import file_view
-from chatflow.uploads import DISK_FULL
 
 log = logging.getLogger(__name__)
 
@@ -104,9 +103,16 @@ async def _execute(rt: Runtime, handle: RunHandle) -> None:
             results.append(output.result)
         if files.unwritten:
             # The final table is in no file yet: it is the run's output.
-            await asyncio.get_running_loop().run_in_executor(
-                rt.executor, _write_final, files, run.steps[-1]["operation"]
-            )
+            last = run.steps[-1]["operation"]
+            try:
+                await run_blocking(
+                    rt,
+                    handle,
+                    "writing the output",
+                    lambda check: write_final_remotely(files, last, check_cancelled=check),
+                )
+            except StepError as exc:
+                raise _RunFailed({**exc.error, "step": total}) from None
         rows = await _record_outputs(rt, chat_id, run_id, files.written)
     except _RunFailed as failure:
         await _discard(rt, files)
@@ -171,17 +177,6 @@ def run_files(
     )
 
 
-def _write_final(files: RunFiles, operation: str) -> None:
-    assert files.current is not None
-    files.write(
-        {"Sheet1": files.current},
-        operation=operation,
-        name=None,
-        options=WriteOptions(),
-        progress=lambda _: None,
-    )
-
-
 async def _discard(rt: Runtime, files: RunFiles | None) -> None:
     if files is not None and files.written:
         await asyncio.get_running_loop().run_in_executor(rt.executor, files.discard_written)
@@ -208,7 +203,9 @@ async def _run_one_step(
             | {"step": index + 1}
         )
     try:
-        args = operation.args_model.model_validate(step["arguments"])
+        operation.args_model.model_validate(
+            step["arguments"], context=rt.settings.limits.as_context()
+        )
     except ValidationError as exc:  # stored by an older version of the operation
         raise _RunFailed(
             {
@@ -234,59 +231,17 @@ async def _run_one_step(
     )
     bridge.begin_step(index, operation.name)
     pump = asyncio.create_task(_pump_progress(rt, chat_id, run_id, bridge))
-    loop = asyncio.get_running_loop()
-    work = loop.run_in_executor(
-        rt.executor,
-        lambda: run_step(
-            operation=operation,
-            args=args,
-            files=files,
-            report=bridge.report,
-            check_cancelled=cancel_checker(handle.cancel),
-        ),
-    )
     try:
-        output = await asyncio.wait_for(asyncio.shield(work), rt.settings.step_timeout_s)
-    except TimeoutError:
-        # A thread cannot be killed: it stops at its next cancellation point (within 50 ms
-        # while a worker process reads or writes, which is then stopped or killed), and
-        # whatever it wrote by then is removed when it does.
-        handle.request_cancel("timeout")
-        work.add_done_callback(lambda _: loop.run_in_executor(rt.executor, files.discard_written))
-        raise _RunFailed(
-            {
-                "code": "timeout",
-                "message": f"{operation.name} took longer than the "
-                f"{rt.settings.step_timeout_s:g} s step time limit",
-                "step": index + 1,
-            }
-        ) from None
-    except StepFailed as exc:
-        raise _RunFailed(
-            {"code": exc.code, "message": exc.message, "details": exc.details, "step": index + 1}
-        ) from None
-    except Cancelled:
-        raise
-    except OSError as exc:
-        if exc.errno not in DISK_FULL:
-            raise
-        raise _RunFailed(
-            {
-                "code": "disk_full",
-                "message": "the server's disk is full; the step's output was not kept",
-                "step": index + 1,
-            }
-        ) from None
-    except Exception as exc:
-        log.exception("step %s of run %s raised", index, run_id)
-        raise _RunFailed(
-            {
-                "code": "step_error",
-                "message": f"{operation.name} could not process the input: "
-                f"{type(exc).__name__}: {exc}"[:500],
-                "step": index + 1,
-            }
-        ) from None
+        output, _ = await run_blocking(
+            rt,
+            handle,
+            operation.name,
+            lambda check: run_step_remotely(
+                files, operation, step["arguments"], report=bridge.report, check_cancelled=check
+            ),
+        )
+    except StepError as exc:
+        raise _RunFailed({**exc.error, "step": index + 1}) from None
     finally:
         bridge.close()
         await pump
