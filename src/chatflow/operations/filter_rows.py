@@ -27,6 +27,8 @@ from chatflow.operations.values import (
 )
 from chatflow.spreadsheets.cell_types import kind_of
 
+MAX_CONDITIONS = 200  # like validate's rules: each condition is one more pass over the table
+
 FilterOp = Literal[
     "eq",
     "ne",
@@ -115,7 +117,9 @@ class FilterRowsArgs(OperationArgs):
     """Arguments of excel/filter-rows."""
 
     conditions: list[FilterCondition] = Field(
-        min_length=1, description="The tests; see match for how they combine."
+        min_length=1,
+        max_length=MAX_CONDITIONS,
+        description="The tests; see match for how they combine.",
     )
     match: Literal["all", "any"] = Field(
         default="all",

@@ -8,6 +8,7 @@ settings' defaults, so tools and tests without a server get the same bounds.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 XLSX_MAX_DATA_ROWS = 1_048_575  # an xlsx sheet's 1,048,576 rows, less the header
 
@@ -27,3 +28,59 @@ class Limits:
     def as_context(self) -> dict[str, Limits]:
         """The pydantic validation context that carries these limits to argument models."""
         return {"limits": self}
+
+
+# Items in any one list or object argument: an xlsx sheet's column count, so a list naming
+# every column of the widest sheet still fits.
+MAX_ITEMS = 16_384
+_SHOWN_KEY = 40  # characters of an over-long key shown in an error's location
+
+Loc = tuple[str | int, ...]
+
+
+@dataclass(frozen=True)
+class Oversized:
+    """An argument past its bound: where it is, what kind of bound, and a message."""
+
+    loc: Loc
+    type: str  # "text_too_long" or "too_many_items"
+    message: str
+
+
+def oversized(arguments: dict[str, Any], limits: Limits) -> Oversized | None:
+    """The first string, key, list or object of ``arguments`` past its bound, in the order
+    given; a top-level ``query`` may have ``max_query_chars``, other text ``max_text_chars``.
+
+    Walked with an explicit stack: arguments nested thousands deep must not recurse.
+    """
+    stack: list[tuple[Loc, Any]] = [((), arguments)]
+    while stack:
+        loc, value = stack.pop()
+        if isinstance(value, str):
+            query = loc == ("query",)
+            cap = limits.max_query_chars if query else limits.max_text_chars
+            if len(value) > cap:
+                setting = "CHATFLOW_MAX_QUERY_CHARS" if query else "CHATFLOW_MAX_TEXT_CHARS"
+                return _too_long(loc, len(value), cap, setting)
+        elif isinstance(value, dict | list | tuple):
+            if len(value) > MAX_ITEMS:
+                message = f"at most {MAX_ITEMS} items; {len(value)} given"
+                return Oversized(loc, "too_many_items", message)
+            if isinstance(value, dict):
+                for key in value:
+                    if isinstance(key, str) and len(key) > limits.max_text_chars:
+                        shown = key[:_SHOWN_KEY] + "…"
+                        found = _too_long((*loc, shown), len(key), limits.max_text_chars)
+                        return Oversized(found.loc, found.type, "this key: " + found.message)
+                items: list[tuple[Any, Any]] = list(value.items())
+            else:
+                items = list(enumerate(value))
+            stack.extend(((*loc, key), item) for key, item in reversed(items))
+    return None
+
+
+def _too_long(
+    loc: Loc, length: int, cap: int, setting: str = "CHATFLOW_MAX_TEXT_CHARS"
+) -> Oversized:
+    message = f"at most {cap} characters ({setting}); {length} given"
+    return Oversized(loc, "text_too_long", message)

@@ -212,10 +212,41 @@ def parse_bool(text: pl.Expr) -> pl.Expr:
     return pl.when(s.is_in(_TRUE)).then(True).when(s.is_in(_FALSE)).then(False).otherwise(None)
 
 
+def _digits_end(text: str, at: int) -> int:
+    """The index after the run of ASCII digits starting at ``at``."""
+    rest = text[at:]
+    return at + len(rest) - len(rest.lstrip("0123456789"))
+
+
+def is_number_text(text: str) -> bool:
+    """Whether ``text`` (already stripped) is number text by ``_NUMBER``'s rule.
+
+    Scanned by hand rather than with Python's ``re``: the pattern's ``[0-9]+\\.?[0-9]*``
+    backtracks quadratically on "1111...1x", and ``re`` holds the GIL while it does.
+    """
+    at = 1 if text[:1] in ("+", "-") else 0
+    after_int = _digits_end(text, at)
+    digits = after_int - at
+    at = after_int
+    if text[at : at + 1] == ".":
+        after_frac = _digits_end(text, at + 1)
+        digits += after_frac - at - 1
+        at = after_frac
+    if digits == 0:
+        return False
+    if text[at : at + 1] in ("e", "E"):
+        at += 2 if text[at + 1 : at + 2] in ("+", "-") else 1
+        exponent_end = _digits_end(text, at)
+        if exponent_end == at:
+            return False
+        at = exponent_end
+    return at == len(text)
+
+
 def number_value(text: str) -> float | None:
     """A number given in arguments as text, by the same rule as cells."""
     stripped = text.strip()
-    return float(stripped) if re.fullmatch(_NUMBER, stripped) else None
+    return float(stripped) if is_number_text(stripped) else None
 
 
 def iso_value(text: str) -> tuple[dt.datetime, bool] | None:
