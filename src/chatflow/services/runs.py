@@ -43,7 +43,9 @@ def validate_steps(rt: Runtime, steps: list[StepRequest]) -> list[tuple[Operatio
                 },
             )
         try:
-            args = operation.args_model.model_validate(step.arguments)
+            args = operation.args_model.model_validate(
+                step.arguments, context=rt.settings.limits.as_context()
+            )
         except ValidationError as exc:
             problems = [
                 {"loc": list(err["loc"]), "msg": err["msg"], "type": err["type"]}
