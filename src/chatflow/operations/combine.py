@@ -7,7 +7,14 @@ from typing import Any, Literal
 import polars as pl
 from pydantic import Field, field_validator, model_validator
 
-from chatflow.operations.common import describe, refuse_repeats, require_columns, unique_name
+from chatflow.operations.common import (
+    check_size,
+    describe,
+    refuse_repeats,
+    require_columns,
+    unique_name,
+)
+from chatflow.operations.limits import Limits
 from chatflow.operations.registry import (
     OperationArgs,
     StepContext,
@@ -142,9 +149,10 @@ def _key_pair(
 
 
 def lookup_join(
-    left: pl.DataFrame, right: pl.DataFrame, args: LookupJoinArgs
+    left: pl.DataFrame, right: pl.DataFrame, args: LookupJoinArgs, limits: Limits | None = None
 ) -> tuple[pl.DataFrame, dict[str, Any]]:
-    """The joined table and counts describing the match."""
+    """The joined table and counts describing the match; ``too_many_rows`` before making a
+    table past ``limits.max_rows``."""
     left_keys, right_keys = args.left_keys, args.right_keys
     require_columns(left.columns, left_keys)
     require_columns(right.columns, right_keys)
@@ -213,6 +221,8 @@ def lookup_join(
     extra = int(matches.select((pl.col("__n") - 1).sum()).item() or 0)
 
     how = "full" if args.how == "outer" else args.how
+    estimate = _join_rows(how, lhs.height, matched_rows + extra, rhs.height, matches, key_counts)
+    check_size(estimate, limits or Limits(), doing=f"Joining with {args.right_file!r}")
     marker = unique_name("__left_row", reserved)
     joined = lhs.with_columns(pl.lit(True).alias(marker)).join(
         rhs,
@@ -248,6 +258,23 @@ def lookup_join(
     return out, counts
 
 
+def _join_rows(
+    how: str, left_rows: int, pairs: int, right_rows: int, matches: pl.DataFrame, keys: pl.DataFrame
+) -> int:
+    """The rows a join will make, from ``pairs`` (matching left rows times right rows with
+    their key, summed) and, for a full join, the right rows whose key no left row has."""
+    if how in ("semi", "anti"):
+        return left_rows
+    unmatched_left = left_rows - matches.height
+    if how == "inner":
+        return pairs
+    if how == "left":
+        return pairs + unmatched_left
+    matched_keys = matches.drop("__n").unique()
+    matched_right = keys.join(matched_keys, on=matched_keys.columns, how="semi")
+    return pairs + unmatched_left + right_rows - int(matched_right.get_column("__n").sum())
+
+
 @registry.register(
     "excel/lookup-join",
     description=(
@@ -277,7 +304,7 @@ def run_lookup_join(ctx: StepContext, args: LookupJoinArgs) -> StepOutput:
     right = ctx.read_file(args.right_file, args.right_sheet)
     ctx.report(25, f"Read {left.height} rows and {right.height} rows of {args.right_file}")
     ctx.report(50, f"Joining with {args.right_file}")
-    out, result = lookup_join(left, right, args)
+    out, result = lookup_join(left, right, args, ctx.limits)
     message = f"Matched {result['matched_left_rows']} of {left.height} rows in {args.right_file}"
     for k in result["key_types"]:
         if k["matched_as"] == "text" and k["left_type"] != k["right_type"]:
@@ -352,6 +379,7 @@ def append_tables(
     *,
     align: Literal["by_name", "by_position"],
     source_column: str | None = None,
+    limits: Limits | None = None,
 ) -> tuple[pl.DataFrame, list[str], list[str]]:
     """The stacked table, the columns (by_name) that some tables lack, and the columns that
     became text.
@@ -360,6 +388,9 @@ def append_tables(
     values does not count). Whole numbers with decimal numbers become decimal numbers, dates
     with datetimes datetimes; any other mix becomes text, each value in its text form
     (numbers without ".0", dates ISO, booleans true/false).
+
+    ``too_many_rows`` first when the rows, or the empty cells added for columns a table
+    lacks, pass ``limits.max_rows``.
     """
     first_label, first = tables[0]
     if align == "by_position":
@@ -382,6 +413,7 @@ def append_tables(
             f"Column '{source_column}' already exists; choose another add_source_column.",
             details={"column": source_column},
         )
+    _check_append_size(tables, len(names), limits or Limits())
     # A column without values (or absent) says nothing about its type.
     dtypes: dict[str, list[pl.DataType]] = {n: [] for n in names}
     for _, table in tables:
@@ -404,6 +436,13 @@ def append_tables(
     missing = [n for n in names if any(n not in table.columns for _, table in tables)]
     as_text = [n for n, d in dtypes.items() if len(d) > 1 and target[n] == pl.String]
     return pl.concat(aligned, how="vertical"), missing, as_text
+
+
+def _check_append_size(tables: list[tuple[str, pl.DataFrame]], width: int, limits: Limits) -> None:
+    doing = f"Appending {len(tables)} tables"
+    check_size(sum(table.height for _, table in tables), limits, doing=doing)
+    padding = sum(table.height * (width - table.width) for _, table in tables)
+    check_size(padding, limits, doing=doing + " with different columns", unit="empty cells")
 
 
 @registry.register(
@@ -434,7 +473,7 @@ def run_append_files(ctx: StepContext, args: AppendFilesArgs) -> StepOutput:
     ctx.report(25, f"Read {rows} rows from {len(tables)} tables")
     ctx.report(50, f"Appending {len(tables)} tables")
     out, missing, as_text = append_tables(
-        tables, align=args.align, source_column=args.add_source_column
+        tables, align=args.align, source_column=args.add_source_column, limits=ctx.limits
     )
     result = {
         "sources": [{"source": label, "rows": table.height} for label, table in tables][:LISTED],

@@ -5,6 +5,9 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Sequence
 
+import polars as pl
+
+from chatflow.operations.limits import Limits
 from chatflow.operations.registry import StepFailed
 
 _LISTED_COLUMNS = 50  # a message listing 16,000 available columns helps nobody
@@ -123,3 +126,35 @@ def column_type_mismatch(column: str, kind: str, reason: str) -> StepFailed:
         f"Column '{column}' holds {kind} values; {reason}",
         details={"column": column, "type": kind},
     )
+
+
+def check_size(estimate: int, limits: Limits, *, doing: str, unit: str = "rows") -> None:
+    """``too_many_rows`` before a step builds more than ``limits.max_rows`` rows (or, for a
+    step that widens the table, new cells): ``doing`` says what, ``unit`` in what."""
+    if estimate <= limits.max_rows:
+        return
+    raise StepFailed(
+        "too_many_rows",
+        f"{doing} would make {estimate:,} {unit}; at most {limits.max_rows:,} are allowed "
+        "(the server's CHATFLOW_MAX_ROWS setting raises this limit).",
+        details={
+            "estimate": estimate,
+            "unit": unit,
+            "max_rows": limits.max_rows,
+            "setting": "CHATFLOW_MAX_ROWS",
+        },
+    )
+
+
+def join_pairs(left: pl.DataFrame, right: pl.DataFrame, on: Sequence[str]) -> int:
+    """Rows an inner join of ``left`` and ``right`` on the ``on`` columns makes, without
+    making them: over every key, its left rows times its right rows (empty keys never match).
+    """
+    keys = list(on)
+    counts = [
+        table.filter(pl.all_horizontal(pl.col(keys).is_not_null())).group_by(keys).len(name=n)
+        for table, n in ((left.select(keys), "__left"), (right.select(keys), "__right"))
+    ]
+    pairs = counts[0].join(counts[1], on=keys, how="inner")
+    product = pl.col("__left").cast(pl.Int64) * pl.col("__right").cast(pl.Int64)
+    return int(pairs.select(product.sum()).item() or 0)

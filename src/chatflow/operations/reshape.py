@@ -21,6 +21,7 @@ from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from chatflow.operations.column_types import ColumnFacts, column_facts
 from chatflow.operations.common import (
+    check_size,
     column_type_mismatch,
     plural,
     refuse_repeats,
@@ -28,6 +29,7 @@ from chatflow.operations.common import (
     require_columns,
     unique_name,
 )
+from chatflow.operations.limits import Limits
 from chatflow.operations.registry import (
     OperationArgs,
     StepContext,
@@ -300,8 +302,10 @@ def pivot(
     values: str,
     aggregate: AggregateFn,
     sort_columns: bool = False,
+    limits: Limits | None = None,
 ) -> pl.DataFrame:
-    """A wide table: one row per index key, one column per distinct value of ``columns``."""
+    """A wide table: one row per index key, one column per distinct value of ``columns``;
+    ``too_many_rows`` first if its rows times new columns pass ``limits.max_rows``."""
     require_columns(df.columns, [*index, columns, values])
     facts = numeric_facts(df, [values] if aggregate in ("sum", "mean") else [])
     # New columns are named after the values as they read (120, 3.5, 2024-03-01, true).
@@ -316,6 +320,9 @@ def pivot(
             f"{MAX_PIVOT_COLUMNS} columns.",
             details={"distinct": keys.height, "max": MAX_PIVOT_COLUMNS},
         )
+    rows = int(df.select(pl.struct(index).n_unique()).item()) if df.height else 0
+    what = f"Pivoting into {rows:,} rows × {keys.height:,} columns"
+    check_size(rows * keys.height, limits or Limits(), doing=what, unit="cells")
     if sort_columns:  # by value: numbers as numbers, dates as dates, text as text
         keys = keys.sort("value", nulls_last=True, maintain_order=True)
     key_list: list[str | None] = keys.get_column("label").to_list()
@@ -365,6 +372,7 @@ def run_pivot(ctx: StepContext, args: PivotArgs) -> StepOutput:
             values=args.values,
             aggregate=args.aggregate,
             sort_columns=args.sort_columns,
+            limits=ctx.limits,
         )
         new_columns = out.width - len(args.index)
         result: dict[str, Any] = {

@@ -5,7 +5,15 @@ from __future__ import annotations
 import polars as pl
 from pydantic import Field, field_validator, model_validator
 
-from chatflow.operations.common import describe, new_name, no_repeats, plural, reject_existing
+from chatflow.operations.common import (
+    check_size,
+    describe,
+    new_name,
+    no_repeats,
+    plural,
+    reject_existing,
+)
+from chatflow.operations.limits import Limits
 from chatflow.operations.patterns import check_regex, regex_errors
 from chatflow.operations.registry import (
     OperationArgs,
@@ -47,6 +55,7 @@ class SplitColumnArgs(OperationArgs):
     into: list[str] | None = Field(
         default=None,
         min_length=2,
+        max_length=MAX_PARTS,
         description=(
             "Names of the new columns. A cell with fewer parts leaves the last ones empty; a cell "
             "with more parts keeps the rest, delimiters included, in the last column."
@@ -143,12 +152,13 @@ def _regex_rest(source: pl.Series, parts: pl.DataFrame, regex: str) -> pl.Series
     return frame.select(pl.col("text").str.slice(offset)).to_series()
 
 
-def split_column(df: pl.DataFrame, args: SplitColumnArgs) -> Outcome:
+def split_column(df: pl.DataFrame, args: SplitColumnArgs, limits: Limits | None = None) -> Outcome:
+    """Split ``args.column``; ``too_many_rows`` first if rows × parts pass ``limits.max_rows``."""
     with regex_errors(args.regex or ""):
-        return _split(df, args)
+        return _split(df, args, limits or Limits())
 
 
-def _split(df: pl.DataFrame, args: SplitColumnArgs) -> Outcome:
+def _split(df: pl.DataFrame, args: SplitColumnArgs, limits: Limits) -> Outcome:
     source = df.select(text_form(args.column, df.schema[args.column])).to_series()
     if args.regex is not None:
         separator = _sentinel(source)
@@ -161,6 +171,8 @@ def _split(df: pl.DataFrame, args: SplitColumnArgs) -> Outcome:
         counted = source.str.count_matches(separator, literal=True) + 1
     names = _part_names(args, counted)
     n = len(names)
+    doing = f"Splitting '{args.column}' of {df.height:,} rows into {n:,} parts"
+    check_size(df.height * n, limits, doing=doing, unit="cells")
     others = [c for c in df.columns if c != args.column or args.keep_original]
     reject_existing(names, others, what="the split parts")
     parts = marked.str.splitn(separator, n).struct.rename_fields(names).struct.unnest()
@@ -215,7 +227,7 @@ def run_split_column(ctx: StepContext, args: SplitColumnArgs) -> StepOutput:
         sheet=args.sheet,
         output=args.output,
         needed=[args.column],
-        transform=lambda df: split_column(df, args),
+        transform=lambda df: split_column(df, args, ctx.limits),
     )
 
 

@@ -13,7 +13,8 @@ from typing import Any
 import polars as pl
 from pydantic import Field, field_validator, model_validator
 
-from chatflow.operations.common import refuse_repeats, require_columns, unique_name
+from chatflow.operations.common import check_size, refuse_repeats, require_columns, unique_name
+from chatflow.operations.limits import Limits
 from chatflow.operations.registry import (
     OperationArgs,
     StepContext,
@@ -95,10 +96,14 @@ def unpivot(
     variable_name: str = "variable",
     value_name: str = "value",
     drop_empty: bool = False,
+    limits: Limits | None = None,
 ) -> pl.DataFrame:
-    """Long format, row by row: each input row gives one output row per value column."""
+    """Long format, row by row: each input row gives one output row per value column;
+    ``too_many_rows`` first if that passes ``limits.max_rows`` (counted before drop_empty)."""
     require_columns(df.columns, [*id_columns, *(value_columns or [])])
     on = _value_columns(df, id_columns, value_columns)
+    doing = f"Unpivoting {df.height:,} rows × {len(on):,} value columns"
+    check_size(df.height * len(on), limits or Limits(), doing=doing)
     target, _ = value_type(df, on)
     df = df.with_columns(
         text_form(c, df.schema[c]) if target == pl.String else pl.col(c).cast(target)
@@ -155,6 +160,7 @@ def run_unpivot(ctx: StepContext, args: UnpivotArgs) -> StepOutput:
             variable_name=args.variable_name,
             value_name=args.value_name,
             drop_empty=args.drop_empty,
+            limits=ctx.limits,
         )
         on = _value_columns(df, args.id_columns, args.value_columns)
         target, as_text = value_type(df, on)
