@@ -14,6 +14,7 @@ import hashlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from email.message import Message
+from email.utils import collapse_rfc2231_value
 from pathlib import Path
 from typing import IO, Any
 
@@ -71,12 +72,33 @@ def _boundary(content_type: str) -> bytes:
 
 
 def _disposition(raw: bytes) -> tuple[str | None, str | None]:
-    """(field name, filename) from a Content-Disposition header value, RFC 2231 aware."""
+    """(field name, filename) from a Content-Disposition header value, RFC 2231 aware;
+    BadRequest ``invalid_filename`` for a filename whose bytes its encoding cannot decode."""
     message = Message()
     message["content-disposition"] = raw.decode("utf-8", errors="surrogateescape")
     name = message.get_param("name", header="content-disposition")
     filename = message.get_filename()
+    if filename is not None and not _decodable(raw, message):
+        # The email package would put U+FFFD in their place: a name the client never sent,
+        # and different names would collapse into one.
+        raise BadRequest(
+            "file name is not valid text in its encoding (UTF-8 unless filename* names one)",
+            code="invalid_filename",
+            details={"filename": filename},
+        )
     return (name if isinstance(name, str) else None), filename
+
+
+def _decodable(raw: bytes, message: Message) -> bool:
+    """Whether the header is UTF-8 and an RFC 2231 filename decodes in its own charset."""
+    param = message.get_param("filename", header="content-disposition")
+    try:
+        raw.decode("utf-8")
+        if isinstance(param, tuple):
+            collapse_rfc2231_value(param, errors="strict")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _write(handle: IO[bytes], hasher: Any, data: bytes) -> None:

@@ -9,7 +9,7 @@ from pathlib import PurePosixPath
 from typing import Any, Literal
 
 import polars as pl
-from pydantic import ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from chatflow import filenames
 from chatflow.operations.common import require_columns
@@ -94,10 +94,15 @@ class SplitFileArgs(OperationArgs):
             raise ValueError("as='sheets' writes one xlsx workbook: use 'output' to name it")
         if self.name_prefix is not None and not _safe_part(self.name_prefix):
             raise ValueError("name_prefix has no usable characters")
-        hidden = filenames.first_hidden(self.name_prefix or "")
-        if hidden is not None:
-            raise ValueError(f"name_prefix must not contain {filenames.describe_char(hidden)}")
         return self
+
+    @field_validator("name_prefix")
+    @classmethod
+    def _visible_prefix(cls, prefix: str | None) -> str | None:
+        hidden = filenames.first_hidden(prefix or "")
+        if hidden is not None:
+            raise ValueError(f"must not contain {filenames.describe_char(hidden)}")
+        return prefix
 
 
 def _safe_part(text: str) -> str:
