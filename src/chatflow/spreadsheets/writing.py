@@ -341,9 +341,10 @@ def escape_formula_text(df: pl.DataFrame) -> pl.DataFrame:
     cell is one of:
     - a signed number: ASCII ``+``/``-``, an optional currency sign ($ ¢ £ ¥ €), then digits
       with an optional decimal part after ``.`` or ``,`` (or digits grouped in threes by
-      ``,`` ``.`` space or no-break space, then that decimal part), or only the decimal part;
-      an optional exponent ``e``/``E``[sign]digits; an optional ``%`` or currency sign, one
-      space allowed before it: ``-14``, ``-1,5``, ``+1.5e3``, ``-1.234,56``, ``-5%``, ``-5 €``;
+      ``,`` ``.`` space or (narrow) no-break space, then that decimal part), or only the
+      decimal part; an optional exponent ``e``/``E``[sign]digits; an optional ``%`` or
+      currency sign, one space allowed before it: ``-14``, ``-1,5``, ``+1.5e3``,
+      ``-1.234,56``, ``-5%``, ``-5 €``;
     - a phone number: ``+``, 1-4 digits, then groups each after one space, a group being
       digits or ``(digits)`` with digits after it: ``+49 30 1234567``, ``+44 (0)20 7946 0958``.
     Neither can call a function or reference a cell: they hold no letter but an exponent's.
