@@ -2,11 +2,14 @@
 
 The functions that read argument text with Python code are timed on adversarial 100 KB inputs;
 every string and list argument is capped through the live API (422 naming the argument); and
-/health keeps answering while a 100 KB "1111...1x" filter value is processed.
+/health keeps answering while a 100 KB "1111...1x" filter value is processed. The upload
+inspection's tag finder, the one other Python pattern that backtracked, is timed as well.
 """
 
 from __future__ import annotations
 
+import random
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -20,6 +23,7 @@ from chatflow.operations.columns import parse_template
 from chatflow.operations.limits import MAX_ITEMS
 from chatflow.operations.patterns import check_regex, check_strftime
 from chatflow.operations.values import is_number_text, iso_value, number_value
+from chatflow.spreadsheets.inspection import root_tag
 from tests.conftest import make_settings
 from tests.support import POSTAL_ROWS, LiveServer, create_chat, run_server, upload, write_xlsx
 
@@ -54,7 +58,7 @@ CASES: dict[str, tuple[Callable[[str], object], Callable[[int], str]]] = {
 }
 
 
-def _best_time(fn: Callable[[str], object], text: str) -> float:
+def _best_time(fn: Callable[[Any], object], text: str | bytes) -> float:
     best = float("inf")
     for _ in range(3):
         start = time.perf_counter()
@@ -324,3 +328,28 @@ def test_health_answers_while_a_100_kb_value_is_processed(
     assert probe.failures == []
     assert probe.answers >= 3
     assert probe.slowest < 1.0, probe.slowest
+
+
+# --- uploads: the inspection's one pattern that backtracked -------------------------------
+
+_OLD_ROOT = re.compile(rb"<(?![?!/])(?:[\w.-]+:)?([\w.-]+)([^>]*)>")
+
+
+def test_root_tag_finds_what_the_old_pattern_found() -> None:
+    pieces = [b"<", b">", b"?", b"!", b"/", b"a", b":", b".", b" ", b"-", b"_", b"0", b"\xc3\xa9"]
+    rng = random.Random(11)
+    for _ in range(50_000):
+        text = b"".join(rng.choice(pieces) for _ in range(rng.randint(0, 12)))
+        old = _OLD_ROOT.search(text)
+        assert root_tag(text) == (None if old is None else old.groups()), text
+    assert root_tag(b'<?xml?><x:sst count="5"><si>') == (b"sst", b' count="5"')
+
+
+@pytest.mark.parametrize(
+    "make", [lambda n: b"<" + b"a" * n, lambda n: b"<" * n, lambda n: b"<a:" * (n // 3)]
+)
+def test_root_tag_is_linear(make: Callable[[int], bytes]) -> None:
+    small, large = (_best_time(root_tag, make(n)) for n in (100_000, 1_000_000))
+    # The old pattern took 1.4 s on 20 KB of "<aaa..."; a part's tail may hold 1 MB.
+    assert large < 0.25, (small, large)
+    assert large < 30 * small + 0.02, (small, large)

@@ -48,8 +48,25 @@ _LOCAL_HEADER = struct.Struct("<4s22xHH")
 _REF = re.compile(rb"""r\s*=\s*["']([A-Za-z]*[0-9]+)["']""")
 _LETTERS = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 _DIGITS = b"0123456789"
-_ROOT = re.compile(rb"<(?![?!/])(?:[\w.-]+:)?([\w.-]+)([^>]*)>")
+# A start tag's name after its "<"; the rest of the tag is found with bytes.find, because the
+# one pattern <(?![?!/])(?:[\w.-]+:)?([\w.-]+)([^>]*)> backtracked quadratically on a long
+# "<aaa..." with no ">" after it (a part's last megabyte took the whole inspection timeout).
+_TAG_START = re.compile(rb"<(?=[\w.-])")
+_TAG_NAME = re.compile(rb"(?:[\w.-]+:)?([\w.-]+)")
 _SST_COUNT = re.compile(rb"""(?:uniqueCount|count)\s*=\s*["']\s*([0-9]+)""")
+
+
+def root_tag(text: bytes) -> tuple[bytes, bytes] | None:
+    """(local name, attribute text) of the first start tag of ``text`` that is closed, in
+    linear time; not processing instructions, declarations or end tags."""
+    start = _TAG_START.search(text)
+    if start is None:
+        return None
+    name = _TAG_NAME.match(text, start.end())
+    assert name is not None  # the start's lookahead saw a name character
+    # No ">" after the first name means none after any later "<" either.
+    close = text.find(b">", name.end())
+    return None if close == -1 else (name.group(1), text[name.end() : close])
 
 
 @dataclass(frozen=True)
@@ -281,12 +298,12 @@ class _XmlScanner:
             at = text.find(b"<!", at + 2)
 
     def _find_root(self, text: bytes) -> None:
-        match = _ROOT.search(text)
-        if match is None:
+        found = root_tag(text)
+        if found is None:
             return
-        self.root = match.group(1)
+        self.root, attributes = found
         if self.root == b"sst":  # calamine preallocates for the claimed string counts
-            for claimed in _SST_COUNT.findall(match.group(2)):
+            for claimed in _SST_COUNT.findall(attributes):
                 if len(claimed) > 15 or int(claimed) > self.limits.max_cells:
                     raise self._too_many(
                         f"claims {claimed[:20].decode()} shared strings "
