@@ -17,14 +17,17 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import polars as pl
 import pytest
 
 from chatflow.operations.columns import parse_template
 from chatflow.operations.limits import MAX_ITEMS
 from chatflow.operations.patterns import check_regex, check_strftime
+from chatflow.operations.registry import StepFailed
 from chatflow.operations.values import is_number_text, iso_value, number_value
 from chatflow.spreadsheets.inspection import root_tag
 from tests.conftest import make_settings
+from tests.step_harness import StepHarness
 from tests.support import POSTAL_ROWS, LiveServer, create_chat, run_server, upload, write_xlsx
 
 API = "/api/v1"
@@ -353,3 +356,16 @@ def test_root_tag_is_linear(make: Callable[[int], bytes]) -> None:
     # The old pattern took 1.4 s on 20 KB of "<aaa..."; a part's tail may hold 1 MB.
     assert large < 0.25, (small, large)
     assert large < 30 * small + 0.02, (small, large)
+
+
+def test_messages_quote_long_arguments_cut(tmp_path: Path) -> None:
+    long_text = "9" * 5000 + "x"
+    harness = StepHarness(tmp_path, pl.DataFrame({"n": [1, 2], "t": ["a", "b"]}))
+    with pytest.raises(StepFailed) as caught:
+        harness.run(
+            "excel/filter-rows", {"conditions": [{"column": "n", "op": "gt", "value": long_text}]}
+        )
+    assert caught.value.code == "column_type_mismatch"
+    assert f"and '{'9' * 59}…' is not one." in caught.value.message
+    harness.run("excel/find-replace", {"find": "a", "replace": long_text})
+    assert max(len(message) for _, message in harness.reports) < 200

@@ -22,6 +22,7 @@ from chatflow.operations.values import (
     number_value,
     parse_datetime,
     parse_float,
+    shown,
     text_form,
     value_text,
 )
@@ -225,7 +226,7 @@ def _ordered(
             raise column_type_mismatch(
                 column,
                 kind_of(dtype),
-                f"'{op}' compares it with numbers, and {value!r} is not one.",
+                f"'{op}' compares it with numbers, and {shown(value)} is not one.",
             )
         pair = col, pl.lit(number)
     elif kind == "date":
@@ -235,7 +236,7 @@ def _ordered(
                 column,
                 kind_of(dtype),
                 f"'{op}' compares it with ISO dates (2024-03-01 or 2024-03-01 12:00), and "
-                f"{value!r} is not one.",
+                f"{shown(value)} is not one.",
             )
     elif kind == "boolean":
         raise column_type_mismatch(
@@ -302,7 +303,8 @@ def filter_rows(df: pl.DataFrame, args: FilterRowsArgs) -> Outcome:
 
 def _describe(args: FilterRowsArgs) -> str:
     joined = f" {'and' if args.match == 'all' else 'or'} ".join(
-        f"{c.column} {c.op}" + ("" if c.value is None else f" {c.value!r}") for c in args.conditions
+        f"{c.column} {c.op}" + ("" if c.value is None else f" {shown(c.value)}")
+        for c in args.conditions
     )
     return f"Keeping rows where {joined}"
 

@@ -25,6 +25,7 @@ from chatflow.operations.values import (
     iso_value,
     number_value,
     parse_bool,
+    shown,
     value_text,
 )
 from chatflow.spreadsheets.cell_types import kind_of
@@ -233,7 +234,7 @@ def _typed_value(value: CellValue, column: str, dtype: pl.DataType) -> tuple[Any
     raise column_type_mismatch(
         column,
         kind_of(dtype),
-        f"the fill value {value!r} is not {expected}. Convert the column with "
+        f"the fill value {shown(value)} is not {expected}. Convert the column with "
         "excel/convert-types first to fill it with other values.",
     )
 

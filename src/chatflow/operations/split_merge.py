@@ -28,6 +28,7 @@ from chatflow.operations.values import (
     blank_to_null,
     is_empty,
     non_text_kinds,
+    shown,
     text_form,
 )
 
@@ -219,7 +220,7 @@ def _split(df: pl.DataFrame, args: SplitColumnArgs, limits: Limits) -> Outcome:
     input_columns=lambda args: [args.column],
 )
 def run_split_column(ctx: StepContext, args: SplitColumnArgs) -> StepOutput:
-    at = f"'{args.delimiter}'" if args.delimiter is not None else f"regex {args.regex!r}"
+    at = shown(args.delimiter) if args.delimiter is not None else f"regex {shown(args.regex)}"
     return run_table_step(
         ctx,
         title="split a column",

@@ -27,7 +27,13 @@ from chatflow.operations.common import (
 from chatflow.operations.patterns import check_regex, regex_errors, regex_escape
 from chatflow.operations.registry import OperationArgs, StepContext, StepOutput, registry
 from chatflow.operations.steps import Outcome, SheetArg, TableOutputArg, run_table_step
-from chatflow.operations.values import as_text_note, blank_to_null, non_text_kinds, text_form
+from chatflow.operations.values import (
+    as_text_note,
+    blank_to_null,
+    non_text_kinds,
+    shown,
+    text_form,
+)
 from chatflow.spreadsheets.cell_types import kind_of
 
 ColumnsArg = Annotated[
@@ -179,7 +185,7 @@ def run_find_replace(ctx: StepContext, args: FindReplaceArgs) -> StepOutput:
     return run_table_step(
         ctx,
         title="find and replace",
-        doing=f"Replacing {args.find!r} with {args.replace!r} in {where}",
+        doing=f"Replacing {shown(args.find)} with {shown(args.replace)} in {where}",
         sheet=args.sheet,
         output=args.output,
         needed=args.columns or [],

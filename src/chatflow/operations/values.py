@@ -136,6 +136,12 @@ def plain(value: Any, max_text: int = 200) -> Any:
     return plain(str(value), max_text)
 
 
+def shown(value: Any, chars: int = 60) -> str:
+    """``value`` quoted for a message, text cut to ``chars`` characters: arguments may be
+    thousands of characters long, and messages are stored with every event."""
+    return repr(plain(value, chars) if isinstance(value, str) else value)
+
+
 def _normalized_number_text(text: pl.Expr, *, decimal_comma: bool, grouping: bool) -> pl.Expr:
     """The stripped text rewritten as a plain "123.45" number, or null if it is not one."""
     s = text.str.strip_chars()
