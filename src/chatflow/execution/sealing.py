@@ -21,8 +21,7 @@ _PR_SET_NO_NEW_PRIVS = 38
 
 
 def seal() -> None:
-    """Confine this process for good; call it once everything it will need is imported."""
-    _warm_up()
+    """Confine this process for good; call ``warm_up`` first."""
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
     if os.geteuid() == 0:
@@ -31,7 +30,7 @@ def seal() -> None:
     resource.setrlimit(resource.RLIMIT_NOFILE, (0, 0))
 
 
-def _warm_up() -> None:
+def warm_up() -> None:
     """Load what a query needs while files can still be opened (modules, polars' thread pool)."""
     import polars as pl
 

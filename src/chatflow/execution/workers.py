@@ -34,6 +34,7 @@ from typing import Any
 
 import polars as pl
 
+from chatflow.execution import sealing
 from chatflow.operations.registry import Cancelled, StepFailed
 from chatflow.spreadsheets.sandbox import package_root
 
@@ -43,20 +44,17 @@ POLL_S = 0.05  # how often a waiting step thread checks for cancellation
 STOP_GRACE_S = 2.0  # how long a stopped job may take to notice before its worker is killed
 PROGRESS = "progress"  # keyword a job receives its progress callback under
 STOP = "stop"
-# argv: package root, job socket fd, lifeline fd, address-space cap in bytes (0: none), sealed.
-# The cap is set before polars is imported so that every allocation counts against it; importing
-# the step jobs load polars, fastexcel, xlsxwriter and every operation before the first job.
+# argv: package root, job socket fd, lifeline fd, memory cap in MB (0: none), sealed.  Importing
+# the step jobs loads polars, fastexcel, xlsxwriter and every operation before the first job.
 _BOOTSTRAP = """\
 import resource, sys
-root, fd, lifeline, memory, sealed = sys.argv[1:6]
-if int(memory):
-    resource.setrlimit(resource.RLIMIT_AS, (int(memory), int(memory)))
+root, fd, lifeline, memory_mb, sealed = sys.argv[1:6]
 resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 sys.path.insert(0, root)
 import chatflow.execution.step_jobs, chatflow.operations
 chatflow.operations.load_all()
 from chatflow.execution.workers import serve
-serve(int(fd), int(lifeline), sealed=sealed == "1")
+serve(int(fd), int(lifeline), memory_mb=int(memory_mb), sealed=sealed == "1")
 """
 
 Job = Callable[..., Any]
@@ -101,7 +99,7 @@ class _Worker:
                 package_root(),
                 str(theirs.fileno()),
                 str(lifeline_r),
-                str((memory_mb or 0) * 1024 * 1024),
+                str(memory_mb or 0),
                 "1" if sealed else "0",
             ],
             pass_fds=[theirs.fileno(), lifeline_r],
@@ -311,16 +309,27 @@ def _outcome(kind: str, payload: Any) -> Any:
 # --- the worker process ------------------------------------------------------------------------
 
 
-def serve(fd: int, lifeline: int, *, sealed: bool = False) -> None:
-    """Run jobs from the socket ``fd`` until it closes or sends None."""
+def serve(fd: int, lifeline: int, *, memory_mb: int = 0, sealed: bool = False) -> None:
+    """Run jobs from the socket ``fd`` until it closes or sends None.
+
+    ``memory_mb`` is what jobs may allocate on top of the worker's footprint once its libraries
+    are loaded: that footprint is mostly address space reserved by polars' threads and
+    allocator, grows with the CPU count, and is not the job's to pay for.
+    """
     conn = Connection(fd)
     threading.Thread(target=_exit_with_server, args=(lifeline,), daemon=True).start()
     if sealed:
-        from chatflow.execution.sealing import seal
-
-        seal()
-    memory = resource.getrlimit(resource.RLIMIT_AS)[0]
-    memory_mb = memory // (1024 * 1024) if memory != resource.RLIM_INFINITY else 0
+        sealing.warm_up()
+    if memory_mb:
+        global _memory_mb
+        _memory_mb = memory_mb
+        limit = _address_space() + memory_mb * 1024 * 1024
+        # Only the soft limit: this worker's own sealed worker must be able to set a larger
+        # one (it has its own footprint), and no job code can call setrlimit.
+        hard = resource.getrlimit(resource.RLIMIT_AS)[1]
+        resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+    if sealed:
+        sealing.seal()
     while True:
         try:
             message = conn.recv()
@@ -363,20 +372,28 @@ def serve(fd: int, lifeline: int, *, sealed: bool = False) -> None:
 
 _confined: WorkerPool | None = None
 _confined_lock = threading.Lock()
+_memory_mb: int | None = None  # this worker's own cap, which its sealed worker gets too
+
+
+def _address_space() -> int:
+    """This process's mapped address space in bytes (what RLIMIT_AS counts)."""
+    with open("/proc/self/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith("VmSize:"):
+                return int(line.split()[1]) * 1024
+    return 0
 
 
 def confined_pool() -> WorkerPool:
     """This process's sealed worker for excel/sql, started on first use and ended at exit.
 
-    It has the same memory cap as this process; a step worker that dies takes it along (the
+    It gets the same memory cap as this process; a step worker that dies takes it along (the
     lifeline), so it needs no other owner.
     """
     global _confined
     with _confined_lock:
         if _confined is None:
-            memory = resource.getrlimit(resource.RLIMIT_AS)[0]
-            memory_mb = None if memory == resource.RLIM_INFINITY else memory // (1024 * 1024)
-            _confined = WorkerPool(1, memory_mb=memory_mb, sealed=True)
+            _confined = WorkerPool(1, memory_mb=_memory_mb, sealed=True)
             atexit.register(_confined.close, 1.0)
         return _confined
 
