@@ -26,8 +26,12 @@ ALLOWED_MAP_FUNCTIONS = frozenset(
     {"explode", "rechunk", "rename", "row_index", "unnest", "unpivot"}
 )
 FORBIDDEN = "the query may read only the chat's tables (no files, no table functions)"
-# polars' words for "could not open the file", which a sealed process gets for any path.
-_SEALED_ERRORS = ("os error 24", "too many open files", "os error 13", "permission denied")
+# polars' words for "could not open the file", which a sealed process gets for any path, and
+# for a glob that found nothing, which is what every glob finds there.
+_SEALED_ERRORS = (
+    "os error 24", "too many open files", "os error 13", "permission denied", "expanded paths",
+)  # fmt: skip
+_MAX_LIMIT = 2**32 - 2  # polars' LIMIT takes its row index type, 32-bit by default
 
 
 def plan_and_run(query: str, frames: dict[str, pl.DataFrame], *, max_rows: int) -> pl.DataFrame:
@@ -38,7 +42,7 @@ def plan_and_run(query: str, frames: dict[str, pl.DataFrame], *, max_rows: int) 
         refused = forbidden_node(plan)
         if refused is not None:
             raise StepFailed("sql_forbidden", FORBIDDEN, details={"node": refused})
-        result = plan.limit(max_rows + 1).collect()
+        result = plan.limit(min(max_rows + 1, _MAX_LIMIT)).collect()
     except StepFailed:
         raise
     except BaseException as exc:
