@@ -261,7 +261,7 @@ def test_second_port_is_the_same_app_with_the_same_rules(tmp_path: Path) -> None
             assert _close_code(ws, timeout=10) == 4403
         # Plain HTTP answers on the second port as well: it is the same app.
         seed_http = f"http://127.0.0.1:{ws_port}{API}"
-        health = httpx.get(f"{seed_http}/health").json()["data"]
+        health = httpx.get(f"{seed_http}/health", headers=headers).json()["data"]
         assert health["websocket_seed_url"] == f"ws://127.0.0.1:{ws_port}/chat/{{chat_id}}"
         assert httpx.get(f"{seed_http}/chat/workflows").status_code == 401
 

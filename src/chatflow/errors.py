@@ -62,6 +62,12 @@ class PayloadTooLarge(ApiError):
     code = "file_too_large"
 
 
+class BodyTooLarge(PayloadTooLarge):
+    """A JSON (non-upload) request body over CHATFLOW_MAX_JSON_KB."""
+
+    code = "body_too_large"
+
+
 class UnsupportedMediaType(ApiError):
     status = 415
     code = "unsupported_media_type"

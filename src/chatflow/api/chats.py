@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Query, Response
 
-from chatflow.api.deps import BaseUrl, Owner, RuntimeDep, errors
+from chatflow.api.deps import BaseUrl, OwnedChat, Owner, RuntimeDep, errors
 from chatflow.api.schemas import (
     ChatCreate,
     ChatDetail,
@@ -50,42 +50,40 @@ async def list_chats(
 
 
 @router.get("/{chat_id}", response_model=Envelope[ChatDetail], responses=errors(404))
-async def get_chat(chat_id: str, rt: RuntimeDep, owner: Owner, base: BaseUrl) -> dict[str, object]:
+async def get_chat(
+    chat: OwnedChat, rt: RuntimeDep, owner: Owner, base: BaseUrl
+) -> dict[str, object]:
     """Show one chat with its files and runs."""
-    return {"data": await chats.detail(rt=rt, owner=owner, chat_id=chat_id, base=base)}
+    return {"data": await chats.detail(rt=rt, owner=owner, chat_id=chat.id, base=base)}
 
 
 @router.delete("/{chat_id}", status_code=204, responses=errors(404))
-async def delete_chat(chat_id: str, rt: RuntimeDep, owner: Owner) -> Response:
+async def delete_chat(chat: OwnedChat, rt: RuntimeDep, owner: Owner) -> Response:
     """Delete a chat with its files, runs, events and messages."""
-    rt.runs.cancel_chat(chats.parse_chat_id(chat_id), "cancelled")
-    await chats.delete(rt=rt, owner=owner, chat_id=chat_id)
+    # Its runs are cancelled inside chats.delete, after the ownership check.
+    await chats.delete(rt=rt, owner=owner, chat_id=chat.id)
     return Response(status_code=204)
 
 
 @router.get("/{chat_id}/events", response_model=Envelope[list[EventOut]], responses=errors(404))
 async def list_events(
-    chat_id: str,
+    chat: OwnedChat,
     rt: RuntimeDep,
-    owner: Owner,
     since: Annotated[int, Query(ge=0, le=2**62, description="return events with seq > since")] = 0,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
 ) -> dict[str, object]:
     """The chat's stored events after sequence number ``since``."""
-    chat = await chats.require(rt=rt, owner=owner, chat_id=chat_id)
     return {"data": await events.list_since(rt.db, chat_id=chat.id, since=since, limit=limit)}
 
 
 @router.get("/{chat_id}/messages", response_model=Envelope[list[MessageOut]], responses=errors(404))
 async def list_messages(
-    chat_id: str,
+    chat: OwnedChat,
     rt: RuntimeDep,
-    owner: Owner,
     after: Annotated[int, Query(ge=0, le=2**62, description="return messages with id > after")] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> dict[str, object]:
     """The chat's transcript, oldest first."""
-    chat = await chats.require(rt=rt, owner=owner, chat_id=chat_id)
     return {"data": await messages.list_page(rt=rt, chat_id=chat.id, after_id=after, limit=limit)}
 
 
@@ -95,9 +93,6 @@ async def list_messages(
     response_model=Envelope[MessageOut],
     responses=errors(404, 422),
 )
-async def post_message(
-    chat_id: str, body: MessageIn, rt: RuntimeDep, owner: Owner
-) -> dict[str, object]:
+async def post_message(chat: OwnedChat, body: MessageIn, rt: RuntimeDep) -> dict[str, object]:
     """Add a user message to the transcript."""
-    chat = await chats.require(rt=rt, owner=owner, chat_id=chat_id)
     return {"data": await messages.add(rt=rt, chat_id=chat.id, role="user", text=body.text)}

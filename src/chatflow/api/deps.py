@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Header, Path, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from chatflow.api.schemas import ErrorResponse
+from chatflow.db.models import Chat
 from chatflow.errors import Unauthorized
 from chatflow.runtime import Runtime
+from chatflow.services import chats
 
 
 def get_runtime(request: Request) -> Runtime:
@@ -46,6 +48,28 @@ def get_owner(
     return owner
 
 
+def has_valid_key(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> bool:
+    """Whether the caller presented a valid key (always true when no keys are configured)."""
+    runtime: Runtime = request.state.runtime
+    if not runtime.keys.enabled:
+        return True
+    return runtime.keys.owner_of(credentials.credentials if credentials else None) is not None
+
+
+async def owned_chat(
+    chat_id: Annotated[str, Path(description="the chat's id (a UUID)")],
+    request: Request,
+    owner: Annotated[str | None, Depends(get_owner)],
+) -> Chat:
+    """The caller's chat named in the path, or 404: resolved before the endpoint runs, so no
+    route can act on a chat before its ownership is known."""
+    runtime: Runtime = request.state.runtime
+    return await chats.require(rt=runtime, chat_id=chat_id, owner=owner)
+
+
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 IdempotencyKey = Annotated[
     str | None,
@@ -55,6 +79,8 @@ IdempotencyKey = Annotated[
     ),
 ]
 Owner = Annotated[str | None, Depends(get_owner)]
+# Every route under /chat/workflows/{chat_id} takes this: the chat, canonical id, owner checked.
+OwnedChat = Annotated[Chat, Depends(owned_chat)]
 BaseUrl = Annotated[str, Depends(get_base_url)]
 
 

@@ -25,6 +25,13 @@ _HTTP_CODES = {
 }
 
 
+# An error answer names what was wrong; it does not echo a megabyte of it back.
+ECHO_CHARS = 300
+MESSAGE_CHARS = 600
+ECHO_ITEMS = 50
+ECHO_DEPTH = 8
+
+
 def error_response(
     status: int,
     code: str,
@@ -32,8 +39,38 @@ def error_response(
     details: Any = None,
     headers: dict[str, str] | None = None,
 ) -> JSONResponse:
-    body = {"error": {"code": code, "message": message, "details": jsonable_encoder(details)}}
+    body = {
+        "error": {
+            "code": code,
+            "message": clip_text(message, MESSAGE_CHARS),
+            "details": clip(jsonable_encoder(details)),
+        }
+    }
     return JSONResponse(body, status_code=status, headers=headers)
+
+
+def clip_text(text: str, limit: int = ECHO_CHARS) -> str:
+    """``text``, or its first ``limit`` characters and how many there were."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text)} characters)"
+
+
+def clip(value: Any, depth: int = 0) -> Any:
+    """A JSON value with long strings, long lists, big objects and deep nesting cut short."""
+    if isinstance(value, str):
+        return clip_text(value)
+    if depth >= ECHO_DEPTH and isinstance(value, list | dict):
+        return "..."
+    if isinstance(value, list):
+        items = [clip(item, depth + 1) for item in value[:ECHO_ITEMS]]
+        if len(value) > ECHO_ITEMS:
+            items.append(f"... ({len(value) - ECHO_ITEMS} more)")
+        return items
+    if isinstance(value, dict):
+        kept = list(value.items())[:ECHO_ITEMS]
+        return {clip_text(str(key)): clip(item, depth + 1) for key, item in kept}
+    return value
 
 
 async def _api_error(_: Request, exc: Exception) -> JSONResponse:

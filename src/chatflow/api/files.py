@@ -7,7 +7,8 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse
 
-from chatflow.api.deps import BaseUrl, IdempotencyKey, Owner, RuntimeDep, errors
+from chatflow.api.body_limit import streams_body
+from chatflow.api.deps import BaseUrl, IdempotencyKey, OwnedChat, Owner, RuntimeDep, errors
 from chatflow.api.schemas import Deleted, Envelope, FileOut
 from chatflow.execution.pipeline import MEDIA_TYPES
 from chatflow.services import files
@@ -48,8 +49,9 @@ _UPLOAD_BODY = {
     responses=errors(400, 404, 413, 415, 422, 507),
     openapi_extra=_UPLOAD_BODY,
 )
+@streams_body  # its own limits: CHATFLOW_MAX_UPLOAD_MB per file, parts, fields (uploads.py)
 async def upload(
-    chat_id: str,
+    chat: OwnedChat,
     request: Request,
     rt: RuntimeDep,
     owner: Owner,
@@ -60,7 +62,7 @@ async def upload(
     stored = await files.upload(
         rt=rt,
         owner=owner,
-        chat_id=chat_id,
+        chat_id=chat.id,
         body=request.stream(),
         content_type=request.headers.get("content-type", ""),
         base=base,
@@ -71,10 +73,10 @@ async def upload(
 
 @router.get("/files", response_model=Envelope[list[FileOut]], responses=errors(404))
 async def list_files(
-    chat_id: str, rt: RuntimeDep, owner: Owner, base: BaseUrl
+    chat: OwnedChat, rt: RuntimeDep, owner: Owner, base: BaseUrl
 ) -> dict[str, object]:
     """List uploaded and produced files, every version."""
-    return {"data": await files.list_files(rt=rt, owner=owner, chat_id=chat_id, base=base)}
+    return {"data": await files.list_files(rt=rt, owner=owner, chat_id=chat.id, base=base)}
 
 
 @router.get(
@@ -92,7 +94,7 @@ async def list_files(
     },
 )
 async def download(
-    chat_id: str,
+    chat: OwnedChat,
     filename: str,
     rt: RuntimeDep,
     owner: Owner,
@@ -100,7 +102,7 @@ async def download(
 ) -> FileResponse:
     """Download a file (its latest version, or ``?version=N``)."""
     row, path = await files.locate(
-        rt=rt, owner=owner, chat_id=chat_id, name=filename, version=version
+        rt=rt, owner=owner, chat_id=chat.id, name=filename, version=version
     )
     return FileResponse(
         path,
@@ -112,12 +114,12 @@ async def download(
 
 @router.delete("/files/{filename}", response_model=Envelope[Deleted], responses=errors(400, 404))
 async def delete_file(
-    chat_id: str,
+    chat: OwnedChat,
     filename: str,
     rt: RuntimeDep,
     owner: Owner,
     version: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
 ) -> dict[str, object]:
     """Delete every version of a file, or only ``?version=N``."""
-    count = await files.delete(rt=rt, owner=owner, chat_id=chat_id, name=filename, version=version)
+    count = await files.delete(rt=rt, owner=owner, chat_id=chat.id, name=filename, version=version)
     return {"data": {"deleted": count}}

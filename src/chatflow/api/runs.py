@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse, Response
 
-from chatflow.api.deps import BaseUrl, IdempotencyKey, Owner, RuntimeDep, errors
+from chatflow.api.deps import BaseUrl, IdempotencyKey, OwnedChat, Owner, RuntimeDep, errors
 from chatflow.api.schemas import (
     DryRunOut,
     Envelope,
@@ -43,7 +43,7 @@ def _requests(steps: list[StepIn]) -> list[StepRequest]:
     },
 )
 async def execute(
-    chat_id: str,
+    chat: OwnedChat,
     body: ExecuteIn,
     rt: RuntimeDep,
     owner: Owner,
@@ -61,7 +61,7 @@ async def execute(
     status, data = await execute_service.execute(
         rt=rt,
         owner=owner,
-        chat_id=chat_id,
+        chat_id=chat.id,
         steps=_requests(body.steps) if body.steps is not None else None,
         workflow=body.workflow,
         input_name=body.input,
@@ -77,17 +77,19 @@ async def execute(
 
 
 @router.get("/runs", response_model=Envelope[list[RunOut]], responses=errors(404))
-async def list_runs(chat_id: str, rt: RuntimeDep, owner: Owner, base: BaseUrl) -> dict[str, object]:
+async def list_runs(
+    chat: OwnedChat, rt: RuntimeDep, owner: Owner, base: BaseUrl
+) -> dict[str, object]:
     """List the chat's runs, newest first."""
-    return {"data": await runs.list_runs(rt=rt, owner=owner, chat_id=chat_id, base=base)}
+    return {"data": await runs.list_runs(rt=rt, owner=owner, chat_id=chat.id, base=base)}
 
 
 @router.get("/runs/{run_id}", response_model=Envelope[RunOut], responses=errors(404))
 async def get_run(
-    chat_id: str, run_id: str, rt: RuntimeDep, owner: Owner, base: BaseUrl
+    chat: OwnedChat, run_id: str, rt: RuntimeDep, owner: Owner, base: BaseUrl
 ) -> dict[str, object]:
     """Show one run: status, steps, timings, outputs, error."""
-    return {"data": await runs.show(rt=rt, owner=owner, chat_id=chat_id, run_id=run_id, base=base)}
+    return {"data": await runs.show(rt=rt, owner=owner, chat_id=chat.id, run_id=run_id, base=base)}
 
 
 @router.post(
@@ -97,11 +99,11 @@ async def get_run(
     responses=errors(404, 409),
 )
 async def cancel_run(
-    chat_id: str, run_id: str, rt: RuntimeDep, owner: Owner, base: BaseUrl
+    chat: OwnedChat, run_id: str, rt: RuntimeDep, owner: Owner, base: BaseUrl
 ) -> dict[str, object]:
     """Cancel a queued or running run; it ends ``cancelled`` with a workflow_cancelled event."""
     return {
-        "data": await runs.cancel(rt=rt, owner=owner, chat_id=chat_id, run_id=run_id, base=base)
+        "data": await runs.cancel(rt=rt, owner=owner, chat_id=chat.id, run_id=run_id, base=base)
     }
 
 
@@ -112,13 +114,13 @@ async def cancel_run(
     responses=errors(404, 409, 422),
 )
 async def save_workflow(
-    chat_id: str, body: WorkflowSave, rt: RuntimeDep, owner: Owner
+    chat: OwnedChat, body: WorkflowSave, rt: RuntimeDep, owner: Owner
 ) -> dict[str, object]:
     """Save steps, or one of this chat's runs, as a named workflow."""
     saved_row = await workflows.save(
         rt=rt,
         owner=owner,
-        chat_id=chat_id,
+        chat_id=chat.id,
         name=body.name,
         description=body.description,
         steps=_requests(body.steps) if body.steps is not None else None,

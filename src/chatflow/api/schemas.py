@@ -179,6 +179,13 @@ class OperationOut(BaseModel):
     example: dict[str, Any]
 
 
+class LivenessOut(BaseModel):
+    """What /health tells a caller without a valid key when API keys are configured."""
+
+    model_config = ConfigDict(extra="forbid")
+    status: Literal["ok", "degraded"]
+
+
 class HealthOut(BaseModel):
     status: Literal["ok", "degraded"]
     version: str

@@ -3,21 +3,27 @@
 from __future__ import annotations
 
 import time
+from typing import Annotated
 
 from fastapi import APIRouter, Depends
 
 from chatflow import __version__
-from chatflow.api.deps import BaseUrl, RuntimeDep, errors, get_owner
-from chatflow.api.schemas import Envelope, HealthOut, OperationOut
+from chatflow.api.deps import BaseUrl, RuntimeDep, errors, get_owner, has_valid_key
+from chatflow.api.schemas import Envelope, HealthOut, LivenessOut, OperationOut
 from chatflow.services import links
 
 router = APIRouter(tags=["system"])
 
 
-@router.get("/health", response_model=Envelope[HealthOut])
-async def health(rt: RuntimeDep, base: BaseUrl) -> dict[str, object]:
-    """Liveness and a few counters."""
+@router.get("/health", response_model=Envelope[HealthOut | LivenessOut])
+async def health(
+    rt: RuntimeDep, base: BaseUrl, keyed: Annotated[bool, Depends(has_valid_key)]
+) -> dict[str, object]:
+    """Liveness; with a valid key (or when no keys are configured) also version and counters."""
     database_ok = await rt.db.ping()
+    if not keyed:
+        # Load balancers probe without a key: they learn that it lives, nothing about its use.
+        return {"data": {"status": "ok" if database_ok else "degraded"}}
     # The seed's port (CHATFLOW_WS_PORT) serves the same sockets; 0 turns it off.
     ws_port = rt.settings.ws_port
     seed_url = links.websocket_url(base, "{chat_id}", ws_port) if ws_port else None

@@ -46,7 +46,7 @@ class _Connection:
     two event frames, never inside one: uvicorn writes each message whole.
     """
 
-    def __init__(self, websocket: WebSocket, last_seq: int | None, batch: bool) -> None:
+    def __init__(self, websocket: WebSocket, last_seq: int, batch: bool) -> None:
         self.websocket = websocket
         self.last_seq = last_seq
         self.batch = batch
@@ -57,9 +57,8 @@ class _Connection:
     async def send_events(self, batch: list[dict[str, Any]]) -> None:
         """Send the events not sent yet, in order: one frame each, or JSON arrays in batch mode."""
         # Events replayed from storage may also arrive live: the seq says which were sent.
-        if self.last_seq is not None:
-            last = self.last_seq
-            batch = [event for event in batch if event["seq"] > last]
+        last = self.last_seq
+        batch = [event for event in batch if event["seq"] > last]
         if not batch:
             return
         send_text = self.websocket.send_text
@@ -91,7 +90,6 @@ def _array_frames(texts: list[str]) -> list[str]:
 
 async def _replay(rt: Runtime, conn: _Connection, chat_id: str) -> None:
     while True:
-        assert conn.last_seq is not None
         page = await events.list_since(
             rt.db, chat_id=chat_id, since=conn.last_seq, limit=REPLAY_PAGE
         )
@@ -137,27 +135,30 @@ async def _serve(websocket: WebSocket, chat_id: str, since: int | None, batch: b
 
 
 async def _serve_accepted(
-    rt: Runtime, websocket: WebSocket, chat_id: str, since: int | None, batch: bool
+    rt: Runtime, websocket: WebSocket, raw_chat_id: str, since: int | None, batch: bool
 ) -> None:
-    # Subscribed before the handshake completes, so every event published after the client's
-    # connect returns reaches it; nothing is sent before the checks below pass.  Subscribe
-    # first, then replay: anything stored meanwhile arrives live and is de-duplicated.
-    async with rt.broadcaster.subscribe(chat_id) as subscription:
-        await websocket.accept()
-        if not _origin_allowed(rt, websocket):
-            await websocket.close(4403, "origin not allowed")
-            return
-        try:
-            owner = await _authenticate(rt, websocket)
-        except PermissionError:
-            await websocket.close(4401, "unauthorized: a valid API key is required")
-            return
-        try:
-            chat = await chats.require(rt=rt, chat_id=chat_id, owner=owner)
-        except NotFound:
-            await websocket.close(4404, "chat not found")
-            return
-        conn = _Connection(websocket, since, batch)
+    # A socket is subscribed only once it has authenticated and the chat is its owner's, so
+    # one waiting for its auth message receives nothing and is not counted as a subscriber.
+    # Nothing published after the handshake is lost meanwhile: without ?since= the socket
+    # starts from the chat's last seq as of the handshake and replays the gap from storage
+    # (de-duplicated by seq against what then arrives live).
+    start = since if since is not None else await _last_seq(rt, raw_chat_id)
+    await websocket.accept()
+    if not _origin_allowed(rt, websocket):
+        await websocket.close(4403, "origin not allowed")
+        return
+    try:
+        owner = await _authenticate(rt, websocket)
+    except PermissionError:
+        await websocket.close(4401, "unauthorized: a valid API key is required")
+        return
+    try:
+        chat = await chats.require(rt=rt, chat_id=raw_chat_id, owner=owner)
+    except NotFound:
+        await websocket.close(4404, "chat not found")
+        return
+    conn = _Connection(websocket, start, batch)
+    async with rt.broadcaster.subscribe(chat.id) as subscription:
         tasks = [
             asyncio.create_task(_follow(rt, conn, subscription, chat.id)),
             asyncio.create_task(_answer(conn)),
@@ -175,6 +176,15 @@ async def _serve_accepted(
         # reading within CLOSE_WAIT_S gets it, one that never does is dropped after that.
         with contextlib.suppress(Exception):
             await asyncio.wait_for(websocket.close(*close_code), timeout=CLOSE_WAIT_S)
+
+
+async def _last_seq(rt: Runtime, raw_chat_id: str) -> int:
+    """The chat's latest seq, whoever owns it (nothing is sent before the owner is checked)."""
+    try:
+        chat = await chats.require(rt=rt, chat_id=raw_chat_id, owner=None)
+    except NotFound:
+        return 0
+    return chat.last_seq
 
 
 def _origin_allowed(rt: Runtime, websocket: WebSocket) -> bool:
@@ -209,8 +219,7 @@ async def _authenticate(rt: Runtime, websocket: WebSocket) -> str | None:
 
 
 async def _follow(rt: Runtime, conn: _Connection, subscription: Subscription, chat_id: str) -> None:
-    if conn.last_seq is not None:
-        await _replay(rt, conn, chat_id)
+    await _replay(rt, conn, chat_id)
     with contextlib.suppress(SubscriptionClosed):
         await _forward(subscription, conn)
 

@@ -27,8 +27,18 @@ class StepRequest:
 
 
 def validate_steps(rt: Runtime, steps: list[StepRequest]) -> list[tuple[Operation[Any], Any]]:
+    """Each step's operation and validated arguments; 422 for the first problem."""
     if not steps:
         raise Invalid("a workflow needs at least one step", code="empty_workflow")
+    # Checked before any step is looked at: execute, dry runs and saved workflows all pass here.
+    limit = rt.settings.max_steps
+    if len(steps) > limit:
+        raise Invalid(
+            f"a workflow may have at most {limit} steps (CHATFLOW_MAX_STEPS); this one has "
+            f"{len(steps)}",
+            code="too_many_steps",
+            details={"limit": limit, "steps": len(steps)},
+        )
     validated = []
     for index, step in enumerate(steps):
         operation = rt.registry.get(step.operation)
