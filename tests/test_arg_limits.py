@@ -369,3 +369,72 @@ def test_messages_quote_long_arguments_cut(tmp_path: Path) -> None:
     assert f"and '{'9' * 59}…' is not one." in caught.value.message
     harness.run("excel/find-replace", {"find": "a", "replace": long_text})
     assert max(len(message) for _, message in harness.reports) < 200
+
+
+INT64_MAX = 2**63 - 1
+
+
+def test_whole_numbers_past_64_bits_are_a_422_naming_the_argument(
+    capped: tuple[httpx.Client, str],
+) -> None:
+    client, chat_id = capped
+    value = {"column": "city", "op": "in", "value": ["Porto", INT64_MAX + 1]}
+    body = _step("excel/filter-rows", conditions=[value])
+    response = client.post(f"{API}/chat/workflows/{chat_id}/execute", json=body)
+    assert response.status_code == 422, response.text
+    error = response.json()["error"]
+    assert error["code"] == "invalid_arguments"
+    assert error["details"]["errors"][0] == {
+        "loc": ["conditions", 0, "value", 1],
+        "msg": "whole numbers must lie between -9223372036854775808 and 9223372036854775807; "
+        "write a larger one with a decimal point or exponent (1e30)",
+        "type": "number_too_large",
+    }
+
+
+# Arguments at the edges of the 64-bit range: each step runs or fails with its own code.
+EDGES: list[tuple[str, dict[str, Any], int | None]] = [
+    ("excel/filter-rows", {"conditions": [{"column": "n", "op": "eq", "value": INT64_MAX}]}, 0),
+    (
+        "excel/filter-rows",
+        {"conditions": [{"column": "n", "op": "gt", "value": -INT64_MAX - 1}]},
+        3,
+    ),
+    ("excel/filter-rows", {"conditions": [{"column": "t", "op": "gt", "value": INT64_MAX}]}, 0),
+    (
+        "excel/filter-rows",
+        {"conditions": [{"column": "f", "op": "in", "value": [INT64_MAX, 2.5]}]},
+        1,
+    ),
+    ("excel/filter-rows", {"conditions": [{"column": "u", "op": "eq", "value": -1}]}, 0),
+    ("excel/add-column", {"name": "x", "row_number": True, "start": 10**15}, 3),
+    ("excel/add-column", {"name": "x", "value": INT64_MAX}, 3),
+    ("excel/split-file", {"by": "row_count", "rows": INT64_MAX}, 3),
+    ("excel/value-counts", {"column": "t", "top_n": INT64_MAX}, 3),
+    ("excel/split-column", {"column": "t", "delimiter": ",", "max_splits": INT64_MAX}, 3),
+    ("excel/validate", {"rules": [{"column": "t", "min_length": INT64_MAX}]}, 0),
+    ("excel/fill-empty", {"columns": ["f"], "strategy": "value", "value": INT64_MAX}, 3),
+]
+
+
+@pytest.mark.parametrize("case", range(len(EDGES)))
+def test_64_bit_edge_numbers_run(tmp_path: Path, case: int) -> None:
+    operation, arguments, rows = EDGES[case]
+    table = pl.DataFrame(
+        {
+            "n": [1, 2, 3],
+            "t": ["a", "b", "c"],
+            "f": [1.5, 2.5, None],
+            "u": pl.Series([1, 2, 3], dtype=pl.UInt8),
+        }
+    )
+    out = StepHarness(tmp_path, table).run(operation, arguments)
+    assert out.table is not None and out.table.height == rows
+
+
+def test_row_numbers_start_within_15_digits(capped: tuple[httpx.Client, str]) -> None:
+    client, chat_id = capped
+    body = _step("excel/add-column", name="n", row_number=True, start=10**15 + 1)
+    response = client.post(f"{API}/chat/workflows/{chat_id}/execute", json=body)
+    assert response.status_code == 422, response.text
+    assert response.json()["error"]["details"]["errors"][0]["loc"] == ["start"]

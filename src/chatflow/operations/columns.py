@@ -261,7 +261,13 @@ class AddColumnArgs(OperationArgs):
             "numbers, written to xlsx as numbers)."
         ),
     )
-    start: int = Field(default=1, description="First row number (only with row_number).")
+    start: int = Field(
+        default=1,
+        # 15 digits, as many as a spreadsheet number holds exactly; start + rows stays in 64 bits.
+        ge=-(10**15),
+        le=10**15,
+        description="First row number (only with row_number), at most 15 digits.",
+    )
     position: Literal["end", "start"] = Field(
         default="end", description="Where the new column goes: after the last or first column."
     )
