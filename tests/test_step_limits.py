@@ -147,3 +147,19 @@ def test_the_step_time_limit_kills_the_worker_and_frees_its_slot(tmp_path: Path)
         assert ok["status"] == "completed", ok["error"]
         (output,) = ok["outputs"]
         assert httpx.get(output["download_url"]).text.splitlines() == ["x", "3", "1", "2"]
+
+
+def test_a_file_gone_from_disk_is_an_io_error_not_a_500(capped: LiveServer, tmp_path: Path) -> None:
+    with httpx.Client(base_url=capped.url, timeout=60) as client:
+        chat_id = _numbers_chat(client, tmp_path, 10)
+        for stored in (capped.settings.files_dir / chat_id).iterdir():
+            stored.unlink()  # behind the server's back: a failed disk, an operator's mistake
+        body = _sql("SELECT SUM(x) AS s FROM input")
+        dry = client.post(f"{API}/chat/workflows/{chat_id}/execute?dry_run=true", json=body)
+        assert dry.status_code == 422, dry.text
+        assert dry.json()["error"]["code"] == "io_error"
+        assert "could not read or write a file" in dry.json()["error"]["message"]
+        run = _run(client, chat_id, body)
+        assert run["status"] == "failed"
+        assert run["error"]["code"] == "io_error"
+        assert client.get(f"{API}/health").status_code == 200
