@@ -139,6 +139,23 @@ def test_unpivot_estimates_rows_times_value_columns(tmp_path: Path) -> None:
     assert failure.message.startswith("Unpivoting 5 rows × 3 value columns would make 15 rows;")
 
 
+def test_unpivot_runs_over_its_own_output(tmp_path: Path) -> None:
+    harness = StepHarness(tmp_path, pl.DataFrame({"id": [1, 2], "a": [3, 4]}))
+    first = harness.run("excel/unpivot", {"id_columns": ["id"]})
+    assert first.table is not None
+    harness.files.current = first.table
+    again = harness.run("excel/unpivot", {"id_columns": ["id"]})  # 'variable' and 'value' again
+    assert again.table is not None
+    assert again.table.rows() == [
+        (1, "variable", "a"),
+        (1, "value", "3"),
+        (2, "variable", "a"),
+        (2, "value", "4"),
+    ]
+    named = harness.run("excel/unpivot", {"id_columns": [], "variable_name": "id"})
+    assert named.table is not None and named.table.columns == ["id", "value"]
+
+
 def test_split_column_estimates_rows_times_parts(tmp_path: Path) -> None:
     df = pl.DataFrame({"s": ["a,b", "a,b,c", "a", "c"]})
     out, failure = _exact(tmp_path, df, "excel/split-column", {"column": "s", "delimiter": ","}, 12)

@@ -110,14 +110,16 @@ def unpivot(
         for c in on
         if df.schema[c] != target
     )
-    row = unique_name("row", {*df.columns, variable_name, value_name})
+    taken = {*df.columns, variable_name, value_name}
+    row, variable, value = (unique_name(n, taken) for n in ("row", "variable", "value"))
+    # Polars refuses output names that a value column has (unpivoting its own output again);
+    # those columns are gone from the result, so the names are free once it is built.
     out = (
         df.with_row_index(row)
-        .unpivot(
-            on=on, index=[row, *id_columns], variable_name=variable_name, value_name=value_name
-        )
+        .unpivot(on=on, index=[row, *id_columns], variable_name=variable, value_name=value)
         .sort(row, maintain_order=True)
         .drop(row)
+        .rename({variable: variable_name, value: value_name})
     )
     return out.filter(pl.col(value_name).is_not_null()) if drop_empty else out
 
