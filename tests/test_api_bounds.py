@@ -11,6 +11,8 @@ from typing import Any
 
 import httpx
 import pytest
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import connect
 
 from tests.conftest import make_settings
 from tests.support import POSTAL_ROWS, LiveServer, create_chat, run_server, upload, write_xlsx
@@ -213,3 +215,18 @@ def test_thousands_of_validation_errors_are_cut_to_fifty(
         for i in range(2)
     ]
     assert error["details"][-1] == "... (4950 more)"
+
+
+def test_a_socket_message_over_64_kib_closes_that_socket_only(
+    server: LiveServer, client: httpx.Client
+) -> None:
+    """Clients send pings and an auth message; a 16 MiB frame (uvicorn's default) is refused."""
+    chat_id = create_chat(client)
+    url = f"{server.ws_url}/chat/{chat_id}"
+    with connect(url, open_timeout=10) as ws, connect(url, open_timeout=10) as other:
+        ws.send(json.dumps({"type": "ping", "pad": "x" * 70_000}))
+        with pytest.raises(ConnectionClosed) as closed:
+            ws.recv(timeout=10)
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 1009
+        other.send(json.dumps({"type": "ping", "pad": "x" * 60_000}))
+        assert json.loads(other.recv(timeout=10)) == {"type": "pong"}

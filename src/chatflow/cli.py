@@ -12,13 +12,16 @@ from pathlib import Path
 from typing import Any
 
 import uvicorn
-from uvicorn.config import STARTUP_FAILURE
+from uvicorn.config import LOG_LEVELS, STARTUP_FAILURE
 
+from chatflow import redaction
 from chatflow.app import create_app, drain_runtime
 from chatflow.db.migrate import upgrade
 from chatflow.settings import Settings
 
 log = logging.getLogger("chatflow")
+
+WS_MAX_MESSAGE_BYTES = 64 * 1024
 
 
 class Server(uvicorn.Server):
@@ -114,6 +117,8 @@ def build_server(settings: Settings, *, freeze_gc: bool = False) -> Server:
 
     ``freeze_gc`` is for a process that only serves (``chatflow serve``): it freezes everything
     allocated up to the end of start-up, which would also pin a host process's objects."""
+    # Before uvicorn logs anything: its access log would carry ?token= keys.
+    redaction.install(settings.resolved_api_keys())
     config = uvicorn.Config(
         create_app(settings),
         host=settings.host,
@@ -122,6 +127,8 @@ def build_server(settings: Settings, *, freeze_gc: bool = False) -> Server:
         ws_ping_interval=settings.ws_ping_interval_s,
         # Compression costs CPU per subscriber per event; events are small JSON.
         ws_per_message_deflate=False,
+        # Clients only ever send pings and an auth message: no reason to take 16 MiB frames.
+        ws_max_size=WS_MAX_MESSAGE_BYTES,
         ws_ping_timeout=settings.ws_ping_interval_s,
         timeout_graceful_shutdown=int(settings.shutdown_grace_s) + 5,
         lifespan="on",
@@ -172,7 +179,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     settings = _settings(args)
     logging.basicConfig(
-        level=settings.log_level.upper(),
+        # uvicorn's names, 'trace' included (the logging module does not know that one).
+        level=LOG_LEVELS.get(settings.log_level, logging.INFO),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     if args.command == "db":
@@ -180,13 +188,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         upgrade(settings.resolved_database_url)
         log.info("database at head: %s", settings.resolved_database_url)
         return 0
+    try:
+        keys = settings.resolved_api_keys()
+    except (OSError, UnicodeDecodeError) as exc:
+        log.error("cannot use CHATFLOW_API_KEYS_FILE %s: %s", settings.api_keys_file, _why(exc))
+        return 2
     log.info(
         "chatflow serving on http://%s:%d (data: %s)",
         settings.host,
         settings.port,
         settings.resolved_data_dir,
     )
-    if not settings.resolved_api_keys():
+    if not keys:
         loopback = settings.host in {"127.0.0.1", "localhost", "::1"}
         log.warning(
             "no API keys configured (CHATFLOW_API_KEYS): no authentication; %s",
@@ -196,6 +209,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     build_server(settings, freeze_gc=True).run()
     return 0
+
+
+def _why(exc: OSError | UnicodeDecodeError) -> str:
+    """What is wrong with the key file, without a byte of its contents."""
+    if isinstance(exc, UnicodeDecodeError):
+        line = exc.object[: exc.start].count(b"\n") + 1
+        return f"line {line} is not UTF-8 text"
+    return exc.strerror or type(exc).__name__
 
 
 if __name__ == "__main__":
