@@ -53,8 +53,8 @@ SLOW_STEPS = {
     "steps": [{"operation": "excel/convert", "arguments": {"format": "xlsx"}}],
 }
 
-# Every HTTP route: what B sends and the status B must get. Effects first (delete, cancel), so
-# the runs they could stop are still unfinished when they are tried.
+# Every HTTP route: what B sends and the status B must get. The calls that could change
+# something go first, while the runs they could stop are still unfinished.
 HTTP: dict[tuple[str, str], tuple[list[Call], int]] = {
     ("DELETE", "/api/v1/chat/workflows/{chat_id}"): (
         [lambda b, i: b.delete(f"{CHAT}/{i.chat}")],
@@ -234,8 +234,11 @@ def _wait_finished(a: httpx.Client, chat_id: str, run_ids: list[str]) -> dict[st
         time.sleep(0.2)
 
 
-def _walk_as_b(b: httpx.Client, ids: Ids) -> None:
+def _walk_as_b(b: httpx.Client, ids: Ids, *, effects: bool) -> None:
+    """B's calls on the routes that could change something (``effects``), or on the others."""
     for (method, path), (calls, status) in HTTP.items():
+        if (method != "GET") != effects:
+            continue
         for call in calls:
             response = call(b, ids)
             assert response.status_code == status, (method, path, response.text)
@@ -243,25 +246,29 @@ def _walk_as_b(b: httpx.Client, ids: Ids) -> None:
                 assert response.json()["error"]["code"].endswith("not_found"), response.text
 
 
+def _sockets_as_b(server: LiveServer, spelling: str) -> None:
+    for url in (f"{server.ws_url}/chat/{spelling}", f"{server.ws_url}{CHAT}/{spelling}/ws"):
+        header = {"Authorization": f"Bearer {KEY_B}"}
+        assert _close_code(url, additional_headers=header) == 4404
+        assert _close_code(f"{url}?token={KEY_B}") == 4404
+        assert _close_code(url, first=json.dumps({"type": "auth", "token": KEY_B})) == 4404
+
+
 def test_a_foreign_key_changes_nothing_on_any_route(keyed: LiveServer, tmp_path: Path) -> None:
     with _client(keyed, KEY_A) as a, _client(keyed, KEY_B) as b:
         chat_id, done, first, slow = _build_a(a, tmp_path)
         before = _snapshot(a, chat_id)
         assert before["runs"][slow] == "queued", "the slow runs finished too early"
-        for spelling in (chat_id, chat_id.upper(), "{" + chat_id + "}", f"urn:uuid:{chat_id}"):
-            _walk_as_b(b, Ids(chat=spelling, run=done, slow=slow))
-            # Nothing B did stopped A's unfinished runs (the old DELETE cancelled them first);
-            # that they end `completed` below proves it, this that they were unfinished then.
-            status = a.get(f"{CHAT}/{chat_id}/runs/{slow}").json()["data"]["status"]
-            assert status in ("queued", "running"), f"{status}: stopped by B, or too short a run"
-            for url in (f"{keyed.ws_url}/chat/{spelling}", f"{keyed.ws_url}{CHAT}/{spelling}/ws"):
-                assert (
-                    _close_code(url, additional_headers={"Authorization": f"Bearer {KEY_B}"})
-                    == 4404
-                )
-                assert _close_code(f"{url}?token={KEY_B}") == 4404
-                auth = json.dumps({"type": "auth", "token": KEY_B})
-                assert _close_code(url, first=auth) == 4404
+        spellings = (chat_id, chat_id.upper(), "{" + chat_id + "}", f"urn:uuid:{chat_id}")
+        for spelling in spellings:
+            _walk_as_b(b, Ids(chat=spelling, run=done, slow=slow), effects=True)
+        # Nothing B did stopped A's unfinished runs (the old DELETE cancelled them first);
+        # that they end `completed` below proves it, this that they were unfinished then.
+        status = a.get(f"{CHAT}/{chat_id}/runs/{slow}").json()["data"]["status"]
+        assert status in ("queued", "running"), f"{status}: stopped by B, or too short a run"
+        for spelling in spellings:
+            _walk_as_b(b, Ids(chat=spelling, run=done, slow=slow), effects=False)
+            _sockets_as_b(keyed, spelling)
         # B's own space shows nothing of A's.
         assert b.get(f"{API}/workflows").json()["data"] == []
         assert chat_id not in {c["chat_id"] for c in b.get(CHAT).json()["data"]["items"]}
