@@ -61,7 +61,8 @@ class Settings(BaseSettings):
     max_rows: int = Field(
         default=4 * XLSX_MAX_DATA_ROWS,
         ge=1,
-        description="rows a step may produce; joins, pivots, unpivots, splits, appends and SQL "
+        description="rows a step may produce (cells, for steps that widen a table: pivot, "
+        "split-column, append-files); joins, pivots, unpivots, splits, appends and SQL "
         "queries past it fail with too_many_rows",
     )
     max_text_chars: int = Field(
@@ -71,7 +72,10 @@ class Settings(BaseSettings):
         default=20_000, ge=1, description="characters in an excel/sql query"
     )
     max_json_kb: int = Field(
-        default=1024, ge=1, description="size of a JSON request body; larger ones get 413"
+        default=1024,
+        ge=1,
+        description="size of a request body other than an upload; larger ones get 413 "
+        "body_too_large",
     )
     max_steps: int = Field(default=100, ge=1, description="steps in one workflow")
     subscriber_queue_size: int = Field(default=1000, ge=1)
