@@ -44,8 +44,9 @@ POLL_S = 0.05  # how often a waiting step thread checks for cancellation
 STOP_GRACE_S = 2.0  # how long a stopped job may take to notice before its worker is killed
 PROGRESS = "progress"  # keyword a job receives its progress callback under
 STOP = "stop"
-# argv: package root, job socket fd, lifeline fd, memory cap in MB (0: none), sealed.  Importing
-# the step jobs loads polars, fastexcel, xlsxwriter and every operation before the first job.
+# argv: package root, job socket fd, lifeline fd, memory cap in MB (0: none), sealed/open.
+# Importing the step jobs loads polars, fastexcel, xlsxwriter and every operation before the
+# first job.
 _BOOTSTRAP = """\
 import resource, sys
 root, fd, lifeline, memory_mb, sealed = sys.argv[1:6]
@@ -54,7 +55,7 @@ sys.path.insert(0, root)
 import chatflow.execution.step_jobs, chatflow.operations
 chatflow.operations.load_all()
 from chatflow.execution.workers import serve
-serve(int(fd), int(lifeline), memory_mb=int(memory_mb), sealed=sealed == "1")
+serve(int(fd), int(lifeline), memory_mb=int(memory_mb), sealed=sealed == "sealed")
 """
 
 Job = Callable[..., Any]
@@ -100,7 +101,7 @@ class _Worker:
                 str(theirs.fileno()),
                 str(lifeline_r),
                 str(memory_mb or 0),
-                "1" if sealed else "0",
+                "sealed" if sealed else "open",  # also tells them apart in `ps`
             ],
             pass_fds=[theirs.fileno(), lifeline_r],
             stdin=subprocess.DEVNULL,
