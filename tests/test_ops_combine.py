@@ -12,7 +12,7 @@ import pytest
 from pydantic import ValidationError
 
 from chatflow.operations import load_all
-from chatflow.operations.combine import append_tables
+from chatflow.operations.append_files import append_tables
 from chatflow.operations.registry import StepFailed
 from tests.step_harness import StepHarness
 

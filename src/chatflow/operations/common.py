@@ -10,7 +10,7 @@ import polars as pl
 from chatflow.operations.limits import Limits
 from chatflow.operations.registry import StepFailed
 
-_LISTED_COLUMNS = 50  # a message listing 16,000 available columns helps nobody
+LISTED = 50  # names a message or result lists: 16,000 column names help nobody
 
 
 def quoted(columns: Sequence[str]) -> str:
@@ -31,8 +31,8 @@ def plural(n: int, word: str, many: str | None = None) -> str:
 def column_not_found(missing: Sequence[str], available: Sequence[str]) -> StepFailed:
     """The one error for columns that are not there, naming them and listing what exists."""
     noun = "Column" if len(missing) == 1 else "Columns"
-    listed = ", ".join(available[:_LISTED_COLUMNS]) or "(none)"
-    if len(available) > _LISTED_COLUMNS:
+    listed = ", ".join(available[:LISTED]) or "(none)"
+    if len(available) > LISTED:
         listed += f", ... ({len(available)} in all)"
     message = f"{noun} {quoted(missing)} not found; available columns: {listed}"
     hints = _near_misses(missing, available)
@@ -158,3 +158,8 @@ def join_pairs(left: pl.DataFrame, right: pl.DataFrame, on: Sequence[str]) -> in
     pairs = counts[0].join(counts[1], on=keys, how="inner")
     product = pl.col("__left").cast(pl.Int64) * pl.col("__right").cast(pl.Int64)
     return int(pairs.select(product.sum()).item() or 0)
+
+
+def is_dated(dtype: pl.DataType) -> bool:
+    """A date or datetime column (a date compares as its midnight)."""
+    return dtype == pl.Date or isinstance(dtype, pl.Datetime)
