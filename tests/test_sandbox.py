@@ -138,12 +138,15 @@ def test_gate_budget_and_ratio(tmp_path: Path) -> None:
     assert _gate_code(make_ooxml(tmp_path / "bomb.xlsx", bomb)) == "zip_bomb"  # ~1000:1
 
 
-def test_gate_refuses_macros_non_utf8_parts_and_odd_zips(tmp_path: Path) -> None:
+def test_gate_refuses_macros_unmarked_utf16_parts_and_odd_zips(tmp_path: Path) -> None:
     sheet = sheet_xml(_cells(2, 2))
     vba = make_ooxml(tmp_path / "m.xlsx", sheet, extra={"XL/VbaProject.BIN": b"\0" * 10})
     assert _gate_code(vba) == "macros_not_supported"
+    # XML allows UTF-16 with a byte-order mark (SharePoint writes it); without one it is refused.
     utf16 = make_ooxml(tmp_path / "u.xlsx", sheet.decode().encode("utf-16"))
-    assert _gate_code(utf16) == "unreadable_file"
+    assert _gate_code(utf16) is None
+    no_bom = make_ooxml(tmp_path / "n.xlsx", sheet.decode().encode("utf-16-le"))
+    assert _gate_code(no_bom) == "unreadable_file"
     stored = make_ooxml(tmp_path / "s.xlsx", sheet, compression=zipfile.ZIP_STORED)
     assert _gate_code(stored) is None
     with zipfile.ZipFile(tmp_path / "bz.xlsx", "w", zipfile.ZIP_BZIP2) as archive:
