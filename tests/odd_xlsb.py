@@ -101,6 +101,13 @@ def rk_int(value: int) -> bytes:
     return struct.pack("<i", (value << 2) | 0x2)
 
 
+def rk_float(value: float) -> bytes:
+    """An RkNumber holding the high 30 bits of a double, as Excel stores a date serial."""
+    high = struct.pack("<d", value)[4:]
+    assert struct.pack("<d", value)[:4] == b"\0\0\0\0" and high[0] & 0x3 == 0
+    return high
+
+
 def sheet_bin(rows: list[bytes], last_row: int, last_col: int) -> bytes:
     """A sheet whose BrtSheetData holds ``rows`` (BrtRowHdr + cell records, pre-encoded)."""
     return b"".join(
@@ -119,20 +126,16 @@ def row_header(row: int) -> bytes:
     return record(ROW_HDR, struct.pack("<II", row, 0) + b"\0" * 9)
 
 
-def table_sheet(date1904: bool = False, dates_as_rk: bool = False) -> bytes:
-    """The odd_workbooks table: header and names as shared strings, then typed cells."""
+def table_sheet(date1904: bool = False) -> bytes:
+    """The odd_workbooks table: header and names as shared strings, then typed cells (dates in
+    Excel's way; an RK *integer* with a date format would be read as a number by calamine)."""
     rows = [
         row_header(0)
         + b"".join(record(CELL_ISST, _cell(c) + struct.pack("<I", c)) for c in range(len(COLUMNS)))
     ]
     for n, (ident, _name, ok, when, amount) in enumerate(ROWS, start=1):
         assert isinstance(ident, int) and isinstance(when, dt.date) and isinstance(amount, float)
-        day = serial(when, date1904)
-        date_cell = (
-            record(CELL_RK, _cell(3, 1) + rk_int(day))
-            if dates_as_rk
-            else record(CELL_REAL, _cell(3, 1) + struct.pack("<d", day))
-        )
+        date_cell = record(CELL_RK, _cell(3, 1) + rk_float(serial(when, date1904)))
         rows.append(
             row_header(n)
             + record(CELL_RK, _cell(0) + rk_int(ident))
@@ -174,8 +177,6 @@ def xlsb_parts(sheet: bytes, *, date1904: bool = False) -> dict[str, bytes]:
     }
 
 
-def write_xlsb(folder: Path, name: str = "table.xlsb", **options: bool) -> Path:
-    """The table as an xlsb; ``date1904`` and ``dates_as_rk`` (as Excel stores whole dates)."""
-    date1904 = options.get("date1904", False)
-    sheet = table_sheet(date1904, options.get("dates_as_rk", False))
-    return write_package(folder / name, xlsb_parts(sheet, date1904=date1904))
+def write_xlsb(folder: Path, name: str = "table.xlsb", *, date1904: bool = False) -> Path:
+    """The table as an xlsb package."""
+    return write_package(folder / name, xlsb_parts(table_sheet(date1904), date1904=date1904))

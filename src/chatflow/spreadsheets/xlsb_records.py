@@ -10,6 +10,7 @@ small enough rectangle.  Cell records too short for what calamine indexes are re
 from __future__ import annotations
 
 import math
+import struct
 
 from chatflow.operations.failures import StepFailed
 from chatflow.spreadsheets.xml_scan import check_extent
@@ -19,20 +20,10 @@ MAX_RECORD = 4 * 1024 * 1024  # a 32,767-character rich string with every run is
 _ROW_HEADER = 0x0000
 _CELL_ISST = 0x0007
 _SST_ITEM = 0x0013
-# Cell records (BrtCellBlank .. BrtFmlaError) and the payload calamine reads from each.
-_CELL_MIN_SIZE = {
-    0x01: 8,
-    0x02: 12,
-    0x03: 9,
-    0x04: 9,
-    0x05: 16,
-    0x06: 12,
-    0x07: 12,
-    0x08: 12,
-    0x09: 16,
-    0x0A: 9,
-    0x0B: 9,
-}
+# The payload calamine reads from BrtRowHdr (0x00) and each cell record (BrtCellBlank 0x01 ..
+# BrtFmlaError 0x0B): a row or column number first, then the value.
+_MIN_SIZE = (4, 8, 12, 9, 9, 16, 12, 12, 12, 16, 9, 9)
+_U32 = struct.Struct("<I")
 
 
 class BinScanner:
@@ -63,57 +54,68 @@ class BinScanner:
             )
 
     def _walk(self, buf: bytes) -> int:
-        """Check every whole record in ``buf``; returns how many bytes they took."""
+        """Check every whole record in ``buf``; returns how many bytes they took.  One loop
+        with local variables: a sheet has millions of records."""
         pos, end = 0, len(buf)
         sheet = self.role == "sheet"
-        while pos < end:
-            kind = buf[pos]
-            at = pos + 1
-            if kind & 0x80:
-                if at >= end:
+        cells, strings, max_ref = self.cells, self.strings, self.max_string_ref
+        (low_row, high_row), (low_col, high_col) = self.rows, self.cols
+        while pos + 1 < end:
+            kind, size = buf[pos], buf[pos + 1]
+            if kind < 0x80 and size < 0x80:  # the usual one-byte type and size
+                at = pos + 2
+            else:
+                header = self._header(buf, pos)
+                if header is None:
                     break
-                kind = (kind & 0x7F) | ((buf[at] & 0x7F) << 7)
-                at += 1
-            size = shift = 0
-            for _ in range(4):
-                if at >= end:
-                    return pos
-                byte = buf[at]
-                at += 1
-                size |= (byte & 0x7F) << shift
-                shift += 7
-                if byte < 0x80:
-                    break
-            if size > MAX_RECORD:
-                raise StepFailed(
-                    "unreadable_file",
-                    f"Part '{self.part}' has a record of {size:,} bytes; that is absurd.",
-                )
+                kind, size, at = header
             if at + size > end:
                 break
-            if sheet and kind <= 0x0B:
-                self._sheet_record(kind, buf, at, size)
+            if kind <= 0x0B and sheet:
+                if size < _MIN_SIZE[kind]:
+                    raise self._short("row" if kind == _ROW_HEADER else "cell")
+                value = _U32.unpack_from(buf, at)[0] + 1
+                if kind == _ROW_HEADER:
+                    low_row, high_row = min(low_row, value), max(high_row, value)
+                else:
+                    cells += 1
+                    low_col, high_col = min(low_col, value), max(high_col, value)
+                    if kind == _CELL_ISST:
+                        max_ref = max(max_ref, _U32.unpack_from(buf, at + 8)[0])
             elif kind == _SST_ITEM:
-                self.strings += 1
+                strings += 1
             pos = at + size
+        self.cells, self.strings, self.max_string_ref = cells, strings, max_ref
+        self.rows, self.cols = (low_row, high_row), (low_col, high_col)
         self._count()
         return pos
 
-    def _sheet_record(self, kind: int, buf: bytes, at: int, size: int) -> None:
-        if kind == _ROW_HEADER:
-            if size < 4:
-                raise self._short("row")
-            row = int.from_bytes(buf[at : at + 4], "little") + 1
-            self.rows = (min(self.rows[0], row), max(self.rows[1], row))
-            return
-        if size < _CELL_MIN_SIZE[kind]:
-            raise self._short("cell")
-        self.cells += 1
-        col = int.from_bytes(buf[at : at + 4], "little")
-        self.cols = (min(self.cols[0], col + 1), max(self.cols[1], col + 1))
-        if kind == _CELL_ISST:
-            ref = int.from_bytes(buf[at + 8 : at + 12], "little")
-            self.max_string_ref = max(self.max_string_ref, ref)
+    def _header(self, buf: bytes, pos: int) -> tuple[int, int, int] | None:
+        """(type, size, payload start) of the record at ``pos``; None if it is cut off."""
+        end = len(buf)
+        kind = buf[pos]
+        at = pos + 1
+        if kind & 0x80:
+            if at >= end:
+                return None
+            kind = (kind & 0x7F) | ((buf[at] & 0x7F) << 7)
+            at += 1
+        size = shift = 0
+        for _ in range(4):
+            if at >= end:
+                return None
+            byte = buf[at]
+            at += 1
+            size |= (byte & 0x7F) << shift
+            shift += 7
+            if byte < 0x80:
+                break
+        if size > MAX_RECORD:
+            raise StepFailed(
+                "unreadable_file",
+                f"Part '{self.part}' has a record of {size:,} bytes; that is absurd.",
+            )
+        return kind, size, at
 
     def _count(self) -> None:
         if max(self.cells, self.strings) > self.limits.max_cells:
