@@ -38,7 +38,7 @@ REFUSED = {
     "truncated_half.xlsx": "unreadable_file",
     "truncated_sheet_xml.xlsx": "unreadable_file",
     "empty_zero_bytes.xlsx": "empty_file",
-    "ole_cfb_header_only.xlsx": "legacy_or_ole_file",
+    "ole_cfb_header_only.xlsx": "unreadable_file",  # its FAT loops: calamine would not stop
     "encrypted_password.xlsx": "password_protected",
     "macro_enabled.xlsm": "macros_not_supported",
     "csv_empty.csv": "empty_file",

@@ -40,7 +40,7 @@ REFUSED = {
     "encrypted_password.xlsx": "password_protected",
     "macro_enabled.xlsm": "macros_not_supported",
     "not_zip_plaintext.xlsx": "not_a_spreadsheet",
-    "ole_cfb_header_only.xlsx": "legacy_or_ole_file",
+    "ole_cfb_header_only.xlsx": "unreadable_file",  # its FAT loops: calamine would not stop
     "png_renamed.xlsx": "not_a_spreadsheet",
     "sst_uniquecount_huge.xlsx": "too_many_cells",
     "truncated_half.xlsx": "unreadable_file",
@@ -158,6 +158,7 @@ def test_gate_refuses_macros_unmarked_utf16_parts_and_odd_zips(tmp_path: Path) -
 def test_inspect_file_describes_the_first_sheet(tmp_path: Path) -> None:
     path = make_xlsx(tmp_path / "t.xlsx", {"A": [["x", "y"], ["1", "2"], ["3", "4"]], "B": []})
     assert inspect_file(path, "xlsx") == {
+        "kind": "xlsx",
         "sheets": ["A", "B"],
         "columns": ["x", "y"],
         "row_count": 2,
@@ -206,6 +207,7 @@ def test_sandbox_refuses_each_hostile_fixture(name: str) -> None:
 def test_sandbox_accepts_legitimate_workbooks(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("PYTHONPATH", raising=False)  # the child must find chatflow on its own
     assert _sandbox(HOSTILE / "control_valid.xlsx") == {
+        "kind": "xlsx",
         "sheets": ["Sheet1"],
         "columns": ["id", "name"],
         "row_count": 1,

@@ -162,7 +162,7 @@ def test_structure_edge_cases_fixture() -> None:
     ("name", "code"),
     [
         ("encrypted_password.xlsx", "password_protected"),
-        ("ole_cfb_header_only.xlsx", "legacy_or_ole_file"),
+        ("ole_cfb_header_only.xlsx", "unreadable_file"),
         ("png_renamed.xlsx", "not_a_spreadsheet"),
         ("not_zip_plaintext.xlsx", "not_a_spreadsheet"),
         ("empty_zero_bytes.xlsx", "empty_file"),

@@ -30,9 +30,24 @@ _BIDI_CONTROLS = {*map(chr, range(0x202A, 0x202F)), *map(chr, range(0x2066, 0x20
 REFUSED_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp", "Cn"})
 _NAMELESS = {"Cc": "a control character", "Cs": "a lone surrogate", "Cn": "unassigned"}
 
-KINDS = {".xlsx": "xlsx", ".xlsm": "xlsx", ".csv": "csv", ".tsv": "csv"}
+# What an upload's name says it is; the inspection then decides by content (a workbook saved
+# under another workbook's extension is read as what it is, see spreadsheets/sniffing.py).
+KINDS = {
+    ".xlsx": "xlsx",
+    ".xlsm": "xlsx",
+    ".xls": "xls",
+    ".xlsb": "xlsb",
+    ".ods": "ods",
+    ".csv": "csv",
+    ".tsv": "csv",
+}
+# Kinds read as workbooks of sheets (by calamine); csv is the only other kind.
+WORKBOOK_KINDS = frozenset({"xlsx", "xls", "xlsb", "ods"})
 MEDIA_TYPES = {
     "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    "xls": "application/vnd.ms-excel",
+    "xlsb": "application/vnd.ms-excel.sheet.binary.macroEnabled.12",
+    "ods": "application/vnd.oasis.opendocument.spreadsheet",
     "csv": "text/csv",
 }
 
@@ -106,5 +121,6 @@ def validate(name: str, *, stored: bool = False) -> str:
 
 
 def kind_of(name: str) -> str | None:
-    """ "xlsx" or "csv" from the name's extension; None for anything else."""
+    """The kind ("xlsx", "xls", "xlsb", "ods" or "csv") the name's extension claims; None for
+    anything else."""
     return KINDS.get(PurePosixPath(name).suffix.lower())

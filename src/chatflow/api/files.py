@@ -27,7 +27,8 @@ _UPLOAD_BODY = {
                         "file": {
                             "type": "array",
                             "items": {"type": "string", "format": "binary"},
-                            "description": "one or more .xlsx / .csv files",
+                            "description": "one or more workbooks (.xlsx, .xls, .xlsb, .ods) "
+                            "or .csv / .tsv files",
                         },
                         "delimiter": {
                             "type": "string",

@@ -69,9 +69,7 @@ def read_head(
     path: Path, *, kind: str, sheet: str | None, delimiter: str | None, rows: int | None
 ) -> pl.DataFrame:
     """``read_table``, cut to ``rows`` where it runs so a sample does not cross the pipe whole."""
-    table = read_table(
-        path, kind="csv" if kind == "csv" else "xlsx", sheet=sheet, delimiter=delimiter
-    )
+    table = read_table(path, kind=kind, sheet=sheet, delimiter=delimiter)
     return table.head(rows) if rows is not None else table
 
 

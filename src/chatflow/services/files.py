@@ -19,6 +19,7 @@ from chatflow.services import chats, events, idempotency, messages
 from chatflow.services.idempotency import fingerprint
 from chatflow.services.views import file_view
 from chatflow.spreadsheets.reading import DELIMITERS
+from chatflow.spreadsheets.reading_workbook import alias_path
 from chatflow.spreadsheets.sandbox import InspectionRejected, inspect_in_sandbox
 from chatflow.uploads import ReceivedFile, UploadLimits, receive_files
 
@@ -69,7 +70,8 @@ def _check_names(received: list[ReceivedFile]) -> list[tuple[ReceivedFile, str, 
         kind = filenames.kind_of(name)
         if kind is None:
             raise UnsupportedMediaType(
-                f"file {name!r}: only .xlsx and .csv (or .tsv) spreadsheets are accepted",
+                f"file {name!r}: only spreadsheets are accepted: "
+                f"{', '.join(sorted(filenames.KINDS))}",
                 code="unsupported_file_type",
                 details={"filename": name},
             )
@@ -117,6 +119,8 @@ async def upload(
     finally:
         for item in received:
             item.temp_path.unlink(missing_ok=True)
+            for kind in filenames.WORKBOOK_KINDS:  # left if the inspection child was killed
+                alias_path(item.temp_path, kind).unlink(missing_ok=True)
 
 
 async def _store(
@@ -130,8 +134,11 @@ async def _store(
         )
         async with rt.db.write() as session:
             rows = []
-            for (item, name, kind), info in zip(checked, infos, strict=True):
-                storage_name = rt.store.new_storage_name(Path(name).suffix.lower())
+            for (item, name, claimed), info in zip(checked, infos, strict=True):
+                # A workbook is what its bytes are (an xlsx named .xls is an xlsx); it is
+                # stored under that kind's extension, which is how calamine picks its reader.
+                kind = info.get("kind") or claimed
+                storage_name = rt.store.new_storage_name(f".{kind}")
                 row = StoredFile(
                     chat_id=chat_id,
                     name=name,

@@ -3,8 +3,10 @@
 ``python -m chatflow.spreadsheets.inspection [--max-cells N] [--max-uncompressed-mb M] KIND PATH``
 writes one JSON line to stdout, ``{"ok": true, "info": {...}}`` or
 ``{"ok": false, "code": ..., "message": ...}``, and exits 0 either way; any other exit means the
-child crashed.  ``info`` is ``{"sheets": [...], "columns": [...], "row_count": n}`` describing the
-first sheet; csv has no sheets, so ``sheets`` is ``[]``.
+child crashed.  ``info`` is ``{"kind": ..., "sheets": [...], "columns": [...], "row_count": n}``
+describing the first sheet; csv has no sheets, so ``sheets`` is ``[]``.  A workbook's ``kind``
+is what its bytes are (``sniffing``), whatever its name claimed: xlsx, xls, xlsb or ods, each
+through its own container gate (``check_workbook_container``).
 
 Before calamine sees an xlsx or xlsb, ``check_ooxml_container`` maps the package (``package``:
 the parts a reader parses, found through its relationships) and inflates every zip member
@@ -26,9 +28,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from chatflow.filenames import WORKBOOK_KINDS
 from chatflow.operations.failures import StepFailed
+from chatflow.spreadsheets.cfb import check_xls_container
+from chatflow.spreadsheets.opendocument import check_ods_container
 from chatflow.spreadsheets.package import PackageMap, map_package
 from chatflow.spreadsheets.reading import read_table, refuse_non_workbook, sheet_names
+from chatflow.spreadsheets.sniffing import workbook_family
 from chatflow.spreadsheets.xlsb_records import BinScanner
 from chatflow.spreadsheets.xml_scan import XmlScanner
 from chatflow.spreadsheets.xml_scan import root_tag as root_tag
@@ -50,23 +56,36 @@ Scanner = XmlScanner | BinScanner
 def inspect_file(
     path: Path, kind: str, *, limits: GateLimits | None = None, delimiter: str | None = None
 ) -> dict[str, Any]:
-    """Sheets, first-sheet columns and row count; xlsx passes the container gate first."""
+    """Kind, sheets, first-sheet columns and row count; a workbook passes its gate first."""
     limits = limits or GateLimits()
     if kind == "csv":
         table = read_table(path, kind="csv", delimiter=delimiter)
         _check_table_size(table.height, table.width, limits)
         return {"sheets": [], "columns": table.columns, "row_count": table.height}
-    if kind != "xlsx":
+    if kind not in WORKBOOK_KINDS:
         raise StepFailed("unsupported_kind", f"Unsupported file kind '{kind}'.")
-    check_xlsx_container(path, limits)
-    sheets = sheet_names(path, "xlsx")
+    kind = check_workbook_container(path, limits)
+    sheets = sheet_names(path, kind)
+    info = {"kind": kind, "sheets": sheets, "columns": [], "row_count": 0}
     try:
-        table = read_table(path, kind="xlsx", sheet=sheets[0] if sheets else None)
+        table = read_table(path, kind=kind, sheet=sheets[0] if sheets else None)
     except StepFailed as exc:
         if exc.code != "empty_sheet":
             raise
-        return {"sheets": sheets, "columns": [], "row_count": 0}  # later sheets may hold data
-    return {"sheets": sheets, "columns": table.columns, "row_count": table.height}
+        return info  # later sheets may hold data
+    return {**info, "columns": table.columns, "row_count": table.height}
+
+
+def check_workbook_container(path: Path, limits: GateLimits) -> str:
+    """Run the gate for what the file really is; returns that kind (xlsx, xls, xlsb or ods)."""
+    family = workbook_family(path)
+    if family == "xls":
+        check_xls_container(path, limits.max_cells)
+        return "xls"
+    if family == "ods":
+        check_ods_container(path, limits)
+        return "ods"
+    return check_ooxml_container(path, limits).kind
 
 
 def _check_table_size(rows: int, columns: int, limits: GateLimits) -> None:
@@ -201,7 +220,7 @@ def _check_string_refs(package: PackageMap, scanners: dict[str, Scanner]) -> Non
 def main(argv: Sequence[str] | None = None) -> int:
     """Inspect one file and write the JSON verdict line; 0 unless the process is broken."""
     parser = argparse.ArgumentParser(prog="python -m chatflow.spreadsheets.inspection")
-    parser.add_argument("kind", choices=("xlsx", "csv"))
+    parser.add_argument("kind", choices=sorted({*WORKBOOK_KINDS, "csv"}))
     parser.add_argument("path", type=Path)
     parser.add_argument("--max-cells", type=int, default=DEFAULT_MAX_CELLS)
     parser.add_argument("--max-uncompressed-mb", type=int, default=DEFAULT_MAX_UNCOMPRESSED_MB)

@@ -1,11 +1,12 @@
-"""Read an xlsx sheet or a csv file into a typed table, with one header policy for both.
+"""Read a workbook sheet or a csv file into a typed table, with one header policy for both.
 
-Types follow ``cell_types``: an xlsx column keeps the kind its cells share (numbers, booleans,
-dates, text; a column mixing kinds is text), a csv column is typed only when every value has
-one reading ("01234" and "+1" stay text).  Error cells and formulas without a cached value are
-null; in csv an empty field is null; whitespace is never stripped from cells.
+Types follow ``cell_types``: a workbook column (xlsx, xls, xlsb or ods, ``reading_workbook``)
+keeps the kind its cells share (numbers, booleans, dates, text; a column mixing kinds is text),
+a csv column is typed only when every value has one reading ("01234" and "+1" stay text).
+Error cells and formulas without a cached value are null; in csv an empty field is null;
+whitespace is never stripped from cells.
 
-Layout, identical for xlsx (``reading_xlsx``) and csv:
+Layout, identical for workbooks and csv:
 - empty cells ("" or missing) are null, and rows in which every cell is null are dropped;
 - the header is the first remaining row, every later row is data;
 - header names are stripped of surrounding whitespace; a blank name becomes ``column_N`` (N is the
@@ -27,37 +28,35 @@ import csv
 import io
 import re
 from pathlib import Path
-from typing import Literal
 
 import polars as pl
 
+from chatflow.filenames import WORKBOOK_KINDS
 from chatflow.operations.failures import StepFailed
 from chatflow.spreadsheets.cell_types import type_text_columns
 from chatflow.spreadsheets.headers import unique_headers as unique_headers
-from chatflow.spreadsheets.reading_xlsx import open_workbook, read_xlsx
-from chatflow.spreadsheets.reading_xlsx import refuse_non_workbook as refuse_non_workbook
-from chatflow.spreadsheets.reading_xlsx import sniff_container as sniff_container
-
-Kind = Literal["xlsx", "csv"]
+from chatflow.spreadsheets.reading_workbook import read_workbook, workbook_sheet_names
+from chatflow.spreadsheets.reading_workbook import refuse_non_workbook as refuse_non_workbook
 
 DELIMITERS = (",", ";", "\t", "|")
 _SNIFF_CHARS = 64 * 1024
 _SNIFF_RECORDS = 50
 
 
-def sheet_names(path: Path, kind: Kind) -> list[str]:
-    """The workbook's sheet names in order (hidden ones included); csv has none."""
+def sheet_names(path: Path, kind: str) -> list[str]:
+    """The workbook's sheet names in order (hidden ones included); csv has none.  ``kind`` is
+    a kind of ``filenames.KINDS``, the one the inspection found."""
     if kind == "csv":
         return []
-    return list(open_workbook(path).sheet_names)
+    return workbook_sheet_names(path, kind)
 
 
 def read_table(
-    path: Path, *, kind: Kind, sheet: str | None = None, delimiter: str | None = None
+    path: Path, *, kind: str, sheet: str | None = None, delimiter: str | None = None
 ) -> pl.DataFrame:
-    """Read one sheet (default: the first) or a csv file as a typed table."""
-    if kind == "xlsx":
-        return read_xlsx(path, sheet)
+    """Read one sheet (default: the first) of a workbook, or a csv file, as a typed table."""
+    if kind in WORKBOOK_KINDS:
+        return read_workbook(path, kind, sheet)
     if kind == "csv":
         if sheet is not None:
             raise StepFailed(

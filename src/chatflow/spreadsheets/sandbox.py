@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import chatflow
+from chatflow.filenames import WORKBOOK_KINDS
 from chatflow.operations.failures import StepFailed
 from chatflow.spreadsheets.inspection import DEFAULT_MAX_CELLS, DEFAULT_MAX_UNCOMPRESSED_MB
 
@@ -62,7 +63,7 @@ async def inspect_in_sandbox(
     delimiter: str | None = None,
 ) -> dict[str, Any]:
     """The file's inspection info, or InspectionRejected; the child never outlives this call."""
-    if kind not in ("xlsx", "csv"):
+    if kind not in {*WORKBOOK_KINDS, "csv"}:
         raise InspectionRejected("unsupported_kind", f"Unsupported file kind '{kind}'.")
     command = _child_command(
         path,
