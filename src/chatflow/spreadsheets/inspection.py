@@ -46,10 +46,6 @@ from chatflow.spreadsheets.zip_parts import (
     member_pieces,
 )
 
-_XML_SUFFIXES = (".xml", ".rels", ".vml")
-# The names these had when they lived here; other gates (ods) import them from this module.
-_XmlScanner = XmlScanner
-_Budget = Budget
 Scanner = XmlScanner | BinScanner
 
 
@@ -165,12 +161,6 @@ def _scanner(name: str, role: str, kind: str, limits: GateLimits) -> Scanner:
     if kind == "xlsb" and not name.lower().endswith((".xml", ".rels")):
         return BinScanner(name, role, limits)
     return XmlScanner(name, limits)
-
-
-def scan_member(fh: BinaryIO, member: zipfile.ZipInfo, budget: Budget, limits: GateLimits) -> None:
-    """Inflate one member in bounded chunks; any XML member (by its name) is scanned."""
-    xml = member.filename.lower().endswith(_XML_SUFFIXES)
-    inflate_member(fh, member, budget, limits, XmlScanner(member.filename, limits) if xml else None)
 
 
 def inflate_member(
