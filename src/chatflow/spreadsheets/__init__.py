@@ -1,1 +1,1 @@
-"""Reading, writing and vetting spreadsheet files (xlsx and csv)."""
+"""Reading, writing and vetting spreadsheet files (xlsx, xls, xlsb, ods and csv)."""

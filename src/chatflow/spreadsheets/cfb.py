@@ -1,22 +1,24 @@
 """The gate for OLE2 compound files (MS-CFB), the container of .xls workbooks.
 
-calamine trusts a compound file's header and chains: it reserves memory for the FAT sector
-count the header claims (and for a DIFAT size it reads from header bytes 62..66, which belong
-to the miniFAT fields), follows sector chains without looking for cycles, and indexes the FAT
-with whatever a chain says.  A crafted file of a few KB can so make it allocate gigabytes (an
-abort no ``except`` sees), loop until the time limit, or panic.  ``open_compound`` reads the
-structure itself first, with every count bounded by what the file actually holds:
+calamine trusts a compound file's header and chains: it follows sector chains without looking
+for cycles (a directory chain that loops made calamine 0.37 grow until it aborted, an abort no
+``except`` sees; so did a looping DIFAT chain), indexes the FAT with whatever a chain says,
+and calamine 0.36's source (a version the python-calamine pin allows) reserves memory for the
+FAT sector count the header claims and for a DIFAT size read from header bytes 62..66, which
+belong to the miniFAT fields (0.37 survived a claim of 2**31 FAT sectors).  ``CompoundFile``
+reads the structure itself first, with every count bounded by what the file actually holds:
 
 - the header: magic, byte order, version 3 or 4, sectors of 512 or 4096 bytes, mini sectors of
   64 bytes; the FAT, miniFAT, DIFAT and directory sector counts at most the file's sectors;
 - the DIFAT chain, the FAT, the miniFAT, the directory and every stream read: each sector
   number inside the file (and inside the FAT or miniFAT that maps it), each chain visits no
-  sector twice (a cycle is refused, not followed);
-- directory entries: as many as the checked directory chain holds, names decoded as calamine
-  decodes them, so the stream found here is the one calamine reads.
+  sector twice (a cycle is refused, not followed), each FAT sector listed once;
+- directory entries: at most 65,536, names decoded as calamine decodes them, so the stream
+  found here is the one calamine reads.
 
-Every refusal is ``StepFailed`` with code ``unreadable_file``: to a user, a crafted structure
-and a damaged one are the same thing, a file that cannot be read.
+A structure that breaks these is ``unreadable_file``: to a user, a crafted structure and a
+damaged one are the same thing, a file that cannot be read.  ``check_xls_container`` then
+tells an xls from other OLE files and hands its workbook stream to ``biff``.
 """
 
 from __future__ import annotations
@@ -44,8 +46,8 @@ _ENTRY_BYTES = 128
 _HEADER = struct.Struct("<8s16xHHHHH6xIIIIIIIII")
 _ENTRY = struct.Struct("<64sHB49xIQ")
 _ROOT = 5
-# calamine reserves four bytes per DIFAT entry for this many entries (header bytes 62..66)
-# before reading any; real files give a few hundred thousand at most.
+# calamine 0.36 reserves four bytes per DIFAT entry for this many entries (header bytes
+# 62..66) before reading any; real files give a few hundred thousand at most.
 _MAX_DIFAT_RESERVE = 1 << 24
 # Workbooks have a few dozen directory entries; documents with many embedded objects, hundreds.
 _MAX_ENTRIES = 65_536

@@ -48,6 +48,7 @@ _MAX_ROWS = 1_048_576
 _MAX_COLUMNS = 16_384
 # The elements calamine's sheet reader acts on; [^<>] keeps a tag without ">" linear.
 _TAG = re.compile(rb"<(/?)table:(table-row|table-cell|covered-table-cell|table)(?=[\s/>])([^<>]*)>")
+_CELL_ELEMENTS = frozenset({b"table-cell", b"covered-table-cell"})
 _REPEATED = re.compile(rb"""table:number-(?:rows|columns)-repeated\s*=\s*["']\s*([0-9]+)""")
 
 
@@ -162,9 +163,22 @@ class _CellCount:
         self.carry = buffer[cut:]
         if len(self.carry) > MAX_TAG:
             raise StepFailed("unreadable_file", f"Part '{_CONTENT}' has an absurdly long tag.")
+        # Cells are most of the elements: handled here, with the open row's counts in locals.
+        columns, filled = self.columns, self.filled
         for match in _TAG.finditer(buffer, 0, cut):
             closing, element, attributes = match.groups()
+            if element in _CELL_ELEMENTS:  # calamine caps a row at 16,384 columns
+                if closing:
+                    continue
+                repeats = _repeats(attributes) if b"repeated" in attributes else 1
+                columns = min(_MAX_COLUMNS, columns + repeats)
+                if b"office:" in attributes or b"table:formula" in attributes:
+                    filled = columns
+                continue
+            self.columns, self.filled = columns, filled
             self._element(element, closing == b"/", attributes)
+            columns, filled = self.columns, self.filled
+        self.columns, self.filled = columns, filled
 
     def close(self) -> None:
         # calamine reads a sheet until its end tag and never stops if the part ends first.
@@ -180,16 +194,12 @@ class _CellCount:
             else:
                 self.depth -= closing
                 self._end_sheet()
-        elif element == b"table-row":
+        else:  # a row
             if not closing:
                 self.repeats = _repeats(attributes)
                 self.columns = self.filled = 0
             if closing or empty:
                 self._end_row()
-        else:  # a cell: calamine caps a row at 16,384 columns
-            self.columns = min(_MAX_COLUMNS, self.columns + _repeats(attributes))
-            if b"office:" in attributes or b"table:formula" in attributes:
-                self.filled = self.columns
 
     def _end_row(self) -> None:
         repeats = min(self.repeats, _MAX_ROWS - self.rows)
