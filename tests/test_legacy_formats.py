@@ -148,6 +148,25 @@ def test_a_run_converts_the_workbook_to_xlsx_with_typed_cells(
     ]  # fmt: skip
 
 
+def test_sql_joins_an_xls_input_with_a_sheet_of_an_ods_file(
+    http: httpx.Client, legacy: LegacyWorkbooks
+) -> None:
+    chat_id, _ = _upload(http, legacy.plain["xls"])
+    assert upload(http, chat_id, legacy.plain["ods"]).status_code == 201
+    query = (
+        "SELECT input.id, input.flag, second.value FROM input "
+        "JOIN second ON input.id * 10 = second.value ORDER BY input.id"
+    )
+    tables = {"second": {"file": "legacy.ods", "sheet": "Second"}}
+    sql = {"operation": "excel/sql", "arguments": {"query": query, "tables": tables}}
+    body = {"input": "legacy.xls", "steps": [sql]}
+    response = http.post(f"{API}/chat/workflows/{chat_id}/execute?dry_run=true", json=body)
+    assert response.status_code == 200, response.text
+    (step,) = response.json()["data"]["steps"]
+    assert step["types"] == ["integer", "boolean", "integer"]
+    assert step["rows"] == [[1, True, 10], [2, False, 20]]
+
+
 @pytest.mark.parametrize("fmt", ["xls", "ods"])
 def test_encrypted_workbooks_are_password_protected(
     http: httpx.Client, legacy: LegacyWorkbooks, fmt: str
