@@ -133,6 +133,13 @@ MANIFEST = (
     '<manifest:file-entry manifest:full-path="content.xml" manifest:media-type="text/xml"/>'
     "</manifest:manifest>"
 )
+# What LibreOffice writes for each encrypted part (the values here are made up).
+ENCRYPTED_ENTRY = (
+    '<manifest:file-entry manifest:full-path="content.xml" manifest:media-type="text/xml">'
+    '<manifest:encryption-data manifest:checksum-type="SHA1/1K" manifest:checksum="AAAA">'
+    '<manifest:algorithm manifest:algorithm-name="Blowfish CFB" '
+    'manifest:initialisation-vector="AAAA"/></manifest:encryption-data></manifest:file-entry>'
+)
 CONTENT_HEAD = (
     '<?xml version="1.0" encoding="UTF-8"?>\n<office:document-content '
     'xmlns:office="urn:oasis:names:tc:opendocument:xmlns:office:1.0" '
@@ -150,14 +157,17 @@ def ods(
     mimetype: str = ODS_MIMETYPE,
     extra: dict[str, bytes] | None = None,
     head: str = CONTENT_HEAD,
+    content: bytes | None = None,
+    manifest: str = MANIFEST,
 ) -> Path:
-    """An OpenDocument zip whose content.xml holds ``tables`` (``<table:table>`` elements)."""
+    """An OpenDocument zip whose content.xml holds ``tables`` (``<table:table>`` elements), or
+    ``content``; the manifest is written last, where LibreOffice writes it."""
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
         archive.writestr("mimetype", mimetype, compress_type=zipfile.ZIP_STORED)
-        archive.writestr("META-INF/manifest.xml", MANIFEST.format(mimetype=mimetype))
-        archive.writestr("content.xml", head + tables + CONTENT_TAIL)
+        archive.writestr("content.xml", content or (head + tables + CONTENT_TAIL).encode())
         for name, data in (extra or {}).items():
             archive.writestr(name, data)
+        archive.writestr("META-INF/manifest.xml", manifest.format(mimetype=mimetype))
     return path
 
 

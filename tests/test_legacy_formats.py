@@ -321,6 +321,15 @@ CRAFTED_ODS: dict[str, tuple[dict[str, Any], str]] = {
         {"tables": _sheet_xml(""), "extra": {"Basic/Standard/Module1.xml": b"<m/>"}},
         "macros_not_supported",
     ),
+    "encrypted parts that look like a DTD": (
+        {
+            "tables": "",
+            "content": b"\x93\x11<!ENTITY \xfe\x02" * 500,
+            "manifest": craft.MANIFEST.replace("</manifest:manifest>", craft.ENCRYPTED_ENTRY)
+            + "</manifest:manifest>",
+        },
+        "password_protected",
+    ),
     "a 64 MB member of zeros": (
         {"tables": _sheet_xml(""), "extra": {"Thumbnails/x.png": bytes(64 << 20)}},
         "zip_bomb",

@@ -73,6 +73,9 @@ def check_ods_container(path: Path, limits: GateLimits) -> None:
     if any(m.filename.lower().startswith(_MACRO_FOLDERS) and not m.is_dir() for m in members):
         raise macros_not_supported()
     budget = Budget(limits)
+    # The manifest first: in an encrypted file every other part is ciphertext, which the XML
+    # checks would refuse as whatever its random bytes resemble.
+    members.sort(key=lambda m: m.filename != _MANIFEST)
     with path.open("rb") as fh:
         for member in members:
             _scan(fh, member, budget, limits)
