@@ -11,12 +11,14 @@ from __future__ import annotations
 import codecs
 import math
 import re
+from collections.abc import Callable
 from itertools import repeat
 
 from chatflow.operations.failures import StepFailed
 from chatflow.spreadsheets.zip_parts import GateLimits
 
 MAX_TAG = 1024 * 1024
+SHEET_ROWS, SHEET_COLUMNS = 1_048_576, 16_384  # an xlsx sheet's grid
 # An r="A1" / r="7" attribute: cells give row and column, rows give a row.  It also matches
 # other attributes ending in "r" (firstPageNumber="1"): that can only widen the estimate.
 _REF = re.compile(rb"""r\s*=\s*["']([A-Za-z]*[0-9]+)["']""")
@@ -26,6 +28,11 @@ _DIGITS = b"0123456789"
 # one pattern <(?![?!/])(?:[\w.-]+:)?([\w.-]+)([^>]*)> backtracked quadratically on a long
 # "<aaa..." with no ">" after it (a part's last megabyte took the whole inspection timeout).
 _TAG_START = re.compile(rb"<(?=[\w.-])")
+# An empty cell, one that closes itself.  "[^<>]*" cannot backtrack past a tag.
+_EMPTY_CELL = re.compile(rb"<(?:[\w.-]+:)?c\s[^<>]*/>")
+_CELL_STARTS = (b"<c>", b"<c ", b":c>", b":c ")
+_ROW_START = re.compile(rb"<(?:[\w.-]+:)?row[\s>]")
+_CELL_REF = re.compile(rb"""r\s*=\s*["']([A-Za-z]+[0-9]+)["']""")  # a cell's, not a row's
 _TAG_NAME = re.compile(rb"(?:[\w.-]+:)?([\w.-]+)")
 _SST_COUNT = re.compile(rb"""(?:uniqueCount|count)\s*=\s*["']\s*([0-9]+)""")
 _UTF16_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
@@ -108,8 +115,13 @@ class XmlScanner:
         self.in_sheet_data = False
         self.cells = 0
         self.strings = 0
-        self.rows = (math.inf, 0.0)
-        self.cols = (math.inf, 0.0)
+        # The used range calamine allocates: its cells with data.  An empty, styled cell
+        # (<c r="XFD1048576" s="1"/>, Gnumeric writes thousands) holds nothing and calamine
+        # skips it, as it skips rows without cells.  A cell without r="..." is placed by
+        # counting, so from the first one on every reference counts, rows and empty cells
+        # included (the conservative estimate).
+        self.extent = _Extent()
+        self.unplaced = False
 
     def feed(self, data: bytes) -> None:
         buffer = self.carry + self.utf8.feed(data)
@@ -142,9 +154,33 @@ class XmlScanner:
                 return
             self.in_sheet_data = True
             text = text[start:]
-        refs = _REF.findall(text)
+        self._track_extent(text)
+
+    def _track_extent(self, text: bytes) -> None:
+        if not self.unplaced:
+            # Bytes-level work only (C speed): a per-tag Python loop tripled the gate's time.
+            empty = _EMPTY_CELL.findall(text) if b"/>" in text else None
+            if empty:
+                # Skipped by calamine, but a reference past the sheet is never honest.
+                self._refuse_off_sheet(_REF.findall(b"".join(empty)))
+                text = _EMPTY_CELL.sub(b"", text)
+            refs = _CELL_REF.findall(text)
+            if sum(map(text.count, _CELL_STARTS)) > len(refs):
+                self.unplaced = True
+        if self.unplaced:
+            refs = _REF.findall(text)
+            # Counted cells run left to right from column A: the widest row is the width.
+            widest = max(sum(map(row.count, _CELL_STARTS)) for row in _ROW_START.split(text))
+            self.extent.cols = (1, max(self.extent.cols[1], widest))
         if refs:
-            self._track_extent(refs)
+            self.extent.widen(refs, self._too_many)
+        check_extent(self.part, self.extent.rows, self.extent.cols, self.limits)
+
+    def _refuse_off_sheet(self, refs: list[bytes]) -> None:
+        off = _Extent()
+        off.widen(refs, self._too_many)
+        if off.rows[1] > SHEET_ROWS or off.cols[1] > SHEET_COLUMNS:
+            raise self._too_many("refers to a cell beyond any sheet")
 
     def _refuse_declarations(self, text: bytes) -> None:
         """Only comments and CDATA may start with "<!": a DTD is never needed in OOXML."""
@@ -170,9 +206,20 @@ class XmlScanner:
                         f"(more than {self.limits.max_cells:,})"
                     )
 
-    def _track_extent(self, refs: list[bytes]) -> None:
+    def _too_many(self, what: str) -> StepFailed:
+        return StepFailed("too_many_cells", f"Part '{self.part}' {what}.")
+
+
+class _Extent:
+    """First and last row and column of the references seen."""
+
+    def __init__(self) -> None:
+        self.rows = (math.inf, 0.0)
+        self.cols = (math.inf, 0.0)
+
+    def widen(self, refs: list[bytes], too_many: Callable[[str], StepFailed]) -> None:
         if max(map(len, refs)) > 16:  # longer than any real reference such as XFD1048576
-            raise self._too_many("refers to a cell beyond any sheet")
+            raise too_many("refers to a cell beyond any sheet")
         rows = list(map(int, map(bytes.lstrip, refs, repeat(_LETTERS))))
         self.rows = (min(self.rows[0], min(rows)), max(self.rows[1], max(rows)))
         letters = set(map(bytes.rstrip, refs, repeat(_DIGITS)))
@@ -180,10 +227,6 @@ class XmlScanner:
         if letters:
             cols = [_column_number(col) for col in letters]
             self.cols = (min(self.cols[0], min(cols)), max(self.cols[1], max(cols)))
-        check_extent(self.part, self.rows, self.cols, self.limits)
-
-    def _too_many(self, what: str) -> StepFailed:
-        return StepFailed("too_many_cells", f"Part '{self.part}' {what}.")
 
 
 def check_extent(
