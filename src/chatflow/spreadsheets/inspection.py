@@ -34,7 +34,7 @@ from chatflow.spreadsheets.cfb import check_xls_container
 from chatflow.spreadsheets.opendocument import check_ods_container
 from chatflow.spreadsheets.package import PackageMap, map_package
 from chatflow.spreadsheets.reading import read_table, refuse_non_workbook, sheet_names
-from chatflow.spreadsheets.sniffing import workbook_family
+from chatflow.spreadsheets.sniffing import sniff_container, workbook_family
 from chatflow.spreadsheets.xlsb_records import BinScanner
 from chatflow.spreadsheets.xml_scan import XmlScanner
 from chatflow.spreadsheets.xml_scan import root_tag as root_tag
@@ -54,6 +54,8 @@ def inspect_file(
 ) -> dict[str, Any]:
     """Kind, sheets, first-sheet columns and row count; a workbook passes its gate first."""
     limits = limits or GateLimits()
+    if kind == "csv" and sniff_container(path) in ("zip", "ole"):
+        kind = "xlsx"  # a workbook under a .csv name: its bytes decide, the gate finds which
     if kind == "csv":
         table = read_table(path, kind="csv", delimiter=delimiter)
         _check_table_size(table.height, table.width, limits)

@@ -45,8 +45,8 @@ _SNIFF_RECORDS = 50
 
 def sheet_names(path: Path, kind: str) -> list[str]:
     """The workbook's sheet names in order (hidden ones included); csv has none.  ``kind`` is
-    a kind of ``filenames.KINDS``, the one the inspection found."""
-    if kind == "csv":
+    a kind of ``filenames.KINDS``, the one the inspection found, or a step's parquet."""
+    if kind in ("csv", "parquet"):
         return []
     return workbook_sheet_names(path, kind)
 
@@ -63,6 +63,10 @@ def read_table(
                 "sheet_not_found", f"Sheet '{sheet}' not found: CSV files have no sheets."
             )
         return _read_csv(path, delimiter)
+    if kind == "parquet":  # a step's parquet output, read by a later step: typed already
+        if sheet is not None:
+            raise StepFailed("sheet_not_found", f"Sheet '{sheet}' not found: parquet has none.")
+        return pl.read_parquet(path)
     raise StepFailed("unsupported_kind", f"Unsupported file kind '{kind}'.")
 
 
