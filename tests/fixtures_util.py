@@ -14,18 +14,10 @@ import xlsxwriter
 
 
 def _find_hostile() -> Path:
-    """shared/fixtures/hostile beside the checkout (as CI lays it out), or an override."""
+    """The hostile corpus the project carries (tests/fixtures/hostile, 2.6 MB), or an override
+    such as a newer copy of the shared folder it was taken from."""
     override = os.environ.get("CHATFLOW_HOSTILE_FIXTURES")
-    if override:
-        return Path(override)
-    for parent in Path(__file__).resolve().parents:
-        candidate = parent / "shared" / "fixtures" / "hostile"
-        if candidate.is_dir():
-            return candidate
-    raise RuntimeError(
-        "the hostile fixtures (shared/fixtures/hostile beside this checkout) are missing; "
-        "set CHATFLOW_HOSTILE_FIXTURES to their folder"
-    )
+    return Path(override) if override else Path(__file__).parent / "fixtures" / "hostile"
 
 
 HOSTILE = _find_hostile()
