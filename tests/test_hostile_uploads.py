@@ -1,4 +1,4 @@
-"""Hostile and odd uploads (../shared/fixtures/hostile): each is refused with a stable code or
+"""Hostile and odd uploads (tests/fixtures/hostile): each is refused with a stable code or
 read correctly; the server stays up, its memory bounded, and nothing leaves the data dir."""
 
 from __future__ import annotations
