@@ -20,16 +20,14 @@ killing the whole group if it overruns.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-import os
-import signal
 import subprocess
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape, quoteattr
+
+from tests.support import group_alive, kill_group
 
 PASSWORD = "legacy-fixture"
 CONVERT_TIMEOUT_S = 120.0
@@ -268,31 +266,11 @@ class _Runner:
         try:
             output, _ = proc.communicate(timeout=CONVERT_TIMEOUT_S)
         except BaseException:  # a time-out or an interrupt: leave nothing running
-            _kill_group(proc.pid)
+            kill_group(proc.pid)
             proc.communicate()
             raise
-        if _group_alive(proc.pid):
-            _kill_group(proc.pid)
+        if group_alive(proc.pid):
+            kill_group(proc.pid)
             raise AssertionError(f"soffice left processes behind (now killed):\n{output}")
         assert proc.returncode == 0, f"soffice exited with {proc.returncode}:\n{output}"
         return output
-
-
-def _kill_group(pgid: int) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pgid, signal.SIGKILL)
-
-
-def _group_alive(pgid: int, wait_s: float = 5.0) -> bool:
-    """Whether any process is still in group ``pgid`` after up to ``wait_s`` seconds."""
-    deadline = time.monotonic() + wait_s
-    while True:
-        try:
-            os.killpg(pgid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        if time.monotonic() > deadline:
-            return True
-        time.sleep(0.05)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import signal
 import threading
 import time
 from collections.abc import Iterator
@@ -129,3 +132,24 @@ def raw_get(base: str, target: str) -> tuple[int, str]:
         return response.status, response.read().decode(errors="replace")
     finally:
         connection.close()
+
+
+def kill_group(pgid: int) -> None:
+    """SIGKILL every process of group ``pgid`` (a LibreOffice and its helpers)."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pgid, signal.SIGKILL)
+
+
+def group_alive(pgid: int, wait_s: float = 5.0) -> bool:
+    """Whether any process is still in group ``pgid`` after up to ``wait_s`` seconds."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        if time.monotonic() > deadline:
+            return True
+        time.sleep(0.05)

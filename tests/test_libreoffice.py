@@ -31,14 +31,11 @@ with rustpy-xlsxwriter, 5-7 s with xlsxwriter; LibreOffice 8-15 s and ~800 MB; r
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import os
 import re
 import shutil
-import signal
 import subprocess
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,6 +48,7 @@ import pytest
 
 from chatflow.spreadsheets.writing import EXCEL_MAX_ROWS, XLSX_ENGINES, write_workbook
 from chatflow.spreadsheets.writing_cells import MAX_EXACT_INT
+from tests.support import group_alive, kill_group
 
 CONVERT_TIMEOUT_S = 180.0
 # The row-limit sheet takes LibreOffice ~8 s and ~800 MB here.
@@ -269,38 +267,18 @@ class Soffice:
         try:
             output, _ = proc.communicate(timeout=timeout_s)
         except subprocess.TimeoutExpired:
-            _kill_group(proc.pid)
+            kill_group(proc.pid)
             output, _ = proc.communicate()
-            _group_alive(proc.pid, wait_s=5.0)
+            group_alive(proc.pid, wait_s=5.0)
             pytest.fail(f"soffice took more than {timeout_s:.0f} s; it printed:\n{output}")
         except BaseException:  # interrupted: leave nothing running
-            _kill_group(proc.pid)
+            kill_group(proc.pid)
             raise
-        if _group_alive(proc.pid, wait_s=5.0):
-            _kill_group(proc.pid)
+        if group_alive(proc.pid, wait_s=5.0):
+            kill_group(proc.pid)
             pytest.fail(f"soffice left processes behind (now killed); it printed:\n{output}")
         assert proc.returncode == 0, f"soffice exited with {proc.returncode}:\n{output}"
         return output
-
-
-def _kill_group(pgid: int) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pgid, signal.SIGKILL)
-
-
-def _group_alive(pgid: int, wait_s: float) -> bool:
-    """Whether any process is still in group ``pgid`` after up to ``wait_s`` seconds."""
-    deadline = time.monotonic() + wait_s
-    while True:
-        try:
-            os.killpg(pgid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        if time.monotonic() > deadline:
-            return True
-        time.sleep(0.05)
 
 
 @pytest.fixture(scope="session")

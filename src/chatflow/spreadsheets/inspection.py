@@ -43,6 +43,7 @@ from chatflow.spreadsheets.zip_parts import (
     DEFAULT_MAX_UNCOMPRESSED_MB,
     Budget,
     GateLimits,
+    list_members,
     member_pieces,
 )
 
@@ -106,15 +107,7 @@ def check_ooxml_container(path: Path, limits: GateLimits) -> PackageMap:
     """Refuse anything but a plain, bounded OOXML package (xlsx or xlsb) and return its map;
     raises StepFailed with a stable code.  The package's own parts say which kind it is."""
     refuse_non_workbook(path)
-    try:
-        with zipfile.ZipFile(path) as archive:
-            members = archive.infolist()
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, EOFError) as exc:
-        raise StepFailed(
-            "unreadable_file", "The file is damaged or truncated (not a complete zip archive)."
-        ) from exc
-    if len(members) > limits.max_members:
-        raise StepFailed("zip_bomb", f"The archive has {len(members):,} parts; that is absurd.")
+    members = list_members(path, limits)
     with path.open("rb") as fh:
         package = map_package(fh, members, limits)
         check_parts(package)

@@ -34,7 +34,7 @@ from typing import BinaryIO
 from chatflow.operations.failures import StepFailed
 from chatflow.spreadsheets.cfb import macros_not_supported, password_protected
 from chatflow.spreadsheets.xml_scan import MAX_TAG, Utf8Stream, XmlScanner, _tag_boundary
-from chatflow.spreadsheets.zip_parts import Budget, GateLimits, member_pieces
+from chatflow.spreadsheets.zip_parts import Budget, GateLimits, list_members, member_pieces
 
 ODS_MIMETYPE = b"application/vnd.oasis.opendocument.spreadsheet"
 _OPENDOCUMENT = b"application/vnd.oasis.opendocument."
@@ -54,15 +54,7 @@ _REPEATED = re.compile(rb"""table:number-(?:rows|columns)-repeated\s*=\s*["']\s*
 
 def check_ods_container(path: Path, limits: GateLimits) -> None:
     """Refuse anything but a plain, bounded, unencrypted OpenDocument spreadsheet."""
-    try:
-        with zipfile.ZipFile(path) as archive:
-            members = archive.infolist()
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, EOFError) as exc:
-        raise StepFailed(
-            "unreadable_file", "The file is damaged or truncated (not a complete zip archive)."
-        ) from exc
-    if len(members) > limits.max_members:
-        raise StepFailed("zip_bomb", f"The archive has {len(members):,} parts; that is absurd.")
+    members = list_members(path, limits)
     names = {m.filename for m in members}
     for required in ("mimetype", _MANIFEST, _CONTENT):
         if required not in names:

@@ -13,6 +13,7 @@ import zipfile
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, BinaryIO
 
 from chatflow.operations.failures import StepFailed
@@ -51,6 +52,20 @@ class Budget:
                 "zip_bomb",
                 f"The workbook expands to more than {self.limit // (1024 * 1024)} MB.",
             )
+
+
+def list_members(path: Path, limits: GateLimits) -> list[zipfile.ZipInfo]:
+    """The archive's members, or StepFailed: not a complete zip, or absurdly many parts."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = archive.infolist()
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, EOFError) as exc:
+        raise StepFailed(
+            "unreadable_file", "The file is damaged or truncated (not a complete zip archive)."
+        ) from exc
+    if len(members) > limits.max_members:
+        raise StepFailed("zip_bomb", f"The archive has {len(members):,} parts; that is absurd.")
+    return members
 
 
 def member_pieces(
