@@ -23,7 +23,7 @@ from chatflow.execution.pipeline import read_head
 from chatflow.execution.workers import WorkerPool
 from chatflow.operations.extract_columns import extract_columns
 from chatflow.spreadsheets.reading import read_table
-from chatflow.spreadsheets.writing import write_xlsx
+from chatflow.spreadsheets.writing import write_workbook
 
 INTERVAL_S = 0.020
 MAX_DURATION_S = 1800.0  # a safety bound; the poller is always stopped explicitly
@@ -116,14 +116,16 @@ def loop_lag_stages(src: Path, out_dir: Path) -> dict[str, dict[str, Any]]:
         workers.call(read_head, src, kind="xlsx", sheet=None, delimiter=None, rows=None)
 
     def write_in_worker() -> None:
-        workers.call(write_xlsx, out, out_dir / "lag.xlsx")
+        workers.call(write_workbook, {"Sheet1": out}, out_dir / "lag.xlsx")
 
     async def measure() -> dict[str, dict[str, Any]]:
         return {
             "read_table": await _lag_while(lambda: read_table(src, kind="xlsx")),
             "fastexcel load_sheet": await _lag_while(load_only),
             "fastexcel load_sheet + to_polars": await _lag_while(load_and_convert),
-            "write_xlsx": await _lag_while(lambda: write_xlsx(out, out_dir / "lag.xlsx")),
+            "write_xlsx": await _lag_while(
+                lambda: write_workbook({"Sheet1": out}, out_dir / "lag.xlsx")
+            ),
             # What the server does: the same read and write handed to a worker process.
             "read via worker": await _lag_while(read_in_worker),
             "write via worker": await _lag_while(write_in_worker),

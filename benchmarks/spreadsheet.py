@@ -29,7 +29,7 @@ from benchmarks.data import EXTRACT_COLUMNS
 from benchmarks.server import execute_wait
 from chatflow.operations.extract_columns import extract_columns
 from chatflow.spreadsheets.reading import read_table
-from chatflow.spreadsheets.writing import RUST_ENGINE, XlsxEngine, write_xlsx
+from chatflow.spreadsheets.writing import RUST_ENGINE, XlsxEngine, write_workbook
 
 EXTRACT_STEPS: list[dict[str, Any]] = [
     {
@@ -75,7 +75,7 @@ def floor_project(src: Path, out_dir: Path, engine: XlsxEngine = "xlsxwriter") -
     t1 = time.perf_counter()
     out = extract_columns(df, EXTRACT_COLUMNS, remove_duplicates=True)
     t2 = time.perf_counter()
-    write_xlsx(out, out_dir / f"floor_project_{engine}.xlsx", engine=engine)
+    write_workbook({"Sheet1": out}, out_dir / f"floor_project_{engine}.xlsx", engine=engine)
     t3 = time.perf_counter()
     return Timed(t3 - t0, out.height, {"read": t1 - t0, "compute": t2 - t1, "write": t3 - t2})
 
@@ -128,7 +128,7 @@ def floor_chain(src: Path, out_dir: Path) -> Timed:
     t1 = time.perf_counter()
     out = chain_table(df)
     t2 = time.perf_counter()
-    write_xlsx(out, out_dir / "floor_chain.xlsx")
+    write_workbook({"Sheet1": out}, out_dir / "floor_chain.xlsx")
     t3 = time.perf_counter()
     return Timed(t3 - t0, out.height, {"read": t1 - t0, "compute": t2 - t1, "write": t3 - t2})
 
@@ -191,7 +191,7 @@ def write_input(src: Path, out_dir: Path, engine: XlsxEngine) -> Timed:
     """The whole 100k x 10 input read with read_table and written back with ``engine``."""
     df = read_table(src, kind="xlsx")
     t0 = time.perf_counter()
-    write_xlsx(df, out_dir / f"input_{engine}.xlsx", engine=engine)
+    write_workbook({"Sheet1": df}, out_dir / f"input_{engine}.xlsx", engine=engine)
     return Timed(time.perf_counter() - t0, df.height, {})
 
 

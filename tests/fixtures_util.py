@@ -5,12 +5,14 @@ from __future__ import annotations
 import datetime as dt
 import os
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 import xlsxwriter
+
+from chatflow.spreadsheets.writing import write_workbook
 
 
 def _find_hostile() -> Path:
@@ -136,3 +138,15 @@ TYPED_SCHEMA = {
     "at": pl.Datetime("us"),
     "code": pl.String,
 }
+
+
+def write_table_xlsx(
+    df: pl.DataFrame,
+    dest: Path,
+    *,
+    sheet_name: str = "Sheet1",
+    progress: Callable[[float], None] | None = None,
+    engine: str = "xlsxwriter",
+) -> None:
+    """``df`` as a one-sheet xlsx written by the service's own writer."""
+    write_workbook({sheet_name: df}, dest, progress=progress, engine=engine)  # type: ignore[arg-type]

@@ -12,8 +12,9 @@ import polars as pl
 from chatflow.execution.pipeline import RunFiles, StoredRef, cancel_checker, run_step
 from chatflow.operations import load_all
 from chatflow.operations.registry import StepContext, StepOutput
-from chatflow.spreadsheets.writing import write_csv, write_xlsx
+from chatflow.spreadsheets.writing import write_csv
 from chatflow.storage import FileStore
+from tests.fixtures_util import write_table_xlsx
 
 
 class StepHarness:
@@ -39,7 +40,7 @@ class StepHarness:
         for name, table in {input_name: input, **(others or {})}.items():
             kind = "csv" if name.endswith(".csv") else "xlsx"
             path = self.store.path(self.chat_id, self.store.new_storage_name(f".{kind}"))
-            (write_csv if kind == "csv" else write_xlsx)(table, path)
+            (write_csv if kind == "csv" else write_table_xlsx)(table, path)
             chat_files[name] = StoredRef(path, kind)
         self.files = RunFiles(
             store=self.store,

@@ -12,8 +12,8 @@ import pytest
 
 from chatflow.spreadsheets.cell_types import type_text_columns
 from chatflow.spreadsheets.reading import read_table
-from chatflow.spreadsheets.writing import write_csv, write_xlsx
-from tests.fixtures_util import make_csv, make_xlsx
+from chatflow.spreadsheets.writing import write_csv
+from tests.fixtures_util import make_csv, make_xlsx, write_table_xlsx
 
 
 def _csv_column(values: list[str | None]) -> pl.Series:
@@ -200,7 +200,7 @@ def test_xlsx_round_trip_keeps_every_cell_type(tmp_path: Path) -> None:
         [-2.25, -1, False, "=1+1", None],
     ]
     table = read_table(make_xlsx(tmp_path / "in.xlsx", rows), kind="xlsx")
-    write_xlsx(table, tmp_path / "out.xlsx")
+    write_table_xlsx(table, tmp_path / "out.xlsx")
     sheet = openpyxl.load_workbook(tmp_path / "out.xlsx").active
     assert sheet is not None
     got = [[(c.value, c.data_type) for c in row] for row in sheet.iter_rows(min_row=2)]

@@ -13,8 +13,8 @@ import polars as pl
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from chatflow.spreadsheets.writing import write_csv, write_xlsx
-from tests.fixtures_util import make_xlsx
+from chatflow.spreadsheets.writing import write_csv
+from tests.fixtures_util import make_xlsx, write_table_xlsx
 from tests.support import LiveServer, create_chat, upload
 
 API = "/api/v1"
@@ -194,7 +194,7 @@ def test_xlsx_round_trip_keeps_every_cell(
 ) -> None:
     chat_id = create_chat(client)
     source = tmp_path / "typed.xlsx"
-    write_xlsx(table, source)
+    write_table_xlsx(table, source)
     assert upload(client, chat_id, source).status_code == 201
     step = {"operation": "excel/select-columns", "arguments": {"columns": table.columns}}
     (output,) = _run(client, chat_id, [step])["outputs"]

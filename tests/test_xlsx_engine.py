@@ -28,10 +28,10 @@ from chatflow.spreadsheets.writing import (
     XLSX_ENGINES,
     check_xlsx_engine,
     write_workbook,
-    write_xlsx,
 )
 from tests import support
 from tests.conftest import make_settings
+from tests.fixtures_util import write_table_xlsx
 from tests.support import create_chat, run_server, upload
 
 BIG = 2**53
@@ -93,7 +93,7 @@ def _plain_frame() -> pl.DataFrame:
 
 def _workbook(engine: str, tmp_path: Path, sheets: dict[str, pl.DataFrame]) -> Path:
     dest = tmp_path / f"{engine}.xlsx"
-    write_workbook(sheets, dest, engine=engine)  # type: ignore[arg-type]
+    write_workbook(sheets, dest, engine=engine)
     return dest
 
 
@@ -208,7 +208,7 @@ def test_each_engine_writes_the_policy_exactly(engine: str, tmp_path: Path) -> N
 def test_each_engine_cleans_and_dedupes_sheet_names(engine: str, tmp_path: Path) -> None:
     df = pl.DataFrame({"a": [1]})
     dest = tmp_path / "names.xlsx"
-    write_workbook({"a/b": df, "A_B": df, "History": df, "x" * 40: df}, dest, engine=engine)  # type: ignore[arg-type]
+    write_workbook({"a/b": df, "A_B": df, "History": df, "x" * 40: df}, dest, engine=engine)
     assert openpyxl.load_workbook(dest).sheetnames == ["a_b", "A_B_2", "History_", "x" * 31]
 
 
@@ -230,16 +230,16 @@ def test_each_engine_enforces_excel_limits(engine: str, tmp_path: Path) -> None:
     too_long = pl.DataFrame({"a": ["ok", "ok"], "b": ["x", "😀" * 16_384]})
     for frame, code in ((too_tall, "too_many_rows"), (too_wide, "too_many_columns")):
         with pytest.raises(StepFailed) as failed:
-            write_xlsx(frame, dest, engine=engine)  # type: ignore[arg-type]
+            write_table_xlsx(frame, dest, engine=engine)
         assert failed.value.code == code
     with pytest.raises(StepFailed) as failed:
-        write_xlsx(too_long, dest, engine=engine)  # type: ignore[arg-type]
+        write_table_xlsx(too_long, dest, engine=engine)
     assert failed.value.code == "value_too_long"
     assert str(failed.value.message).startswith("Row 2, column 'b':")
     assert not dest.exists()
     assert list(tmp_path.iterdir()) == []
     # 32,767 UTF-16 units exactly still fits.
-    write_xlsx(pl.DataFrame({"a": ["😀" * 16_383 + "x"]}), dest, engine=engine)  # type: ignore[arg-type]
+    write_table_xlsx(pl.DataFrame({"a": ["😀" * 16_383 + "x"]}), dest, engine=engine)
     assert openpyxl.load_workbook(dest).active["A2"].value == "😀" * 16_383 + "x"
 
 
@@ -247,7 +247,7 @@ def test_each_engine_enforces_excel_limits(engine: str, tmp_path: Path) -> None:
 def test_a_rust_write_reports_progress_and_can_be_cancelled(frame: Any, tmp_path: Path) -> None:
     big = pl.concat([frame()] * 50)
     seen: list[float] = []
-    write_xlsx(big, tmp_path / "ok.xlsx", progress=seen.append, engine=RUST_ENGINE)
+    write_table_xlsx(big, tmp_path / "ok.xlsx", progress=seen.append, engine=RUST_ENGINE)
     assert seen == sorted(seen)
     assert seen[-1] == 1.0
     assert len(seen) >= 2
@@ -257,7 +257,7 @@ def test_a_rust_write_reports_progress_and_can_be_cancelled(frame: Any, tmp_path
             raise Cancelled()
 
     with pytest.raises(Cancelled):
-        write_xlsx(big, tmp_path / "no.xlsx", progress=cancel_late, engine=RUST_ENGINE)
+        write_table_xlsx(big, tmp_path / "no.xlsx", progress=cancel_late, engine=RUST_ENGINE)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ok.xlsx"]
 
 

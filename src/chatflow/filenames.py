@@ -43,12 +43,14 @@ KINDS = {
 }
 # Kinds read as workbooks of sheets (by calamine); csv is the only other kind.
 WORKBOOK_KINDS = frozenset({"xlsx", "xls", "xlsb", "ods"})
+# The one table of media types, for uploads, outputs and downloads alike.
 MEDIA_TYPES = {
     "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
     "xls": "application/vnd.ms-excel",
     "xlsb": "application/vnd.ms-excel.sheet.binary.macroEnabled.12",
     "ods": "application/vnd.oasis.opendocument.spreadsheet",
     "csv": "text/csv",
+    "parquet": "application/vnd.apache.parquet",  # written by steps, never uploaded
 }
 
 

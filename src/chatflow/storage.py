@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import uuid
@@ -10,6 +11,8 @@ from pathlib import Path
 # Temporary files start with "." and end with ".part": never listed, swept at start-up.
 TMP_PREFIX = "."
 TMP_SUFFIX = ".part"
+# The errnos that mean the data dir is full: answered as disk_full, not io_error.
+DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
 
 
 class FileStore:

@@ -9,7 +9,6 @@ limit is crossed.
 from __future__ import annotations
 
 import asyncio
-import errno
 import hashlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ from typing import IO, Any
 
 from python_multipart.multipart import MultipartParser
 
+from chatflow import storage
 from chatflow.errors import (
     BadRequest,
     InsufficientStorage,
@@ -29,7 +29,6 @@ from chatflow.errors import (
 )
 
 MAX_FIELD_BYTES = 64 * 1024
-DISK_FULL = {errno.ENOSPC, errno.EDQUOT}
 
 
 @dataclass
@@ -221,7 +220,7 @@ async def receive_files(
                     try:
                         await asyncio.to_thread(_write, current._handle, current._hasher, value)
                     except OSError as exc:
-                        if exc.errno in DISK_FULL:
+                        if exc.errno in storage.DISK_FULL:
                             raise InsufficientStorage(
                                 "not enough disk space to store the upload; nothing was kept",
                                 code="disk_full",

@@ -7,10 +7,10 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse
 
+from chatflow import filenames
 from chatflow.api.body_limit import streams_body
 from chatflow.api.deps import BaseUrl, IdempotencyKey, OwnedChat, Owner, RuntimeDep, errors
 from chatflow.api.schemas import Deleted, Envelope, FileOut
-from chatflow.execution.pipeline import MEDIA_TYPES
 from chatflow.services import files
 
 router = APIRouter(prefix="/chat/workflows/{chat_id}", tags=["files"])
@@ -87,7 +87,7 @@ async def list_files(
         200: {
             "content": {
                 media_type: {"schema": {"type": "string", "format": "binary"}}
-                for media_type in (*MEDIA_TYPES.values(), "application/octet-stream")
+                for media_type in (*filenames.MEDIA_TYPES.values(), "application/octet-stream")
             },
             "description": "the file's bytes",
         },

@@ -82,7 +82,6 @@ def sha256_of(path: Path) -> str:
 
 
 OUTPUT_KINDS = {".xlsx": "xlsx", ".csv": "csv", ".parquet": "parquet"}
-MEDIA_TYPES = {**filenames.MEDIA_TYPES, "parquet": "application/vnd.apache.parquet"}
 
 
 @dataclass(frozen=True)
@@ -217,7 +216,15 @@ class RunFiles:
         self.taken_names.add(display)
         if self.dry_run:
             return WrittenFile(
-                display, Path(), kind, MEDIA_TYPES[kind], 0, "", rows, columns, sheet_names
+                display,
+                Path(),
+                kind,
+                filenames.MEDIA_TYPES[kind],
+                0,
+                "",
+                rows,
+                columns,
+                sheet_names,
             )
         self.store.chat_dir(self.chat_id).mkdir(parents=True, exist_ok=True)
         dest = self.store.path(self.chat_id, self.store.new_storage_name(extension))
@@ -255,7 +262,7 @@ class RunFiles:
             name=display,
             path=dest,
             kind=kind,
-            media_type=MEDIA_TYPES[kind],
+            media_type=filenames.MEDIA_TYPES[kind],
             size=dest.stat().st_size,
             sha256=sha256_of(dest),
             rows=rows,

@@ -16,7 +16,7 @@ from chatflow.execution.queue import RunHandle
 from chatflow.execution.workers import ResourceLimit, WorkerCrashed
 from chatflow.operations.registry import Cancelled, StepFailed
 from chatflow.runtime import Runtime
-from chatflow.uploads import DISK_FULL
+from chatflow.storage import DISK_FULL
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -32,8 +32,6 @@ from chatflow.spreadsheets.writing_cells import CellColumn, sheet_cells
 
 Progress = Callable[[float], None]
 
-XLSX_MEDIA_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-CSV_MEDIA_TYPE = "text/csv; charset=utf-8"
 EXCEL_MAX_ROWS = 1_048_576
 EXCEL_MAX_COLS = 16_384
 _SHEET_NAME_FORBIDDEN = re.compile(r"[\[\]:*?/\\]")
@@ -55,11 +53,6 @@ _SIGNED_NUMBER = (
 )
 _PHONE_NUMBER = r"^ *\+[0-9]{1,4}(?: (?:\([0-9]{1,6}\)[0-9]*|[0-9]+))+ *$"
 _PROGRESS_STEPS = 20
-
-
-def media_type_for(kind: str) -> str:
-    """The Content-Type for an output of ``kind`` ("xlsx" or "csv")."""
-    return {"xlsx": XLSX_MEDIA_TYPE, "csv": CSV_MEDIA_TYPE}[kind]
 
 
 def excel_sheet_name(name: str) -> str:
@@ -95,18 +88,6 @@ def _fsync_directory(directory: Path) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
-
-
-def write_xlsx(
-    df: pl.DataFrame,
-    dest: Path,
-    *,
-    sheet_name: str = "Sheet1",
-    progress: Progress | None = None,
-    engine: XlsxEngine = "xlsxwriter",
-) -> None:
-    """Write ``df`` as a one-sheet xlsx with a bold header row; ``progress`` gets 0..1."""
-    write_workbook({sheet_name: df}, dest, progress=progress, engine=engine)
 
 
 def check_xlsx_engine(name: str) -> None:
