@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from email.message import Message
 from email.utils import collapse_rfc2231_value
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from python_multipart.multipart import MultipartParser
 
@@ -27,6 +27,9 @@ from chatflow.errors import (
     RequestTimeout,
     UnsupportedMediaType,
 )
+
+if TYPE_CHECKING:
+    from python_multipart.multipart import MultipartCallbacks
 
 MAX_FIELD_BYTES = 64 * 1024
 
@@ -135,6 +138,17 @@ class _Collector:
     def on_part_end(self) -> None:
         self.events.append(("end", None))
 
+    def callbacks(self) -> MultipartCallbacks:
+        return {
+            "on_part_begin": self.on_part_begin,
+            "on_header_field": self.on_header_field,
+            "on_header_value": self.on_header_value,
+            "on_header_end": self.on_header_end,
+            "on_headers_finished": self.on_headers_finished,
+            "on_part_data": self.on_part_data,
+            "on_part_end": self.on_part_end,
+        }
+
 
 async def receive_files(
     stream: AsyncIterator[bytes],
@@ -148,36 +162,11 @@ async def receive_files(
     On any error every temp file written so far is removed before the error propagates.
     """
     collector = _Collector()
-    parser = MultipartParser(
-        _boundary(content_type),
-        {
-            "on_part_begin": collector.on_part_begin,
-            "on_header_field": collector.on_header_field,
-            "on_header_value": collector.on_header_value,
-            "on_header_end": collector.on_header_end,
-            "on_headers_finished": collector.on_headers_finished,
-            "on_part_data": collector.on_part_data,
-            "on_part_end": collector.on_part_end,
-        },
-    )
-    files: list[ReceivedFile] = []
-    fields: dict[str, str] = {}
-    current: ReceivedFile | None = None
-    field_name: str | None = None
-    field_value = bytearray()
-    parts = 0
+    parser = MultipartParser(_boundary(content_type), collector.callbacks())
+    reception = _Reception(new_temp=new_temp, limits=limits)
     chunks = aiter(stream)
     try:
-        while True:
-            try:
-                chunk = await asyncio.wait_for(anext(chunks), limits.idle_timeout_s)
-            except StopAsyncIteration:
-                break
-            except TimeoutError:
-                raise RequestTimeout(
-                    f"the upload stalled: no data for {limits.idle_timeout_s:g} s",
-                    code="upload_stalled",
-                ) from None
+        while (chunk := await _next_chunk(chunks, limits.idle_timeout_s)) is not None:
             try:
                 parser.write(chunk)
             except Exception as exc:  # python-multipart raises its own parse errors
@@ -186,63 +175,100 @@ async def receive_files(
                 ) from exc
             events, collector.events = collector.events, []
             for kind, value in events:
-                if kind == "part":
-                    parts += 1
-                    if parts > limits.max_parts:
-                        raise BadRequest(
-                            f"too many parts in one upload (limit {limits.max_parts})",
-                            code="too_many_parts",
-                        )
-                    field_name, filename = _disposition(value)
-                    field_value.clear()
-                    if field_name == "file" and filename is not None:
-                        temp = await asyncio.to_thread(new_temp)
-                        current = ReceivedFile(filename=filename, temp_path=temp)
-                        files.append(current)
-                        current._handle = await asyncio.to_thread(temp.open, "wb")
-                elif kind == "data":
-                    if current is None:
-                        field_value += value
-                        if len(field_value) > MAX_FIELD_BYTES:
-                            raise BadRequest("form field too large", code="field_too_large")
-                        continue
-                    current.size += len(value)
-                    if current.size > limits.max_file_bytes:
-                        raise PayloadTooLarge(
-                            f"file {current.filename!r} is larger than the upload limit of "
-                            f"{limits.max_file_bytes // (1024 * 1024)} MB",
-                            details={
-                                "filename": current.filename,
-                                "limit_bytes": limits.max_file_bytes,
-                            },
-                        )
-                    assert current._handle is not None
-                    try:
-                        await asyncio.to_thread(_write, current._handle, current._hasher, value)
-                    except OSError as exc:
-                        if exc.errno in storage.DISK_FULL:
-                            raise InsufficientStorage(
-                                "not enough disk space to store the upload; nothing was kept",
-                                code="disk_full",
-                            ) from None
-                        raise
-                elif kind == "end" and current is not None:
-                    await _close(current)
-                    current = None
-                elif kind == "end" and field_name:
-                    fields[field_name] = field_value.decode("utf-8", errors="replace")
+                await reception.handle(kind, value)
         parser.finalize()
-        if current is not None:
+        return reception.finish()
+    except BaseException:
+        await asyncio.to_thread(_discard, reception.files)
+        raise
+
+
+async def _next_chunk(chunks: AsyncIterator[bytes], idle_timeout_s: float) -> bytes | None:
+    """The body's next chunk, None at its end; RequestTimeout when the client goes quiet."""
+    try:
+        return await asyncio.wait_for(anext(chunks), idle_timeout_s)
+    except StopAsyncIteration:
+        return None
+    except TimeoutError:
+        raise RequestTimeout(
+            f"the upload stalled: no data for {idle_timeout_s:g} s", code="upload_stalled"
+        ) from None
+
+
+class _Reception:
+    """An upload's state between parser events: files written so far and text fields."""
+
+    def __init__(self, *, new_temp: Callable[[], Path], limits: UploadLimits) -> None:
+        self.new_temp = new_temp
+        self.limits = limits
+        self.files: list[ReceivedFile] = []
+        self.fields: dict[str, str] = {}
+        self.current: ReceivedFile | None = None
+        self.field_name: str | None = None
+        self.field_value = bytearray()
+        self.parts = 0
+
+    async def handle(self, kind: str, value: Any) -> None:
+        if kind == "part":
+            await self._begin_part(value)
+        elif kind == "data":
+            await self._data(value)
+        elif kind == "end" and self.current is not None:
+            await _close(self.current)
+            self.current = None
+        elif kind == "end" and self.field_name:
+            self.fields[self.field_name] = self.field_value.decode("utf-8", errors="replace")
+
+    async def _begin_part(self, disposition: bytes) -> None:
+        self.parts += 1
+        if self.parts > self.limits.max_parts:
+            raise BadRequest(
+                f"too many parts in one upload (limit {self.limits.max_parts})",
+                code="too_many_parts",
+            )
+        self.field_name, filename = _disposition(disposition)
+        self.field_value.clear()
+        if self.field_name == "file" and filename is not None:
+            temp = await asyncio.to_thread(self.new_temp)
+            self.current = ReceivedFile(filename=filename, temp_path=temp)
+            self.files.append(self.current)
+            self.current._handle = await asyncio.to_thread(temp.open, "wb")
+
+    async def _data(self, value: bytes) -> None:
+        current = self.current
+        if current is None:
+            self.field_value += value
+            if len(self.field_value) > MAX_FIELD_BYTES:
+                raise BadRequest("form field too large", code="field_too_large")
+            return
+        current.size += len(value)
+        limit = self.limits.max_file_bytes
+        if current.size > limit:
+            raise PayloadTooLarge(
+                f"file {current.filename!r} is larger than the upload limit of "
+                f"{limit // (1024 * 1024)} MB",
+                details={"filename": current.filename, "limit_bytes": limit},
+            )
+        assert current._handle is not None
+        try:
+            await asyncio.to_thread(_write, current._handle, current._hasher, value)
+        except OSError as exc:
+            if exc.errno in storage.DISK_FULL:
+                raise InsufficientStorage(
+                    "not enough disk space to store the upload; nothing was kept",
+                    code="disk_full",
+                ) from None
+            raise
+
+    def finish(self) -> Received:
+        if self.current is not None:
             raise BadRequest("multipart body ended inside a part", code="malformed_multipart")
-        if not files:
+        if not self.files:
             raise BadRequest(
                 "no file in the upload: send one or more multipart parts named 'file'",
                 code="no_file",
             )
-        return Received(files, fields)
-    except BaseException:
-        await asyncio.to_thread(_discard, files)
-        raise
+        return Received(self.files, self.fields)
 
 
 async def _close(received: ReceivedFile) -> None:
