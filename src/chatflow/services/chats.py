@@ -15,8 +15,7 @@ from chatflow.repositories import chats as chats_repo
 from chatflow.repositories import files as files_repo
 from chatflow.repositories import runs as runs_repo
 from chatflow.runtime import Runtime
-from chatflow.services import links
-from chatflow.services.views import file_view, run_view
+from chatflow.services.views import chat_view, file_view, run_view
 
 
 def parse_chat_id(raw: str) -> str:
@@ -35,16 +34,6 @@ async def require(*, rt: Runtime, chat_id: str, owner: str | None) -> Chat:
     if chat is None:
         raise NotFound(f"chat {chat_id} not found", code="chat_not_found")
     return chat
-
-
-def chat_view(chat: Chat, base: str) -> dict[str, Any]:
-    return {
-        "chat_id": chat.id,
-        "title": chat.title,
-        "created_at": chat.created_at,
-        "last_seq": chat.last_seq,
-        "websocket_url": links.websocket_url(base, chat.id),
-    }
 
 
 async def create(*, rt: Runtime, title: str | None, owner: str | None, base: str) -> dict[str, Any]:

@@ -7,20 +7,10 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from chatflow.db.models import Message
 from chatflow.repositories import messages as messages_repo
 from chatflow.runtime import Runtime
 from chatflow.services import events
-
-
-def message_dict(message: Message) -> dict[str, Any]:
-    return {
-        "id": message.id,
-        "role": message.role,
-        "text": message.text,
-        "data": message.data,
-        "created_at": message.created_at,
-    }
+from chatflow.services.views import message_dict
 
 
 async def add(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from chatflow.db.models import Run, StoredFile
+from chatflow.db.models import Chat, Message, Run, SavedWorkflow, StoredFile
 from chatflow.services import links
 
 
@@ -62,4 +62,36 @@ def run_view(run: Run, outputs: list[StoredFile], base: str) -> dict[str, Any]:
         "finished_at": run.finished_at,
         "duration_ms": _ms(run.started_at, run.finished_at),
         "status_url": links.run_url(base, run.chat_id, run.id),
+    }
+
+
+def chat_view(chat: Chat, base: str) -> dict[str, Any]:
+    return {
+        "chat_id": chat.id,
+        "title": chat.title,
+        "created_at": chat.created_at,
+        "last_seq": chat.last_seq,
+        "websocket_url": links.websocket_url(base, chat.id),
+    }
+
+
+def message_dict(message: Message) -> dict[str, Any]:
+    return {
+        "id": message.id,
+        "role": message.role,
+        "text": message.text,
+        "data": message.data,
+        "created_at": message.created_at,
+    }
+
+
+def workflow_view(row: SavedWorkflow) -> dict[str, Any]:
+    return {
+        "name": row.name,
+        "description": row.description,
+        "steps": row.steps,
+        "source_chat_id": row.source_chat_id,
+        "source_run_id": row.source_run_id,
+        "created_at": row.created_at,
+        "updated_at": row.updated_at,
     }

@@ -12,20 +12,9 @@ from chatflow.repositories import workflows as workflows_repo
 from chatflow.runtime import Runtime
 from chatflow.services import chats
 from chatflow.services.runs import StepRequest, validate_steps
+from chatflow.services.views import workflow_view
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._-]{0,99}$")
-
-
-def workflow_view(row: SavedWorkflow) -> dict[str, Any]:
-    return {
-        "name": row.name,
-        "description": row.description,
-        "steps": row.steps,
-        "source_chat_id": row.source_chat_id,
-        "source_run_id": row.source_run_id,
-        "created_at": row.created_at,
-        "updated_at": row.updated_at,
-    }
 
 
 async def save(
