@@ -1,17 +1,19 @@
-"""``make bench``: run every measurement, print the table, write JSON, doc and plot.
+"""``make bench``: the figures the README's performance table quotes, measured side by side.
 
-``python -m benchmarks [--only PHASES]`` (phases: spreadsheet, writer, health, upload, fanout,
-broadcaster, scaling, profile)
-(``--only`` is for working on one part: it writes the JSON but leaves the doc alone);
-``--render`` rewrites the doc and plot from the last JSON without measuring.
+``python -m benchmarks [--quick] [--only PHASES] [--reps N]``. It generates its data in a temp
+dir, starts real servers on free loopback ports, runs every phase, prints the figures as
+markdown tables (median, min, max; ratios pair repetition i with repetition i) to paste into
+docs/benchmarks.md, and writes them with every repetition to benchmarks/results/latest.json.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
+import datetime as dt
+import json
 import logging
-import os
 import shutil
 import signal
 import sys
@@ -22,191 +24,97 @@ from pathlib import Path
 
 import httpx
 
-from benchmarks import report
-from benchmarks.config import (
-    BC_EVENTS,
-    BC_PACED_EVENTS,
-    DOC,
-    INPUT,
-    PACED_RATE,
-    PACED_WS_EVENTS,
-    PHASES,
-    PLOT,
-    REPS,
-    RESULTS_JSON,
-    RUN,
-    WS_EVENTS,
-    WS_PUBLISHERS,
-)
-from benchmarks.data import write_big_csv, write_orders_xlsx
-from benchmarks.phases_events import run_broadcaster, run_fanout
-from benchmarks.phases_sheets import (
-    run_health,
-    run_loop_lag,
-    run_scaling,
-    run_spreadsheet,
-    run_upload,
-    run_writer,
-)
-from benchmarks.profile import profile_extract
-from benchmarks.report import Results, Target
-from benchmarks.server import Server, run_server
+from benchmarks.broadcaster import run_broadcaster
+from benchmarks.data import INPUT, write_big_csv, write_orders_xlsx
+from benchmarks.fanout import run_fanout
+from benchmarks.options import FULL, QUICK, Options
+from benchmarks.results import Results, machine
+from benchmarks.service import run_health, run_scaling, run_upload
+from benchmarks.serving import Server, serve
+from benchmarks.sheets import run_spreadsheet, run_writer
 
 log = logging.getLogger("benchmarks")
+RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
+ON_SERVER = ("spreadsheet", "health", "upload", "scaling")  # share one default server
+ALONE = ("writer", "fanout", "broadcaster")  # each starts what it needs
+PHASES = ON_SERVER + ALONE
 
 
 @contextlib.contextmanager
-def phase(results: Results, name: str) -> Iterator[None]:
+def phase(res: Results, name: str) -> Iterator[None]:
+    """One phase; its failure is noted and the others still run."""
     log.info("phase %s ...", name)
     started = time.perf_counter()
     try:
         yield
-    except Exception as exc:  # one broken part must not hide the others' figures
+    except Exception as exc:
         log.exception("phase %s failed", name)
-        results.skipped.append(f"{name}: failed: {type(exc).__name__}: {str(exc)[:300]}")
-    finally:
-        results.phases_s[name] = round(time.perf_counter() - started, 1)
-        log.info("phase %s done in %.0f s", name, results.phases_s[name])
+        res.notes.append(f"phase {name} failed: {type(exc).__name__}: {str(exc)[:300]}")
+    res.meta.setdefault("phases_s", {})[name] = round(time.perf_counter() - started, 1)
 
 
-# --- main -------------------------------------------------------------------------------------
-
-
-def _targets() -> list[Target]:
-    return [
-        Target("b/a", "<=", 1.3, "b/a (service vs floor)"),
-        Target("c/a_chain", "<=", 1.6, "c/a (5-step chain vs its floor)"),
-        Target("d/b", ">=", 4, "d/b (naive openpyxl vs service)"),
-        Target("health_p99", "<", 50, "health p99 while (b) runs, ms"),
-        Target("bc_delivered", ">=", 50_000, "delivered ev/s, 100 subs, in-process broadcaster"),
-        Target(
-            "ws100_delivered", ">=", 50_000, "delivered ev/s, 100 subs, WebSockets, frame per event"
-        ),
-        Target(
-            "wsb100_delivered", ">=", 50_000, "delivered ev/s, 100 subs, WebSockets, ?batch=true"
-        ),
-        Target("ws_paced_p99", "<", 20, "paced 200/s, 100 subs, WS frame per event: p99 ms"),
-        Target("wsb_paced_p99", "<", 20, "paced 200/s, 100 subs, WS ?batch=true: p99 ms"),
-        Target("bc_paced_p99", "<", 20, "paced 200/s, 100 subs, in-process: p99 ms"),
-        Target("up_rss", "<", 20, "upload: server RSS growth, MB"),
-    ]
-
-
-def _repetitions_note() -> str:
-    return (
-        f"every figure is the median of {RUN.reps} repetitions (min and max beside it); ratios "
-        f"pair repetition i with repetition i of the same round. The spreadsheet round runs "
-        f"a, a', b, a_c, c, d back to back after one unmeasured (b) warm-up. Over the wire "
-        f"the publish server (`benchmarks/publish_server.py`: the real app plus a bench-only "
-        f"route) publishes {WS_EVENTS:,} events per repetition through `events.emit` and the "
-        f"real broadcaster and store, from {WS_PUBLISHERS} concurrent publishers on its own "
-        f"loop, to 1, 10 and 100 subscribers with one frame per event and to 100 with "
-        f"`?batch=true`; the paced runs publish {PACED_WS_EVENTS:,} at {PACED_RATE:.0f}/s in "
-        f"both modes. The in-process broadcaster publishes {BC_EVENTS:,} events to 100 "
-        f"subscriptions per repetition (16 concurrent publishers), paced: {BC_PACED_EVENTS:,} "
-        f"at {PACED_RATE:.0f}/s ({BC_PACED_EVENTS // 2} with the in-memory store); the sqlite3 "
-        f"reference store runs the same two. Scaling runs 1, 4 and 16 concurrent runs per "
-        f"repetition, the naive openpyxl (d) {RUN.reps} times like everything else."
-    )
+def run(opts: Options, only: set[str], work: Path) -> Results:
+    res = Results(meta={"started": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")})
+    res.meta.update(options=dataclasses.asdict(opts), machine=machine())
+    xlsx = write_orders_xlsx(work / INPUT, rows=opts.rows)
+    csv = write_big_csv(work / "big.csv", opts.csv_bytes) if "upload" in only else xlsx
+    on_server: dict[str, Callable[[httpx.Client, Server], None]] = {
+        "spreadsheet": lambda c, s: run_spreadsheet(res, c, xlsx, opts),
+        "health": lambda c, s: run_health(res, c, s, xlsx, opts),
+        "upload": lambda c, s: run_upload(res, c, s, csv, opts),
+        "scaling": lambda c, s: run_scaling(res, c, s, xlsx, opts),
+    }
+    if only & set(ON_SERVER):
+        with (
+            serve(work / "data", work / "server.log") as server,
+            httpx.Client(base_url=server.url, timeout=None) as client,
+        ):
+            for name in (n for n in ON_SERVER if n in only):
+                with phase(res, name):
+                    on_server[name](client, server)
+    alone = {
+        "writer": lambda: run_writer(res, xlsx, work, opts),
+        "fanout": lambda: run_fanout(res, work, opts),
+        "broadcaster": lambda: run_broadcaster(res, work, opts),
+    }
+    for name in (n for n in ALONE if n in only):
+        with phase(res, name):
+            alone[name]()
+    res.meta["load_average_at_end"] = machine()["load_average"]
+    for server_log in work.glob("*.log"):  # the temp dir goes; the logs are kept beside the JSON
+        RESULTS.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(server_log, RESULTS.parent / server_log.name)
+    return res
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="small sizes, one repetition")
     parser.add_argument("--only", help=f"comma-separated phases of: {', '.join(PHASES)}")
-    parser.add_argument(
-        "--reps", type=int, default=REPS, help=f"repetitions (default {REPS}; fewer: no doc)"
-    )
-    parser.add_argument(
-        "--render",
-        action="store_true",
-        help="only rewrite the doc and plot from benchmarks/results/latest.json",
-    )
+    parser.add_argument("--reps", type=int, help="repetitions (default 3, --quick 1)")
     args = parser.parse_args(argv)
-    if args.render:
-        rendered = report.load_json(RESULTS_JSON, _targets())
-        report.write_doc(DOC, rendered)
-        report.write_plot(PLOT, rendered)
-        sys.stdout.write(report.text_table(rendered))
-        return 0
-    RUN.reps = max(1, args.reps)
     only = set(args.only.split(",")) if args.only else set(PHASES)
-    unknown = only - set(PHASES)
-    if unknown:
-        parser.error(f"unknown phases: {', '.join(sorted(unknown))}")
-    logging.basicConfig(
-        level=logging.INFO, stream=sys.stderr, format="%(asctime)s bench: %(message)s"
-    )
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    if only - set(PHASES):
+        parser.error(f"unknown phases: {', '.join(sorted(only - set(PHASES)))}")
+    opts = QUICK if args.quick else FULL
+    if args.reps:
+        opts = dataclasses.replace(opts, reps=max(1, args.reps))
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s bench: %(message)s")
+    for noisy in ("httpx", "alembic"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
 
     def on_term(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt  # unwind: the server and client processes are stopped
+        raise KeyboardInterrupt  # unwinds, so the servers and clients are stopped
 
     signal.signal(signal.SIGTERM, on_term)
     started = time.perf_counter()
-    res = Results(targets=_targets())
-    res.meta = {"started": report.now_iso(), "machine": report.machine(), "phases": sorted(only)}
     with tempfile.TemporaryDirectory(prefix="chatflow-bench-") as tmp:
-        work = Path(tmp)
-        with phase(res, "data"):
-            xlsx = write_orders_xlsx(work / INPUT)
-            csv = write_big_csv(work / "big.csv") if "upload" in only else work / "none"
-        res.details["xlsx_path"] = str(xlsx)
-        res.details["xlsx_bytes"] = xlsx.stat().st_size
-        server_phases: list[tuple[str, Callable[[httpx.Client, Server], None]]] = [
-            ("spreadsheet", lambda c, s: run_spreadsheet(res, c, xlsx, work)),
-            ("writer", lambda c, s: run_writer(res, xlsx, work)),
-            ("health", lambda c, s: run_health(res, c, s)),
-            ("upload", lambda c, s: run_upload(res, c, s, csv, work)),
-            ("scaling", lambda c, s: run_scaling(res, c, s, xlsx)),
-        ]
-        wanted = [(name, fn) for name, fn in server_phases if name in only]
-        if wanted:
-            server_log = work / "server.log"
-            try:
-                with (
-                    run_server(work / "data", server_log) as server,
-                    httpx.Client(base_url=server.url, timeout=None) as client,
-                ):
-                    for name, fn in wanted:
-                        with phase(res, name):
-                            fn(client, server)
-            finally:
-                if server_log.exists():
-                    RESULTS_JSON.parent.mkdir(parents=True, exist_ok=True)
-                    shutil.copyfile(server_log, RESULTS_JSON.parent / "server.log")
-        if "fanout" in only:
-            with phase(res, "fanout"):
-                run_fanout(res, work)
-        if "broadcaster" in only:
-            with phase(res, "broadcaster"):
-                run_broadcaster(res, work)
-        if "health" in only:
-            with phase(res, "loop-lag"):
-                run_loop_lag(res, xlsx, work)
-        if "profile" in only:
-            with phase(res, "profile"):
-                prof = profile_extract(
-                    xlsx, work / "profile", RESULTS_JSON.parent / "profile_b.txt"
-                )
-                res.details["profile_b"] = prof
-    res.finish()
-    duration = time.perf_counter() - started
-    res.meta.update(
-        finished=report.now_iso(),
-        duration_s=round(duration, 1),
-        load_average_at_end=[round(x, 2) for x in os.getloadavg()],
-        repetitions_note=_repetitions_note(),
-    )
-    report.write_json(RESULTS_JSON, res)
-    sys.stdout.write(report.text_table(res))
-    if only == set(PHASES) and RUN.reps >= 3:
-        DOC.parent.mkdir(parents=True, exist_ok=True)
-        report.write_doc(DOC, res)
-        report.write_plot(PLOT, res)
-        sys.stdout.write(f"\nwrote {RESULTS_JSON}, {DOC} and {PLOT}\n")
-    else:
-        sys.stdout.write(f"\nwrote {RESULTS_JSON} (partial run: the doc is left alone)\n")
-    sys.stdout.write(f"make bench took {duration:.0f} s\n")
+        res = run(opts, only, Path(tmp))
+    res.meta["duration_s"] = round(time.perf_counter() - started, 1)
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(dataclasses.asdict(res), indent=1) + "\n", encoding="utf-8")
+    sys.stdout.write(res.markdown())
+    sys.stdout.write(f"\nwrote {RESULTS}; took {res.meta['duration_s']:.0f} s\n")
     return 0
 
 

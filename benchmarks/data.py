@@ -1,4 +1,4 @@
-"""Generated inputs: a 100,000 x 10 xlsx and a ~100 MB csv, deterministic, in a temp dir."""
+"""Generated inputs: the orders xlsx (100,000 x 10) and the upload csv (~100 MB), deterministic."""
 
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ COLUMNS = [
 ]
 # The three columns the extract workflow keeps; with remove_duplicates about 60k rows remain.
 EXTRACT_COLUMNS = ["customer_id", "postal_code", "city"]
+INPUT = "orders.xlsx"  # its name in the chats
 DISTINCT_CUSTOMERS = 90_000
 
 _CITIES = [f"City {chr(65 + i % 26)}{i:02d}" for i in range(60)]

@@ -1,0 +1,101 @@
+"""Probes that watch a server from outside: a health poller and an RSS sampler, each a thread."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from typing import Any
+
+import httpx
+import psutil
+
+from benchmarks.results import latency
+
+HEALTH = "/api/v1/health"
+
+
+class HealthPoller:
+    """``GET /health`` every ``interval_s`` on its own connection; a slow answer is a busy loop.
+
+    ``with HealthPoller(url) as poller: ...`` then ``poller.summary()``."""
+
+    def __init__(self, base_url: str, interval_s: float = 0.020) -> None:
+        self._base_url = base_url
+        self._interval = interval_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="health-poller", daemon=True)
+        self.latencies: list[float] = []
+        self.failures = 0
+
+    def __enter__(self) -> HealthPoller:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+    def _run(self) -> None:
+        with httpx.Client(base_url=self._base_url, timeout=30.0) as client:
+            client.get(HEALTH)  # open the connection before measuring
+            next_at = time.perf_counter()
+            while not self._stop.is_set():
+                t0 = time.perf_counter()
+                try:
+                    ok = client.get(HEALTH).status_code == 200
+                except httpx.HTTPError:
+                    ok = False
+                if ok:
+                    self.latencies.append(time.perf_counter() - t0)
+                else:
+                    self.failures += 1
+                # A late poll goes at once without a burst to catch up.
+                next_at = max(next_at + self._interval, time.perf_counter())
+                self._stop.wait(next_at - time.perf_counter())
+
+    def summary(self) -> dict[str, Any]:
+        return {**latency(self.latencies), "failures": self.failures}
+
+
+class RssSampler:
+    """Samples the RSS of a process and of its children (recursively) until stopped."""
+
+    def __init__(self, pid: int, interval_s: float = 0.050, *, children: bool = True) -> None:
+        self._proc = psutil.Process(pid)
+        self._children = children
+        self._interval = interval_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="rss-sampler", daemon=True)
+        self.samples: list[tuple[float, int, int]] = []  # (perf_counter, own, children)
+
+    def __enter__(self) -> RssSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            with contextlib.suppress(psutil.Error):
+                children = 0
+                for child in self._proc.children(recursive=True) if self._children else ():
+                    with contextlib.suppress(psutil.Error):
+                        children += child.memory_info().rss
+                own = self._proc.memory_info().rss
+                self.samples.append((time.perf_counter(), own, children))
+            self._stop.wait(self._interval)
+
+    def own_between(self, start: float, end: float) -> list[int]:
+        return [own for t, own, _ in self.samples if start <= t <= end]
+
+    def peaks_mb(self) -> dict[str, float]:
+        """Peak RSS of the process, of its children, and of both together."""
+        mb = 2**20
+        return {
+            "server": max((s[1] for s in self.samples), default=0) / mb,
+            "children": max((s[2] for s in self.samples), default=0) / mb,
+            "total": max((s[1] + s[2] for s in self.samples), default=0) / mb,
+        }

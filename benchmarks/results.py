@@ -1,0 +1,125 @@
+"""A bench run's figures: repetitions, ratios paired by repetition, targets, printed tables."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import platform
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import psutil
+
+
+@dataclass(frozen=True)
+class Target:
+    key: str  # a figure or ratio key
+    op: str  # "<=", "<" or ">="
+    value: float
+    label: str
+
+    def status(self, measured: float) -> str:
+        if math.isnan(measured):
+            return "not measured"
+        met = {"<=": measured <= self.value, "<": measured < self.value}.get(
+            self.op, measured >= self.value
+        )
+        return "met" if met else "missed"
+
+
+TARGETS = (
+    Target("b/a", "<=", 1.3, "b/a (service vs floor)"),
+    Target("c/a_chain", "<=", 1.6, "c/a_c (5-step chain vs its floor)"),
+    Target("d/b", ">=", 4, "d/b (naive openpyxl vs service)"),
+    Target("health_p99", "<", 50, "health p99 while (b) runs, ms"),
+    Target("bc_delivered", ">=", 50_000, "delivered ev/s, in-process broadcaster"),
+    Target("ws_delivered", ">=", 50_000, "delivered ev/s, WebSockets, frame per event"),
+    Target("wsb_delivered", ">=", 50_000, "delivered ev/s, WebSockets, ?batch=true"),
+    Target("bc_paced_p99", "<", 20, "paced, in-process: p99 ms"),
+    Target("ws_paced_p99", "<", 20, "paced, WS frame per event: p99 ms"),
+    Target("wsb_paced_p99", "<", 20, "paced, WS ?batch=true: p99 ms"),
+    Target("up_rss", "<", 20, "upload: server RSS growth, MB"),
+)
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """Nearest-rank percentile (``q`` in 0..100); NaN without values."""
+    if not values:
+        return math.nan
+    ordered = sorted(values)
+    return float(ordered[max(1, math.ceil(q / 100 * len(ordered))) - 1])
+
+
+def latency(values: Sequence[float]) -> dict[str, float]:
+    """Latencies given in seconds, summarised in milliseconds."""
+    return {
+        "count": len(values),
+        "p50_ms": percentile(values, 50) * 1000,
+        "p99_ms": percentile(values, 99) * 1000,
+        "max_ms": max(values) * 1000 if values else math.nan,
+    }
+
+
+def machine() -> dict[str, Any]:
+    model = platform.processor() or platform.machine()
+    with contextlib.suppress(OSError), open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
+        model = next((ln.split(":", 1)[1].strip() for ln in cpuinfo if "model name" in ln), model)
+    return {
+        "cpu": model,
+        "logical_cpus": os.cpu_count(),
+        "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
+        "os": platform.platform(),
+        "python": platform.python_version(),
+        "load_average": [round(x, 2) for x in os.getloadavg()],
+    }
+
+
+@dataclass
+class Results:
+    figures: dict[str, dict[str, Any]] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def add(self, key: str, label: str, unit: str, value: float) -> None:
+        """Append one repetition's value of a figure."""
+        entry = self.figures.setdefault(key, {"label": label, "unit": unit, "values": []})
+        entry["values"].append(float(value))
+
+    def ratio(self, key: str, label: str, numerator: str, denominator: str) -> None:
+        """Repetition i of ``numerator`` over repetition i of ``denominator`` (same round)."""
+        num = self.figures.get(numerator, {}).get("values", [])
+        den = self.figures.get(denominator, {}).get("values", [])
+        values = [n / d for n, d in zip(num, den, strict=False) if d]
+        self.figures[key] = {"label": f"**ratio** {label}", "unit": "x", "values": values}
+
+    def median(self, key: str) -> float:
+        values = self.figures.get(key, {}).get("values")
+        return statistics.median(values) if values else math.nan
+
+    def markdown(self) -> str:
+        """The tables to paste into docs/benchmarks.md."""
+        lines = ["| target | required | median | status |", "|---|---:|---:|---|"]
+        for t in TARGETS:
+            measured = self.median(t.key)
+            lines.append(
+                f"| {t.label} | {t.op} {t.value:g} | {_fmt(measured)} | {t.status(measured)} |"
+            )
+        lines += ["", "| figure | unit | median | min | max | n |", "|---|---|---:|---:|---:|---:|"]
+        for key, f in self.figures.items():
+            v = f["values"] or [math.nan]
+            lines.append(
+                f"| {f['label']} | {f['unit']} | {_fmt(self.median(key))} | {_fmt(min(v))} | "
+                f"{_fmt(max(v))} | {len(f['values'])} |"
+            )
+        return "\n".join(lines + [""] + [f"- {note}" for note in self.notes]) + "\n"
+
+
+def _fmt(value: float) -> str:
+    if math.isnan(value):
+        return "-"
+    if abs(value) >= 1000:
+        return f"{value:,.0f}"
+    return f"{value:.3g}"

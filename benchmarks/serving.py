@@ -1,0 +1,177 @@
+"""A real chatflow server in a child process, and the few API calls the bench makes.
+
+The child (``python -m benchmarks.serving``) serves with ``tests.support.run_server``, the
+launcher the tests use, so the bench starts servers exactly as the tests do; it runs in its own
+process so that the bench's clients never share the server's interpreter (or its GIL). It
+stops when its stdin closes, which also happens if the bench itself dies.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import selectors
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from unittest import mock
+
+import httpx
+import psutil
+
+API = "/api/v1"
+REPO = Path(__file__).resolve().parent.parent
+READY = "serving "
+START_TIMEOUT_S = 60.0
+STOP_TIMEOUT_S = 40.0
+
+
+@dataclass(frozen=True)
+class Server:
+    url: str
+    ws_url: str
+    pid: int
+
+
+@contextlib.contextmanager
+def serve(
+    data_dir: Path, log_path: Path, *, publish: bool = False, **settings: str
+) -> Iterator[Server]:
+    """A server on a free loopback port with default settings but ``settings``; always stopped.
+
+    ``publish`` adds the fan-out bench's route (``benchmarks.fanout.router``)."""
+    command = [sys.executable, "-m", "benchmarks.serving", str(data_dir), json.dumps(settings)]
+    # Defaults unless told otherwise: the caller's CHATFLOW_* variables are not passed on.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CHATFLOW_")}
+    with log_path.open("ab") as log:
+        proc = subprocess.Popen(
+            [*command, *(["--publish"] if publish else [])],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=log,
+            env=env,
+            cwd=REPO,
+            text=True,
+        )
+        try:
+            line = read_line(proc, START_TIMEOUT_S)
+            if not line.startswith(READY):
+                tail = log_path.read_text(errors="replace")[-3000:]
+                raise RuntimeError(f"the server did not start: {line!r}\n{tail}")
+            url = line.removeprefix(READY).strip()
+            yield Server(url, "ws" + url.removeprefix("http"), proc.pid)
+        finally:
+            _stop(proc)
+
+
+def read_line(proc: subprocess.Popen[str], timeout_s: float) -> str:
+    """The child's next stdout line, or an error after ``timeout_s``."""
+    assert proc.stdout is not None
+    with selectors.DefaultSelector() as selector:
+        selector.register(proc.stdout, selectors.EVENT_READ)
+        if not selector.select(timeout_s):
+            raise TimeoutError(f"{proc.args!r} did not answer in {timeout_s:.0f} s")
+    return proc.stdout.readline()
+
+
+def _stop(proc: subprocess.Popen[str]) -> None:
+    """Close its stdin (it shuts down), kill it if it takes too long, then its leftovers."""
+    children: list[psutil.Process] = []
+    with contextlib.suppress(psutil.Error):
+        children = psutil.Process(proc.pid).children(recursive=True)
+    for stream in (proc.stdin, proc.stdout):
+        if stream is not None:
+            with contextlib.suppress(OSError):
+                stream.close()
+    try:
+        proc.wait(timeout=STOP_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=10)
+    for child in children:
+        with contextlib.suppress(psutil.Error):
+            child.kill()
+
+
+@contextlib.contextmanager
+def _with_publish_route() -> Iterator[None]:
+    """The real app plus ``benchmarks.fanout.router``: ``run_server`` builds the app itself,
+    through ``chatflow.cli.create_app``, so that is where the route is added."""
+    import chatflow.cli
+    from benchmarks.fanout import router
+
+    real = chatflow.cli.create_app
+
+    def create_app(settings: Any) -> Any:
+        app = real(settings)
+        app.include_router(router)
+        return app
+
+    with mock.patch.object(chatflow.cli, "create_app", create_app):
+        yield
+
+
+def main(argv: list[str]) -> int:
+    """The child: serve until stdin closes."""
+    from tests.support import run_server
+
+    from chatflow.settings import Settings
+
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s")
+    data_dir, overrides = Path(argv[0]), json.loads(argv[1])
+    settings = Settings(
+        host="127.0.0.1", port=0, ws_port=0, data_dir=data_dir, log_level="warning", **overrides
+    )
+    route = _with_publish_route() if "--publish" in argv else contextlib.nullcontext()
+    with route, run_server(settings, freeze_gc=True) as live:
+        sys.stdout.write(f"{READY}{live.url}\n")
+        sys.stdout.flush()
+        sys.stdin.read()
+    return 0
+
+
+# --- the API ------------------------------------------------------------------------------------
+
+
+def check(response: httpx.Response, *expected: int) -> Any:
+    """The ``data`` of a response with one of the ``expected`` statuses, else an error."""
+    if response.status_code not in expected:
+        raise RuntimeError(
+            f"{response.request.method} {response.request.url.path} -> "
+            f"{response.status_code}: {response.text[:500]}"
+        )
+    return response.json()["data"] if response.content else None
+
+
+def create_chat(client: httpx.Client, title: str) -> str:
+    return str(check(client.post(f"{API}/chat/workflows", json={"title": title}), 201)["chat_id"])
+
+
+def upload_file(client: httpx.Client, chat_id: str, path: Path, name: str) -> Any:
+    with path.open("rb") as fh:
+        files = {"file": (name, fh, "application/octet-stream")}
+        return check(client.post(f"{API}/chat/workflows/{chat_id}/upload", files=files), 201)[0]
+
+
+def execute_wait(
+    client: httpx.Client, chat_id: str, steps: list[dict[str, Any]], input_name: str
+) -> dict[str, Any]:
+    """Run a workflow with ``?wait=true``; the finished run, which must have completed."""
+    response = client.post(
+        f"{API}/chat/workflows/{chat_id}/execute",
+        params={"wait": "true", "timeout": 3600},
+        json={"input": input_name, "steps": steps},
+    )
+    run = check(response, 200)
+    if run.get("status") != "completed":
+        raise RuntimeError(f"the run ended {run.get('status')!r}: {run.get('error')}")
+    return dict(run)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
