@@ -24,7 +24,6 @@ from pathlib import Path
 
 import httpx
 
-from benchmarks.broadcaster import run_broadcaster
 from benchmarks.data import INPUT, write_big_csv, write_orders_xlsx
 from benchmarks.fanout import run_fanout
 from benchmarks.options import FULL, QUICK, Options
@@ -36,7 +35,7 @@ from benchmarks.sheets import run_spreadsheet, run_writer
 log = logging.getLogger("benchmarks")
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
 ON_SERVER = ("spreadsheet", "health", "upload", "scaling")  # share one default server
-ALONE = ("writer", "fanout", "broadcaster")  # each starts what it needs
+ALONE = ("writer", "fanout")  # each starts what it needs
 PHASES = ON_SERVER + ALONE
 
 
@@ -75,7 +74,6 @@ def run(opts: Options, only: set[str], work: Path) -> Results:
     alone = {
         "writer": lambda: run_writer(res, xlsx, work, opts),
         "fanout": lambda: run_fanout(res, work, opts),
-        "broadcaster": lambda: run_broadcaster(res, work, opts),
     }
     for name in (n for n in ALONE if n in only):
         with phase(res, name):

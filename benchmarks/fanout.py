@@ -46,7 +46,7 @@ async def publish_all(
     rate: float | None,
 ) -> None:
     """``one(0)`` .. ``one(count - 1)``: from ``publishers`` concurrent tasks as fast as each
-    one's await allows, or (with ``rate``) each started on a fixed schedule of rate per second."""
+    await allows, or (with ``rate``) each started on a fixed schedule of ``rate`` per second."""
     if rate is None:
         numbers = iter(range(count))
 
@@ -83,7 +83,9 @@ async def publish(body: PublishRequest, request: Request) -> dict[str, float]:
     broadcaster = request.state.runtime.broadcaster
 
     async def one(i: int) -> None:
-        await events.emit(broadcaster, chat_id=body.chat_id, type=EVENT_TYPE, message=f"{i}")
+        # The same event as the recorded runs published, so frames are the same size.
+        message = f"bench-fanout {i}"
+        await events.emit(broadcaster, chat_id=body.chat_id, type=EVENT_TYPE, message=message, n=i)
 
     started = time.time()
     await publish_all(one, body.count, body.publishers, body.rate)

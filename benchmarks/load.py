@@ -21,6 +21,7 @@ import signal
 import sys
 import tempfile
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -195,22 +196,30 @@ def check_delivery(subs: list[Subscriber], stored: dict[str, list[int]]) -> dict
     return counts
 
 
+@contextlib.asynccontextmanager
+async def cancelled_on_exit(tasks: list[asyncio.Task[None]]) -> AsyncIterator[None]:
+    """However the block ends (Ctrl-C, SIGTERM, an error), its tasks end with it."""
+    try:
+        yield
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
 async def drive(load: Load, http: httpx.AsyncClient, chats: list[str]) -> float:
     """The load itself, then the cycles in flight; the seconds it all took."""
     started = time.monotonic()
     async with httpx.AsyncClient(base_url=load.server.url, timeout=300) as health_http:
         tasks = [asyncio.create_task(load.chat_loop(http, chat)) for chat in chats]
         tasks.append(asyncio.create_task(load.health_loop(health_http)))
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(load.stop.wait(), load.args.seconds)
-        load.stop.set()
-        _, pending = await asyncio.wait(tasks, timeout=load.args.drain_seconds)
-        for task in pending:
-            load.errors.append(
-                f"a client loop was still busy {load.args.drain_seconds} s after the end"
-            )
-            task.cancel()
-        await asyncio.gather(*pending, return_exceptions=True)
+        async with cancelled_on_exit(tasks):
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(load.stop.wait(), load.args.seconds)
+            load.stop.set()
+            _, pending = await asyncio.wait(tasks, timeout=load.args.drain_seconds)
+            busy = f"a client loop was still busy {load.args.drain_seconds} s after the end"
+            load.errors += [busy for _ in pending]
     return time.monotonic() - started
 
 
@@ -224,29 +233,25 @@ async def run_load(server: Server, args: argparse.Namespace) -> dict[str, Any]:
         subs: list[Subscriber] = []
         for i in range(args.chats):
             created = await http.post(f"{API}/chat/workflows", json={"title": f"load {i}"})
-            data = created.raise_for_status().json()["data"]
-            subs += [
-                Subscriber(data["chat_id"], int(data.get("last_seq", 0)))
-                for _ in range(args.subscribers)
-            ]
+            chat = created.raise_for_status().json()["data"]
+            subs += [Subscriber(chat["chat_id"], chat["last_seq"]) for _ in range(args.subscribers)]
         readies = [asyncio.Event() for _ in subs]
         followers = [
             asyncio.create_task(load.follow(s, r)) for s, r in zip(subs, readies, strict=True)
         ]
-        await asyncio.wait_for(asyncio.gather(*(r.wait() for r in readies)), 60)
-        chats = list(dict.fromkeys(s.chat_id for s in subs))
-        elapsed = await drive(load, http, chats)
-        stored = {chat: await stored_seqs(http, chat) for chat in chats}
-    for sub in subs:
-        sub.expect(stored[sub.chat_id][-1] if stored[sub.chat_id] else 0)
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(asyncio.gather(*(s.caught_up.wait() for s in subs)), CATCH_UP_S)
-    load.errors += [
-        f"a subscriber of chat {s.chat_id} ended early: {s.ended}" for s in subs if s.ended
-    ]
-    for follower in followers:
-        follower.cancel()
-    await asyncio.gather(*followers, return_exceptions=True)
+        async with cancelled_on_exit(followers):
+            await asyncio.wait_for(asyncio.gather(*(r.wait() for r in readies)), 60)
+            chats = list(dict.fromkeys(s.chat_id for s in subs))
+            elapsed = await drive(load, http, chats)
+            stored = {chat: await stored_seqs(http, chat) for chat in chats}
+            for sub in subs:
+                sub.expect(stored[sub.chat_id][-1] if stored[sub.chat_id] else 0)
+            with contextlib.suppress(TimeoutError):
+                caught_up = asyncio.gather(*(s.caught_up.wait() for s in subs))
+                await asyncio.wait_for(caught_up, CATCH_UP_S)
+            load.errors += [
+                f"a subscriber of {s.chat_id} ended early: {s.ended}" for s in subs if s.ended
+            ]
     return summarise(load, elapsed, check_delivery(subs, stored))
 
 

@@ -13,8 +13,6 @@ class Options:
     subscribers: int = 100
     ws_events: int = 10_000  # per fan-out repetition, published by the server itself
     ws_paced_events: int = 2_000
-    bc_events: int = 10_000  # in-process broadcaster
-    bc_paced_events: int = 1_000
     publishers: int = 16  # concurrent publishers when not paced
     paced_rate: float = 200.0  # events per second
     scaling_chats: tuple[int, ...] = (1, 4, 16)
@@ -30,8 +28,6 @@ QUICK = Options(
     subscribers=10,
     ws_events=300,
     ws_paced_events=100,
-    bc_events=300,
-    bc_paced_events=50,
     scaling_chats=(1, 2),
     idle_health_s=0.5,
 )
