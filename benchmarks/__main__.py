@@ -29,7 +29,7 @@ from benchmarks.fanout import run_fanout
 from benchmarks.options import FULL, QUICK, Options
 from benchmarks.results import Results, machine
 from benchmarks.service import run_health, run_scaling, run_upload
-from benchmarks.serving import Server, serve
+from benchmarks.serving import serve
 from benchmarks.sheets import run_spreadsheet, run_writer
 
 log = logging.getLogger("benchmarks")
@@ -57,21 +57,21 @@ def run(opts: Options, only: set[str], work: Path) -> Results:
     res.meta.update(options=dataclasses.asdict(opts), machine=machine())
     xlsx = write_orders_xlsx(work / INPUT, rows=opts.rows)
     csv = write_big_csv(work / "big.csv", opts.csv_bytes) if "upload" in only else xlsx
-    on_server: dict[str, Callable[[httpx.Client, Server], None]] = {
-        "spreadsheet": lambda c, s: run_spreadsheet(res, c, xlsx, opts),
-        "health": lambda c, s: run_health(res, c, s, xlsx, opts),
-        "upload": lambda c, s: run_upload(res, c, s, csv, opts),
-        "scaling": lambda c, s: run_scaling(res, c, s, xlsx, opts),
-    }
     if only & set(ON_SERVER):
         with (
             serve(work / "data", work / "server.log") as server,
             httpx.Client(base_url=server.url, timeout=None) as client,
         ):
+            on_server: dict[str, Callable[[], None]] = {
+                "spreadsheet": lambda: run_spreadsheet(res, client, xlsx, opts),
+                "health": lambda: run_health(res, client, server, xlsx, opts),
+                "upload": lambda: run_upload(res, client, server, csv, opts),
+                "scaling": lambda: run_scaling(res, client, server, xlsx, opts),
+            }
             for name in (n for n in ON_SERVER if n in only):
                 with phase(res, name):
-                    on_server[name](client, server)
-    alone = {
+                    on_server[name]()
+    alone: dict[str, Callable[[], None]] = {
         "writer": lambda: run_writer(res, xlsx, work, opts),
         "fanout": lambda: run_fanout(res, work, opts),
     }

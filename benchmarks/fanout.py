@@ -175,11 +175,11 @@ def client_main(argv: list[str]) -> int:
 
 
 def over_websockets(
-    server: Server, chat_id: str, subscribers: int, events: int, publish: dict[str, Any]
+    server: Server, chat_id: str, events: int, *, subscribers: int, batch: bool, **publish: Any
 ) -> dict[str, Any]:
-    """One fan-out: subscribers connect, the server publishes ``events``; the client's tally."""
-    batch = "?batch=true" if publish.pop("batch") else ""
-    url = f"{server.ws_url}{API}/chat/workflows/{chat_id}/ws{batch}"
+    """One fan-out: the subscribers connect, the server publishes; the client's tally."""
+    query = "?batch=true" if batch else ""
+    url = f"{server.ws_url}{API}/chat/workflows/{chat_id}/ws{query}"
     command = [sys.executable, "-m", "benchmarks.fanout", url, str(subscribers), str(events)]
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, cwd=REPO, text=True)
     try:
@@ -201,49 +201,37 @@ def over_websockets(
 
 
 def run_fanout(res: Results, work: Path, opts: Options) -> None:
-    """Per round: as fast as 16 publishers can, and paced, each per-event and ``?batch=true``."""
-    n = opts.subscribers
-    cases = [
-        ("ws", f"WS {n} subscribers, frame per event", opts.ws_events, None, False),
-        ("wsb", f"WS {n} subscribers, ?batch=true", opts.ws_events, None, True),
-        (
-            "ws_paced",
-            f"WS {n} subs paced, frame per event",
-            opts.ws_paced_events,
-            opts.paced_rate,
-            False,
-        ),
-        (
-            "wsb_paced",
-            f"WS {n} subs paced, ?batch=true",
-            opts.ws_paced_events,
-            opts.paced_rate,
-            True,
-        ),
+    """Per round: as fast as the publishers can, then paced; each per-event and batched."""
+    n, rate, fast, paced = opts.subscribers, opts.paced_rate, opts.ws_events, opts.ws_paced_events
+    cases = [  # key, label, events, rate, batch
+        ("ws", f"WS {n} subscribers, frame per event", fast, None, False),
+        ("wsb", f"WS {n} subscribers, ?batch=true", fast, None, True),
+        ("ws_paced", f"WS {n} subs, paced {rate:.0f}/s, frame per event", paced, rate, False),
+        ("wsb_paced", f"WS {n} subs, paced {rate:.0f}/s, ?batch=true", paced, rate, True),
     ]
     with (
         serve(work / "publish-data", work / "publish-server.log", publish=True) as server,
         httpx.Client(base_url=server.url, timeout=None) as client,
     ):
-        for rep, (key, label, events, rate, batch) in itertools.product(range(opts.reps), cases):
+        for rep, (key, label, events, pace, batch) in itertools.product(range(opts.reps), cases):
             log.info("fan-out round %d/%d: %s", rep + 1, opts.reps, label)
             chat = create_chat(client, f"bench: {label}")
-            publish = {"publishers": opts.publishers, "rate": rate, "batch": batch}
-            r = over_websockets(server, chat, n, events, publish)
+            r = over_websockets(
+                server,
+                chat,
+                events,
+                subscribers=n,
+                batch=batch,
+                rate=pace,
+                publishers=opts.publishers,
+            )
             check(client.delete(f"{API}/chat/workflows/{chat}"), 204)
             if not r["complete"]:
                 res.notes.append(f"{label}: incomplete: {r}")
-            if rate is None:
-                res.add(
-                    f"{key}_delivered", f"{label}: delivered events/s", "ev/s", r["delivered_per_s"]
-                )
-            else:
-                res.add(
-                    f"{key}_p50", f"{label} {rate:.0f}/s: latency p50", "ms", r["latency"]["p50_ms"]
-                )
-                res.add(
-                    f"{key}_p99", f"{label} {rate:.0f}/s: latency p99", "ms", r["latency"]["p99_ms"]
-                )
+            if pace is None:
+                res.add(f"{key}_delivered", f"{label}: delivered/s", "ev/s", r["delivered_per_s"])
+            for q in ("p50", "p99") if pace else ():
+                res.add(f"{key}_{q}", f"{label}: latency {q}", "ms", r["latency"][f"{q}_ms"])
     res.ratio(
         "wsb/ws", "WS delivered/s: batched vs frame per event", "wsb_delivered", "ws_delivered"
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from typing import Any
+from typing import Any, Self
 
 import httpx
 import psutil
@@ -15,26 +15,36 @@ from benchmarks.results import latency
 HEALTH = "/api/v1/health"
 
 
-class HealthPoller:
-    """``GET /health`` every ``interval_s`` on its own connection; a slow answer is a busy loop.
+class _Probe:
+    """A thread running ``_run`` from ``with`` until the block ends (it checks ``_stop``)."""
 
-    ``with HealthPoller(url) as poller: ...`` then ``poller.summary()``."""
-
-    def __init__(self, base_url: str, interval_s: float = 0.020) -> None:
-        self._base_url = base_url
+    def __init__(self, interval_s: float) -> None:
         self._interval = interval_s
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="health-poller", daemon=True)
-        self.latencies: list[float] = []
-        self.failures = 0
+        self._thread = threading.Thread(target=self._run, name=type(self).__name__, daemon=True)
 
-    def __enter__(self) -> HealthPoller:
+    def __enter__(self) -> Self:
         self._thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join(timeout=30)
+
+    def _run(self) -> None:
+        raise NotImplementedError
+
+
+class HealthPoller(_Probe):
+    """``GET /health`` every ``interval_s`` on its own connection; a slow answer is a busy loop.
+
+    ``with HealthPoller(url) as poller: ...`` then ``poller.summary()``."""
+
+    def __init__(self, base_url: str, interval_s: float = 0.020) -> None:
+        super().__init__(interval_s)
+        self._base_url = base_url
+        self.latencies: list[float] = []
+        self.failures = 0
 
     def _run(self) -> None:
         with httpx.Client(base_url=self._base_url, timeout=30.0) as client:
@@ -58,24 +68,14 @@ class HealthPoller:
         return {**latency(self.latencies), "failures": self.failures}
 
 
-class RssSampler:
-    """Samples the RSS of a process and of its children (recursively) until stopped."""
+class RssSampler(_Probe):
+    """Samples the RSS of a process and (unless told not to) of its children, recursively."""
 
     def __init__(self, pid: int, interval_s: float = 0.050, *, children: bool = True) -> None:
+        super().__init__(interval_s)
         self._proc = psutil.Process(pid)
         self._children = children
-        self._interval = interval_s
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="rss-sampler", daemon=True)
         self.samples: list[tuple[float, int, int]] = []  # (perf_counter, own, children)
-
-    def __enter__(self) -> RssSampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
 
     def _run(self) -> None:
         while not self._stop.is_set():

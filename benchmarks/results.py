@@ -108,8 +108,9 @@ class Results:
         lines += ["", "| figure | unit | median | min | max | n |", "|---|---|---:|---:|---:|---:|"]
         for key, f in self.figures.items():
             v = f["values"] or [math.nan]
+            label = f["label"].replace("    ", "&emsp;")  # an indented part of the row above
             lines.append(
-                f"| {f['label']} | {f['unit']} | {_fmt(self.median(key))} | {_fmt(min(v))} | "
+                f"| {label} | {f['unit']} | {_fmt(self.median(key))} | {_fmt(min(v))} | "
                 f"{_fmt(max(v))} | {len(f['values'])} |"
             )
         return "\n".join(lines + [""] + [f"- {note}" for note in self.notes]) + "\n"
