@@ -24,7 +24,7 @@ import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from chatflow.operations.failures import StepFailed
+from chatflow.failures import StepFailed
 
 _RECORD = struct.Struct("<HH")
 _BOF = 0x0809

@@ -31,7 +31,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from chatflow.operations.failures import StepFailed
+from chatflow.failures import StepFailed
 from chatflow.spreadsheets.cfb import macros_not_supported, password_protected
 from chatflow.spreadsheets.xml_scan import MAX_TAG, Utf8Stream, XmlScanner, _tag_boundary
 from chatflow.spreadsheets.zip_parts import Budget, GateLimits, list_members, member_pieces

@@ -24,7 +24,7 @@ from typing import BinaryIO
 from urllib.parse import unquote
 from xml.parsers import expat
 
-from chatflow.operations.failures import StepFailed
+from chatflow.failures import StepFailed
 from chatflow.spreadsheets.xml_scan import XmlScanner
 from chatflow.spreadsheets.zip_parts import Budget, GateLimits, read_member
 

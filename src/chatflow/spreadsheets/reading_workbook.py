@@ -30,7 +30,7 @@ from pathlib import Path
 import polars as pl
 import python_calamine
 
-from chatflow.operations.failures import StepFailed
+from chatflow.failures import StepFailed
 from chatflow.spreadsheets.cell_types import cell_text, cells_to_series
 from chatflow.spreadsheets.cfb import check_encrypted_package, password_protected
 from chatflow.spreadsheets.headers import unique_headers

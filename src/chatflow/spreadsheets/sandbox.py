@@ -22,7 +22,7 @@ from typing import Any
 
 import chatflow
 from chatflow.filenames import WORKBOOK_KINDS
-from chatflow.operations.failures import StepFailed
+from chatflow.failures import StepFailed
 from chatflow.spreadsheets.inspection import DEFAULT_MAX_CELLS, DEFAULT_MAX_UNCOMPRESSED_MB
 
 log = logging.getLogger(__name__)

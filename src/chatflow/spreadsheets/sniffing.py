@@ -20,7 +20,7 @@ import zipfile
 from pathlib import Path
 from typing import Literal
 
-from chatflow.operations.failures import StepFailed
+from chatflow.failures import StepFailed
 from chatflow.spreadsheets.cfb import OLE_MAGIC
 
 Container = Literal["zip", "ole", "empty", "text", "other"]

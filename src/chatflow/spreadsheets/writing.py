@@ -26,7 +26,7 @@ import polars as pl
 import xlsxwriter
 from xlsxwriter.worksheet import Worksheet
 
-from chatflow.operations.failures import StepFailed
+from chatflow.failures import StepFailed
 from chatflow.spreadsheets.cell_types import datetime_format, number_text
 from chatflow.spreadsheets.writing_cells import CellColumn, sheet_cells
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
-from chatflow.operations.failures import StepFailed
+from chatflow.failures import StepFailed
 
 if TYPE_CHECKING:
     from polars._typing import PolarsDataType

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import struct
 
-from chatflow.operations.failures import StepFailed
+from chatflow.failures import StepFailed
 from chatflow.spreadsheets.xml_scan import check_extent
 from chatflow.spreadsheets.zip_parts import GateLimits
 

@@ -14,7 +14,7 @@ import re
 from collections.abc import Callable
 from itertools import repeat
 
-from chatflow.operations.failures import StepFailed
+from chatflow.failures import StepFailed
 from chatflow.spreadsheets.zip_parts import GateLimits
 
 MAX_TAG = 1024 * 1024

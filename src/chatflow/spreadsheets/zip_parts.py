@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from chatflow.operations.failures import StepFailed
+from chatflow.failures import StepFailed
 
 DEFAULT_MAX_CELLS = 5_000_000
 DEFAULT_MAX_UNCOMPRESSED_MB = 200
