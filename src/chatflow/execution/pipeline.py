@@ -24,7 +24,7 @@ from chatflow.operations.registry import (
     WriteOptions,
     WrittenFile,
 )
-from chatflow.spreadsheets.reading import read_table
+from chatflow.spreadsheets.reading import read_table, sheet_names
 from chatflow.spreadsheets.writing import XlsxEngine, write_csv, write_parquet, write_workbook
 from chatflow.storage import FileStore
 
@@ -161,6 +161,12 @@ class RunFiles:
                 details={"file": name, "available": sorted(self.chat_files)},
             )
         return self._read(found.path, found.kind, sheet, found.delimiter)
+
+    def input_sheet_names(self) -> list[str]:
+        names: list[str] = self.workers.call(
+            sheet_names, self.input_path, self.input_kind, interrupt=self.interrupt
+        )
+        return names
 
     def file_names(self) -> list[str]:
         return sorted(self.chat_files)
