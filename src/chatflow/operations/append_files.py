@@ -19,9 +19,8 @@ from chatflow.operations.registry import (
     StepContext,
     StepFailed,
     StepOutput,
-    registry,
 )
-from chatflow.operations.steps import Outcome, OutputArg, SheetArg, finish
+from chatflow.operations.steps import Outcome, TableArgs, finish, operation
 from chatflow.operations.values import text_form
 
 MAX_FILES = 50
@@ -37,7 +36,7 @@ class FileRef(OperationArgs):
     sheet: str | None = Field(default=None, description="Its sheet (default: the first).")
 
 
-class AppendFilesArgs(OperationArgs):
+class AppendFilesArgs(TableArgs):
     """Arguments of excel/append-files."""
 
     files: list[str | FileRef] = Field(
@@ -61,8 +60,6 @@ class AppendFilesArgs(OperationArgs):
         "followed by ' [sheet]' when a sheet was chosen (the current table counts as the run's "
         "input file).",
     )
-    sheet: SheetArg = None
-    output: OutputArg = None
 
 
 def _common_type(dtypes: list[pl.DataType]) -> pl.DataType:
@@ -157,24 +154,21 @@ def _check_append_size(tables: list[tuple[str, pl.DataFrame]], width: int, limit
     check_size(padding, limits, doing=doing + " with different columns", unit="empty cells")
 
 
-@registry.register(
+@operation(
     "excel/append-files",
-    description=(
-        "Append the rows of other chat files (or sheets) below the current table, matching "
-        "columns by name or by position, optionally recording each row's source file. Columns "
-        "keep their types (numbers, dates, booleans, text); a column whose type differs between "
-        "files becomes the type holding both when there is one (whole and decimal numbers: "
-        "decimal numbers; dates and datetimes: datetimes), else text, each value in its text "
-        "form (120, 3.5, 2024-01-31, true), and the result lists it under columns_as_text."
-    ),
-    args=AppendFilesArgs,
     example={
         "files": ["february.xlsx", {"file": "march.xlsx", "sheet": "Sales"}],
         "add_source_column": "source",
     },
+    reads_and_writes=True,
 )
 def run_append_files(ctx: StepContext, args: AppendFilesArgs) -> StepOutput:
-    """Stack the tables."""
+    """Append the rows of other chat files (or sheets) below the current table, matching
+    columns by name or by position, optionally recording each row's source file. Columns keep
+    their types (numbers, dates, booleans, text); a column whose type differs between files
+    becomes the type holding both when there is one (whole and decimal numbers: decimal
+    numbers; dates and datetimes: datetimes), else text, each value in its text form (120, 3.5,
+    2024-01-31, true), and the result lists it under columns_as_text."""
     ctx.report(0, "Starting step execution")
     tables = [(_label(ctx.input_name, args.sheet), ctx.read_input(args.sheet))]
     for index, item in enumerate(args.files):

@@ -20,21 +20,15 @@ from chatflow.operations.common import (
     quoted,
     reject_existing,
 )
-from chatflow.operations.registry import (
-    OperationArgs,
-    StepContext,
-    StepFailed,
-    StepOutput,
-    registry,
-)
-from chatflow.operations.steps import Outcome, SheetArg, TableOutputArg, run_table_step
+from chatflow.operations.registry import StepFailed
+from chatflow.operations.steps import Outcome, TableArgs, operation
 from chatflow.operations.values import CellValue, blank_to_null, text_form
 from chatflow.spreadsheets.cell_types import kind_of
 
 # ---------------------------------------------------------------- excel/select-columns
 
 
-class SelectColumnsArgs(OperationArgs):
+class SelectColumnsArgs(TableArgs):
     """Arguments of excel/select-columns."""
 
     columns: list[str] = Field(
@@ -47,13 +41,27 @@ class SelectColumnsArgs(OperationArgs):
             "column except these, in their original order."
         ),
     )
-    sheet: SheetArg = None
-    output: TableOutputArg = None
 
     _columns = field_validator("columns")(no_repeats)
 
+    def needed_columns(self) -> list[str]:
+        return list(self.columns)
 
+
+def _keeping(df: pl.DataFrame, args: SelectColumnsArgs) -> str:
+    return f"{'Keeping' if args.mode == 'keep' else 'Dropping'} {describe(args.columns)}"
+
+
+@operation(
+    "excel/select-columns",
+    example={"columns": ["customer_id", "email", "postal_code"], "mode": "keep"},
+    title="select columns",
+    doing=_keeping,
+)
 def select_columns(df: pl.DataFrame, args: SelectColumnsArgs) -> Outcome:
+    """Keep only the listed columns (in the listed order), or drop the listed columns and keep
+    the rest in their original order. Values and column types (numbers, dates, booleans, text)
+    are kept as they are."""
     if args.mode == "keep":
         out = df.select(args.columns)
     else:
@@ -69,34 +77,10 @@ def select_columns(df: pl.DataFrame, args: SelectColumnsArgs) -> Outcome:
     )
 
 
-@registry.register(
-    "excel/select-columns",
-    description=(
-        "Keep only the listed columns (in the listed order), or drop the listed columns and keep "
-        "the rest in their original order. Values and column types (numbers, dates, booleans, "
-        "text) are kept as they are."
-    ),
-    args=SelectColumnsArgs,
-    example={"columns": ["customer_id", "email", "postal_code"], "mode": "keep"},
-    input_columns=lambda args: list(args.columns),
-)
-def run_select_columns(ctx: StepContext, args: SelectColumnsArgs) -> StepOutput:
-    verb = "Keeping" if args.mode == "keep" else "Dropping"
-    return run_table_step(
-        ctx,
-        title="select columns",
-        doing=f"{verb} {describe(args.columns)}",
-        sheet=args.sheet,
-        output=args.output,
-        needed=args.columns,
-        transform=lambda df: select_columns(df, args),
-    )
-
-
 # ---------------------------------------------------------------- excel/rename-columns
 
 
-class RenameColumnsArgs(OperationArgs):
+class RenameColumnsArgs(TableArgs):
     """Arguments of excel/rename-columns."""
 
     mapping: dict[str, str] = Field(
@@ -107,8 +91,6 @@ class RenameColumnsArgs(OperationArgs):
             "name (error column_exists), nor be given twice."
         ),
     )
-    sheet: SheetArg = None
-    output: TableOutputArg = None
 
     @field_validator("mapping")
     @classmethod
@@ -120,8 +102,19 @@ class RenameColumnsArgs(OperationArgs):
             raise ValueError(f"several columns would be named {quoted(twice)}")
         return mapping
 
+    def needed_columns(self) -> list[str]:
+        return list(self.mapping)
 
+
+@operation(
+    "excel/rename-columns",
+    example={"mapping": {"Cust. No": "customer_id", "E-mail": "email"}},
+    title="rename columns",
+    doing=lambda df, args: f"Renaming {describe(list(args.mapping))}",
+)
 def rename_columns(df: pl.DataFrame, args: RenameColumnsArgs) -> Outcome:
+    """Rename columns, keeping their position, values and types (numbers, dates, booleans,
+    text)."""
     staying = [c for c in df.columns if c not in args.mapping]
     reject_existing(args.mapping.values(), staying, what="the renamed column")
     changed = {old: new for old, new in args.mapping.items() if old != new}
@@ -133,31 +126,10 @@ def rename_columns(df: pl.DataFrame, args: RenameColumnsArgs) -> Outcome:
     )
 
 
-@registry.register(
-    "excel/rename-columns",
-    description=(
-        "Rename columns, keeping their position, values and types (numbers, dates, booleans, text)."
-    ),
-    args=RenameColumnsArgs,
-    example={"mapping": {"Cust. No": "customer_id", "E-mail": "email"}},
-    input_columns=lambda args: list(args.mapping),
-)
-def run_rename_columns(ctx: StepContext, args: RenameColumnsArgs) -> StepOutput:
-    return run_table_step(
-        ctx,
-        title="rename columns",
-        doing=f"Renaming {describe(list(args.mapping))}",
-        sheet=args.sheet,
-        output=args.output,
-        needed=list(args.mapping),
-        transform=lambda df: rename_columns(df, args),
-    )
-
-
 # ---------------------------------------------------------------- excel/reorder-columns
 
 
-class ReorderColumnsArgs(OperationArgs):
+class ReorderColumnsArgs(TableArgs):
     """Arguments of excel/reorder-columns."""
 
     order: list[str] = Field(min_length=1, description="Columns to put first, in this order.")
@@ -167,13 +139,22 @@ class ReorderColumnsArgs(OperationArgs):
             "end: the columns not listed follow, in their original order; drop: they are removed."
         ),
     )
-    sheet: SheetArg = None
-    output: TableOutputArg = None
 
     _order = field_validator("order")(no_repeats)
 
+    def needed_columns(self) -> list[str]:
+        return list(self.order)
 
+
+@operation(
+    "excel/reorder-columns",
+    example={"order": ["last_name", "first_name", "email"], "others": "end"},
+    title="reorder columns",
+    doing=lambda df, args: f"Moving {describe(args.order)} to the front",
+)
 def reorder_columns(df: pl.DataFrame, args: ReorderColumnsArgs) -> Outcome:
+    """Move the listed columns to the front in the given order; the others follow in their
+    original order, or are dropped. Values and column types are kept as they are."""
     rest = [c for c in df.columns if c not in set(args.order)]
     columns = args.order + (rest if args.others == "end" else [])
     out = df.select(columns)
@@ -182,28 +163,6 @@ def reorder_columns(df: pl.DataFrame, args: ReorderColumnsArgs) -> Outcome:
     if dropped:
         message += f" and dropped {plural(dropped, 'other column')}"
     return Outcome(out, message, {"columns": columns, "dropped": dropped})
-
-
-@registry.register(
-    "excel/reorder-columns",
-    description=(
-        "Move the listed columns to the front in the given order; the others follow in their "
-        "original order, or are dropped. Values and column types are kept as they are."
-    ),
-    args=ReorderColumnsArgs,
-    example={"order": ["last_name", "first_name", "email"], "others": "end"},
-    input_columns=lambda args: list(args.order),
-)
-def run_reorder_columns(ctx: StepContext, args: ReorderColumnsArgs) -> StepOutput:
-    return run_table_step(
-        ctx,
-        title="reorder columns",
-        doing=f"Moving {describe(args.order)} to the front",
-        sheet=args.sheet,
-        output=args.output,
-        needed=args.order,
-        transform=lambda df: reorder_columns(df, args),
-    )
 
 
 # ---------------------------------------------------------------- excel/add-column
@@ -232,7 +191,7 @@ def parse_template(template: str) -> list[tuple[str, bool]]:
     return pieces
 
 
-class AddColumnArgs(OperationArgs):
+class AddColumnArgs(TableArgs):
     """Arguments of excel/add-column; give exactly one of value, template, row_number."""
 
     name: str = Field(description="Name of the new column; it must not exist yet.")
@@ -271,8 +230,6 @@ class AddColumnArgs(OperationArgs):
     position: Literal["end", "start"] = Field(
         default="end", description="Where the new column goes: after the last or first column."
     )
-    sheet: SheetArg = None
-    output: TableOutputArg = None
 
     _name = field_validator("name")(new_name)
 
@@ -312,10 +269,16 @@ class AddColumnArgs(OperationArgs):
             raise ValueError("start only applies with row_number=true")
         return self
 
-    def placeholders(self) -> list[str]:
+    def needed_columns(self) -> list[str]:
+        """The template's placeholders."""
         if self.template is None:
             return []
         return list(dict.fromkeys(t for t, is_column in parse_template(self.template) if is_column))
+
+
+def _adding(df: pl.DataFrame, args: AddColumnArgs) -> str:
+    how = "row numbers" if args.row_number else "a template" if args.template else "a value"
+    return f"Adding column '{args.name}' from {how}"
 
 
 _VALUE_TYPES: dict[type, pl.DataType] = {
@@ -326,12 +289,23 @@ _VALUE_TYPES: dict[type, pl.DataType] = {
 }
 
 
+@operation(
+    "excel/add-column",
+    example={"name": "full_name", "template": "{first_name} {last_name}"},
+    title="add a column",
+    doing=_adding,
+)
 def add_column(df: pl.DataFrame, args: AddColumnArgs) -> Outcome:
+    """Add a column holding a fixed value, text built from other columns with a template
+    ('{first} {last}'), or row numbers. A value keeps its JSON type (7: integer column, 2.5:
+    float, true: boolean, "7": text); a template always makes a text column, numbers and dates
+    filling in as they read ('120', '3.5', '2024-01-31'); row numbers are integers. The result
+    names the new column's type."""
     reject_existing([args.name], df.columns, what="the new column")
     if args.value is not None:
         expr = pl.lit(args.value, dtype=_VALUE_TYPES[type(args.value)])
     elif args.template is not None:
-        missing = [c for c in args.placeholders() if c not in df.columns]
+        missing = [c for c in args.needed_columns() if c not in df.columns]
         if missing:
             raise column_not_found(missing, df.columns)
         parts = [
@@ -346,29 +320,3 @@ def add_column(df: pl.DataFrame, args: AddColumnArgs) -> Outcome:
     out = df.select(new, pl.all()) if args.position == "start" else df.with_columns(new)
     kind = kind_of(out.schema[args.name])
     return Outcome(out, f"Added {kind} column '{args.name}'", {"column": args.name, "type": kind})
-
-
-@registry.register(
-    "excel/add-column",
-    description=(
-        "Add a column holding a fixed value, text built from other columns with a template "
-        "('{first} {last}'), or row numbers. A value keeps its JSON type (7: integer column, "
-        '2.5: float, true: boolean, "7": text); a template always makes a text column, '
-        "numbers and dates filling in as they read ('120', '3.5', '2024-01-31'); row numbers "
-        "are integers. The result names the new column's type."
-    ),
-    args=AddColumnArgs,
-    example={"name": "full_name", "template": "{first_name} {last_name}"},
-    input_columns=lambda args: args.placeholders(),
-)
-def run_add_column(ctx: StepContext, args: AddColumnArgs) -> StepOutput:
-    how = "row numbers" if args.row_number else "a template" if args.template else "a value"
-    return run_table_step(
-        ctx,
-        title="add a column",
-        doing=f"Adding column '{args.name}' from {how}",
-        sheet=args.sheet,
-        output=args.output,
-        needed=args.placeholders(),
-        transform=lambda df: add_column(df, args),
-    )

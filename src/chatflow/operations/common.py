@@ -23,6 +23,11 @@ def describe(columns: Sequence[str]) -> str:
     return f"column '{columns[0]}'" if len(columns) == 1 else f"columns {quoted(columns)}"
 
 
+def describe_or(columns: Sequence[str] | None, everything: str) -> str:
+    """``describe(columns)``, or ``everything`` when no columns were named."""
+    return describe(columns) if columns else everything
+
+
 def plural(n: int, word: str, many: str | None = None) -> str:
     """'1 row', '3 rows'."""
     return f"{n} {word if n == 1 else (many or word + 's')}"

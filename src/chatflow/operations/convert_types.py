@@ -25,13 +25,9 @@ from chatflow.operations.common import (
 )
 from chatflow.operations.patterns import check_strftime
 from chatflow.operations.registry import (
-    OperationArgs,
-    StepContext,
     StepFailed,
-    StepOutput,
-    registry,
 )
-from chatflow.operations.steps import Outcome, SheetArg, TableOutputArg, run_table_step
+from chatflow.operations.steps import Outcome, TableArgs, operation
 from chatflow.operations.values import (
     is_empty,
     parse_bool,
@@ -63,7 +59,7 @@ _FROM = {
 }
 
 
-class ConvertTypesArgs(OperationArgs):
+class ConvertTypesArgs(TableArgs):
     """Arguments of excel/convert-types; give column or columns."""
 
     column: str | None = Field(default=None, description="The column to convert.")
@@ -109,8 +105,6 @@ class ConvertTypesArgs(OperationArgs):
             "Numbers use a decimal comma ('3,5', '1.234,5', '1 234,5'); only with int or float."
         ),
     )
-    sheet: SheetArg = None
-    output: TableOutputArg = None
 
     _columns = field_validator("columns")(no_repeats_or_none)
 
@@ -134,7 +128,7 @@ class ConvertTypesArgs(OperationArgs):
     def _to(cls, to: str) -> str:
         return "string" if to == "text" else to  # the type's user-facing name, as a synonym
 
-    def targets(self) -> list[str]:
+    def needed_columns(self) -> list[str]:
         return [self.column] if self.column is not None else list(self.columns or [])
 
 
@@ -211,11 +205,22 @@ def _fail(column: str, text: pl.Series, bad: pl.Series, to: str) -> None:
     )
 
 
+@operation(
+    "excel/convert-types",
+    example={"columns": ["order_date"], "to": "date", "format": "%d/%m/%Y", "on_error": "fail"},
+    title="convert types",
+    doing=lambda df, args: f"Converting {describe(args.needed_columns())} to {args.to}",
+)
 def convert_types(df: pl.DataFrame, args: ConvertTypesArgs) -> Outcome:
+    """Convert text columns to whole numbers, numbers, dates, datetimes or booleans (decimal
+    commas, thousands separators and date formats on request), typed columns to another type
+    (integer/float/boolean among themselves, date/datetime among themselves; others fail with
+    column_type_mismatch), or any column to text (numbers without '.0'), choosing what happens
+    to cells that do not convert."""
     converted = 0
     failures: dict[str, dict[str, Any]] = {}
     new: list[pl.Series] = []
-    for column in args.targets():
+    for column in args.needed_columns():
         work = _convert(df, column, args)
         text, bad = work["text"], work["bad"]
         n_bad = int(bad.sum())
@@ -241,28 +246,3 @@ def convert_types(df: pl.DataFrame, args: ConvertTypesArgs) -> Outcome:
         fate = "kept as they were" if args.on_error == "keep" else "made empty"
         message += f"; {plural(failed, 'value')} could not be converted ({fate})"
     return Outcome(out, message, {"converted": converted, "failed": failed, "failures": failures})
-
-
-@registry.register(
-    "excel/convert-types",
-    description=(
-        "Convert text columns to whole numbers, numbers, dates, datetimes or booleans (decimal "
-        "commas, thousands separators and date formats on request), typed columns to another "
-        "type (integer/float/boolean among themselves, date/datetime among themselves; others "
-        "fail with column_type_mismatch), or any column to text (numbers without '.0'), "
-        "choosing what happens to cells that do not convert."
-    ),
-    args=ConvertTypesArgs,
-    example={"columns": ["order_date"], "to": "date", "format": "%d/%m/%Y", "on_error": "fail"},
-    input_columns=lambda args: args.targets(),
-)
-def run_convert_types(ctx: StepContext, args: ConvertTypesArgs) -> StepOutput:
-    return run_table_step(
-        ctx,
-        title="convert types",
-        doing=f"Converting {describe(args.targets())} to {args.to}",
-        sheet=args.sheet,
-        output=args.output,
-        needed=args.targets(),
-        transform=lambda df: convert_types(df, args),
-    )

@@ -6,16 +6,11 @@ import polars as pl
 from pydantic import Field, field_validator
 
 from chatflow.operations.common import describe, refuse_repeats, require_columns
-from chatflow.operations.registry import (
-    OperationArgs,
-    StepContext,
-    StepOutput,
-    registry,
-)
-from chatflow.operations.steps import OutputName, open_step
+from chatflow.operations.registry import StepContext, StepOutput
+from chatflow.operations.steps import OutputName, TableArgs, open_step, operation
 
 
-class ExtractColumnsArgs(OperationArgs):
+class ExtractColumnsArgs(TableArgs):
     """Arguments of excel/extract-columns-to-file."""
 
     columns: list[str] = Field(
@@ -36,6 +31,9 @@ class ExtractColumnsArgs(OperationArgs):
     def _no_repeats(cls, columns: list[str]) -> list[str]:
         return refuse_repeats(columns)
 
+    def needed_columns(self) -> list[str]:
+        return list(self.columns)
+
 
 def extract_columns(df: pl.DataFrame, columns: list[str], remove_duplicates: bool) -> pl.DataFrame:
     """``columns`` of ``df`` in the given order; repeated rows dropped (first kept) if asked."""
@@ -46,26 +44,17 @@ def extract_columns(df: pl.DataFrame, columns: list[str], remove_duplicates: boo
     return out
 
 
-def _needed_columns(args: ExtractColumnsArgs) -> list[str]:
-    """The input columns a run needs, so it can be refused before it starts."""
-    return list(args.columns)
-
-
-@registry.register(
+@operation(
     "excel/extract-columns-to-file",
-    description=(
-        "Keep only the given columns of the input, in the given order, optionally dropping "
-        "repeated rows, and write them to a new file. Columns keep their types (numbers, "
-        "dates, booleans stay typed cells; text stays text, '01234' included); repeated rows "
-        "are compared by value."
-    ),
-    args=ExtractColumnsArgs,
     example={"columns": ["postal_code"], "remove_duplicates": True},
-    input_columns=_needed_columns,
+    reads_and_writes=True,
 )
 def run(ctx: StepContext, args: ExtractColumnsArgs) -> StepOutput:
-    """Read the input, select the columns, optionally deduplicate, write the result."""
-    df = open_step(ctx, args.sheet, needed=args.columns)
+    """Keep only the given columns of the input, in the given order, optionally dropping
+    repeated rows, and write them to a new file. Columns keep their types (numbers, dates,
+    booleans stay typed cells; text stays text, '01234' included); repeated rows are compared
+    by value."""
+    df = open_step(ctx, args.sheet, needed=args.needed_columns())
     ctx.report(50, f"Processing {describe(args.columns)}")
     out = extract_columns(df, args.columns, args.remove_duplicates)
     ctx.report(75, f"Writing {out.height} rows")

@@ -13,8 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from chatflow.operations.common import column_type_mismatch, plural
 from chatflow.operations.patterns import check_regex, regex_errors
-from chatflow.operations.registry import OperationArgs, StepContext, StepOutput, registry
-from chatflow.operations.steps import Outcome, SheetArg, TableOutputArg, run_table_step
+from chatflow.operations.steps import Outcome, TableArgs, operation
 from chatflow.operations.values import (
     CellValue,
     is_empty,
@@ -114,7 +113,7 @@ class FilterCondition(BaseModel):
         return self
 
 
-class FilterRowsArgs(OperationArgs):
+class FilterRowsArgs(TableArgs):
     """Arguments of excel/filter-rows."""
 
     conditions: list[FilterCondition] = Field(
@@ -126,10 +125,8 @@ class FilterRowsArgs(OperationArgs):
         default="all",
         description="all: keep rows passing every condition; any: rows passing at least one.",
     )
-    sheet: SheetArg = None
-    output: TableOutputArg = None
 
-    def columns(self) -> list[str]:
+    def needed_columns(self) -> list[str]:
         return list(dict.fromkeys(c.column for c in self.conditions))
 
 
@@ -287,7 +284,27 @@ def condition_expr(condition: FilterCondition, dtype: pl.DataType) -> pl.Expr:
     return ~test if condition.op in _NEGATED else test
 
 
+@operation(
+    "excel/filter-rows",
+    example={
+        "conditions": [
+            {"column": "country", "op": "in", "value": ["DE", "AT", "CH"]},
+            {"column": "amount", "op": "ge", "value": 100},
+        ],
+        "match": "all",
+    },
+    title="filter rows",
+    doing=lambda df, args: _describe(args),
+)
 def filter_rows(df: pl.DataFrame, args: FilterRowsArgs) -> Outcome:
+    """Keep only the rows whose cells pass conditions (equal, greater than, contains, regex, in
+    a list, empty...), all of them or any of them. Number columns compare as numbers (with a
+    JSON number or number text), date columns as dates (with an ISO date), boolean columns with
+    true/false; greater/less than with a value of another kind fails with column_type_mismatch
+    (422). Text columns compare text, but numerically with a number value and as dates with an
+    ISO date value (cells that are not numbers/dates never match).
+    contains/starts_with/ends_with/regex test a number, date or boolean cell as it reads (3.5,
+    2024-03-01, true). Columns keep their types."""
     tests = [condition_expr(c, df.schema[c.column]) for c in args.conditions]
     keep = pl.all_horizontal(tests) if args.match == "all" else pl.any_horizontal(tests)
     patterns = [str(c.value) for c in args.conditions if c.op == "regex"]
@@ -307,37 +324,3 @@ def _describe(args: FilterRowsArgs) -> str:
         for c in args.conditions
     )
     return f"Keeping rows where {joined}"
-
-
-@registry.register(
-    "excel/filter-rows",
-    description=(
-        "Keep only the rows whose cells pass conditions (equal, greater than, contains, regex, "
-        "in a list, empty...), all of them or any of them. Number columns compare as numbers "
-        "(with a JSON number or number text), date columns as dates (with an ISO date), "
-        "boolean columns with true/false; greater/less than with a value of another kind fails "
-        "with column_type_mismatch (422). Text columns compare text, but numerically with a "
-        "number value and as dates with an ISO date value (cells that are not numbers/dates "
-        "never match). contains/starts_with/ends_with/regex test a number, date or boolean "
-        "cell as it reads (3.5, 2024-03-01, true). Columns keep their types."
-    ),
-    args=FilterRowsArgs,
-    example={
-        "conditions": [
-            {"column": "country", "op": "in", "value": ["DE", "AT", "CH"]},
-            {"column": "amount", "op": "ge", "value": 100},
-        ],
-        "match": "all",
-    },
-    input_columns=lambda args: args.columns(),
-)
-def run_filter_rows(ctx: StepContext, args: FilterRowsArgs) -> StepOutput:
-    return run_table_step(
-        ctx,
-        title="filter rows",
-        doing=_describe(args),
-        sheet=args.sheet,
-        output=args.output,
-        needed=args.columns(),
-        transform=lambda df: filter_rows(df, args),
-    )

@@ -6,7 +6,6 @@ read as several kinds says how many of each (``mixed``), which is why it is text
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
 from typing import Any
 
 import polars as pl
@@ -15,13 +14,9 @@ from pydantic import Field, field_validator
 from chatflow.operations.column_types import infer_types, text_value_kinds
 from chatflow.operations.common import refuse_repeats, require_columns, unique_name
 from chatflow.operations.registry import (
-    OperationArgs,
     StepContext,
-    StepFailed,
-    StepOutput,
-    registry,
 )
-from chatflow.operations.steps import Outcome, OutputArg, SheetArg, run_step
+from chatflow.operations.steps import Outcome, SheetArgs, TableArgs, operation
 from chatflow.operations.values import plain
 
 DETAILED_COLUMNS = 50  # columns described one by one in a result
@@ -40,168 +35,103 @@ def _detailed(df: pl.DataFrame) -> list[str]:
     return list(df.columns[:DETAILED_COLUMNS])
 
 
-def _run_look(
-    ctx: StepContext,
-    sheet: str | None,
-    *,
-    needed: Sequence[str] = (),
-    doing: Callable[[pl.DataFrame], str],
-    look: Callable[[pl.DataFrame], Outcome],
-    returning: str,
-) -> StepOutput:
-    """Run a step that only looks at a table: its ``result`` describes it, the chain's table
-    goes on unchanged (even when the step looked at another sheet of the input)."""
-    ctx.report(0, "Starting step execution")
-    df = ctx.read_input(sheet)
-    handed_on = df if sheet is None else ctx.read_input(None)
-    ctx.report(25, f"Read {df.height} rows")
-    require_columns(df.columns, needed)
-    ctx.report(50, doing(df))
-    outcome = look(df)
-    ctx.report(75, returning)
-    return StepOutput(
-        table=handed_on, result=outcome.result, message=outcome.message, passthrough=True
+def _look_sheet(verb: str) -> Any:
+    """The ``sheet`` argument of a step that only looks: the chain's table stays as it was."""
+    return Field(
+        default=None,
+        description=f"{verb} this sheet of the run's xlsx input (default: the current table). "
+        "The table handed to the next step is unchanged either way.",
     )
 
 
 # --- excel/inspect ------------------------------------------------------------------------
 
-# No sheet can have this name: Excel forbids [ ] : in sheet names.
-_NO_SUCH_SHEET = "[chatflow:list-sheets]"
 
-
-def input_sheets(ctx: StepContext) -> list[str] | None:
-    """The sheet names of the run's input file, [] for csv, None if unknown.
-
-    StepContext has no call for this, so ask for a sheet that cannot exist: the read policy
-    refuses it with ``sheet_not_found`` listing the available ones, before reading any cells.
-    """
-    if ctx.input_name.lower().endswith((".csv", ".tsv")):
-        return []
-    try:
-        ctx.read_input(_NO_SUCH_SHEET)
-    except StepFailed as exc:
-        if exc.code == "sheet_not_found" and isinstance(exc.details, dict):
-            available = exc.details.get("available")
-            if isinstance(available, list):
-                return [str(name) for name in available][:DETAILED_COLUMNS]
-    return None
-
-
-class InspectArgs(OperationArgs):
+class InspectArgs(SheetArgs):
     """Arguments of excel/inspect."""
 
-    sheet: str | None = Field(
-        default=None,
-        description="Inspect this sheet of the run's xlsx input (default: the current table). "
-        "The table handed to the next step is unchanged either way.",
-    )
+    sheet: str | None = _look_sheet("Inspect")
 
 
-@registry.register(
+@operation(
     "excel/inspect",
-    description=(
-        "Describe the table: the input file's sheets, row count and, for each column (the first "
-        f"{DETAILED_COLUMNS} in detail), its type (integer, float, boolean, date, datetime, "
-        "time, text or empty), its number of empty cells and, for a text column whose values "
-        "read as several kinds (numbers and words, say), how many of each: why it is text. "
-        "Hands the table on unchanged."
-    ),
-    args=InspectArgs,
     example={},
+    doing=lambda df, args: f"Inferring the types of {_describe_columns(_detailed(df))}",
+    returning="Returning the description",
+    facts={"DETAILED_COLUMNS": DETAILED_COLUMNS},
 )
-def inspect(ctx: StepContext, args: InspectArgs) -> StepOutput:
-    """Row count, columns, inferred types and nulls."""
-
-    def describe(df: pl.DataFrame) -> Outcome:
-        detailed = _detailed(df)
-        types = infer_types(df, detailed)
-        mixed = text_value_kinds(df, detailed)
-        nulls = df.select(pl.col(c).null_count() for c in detailed).row(0) if detailed else ()
-        result = {
-            "input": ctx.input_name,
-            "sheets": input_sheets(ctx),
-            "sheet": args.sheet,
-            "row_count": df.height,
-            "column_count": df.width,
-            "columns": [
-                {
-                    "name": name,
-                    "type": types[name],
-                    "nulls": n,
-                    **({"mixed": mixed[name]} if name in mixed else {}),
-                }
-                for name, n in zip(detailed, nulls, strict=True)
-            ],
-            "columns_truncated": df.width > len(detailed),
-        }
-        return Outcome(df, f"{df.height} rows, {df.width} columns", result)
-
-    return _run_look(
-        ctx,
-        args.sheet,
-        doing=lambda df: f"Inferring the types of {_describe_columns(_detailed(df))}",
-        look=describe,
-        returning="Returning the description",
-    )
+def inspect(df: pl.DataFrame, args: InspectArgs, ctx: StepContext) -> Outcome:
+    """Describe the table: the input file's sheets, row count and, for each column (the first
+    {DETAILED_COLUMNS} in detail), its type (integer, float, boolean, date, datetime, time,
+    text or empty), its number of empty cells and, for a text column whose values read as
+    several kinds (numbers and words, say), how many of each: why it is text. Hands the table
+    on unchanged."""
+    detailed = _detailed(df)
+    types = infer_types(df, detailed)
+    mixed = text_value_kinds(df, detailed)
+    nulls = df.select(pl.col(c).null_count() for c in detailed).row(0) if detailed else ()
+    result = {
+        "input": ctx.input_name,
+        "sheets": ctx.sheet_names()[:DETAILED_COLUMNS],
+        "sheet": args.sheet,
+        "row_count": df.height,
+        "column_count": df.width,
+        "columns": [
+            {
+                "name": name,
+                "type": types[name],
+                "nulls": n,
+                **({"mixed": mixed[name]} if name in mixed else {}),
+            }
+            for name, n in zip(detailed, nulls, strict=True)
+        ],
+        "columns_truncated": df.width > len(detailed),
+    }
+    return Outcome(df, f"{df.height} rows, {df.width} columns", result)
 
 
 # --- excel/preview ------------------------------------------------------------------------
 
 
-class PreviewArgs(OperationArgs):
+class PreviewArgs(SheetArgs):
     """Arguments of excel/preview."""
 
     rows: int = Field(default=20, ge=1, le=1000, description="How many rows to show (1-1000).")
-    sheet: str | None = Field(
-        default=None,
-        description="Preview this sheet of the run's xlsx input (default: the current table). "
-        "The table handed to the next step is unchanged either way.",
-    )
+    sheet: str | None = _look_sheet("Preview")
 
 
-@registry.register(
+def _shown(df: pl.DataFrame, args: PreviewArgs) -> pl.DataFrame:
+    return df.head(args.rows).select(df.columns[:PREVIEW_COLUMNS])
+
+
+@operation(
     "excel/preview",
-    description=(
-        "Show the first rows of the table (at most 1000 rows and the first "
-        f"{PREVIEW_COLUMNS} columns; cells longer than {PREVIEW_TEXT} characters are cut "
-        "with '…'). Hands the table on unchanged."
-    ),
-    args=PreviewArgs,
     example={"rows": 20},
+    doing=lambda df, args: f"Preparing {_shown(df, args).height} rows",
+    returning="Returning the preview",
+    facts={"PREVIEW_COLUMNS": PREVIEW_COLUMNS, "PREVIEW_TEXT": PREVIEW_TEXT},
 )
-def preview(ctx: StepContext, args: PreviewArgs) -> StepOutput:
-    """The first ``rows`` rows as JSON."""
-
-    def shown(df: pl.DataFrame) -> pl.DataFrame:
-        return df.head(args.rows).select(df.columns[:PREVIEW_COLUMNS])
-
-    def describe(df: pl.DataFrame) -> Outcome:
-        rows = shown(df)
-        result = {
-            "columns": rows.columns,
-            "types": list(infer_types(rows, rows.columns).values()),
-            "rows": [[plain(v, PREVIEW_TEXT) for v in row] for row in rows.iter_rows()],
-            "row_count": df.height,
-            "rows_shown": rows.height,
-            "column_count": df.width,
-            "columns_truncated": df.width > rows.width,
-        }
-        return Outcome(df, f"Showing {rows.height} of {df.height} rows", result)
-
-    return _run_look(
-        ctx,
-        args.sheet,
-        doing=lambda df: f"Preparing {shown(df).height} rows",
-        look=describe,
-        returning="Returning the preview",
-    )
+def preview(df: pl.DataFrame, args: PreviewArgs) -> Outcome:
+    """Show the first rows of the table (at most 1000 rows and the first {PREVIEW_COLUMNS}
+    columns; cells longer than {PREVIEW_TEXT} characters are cut with '…'). Hands the table on
+    unchanged."""
+    rows = _shown(df, args)
+    result = {
+        "columns": rows.columns,
+        "types": list(infer_types(rows, rows.columns).values()),
+        "rows": [[plain(v, PREVIEW_TEXT) for v in row] for row in rows.iter_rows()],
+        "row_count": df.height,
+        "rows_shown": rows.height,
+        "column_count": df.width,
+        "columns_truncated": df.width > rows.width,
+    }
+    return Outcome(df, f"Showing {rows.height} of {df.height} rows", result)
 
 
 # --- excel/profile-columns ----------------------------------------------------------------
 
 
-class ProfileColumnsArgs(OperationArgs):
+class ProfileColumnsArgs(SheetArgs):
     """Arguments of excel/profile-columns."""
 
     columns: list[str] | None = Field(
@@ -210,16 +140,19 @@ class ProfileColumnsArgs(OperationArgs):
         max_length=DETAILED_COLUMNS,
         description=f"Columns to profile (default: the first {DETAILED_COLUMNS}).",
     )
-    sheet: str | None = Field(
-        default=None,
-        description="Profile this sheet of the run's xlsx input (default: the current table). "
-        "The table handed to the next step is unchanged either way.",
-    )
+    sheet: str | None = _look_sheet("Profile")
 
     @field_validator("columns")
     @classmethod
     def _no_repeats(cls, columns: list[str] | None) -> list[str] | None:
         return None if columns is None else refuse_repeats(columns, "")
+
+    def needed_columns(self) -> list[str]:
+        return list(self.columns or [])
+
+    def profiled(self, df: pl.DataFrame) -> list[str]:
+        """The columns named, else the first ``DETAILED_COLUMNS``."""
+        return self.columns or _detailed(df)
 
 
 def profile(df: pl.DataFrame, columns: list[str]) -> list[dict[str, Any]]:
@@ -272,48 +205,32 @@ def profile(df: pl.DataFrame, columns: list[str]) -> list[dict[str, Any]]:
     return profiles
 
 
-@registry.register(
+@operation(
     "excel/profile-columns",
-    description=(
-        "Profile columns: type (and, for a text column whose values read as several kinds, "
-        "how many of each), empty cells, distinct values, min and max in the column's own "
-        "type (numbers, dates, or text compared as text), mean (numeric columns) and the "
-        f"{TOP_VALUES} most frequent values, as typed JSON. Hands the table on unchanged."
-    ),
-    args=ProfileColumnsArgs,
     example={"columns": ["postal_code", "amount"]},
-    input_columns=lambda args: list(args.columns or []),
+    doing=lambda df, args: f"Profiling {_describe_columns(args.profiled(df))}",
+    returning="Returning the profile",
+    facts={"TOP_VALUES": TOP_VALUES},
 )
-def profile_columns(ctx: StepContext, args: ProfileColumnsArgs) -> StepOutput:
-    """Statistics for each requested column."""
-
-    def columns(df: pl.DataFrame) -> list[str]:
-        return args.columns or _detailed(df)
-
-    def describe(df: pl.DataFrame) -> Outcome:
-        profiled = columns(df)
-        result = {
-            "row_count": df.height,
-            "columns": profile(df, profiled),
-            "columns_truncated": args.columns is None and df.width > len(profiled),
-        }
-        message = f"Profiled {_describe_columns(profiled)} over {df.height} rows"
-        return Outcome(df, message, result)
-
-    return _run_look(
-        ctx,
-        args.sheet,
-        needed=args.columns or [],
-        doing=lambda df: f"Profiling {_describe_columns(columns(df))}",
-        look=describe,
-        returning="Returning the profile",
-    )
+def profile_columns(df: pl.DataFrame, args: ProfileColumnsArgs) -> Outcome:
+    """Profile columns: type (and, for a text column whose values read as several kinds, how
+    many of each), empty cells, distinct values, min and max in the column's own type (numbers,
+    dates, or text compared as text), mean (numeric columns) and the {TOP_VALUES} most frequent
+    values, as typed JSON. Hands the table on unchanged."""
+    profiled = args.profiled(df)
+    result = {
+        "row_count": df.height,
+        "columns": profile(df, profiled),
+        "columns_truncated": args.columns is None and df.width > len(profiled),
+    }
+    message = f"Profiled {_describe_columns(profiled)} over {df.height} rows"
+    return Outcome(df, message, result)
 
 
 # --- excel/value-counts -------------------------------------------------------------------
 
 
-class ValueCountsArgs(OperationArgs):
+class ValueCountsArgs(TableArgs):
     """Arguments of excel/value-counts."""
 
     column: str = Field(description="The column whose values are counted.")
@@ -330,8 +247,9 @@ class ValueCountsArgs(OperationArgs):
         description="Count empty cells as a value of their own (an empty cell in the output); "
         "false leaves them out of the counts and of the percent base.",
     )
-    sheet: SheetArg = None
-    output: OutputArg = None
+
+    def needed_columns(self) -> list[str]:
+        return [self.column]
 
 
 def value_counts(
@@ -363,51 +281,37 @@ def value_counts(
     return out.head(top_n) if top_n is not None else out
 
 
-@registry.register(
+@operation(
     "excel/value-counts",
-    description=(
-        "Count how often each value of a column occurs: a table [value, count, (percent)] "
-        "sorted by count (most frequent first), ties by value in the column's own type "
-        "(numbers as numbers); the value column keeps that type, the count is an integer. "
-        f"Also returned in the step result (the first {TOP_VALUES} values, typed JSON)."
-    ),
-    args=ValueCountsArgs,
     example={"column": "city", "top_n": 10, "include_percent": True},
-    input_columns=lambda args: [args.column],
+    doing=lambda df, args: f"Counting the values of column '{args.column}'",
+    facts={"TOP_VALUES": TOP_VALUES},
 )
-def run_value_counts(ctx: StepContext, args: ValueCountsArgs) -> StepOutput:
-    """The counts table, also summarised in the result."""
-
-    def count(df: pl.DataFrame) -> Outcome:
-        full = value_counts(
-            df,
-            args.column,
-            include_percent=args.include_percent,
-            include_nulls=args.include_nulls,
-        )
-        out = full.head(args.top_n) if args.top_n is not None else full
-        result = {
-            "column": args.column,
-            "type": infer_types(df, [args.column])[args.column],
-            "rows_in": df.height,
-            "distinct": full.height,
-            "rows_out": out.height,
-            "top": [
-                {
-                    "value": plain(row[0]),
-                    "count": row[1],
-                    **({"percent": row[2]} if len(row) > 2 else {}),
-                }
-                for row in out.head(TOP_VALUES).iter_rows()
-            ],
-        }
-        return Outcome(out, f"{full.height} distinct values in column '{args.column}'", result)
-
-    return run_step(
-        ctx,
-        sheet=args.sheet,
-        output=args.output,
-        needed=[args.column],
-        doing=f"Counting the values of column '{args.column}'",
-        transform=count,
+def counted(df: pl.DataFrame, args: ValueCountsArgs) -> Outcome:
+    """Count how often each value of a column occurs: a table [value, count, (percent)] sorted
+    by count (most frequent first), ties by value in the column's own type (numbers as
+    numbers); the value column keeps that type, the count is an integer. Also returned in the
+    step result (the first {TOP_VALUES} values, typed JSON)."""
+    full = value_counts(
+        df,
+        args.column,
+        include_percent=args.include_percent,
+        include_nulls=args.include_nulls,
     )
+    out = full.head(args.top_n) if args.top_n is not None else full
+    result = {
+        "column": args.column,
+        "type": infer_types(df, [args.column])[args.column],
+        "rows_in": df.height,
+        "distinct": full.height,
+        "rows_out": out.height,
+        "top": [
+            {
+                "value": plain(row[0]),
+                "count": row[1],
+                **({"percent": row[2]} if len(row) > 2 else {}),
+            }
+            for row in out.head(TOP_VALUES).iter_rows()
+        ],
+    }
+    return Outcome(out, f"{full.height} distinct values in column '{args.column}'", result)

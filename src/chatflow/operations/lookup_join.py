@@ -17,20 +17,18 @@ from chatflow.operations.common import (
 )
 from chatflow.operations.limits import Limits
 from chatflow.operations.registry import (
-    OperationArgs,
     StepContext,
     StepFailed,
     StepOutput,
-    registry,
 )
-from chatflow.operations.steps import Outcome, OutputArg, SheetArg, finish
+from chatflow.operations.steps import Outcome, TableArgs, finish, operation
 from chatflow.operations.values import plain, text_form
 from chatflow.spreadsheets.cell_types import cell_text, kind_of
 
 # --- excel/lookup-join --------------------------------------------------------------------
 
 
-class LookupJoinArgs(OperationArgs):
+class LookupJoinArgs(TableArgs):
     """Arguments of excel/lookup-join."""
 
     right_file: str = Field(
@@ -78,8 +76,6 @@ class LookupJoinArgs(OperationArgs):
         description="Compare text keys (and keys compared by their text form) ignoring case "
         "and surrounding spaces (' ABC' matches 'abc').",
     )
-    sheet: SheetArg = None
-    output: OutputArg = None
 
     @field_validator("left_on", "right_on")
     @classmethod
@@ -104,6 +100,9 @@ class LookupJoinArgs(OperationArgs):
         if self.how in ("anti", "semi") and self.take_columns is not None:
             raise ValueError(f"how={self.how!r} brings no columns; leave out take_columns")
         return self
+
+    def needed_columns(self) -> list[str]:
+        return self.left_keys
 
     @property
     def left_keys(self) -> list[str]:
@@ -268,18 +267,8 @@ def _join_rows(
     return pairs + unmatched_left + right_rows - int(matched_right.get_column("__n").sum())
 
 
-@registry.register(
+@operation(
     "excel/lookup-join",
-    description=(
-        "Look up rows of another chat file by key columns and bring some of its columns over "
-        "(like VLOOKUP or a SQL join: left, inner, outer, semi, anti). Keys of one type "
-        "compare as that type (whole and decimal numbers as numbers, dates as dates, text as "
-        "text); a number key against a text key compares by the number's text form (120 as "
-        "'120') and the result says so (key_types). All columns keep their types; an outer "
-        "join's key column holds both sides' keys in the type they were compared as (text "
-        "when a number key met a text key). The current table's row order is kept."
-    ),
-    args=LookupJoinArgs,
     example={
         "right_file": "prices.csv",
         "left_on": "sku",
@@ -287,13 +276,19 @@ def _join_rows(
         "take_columns": ["price"],
         "right_duplicates": "first",
     },
-    input_columns=lambda args: args.left_keys,
+    reads_and_writes=True,
 )
 def run_lookup_join(ctx: StepContext, args: LookupJoinArgs) -> StepOutput:
-    """Join the current table with ``right_file``."""
+    """Look up rows of another chat file by key columns and bring some of its columns over
+    (like VLOOKUP or a SQL join: left, inner, outer, semi, anti). Keys of one type compare as
+    that type (whole and decimal numbers as numbers, dates as dates, text as text); a number
+    key against a text key compares by the number's text form (120 as '120') and the result
+    says so (key_types). All columns keep their types; an outer join's key column holds both
+    sides' keys in the type they were compared as (text when a number key met a text key). The
+    current table's row order is kept."""
     ctx.report(0, "Starting step execution")
     left = ctx.read_input(args.sheet)
-    require_columns(left.columns, args.left_keys)
+    require_columns(left.columns, args.needed_columns())
     right = ctx.read_file(args.right_file, args.right_sheet)
     ctx.report(25, f"Read {left.height} rows and {right.height} rows of {args.right_file}")
     ctx.report(50, f"Joining with {args.right_file}")

@@ -14,15 +14,13 @@ from pydantic import ConfigDict, Field, field_validator, model_validator
 from chatflow import filenames
 from chatflow.operations.common import require_columns
 from chatflow.operations.registry import (
-    OperationArgs,
     StepContext,
     StepFailed,
     StepOutput,
     WriteOptions,
     WrittenFile,
-    registry,
 )
-from chatflow.operations.steps import OutputName, SheetArg, open_step
+from chatflow.operations.steps import OutputName, TableArgs, open_step, operation
 from chatflow.spreadsheets.cell_types import cell_text
 from chatflow.spreadsheets.writing import excel_sheet_name
 
@@ -36,7 +34,7 @@ _UNSAFE_NAME_CHARS = re.compile(r"[\x00-\x1f\x7f/\\:*?\"<>|\u202a-\u202e\u2066-\
 _BLANK = "(blank)"
 
 
-class SplitFileArgs(OperationArgs):
+class SplitFileArgs(TableArgs):
     """Arguments of excel/split-file."""
 
     model_config = ConfigDict(extra="forbid", serialize_by_alias=True)
@@ -80,7 +78,6 @@ class SplitFileArgs(OperationArgs):
         description="With as='sheets': the workbook's file name (default: derived from the "
         "input's name).",
     )
-    sheet: SheetArg = None
 
     @model_validator(mode="after")
     def _consistent(self) -> SplitFileArgs:
@@ -95,6 +92,9 @@ class SplitFileArgs(OperationArgs):
         if self.name_prefix is not None and not _safe_part(self.name_prefix):
             raise ValueError("name_prefix has no usable characters")
         return self
+
+    def needed_columns(self) -> list[str]:
+        return [self.column] if self.column else []
 
     @field_validator("name_prefix")
     @classmethod
@@ -178,24 +178,20 @@ def _check_groups(count: int) -> None:
         )
 
 
-@registry.register(
+@operation(
     "excel/split-file",
-    description=(
-        "Split the table into parts, by the values of a column or by a number of rows, and "
-        "write each part as its own file or as a sheet of one workbook. The table is handed "
-        f"on unchanged. At most {MAX_GROUPS} parts; an empty table writes nothing. A column of "
-        "any type can split: numbers group as numbers and name their parts by their text form "
-        "(120, 3.5), dates ISO (2024-01-31), booleans true/false. Every part keeps the "
-        "columns' types (number, date and boolean cells in xlsx, numbers without '.0' in csv, "
-        "typed parquet)."
-    ),
-    args=SplitFileArgs,
     example={"by": "column", "column": "region", "as": "files"},
-    input_columns=lambda args: [args.column] if args.column else [],
+    reads_and_writes=True,
+    facts={"MAX_GROUPS": MAX_GROUPS},
 )
 def split_file(ctx: StepContext, args: SplitFileArgs) -> StepOutput:
-    """Partition the table and write the parts."""
-    df = open_step(ctx, args.sheet)
+    """Split the table into parts, by the values of a column or by a number of rows, and write
+    each part as its own file or as a sheet of one workbook. The table is handed on unchanged.
+    At most {MAX_GROUPS} parts; an empty table writes nothing. A column of any type can split:
+    numbers group as numbers and name their parts by their text form (120, 3.5), dates ISO
+    (2024-01-31), booleans true/false. Every part keeps the columns' types (number, date and
+    boolean cells in xlsx, numbers without '.0' in csv, typed parquet)."""
+    df = open_step(ctx, args.sheet, needed=args.needed_columns())
     parts = split_table(df, column=args.column, rows=args.rows)
     ctx.report(50, f"Splitting {df.height} rows into {len(parts)} parts")
     labels = [label for label, _ in parts]
@@ -244,7 +240,7 @@ def split_file(ctx: StepContext, args: SplitFileArgs) -> StepOutput:
 # --- excel/convert ------------------------------------------------------------------------
 
 
-class ConvertArgs(OperationArgs):
+class ConvertArgs(TableArgs):
     """Arguments of excel/convert."""
 
     format: Literal["xlsx", "csv", "parquet"] = Field(description="The file format to write.")
@@ -271,7 +267,6 @@ class ConvertArgs(OperationArgs):
         description="File name (default: derived from the input's name); an extension other "
         "than the format's is refused, a missing one is added.",
     )
-    sheet: SheetArg = None
 
     @model_validator(mode="after")
     def _consistent(self) -> ConvertArgs:
@@ -286,20 +281,17 @@ class ConvertArgs(OperationArgs):
         return self
 
 
-@registry.register(
+@operation(
     "excel/convert",
-    description=(
-        "Write the table as an xlsx, csv or parquet file (csv with a chosen separator and "
-        "encoding, formula-like text escaped). The table is handed on unchanged. Columns keep "
-        "their types: xlsx gets number, boolean and date cells (text stays text cells, "
-        "'01234' included); csv writes numbers in shortest form without '.0' (120, 3.5), dates "
-        "ISO and booleans true/false; parquet keeps each column's type."
-    ),
-    args=ConvertArgs,
     example={"format": "csv", "delimiter": ";", "encoding": "utf-8-sig"},
+    reads_and_writes=True,
 )
 def convert(ctx: StepContext, args: ConvertArgs) -> StepOutput:
-    """Write the table in the requested format."""
+    """Write the table as an xlsx, csv or parquet file (csv with a chosen separator and
+    encoding, formula-like text escaped). The table is handed on unchanged. Columns keep their
+    types: xlsx gets number, boolean and date cells (text stays text cells, '01234' included);
+    csv writes numbers in shortest form without '.0' (120, 3.5), dates ISO and booleans
+    true/false; parquet keeps each column's type."""
     df = open_step(ctx, args.sheet)
     options = WriteOptions(
         format=args.format,

@@ -15,9 +15,9 @@ import polars as pl
 from pydantic import BaseModel, ConfigDict, ValidationError, ValidationInfo, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-# Defined apart so the upload inspection child can import them without pydantic or the registry.
-from chatflow.operations.failures import Cancelled as Cancelled
-from chatflow.operations.failures import StepFailed as StepFailed
+# Re-exported: an operation raises these, and the run side takes them from here.
+from chatflow.failures import Cancelled as Cancelled
+from chatflow.failures import StepFailed as StepFailed
 from chatflow.operations.limits import Limits, oversized
 
 ArgsT = TypeVar("ArgsT", bound=BaseModel)
@@ -103,6 +103,8 @@ class StepIO(Protocol):
 
     def file_names(self) -> list[str]: ...
 
+    def input_sheet_names(self) -> list[str]: ...
+
     def run_confined(self, job: Callable[..., Any], *args: Any, **kwargs: Any) -> Any: ...
 
     def write(
@@ -165,6 +167,10 @@ class StepContext:
     def file_names(self) -> list[str]:
         """Names of the chat's files, for messages and validation."""
         return self._io.file_names()
+
+    def sheet_names(self) -> list[str]:
+        """The sheet names of the run's input file, in order; [] for csv."""
+        return self._io.input_sheet_names()
 
     def run_confined(self, job: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """``job(*args, **kwargs)`` in a sealed process that can open no file (excel/sql)."""

@@ -34,10 +34,8 @@ from chatflow.operations.registry import (
     OperationArgs,
     StepContext,
     StepFailed,
-    StepOutput,
-    registry,
 )
-from chatflow.operations.steps import Outcome, OutputArg, SheetArg, run_step
+from chatflow.operations.steps import Outcome, TableArgs, operation
 from chatflow.operations.values import as_number, is_empty, text_form
 from chatflow.spreadsheets.cell_types import kind_of
 
@@ -138,7 +136,7 @@ class Aggregation(OperationArgs):
         return f"{self.column}_{self.fn}" if self.column is not None else "count"
 
 
-class GroupAggregateArgs(OperationArgs):
+class GroupAggregateArgs(TableArgs):
     """Arguments of excel/group-aggregate."""
 
     by: list[str] = Field(
@@ -153,8 +151,6 @@ class GroupAggregateArgs(OperationArgs):
         description="Sort the groups by their key values (as text, empty last) instead of the "
         "order in which they first appear.",
     )
-    sheet: SheetArg = None
-    output: OutputArg = None
 
     @field_validator("by")
     @classmethod
@@ -172,11 +168,9 @@ class GroupAggregateArgs(OperationArgs):
             )
         return self
 
-
-def _needed_by_group(args: GroupAggregateArgs) -> list[str]:
-    return list(
-        dict.fromkeys([*args.by, *(a.column for a in args.aggregations if a.column is not None)])
-    )
+    def needed_columns(self) -> list[str]:
+        used = (a.column for a in self.aggregations if a.column is not None)
+        return list(dict.fromkeys([*self.by, *used]))
 
 
 def _summed(aggregations: list[Aggregation]) -> list[str]:
@@ -199,20 +193,8 @@ def group_aggregate(
     return out.sort(by, nulls_last=True, maintain_order=True) if sort else out
 
 
-@registry.register(
+@operation(
     "excel/group-aggregate",
-    description=(
-        "Group rows by the values of some columns and compute count, sum, mean, min, max, "
-        "count_distinct, first or last of other columns, one row per group. Group columns "
-        "keep their types. count and count_distinct are whole numbers; sum of a whole-number "
-        "column is a whole number, of a float column a float, of a boolean column the number "
-        "of true values; mean is a float; min, max, first and last keep the column's type "
-        "(numbers compare as numbers, dates as dates, text as text). sum/mean of a date or "
-        "time column fail with column_type_mismatch (422). sum/mean of a text column use the "
-        "values that are numbers and ignore the others; the result counts them under "
-        "'not_numbers'."
-    ),
-    args=GroupAggregateArgs,
     example={
         "by": ["region"],
         "aggregations": [
@@ -220,39 +202,35 @@ def group_aggregate(
             {"fn": "count", "as": "orders"},
         ],
     },
-    input_columns=_needed_by_group,
+    doing=lambda df, args: f"Aggregating {df.height} rows",
 )
-def run_group_aggregate(ctx: StepContext, args: GroupAggregateArgs) -> StepOutput:
-    """Group and aggregate."""
-
-    def aggregate(df: pl.DataFrame) -> Outcome:
-        out = group_aggregate(df, args.by, args.aggregations, sort=args.sort)
-        result: dict[str, Any] = {
-            "rows_in": df.height,
-            "rows_out": out.height,
-            "groups": out.height,
-            "columns": out.columns[:50],
-        }
-        ignored = not_numbers(df, _summed(args.aggregations))
-        if ignored:
-            result["not_numbers"] = ignored
-        message = f"Aggregated {df.height} rows into {out.height} groups{_ignored(ignored)}"
-        return Outcome(out, message, result)
-
-    return run_step(
-        ctx,
-        sheet=args.sheet,
-        output=args.output,
-        needed=_needed_by_group(args),
-        doing=lambda df: f"Aggregating {df.height} rows",
-        transform=aggregate,
-    )
+def aggregated(df: pl.DataFrame, args: GroupAggregateArgs) -> Outcome:
+    """Group rows by the values of some columns and compute count, sum, mean, min, max,
+    count_distinct, first or last of other columns, one row per group. Group columns keep their
+    types. count and count_distinct are whole numbers; sum of a whole-number column is a whole
+    number, of a float column a float, of a boolean column the number of true values; mean is a
+    float; min, max, first and last keep the column's type (numbers compare as numbers, dates
+    as dates, text as text). sum/mean of a date or time column fail with column_type_mismatch
+    (422). sum/mean of a text column use the values that are numbers and ignore the others; the
+    result counts them under 'not_numbers'."""
+    out = group_aggregate(df, args.by, args.aggregations, sort=args.sort)
+    result: dict[str, Any] = {
+        "rows_in": df.height,
+        "rows_out": out.height,
+        "groups": out.height,
+        "columns": out.columns[:50],
+    }
+    ignored = not_numbers(df, _summed(args.aggregations))
+    if ignored:
+        result["not_numbers"] = ignored
+    message = f"Aggregated {df.height} rows into {out.height} groups{_ignored(ignored)}"
+    return Outcome(out, message, result)
 
 
 # --- excel/pivot --------------------------------------------------------------------------
 
 
-class PivotArgs(OperationArgs):
+class PivotArgs(TableArgs):
     """Arguments of excel/pivot."""
 
     index: list[str] = Field(
@@ -277,8 +255,6 @@ class PivotArgs(OperationArgs):
         description="Order the new columns by value instead (numbers as numbers, dates as "
         "dates, text as text; '(blank)' last).",
     )
-    sheet: SheetArg = None
-    output: OutputArg = None
 
     @field_validator("index")
     @classmethod
@@ -292,6 +268,9 @@ class PivotArgs(OperationArgs):
         if self.columns == self.values:
             raise ValueError("'columns' and 'values' must be different columns")
         return self
+
+    def needed_columns(self) -> list[str]:
+        return [*self.index, self.columns, self.values]
 
 
 def pivot(
@@ -346,51 +325,37 @@ def pivot(
     return wide
 
 
-@registry.register(
+@operation(
     "excel/pivot",
-    description=(
-        "Turn the distinct values of one column into new columns: one row per index key, each "
-        "cell the sum (or mean, count, min, max, first) of the values column for that key and "
-        f"column value. At most {MAX_PIVOT_COLUMNS} new columns, named after the values as "
-        "they read (120, 2024-03-01). Cells have the types of excel/group-aggregate: sum keeps "
-        "a number column's type, mean is a float, count a whole number, min/max/first the "
-        "values column's type; sum/mean of a date column fail with column_type_mismatch (422), "
-        "of a text column ignore values that are not numbers (counted under 'not_numbers')."
-    ),
-    args=PivotArgs,
     example={"index": ["region"], "columns": "month", "values": "amount", "aggregate": "sum"},
-    input_columns=lambda args: [*args.index, args.columns, args.values],
+    doing=lambda df, args: f"Pivoting column '{args.columns}'",
+    facts={"MAX_PIVOT_COLUMNS": MAX_PIVOT_COLUMNS},
 )
-def run_pivot(ctx: StepContext, args: PivotArgs) -> StepOutput:
-    """Pivot the table."""
-
-    def pivoted(df: pl.DataFrame) -> Outcome:
-        out = pivot(
-            df,
-            index=args.index,
-            columns=args.columns,
-            values=args.values,
-            aggregate=args.aggregate,
-            sort_columns=args.sort_columns,
-            limits=ctx.limits,
-        )
-        new_columns = out.width - len(args.index)
-        result: dict[str, Any] = {
-            "rows_in": df.height,
-            "rows_out": out.height,
-            "new_columns": new_columns,
-        }
-        ignored = not_numbers(df, [args.values] if args.aggregate in ("sum", "mean") else [])
-        if ignored:
-            result["not_numbers"] = ignored
-        message = f"Pivoted into {out.height} rows and {new_columns} value columns"
-        return Outcome(out, message + _ignored(ignored), result)
-
-    return run_step(
-        ctx,
-        sheet=args.sheet,
-        output=args.output,
-        needed=[*args.index, args.columns, args.values],
-        doing=f"Pivoting column '{args.columns}'",
-        transform=pivoted,
+def pivoted(df: pl.DataFrame, args: PivotArgs, ctx: StepContext) -> Outcome:
+    """Turn the distinct values of one column into new columns: one row per index key, each
+    cell the sum (or mean, count, min, max, first) of the values column for that key and column
+    value. At most {MAX_PIVOT_COLUMNS} new columns, named after the values as they read (120,
+    2024-03-01). Cells have the types of excel/group-aggregate: sum keeps a number column's
+    type, mean is a float, count a whole number, min/max/first the values column's type;
+    sum/mean of a date column fail with column_type_mismatch (422), of a text column ignore
+    values that are not numbers (counted under 'not_numbers')."""
+    out = pivot(
+        df,
+        index=args.index,
+        columns=args.columns,
+        values=args.values,
+        aggregate=args.aggregate,
+        sort_columns=args.sort_columns,
+        limits=ctx.limits,
     )
+    new_columns = out.width - len(args.index)
+    result: dict[str, Any] = {
+        "rows_in": df.height,
+        "rows_out": out.height,
+        "new_columns": new_columns,
+    }
+    ignored = not_numbers(df, [args.values] if args.aggregate in ("sum", "mean") else [])
+    if ignored:
+        result["not_numbers"] = ignored
+    message = f"Pivoted into {out.height} rows and {new_columns} value columns"
+    return Outcome(out, message + _ignored(ignored), result)

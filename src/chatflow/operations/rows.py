@@ -11,14 +11,14 @@ from typing import Any, Literal
 import polars as pl
 from pydantic import Field, field_validator, model_validator
 
-from chatflow.operations.common import column_type_mismatch, describe, no_repeats_or_none, plural
-from chatflow.operations.registry import (
-    OperationArgs,
-    StepContext,
-    StepOutput,
-    registry,
+from chatflow.operations.common import (
+    column_type_mismatch,
+    describe,
+    describe_or,
+    no_repeats_or_none,
+    plural,
 )
-from chatflow.operations.steps import Outcome, SheetArg, TableOutputArg, run_table_step
+from chatflow.operations.steps import Outcome, TableArgs, operation
 from chatflow.operations.values import (
     CellValue,
     is_empty,
@@ -33,7 +33,7 @@ from chatflow.spreadsheets.cell_types import kind_of
 # ---------------------------------------------------------------- excel/remove-duplicates
 
 
-class RemoveDuplicatesArgs(OperationArgs):
+class RemoveDuplicatesArgs(TableArgs):
     """Arguments of excel/remove-duplicates."""
 
     columns: list[str] | None = Field(
@@ -58,13 +58,28 @@ class RemoveDuplicatesArgs(OperationArgs):
             "original text."
         ),
     )
-    sheet: SheetArg = None
-    output: TableOutputArg = None
 
     _columns = field_validator("columns")(no_repeats_or_none)
 
+    def needed_columns(self) -> list[str]:
+        return list(self.columns or [])
 
+
+def _by(columns: list[str] | None) -> str:
+    return f" by {describe(columns)}" if columns else ""
+
+
+@operation(
+    "excel/remove-duplicates",
+    example={"columns": ["email"], "keep": "first", "case_sensitive": False},
+    title="remove duplicates",
+    doing=lambda df, args: f"Removing duplicate rows{_by(args.columns)}",
+)
 def remove_duplicates(df: pl.DataFrame, args: RemoveDuplicatesArgs) -> Outcome:
+    """Remove repeated rows, comparing all columns or some, keeping the first, the last or none
+    of each group; the order of the remaining rows is unchanged. Cells compare by value:
+    numbers as numbers, dates as dates, booleans as booleans, text as exact text
+    (case_sensitive=false lower-cases text columns only). Columns keep their types."""
     columns = args.columns or df.columns
     keys = [
         pl.col(c).str.to_lowercase()
@@ -84,35 +99,10 @@ def remove_duplicates(df: pl.DataFrame, args: RemoveDuplicatesArgs) -> Outcome:
     return Outcome(out, f"Removed {plural(removed, 'duplicate row')}", {"removed": removed})
 
 
-@registry.register(
-    "excel/remove-duplicates",
-    description=(
-        "Remove repeated rows, comparing all columns or some, keeping the first, the last or "
-        "none of each group; the order of the remaining rows is unchanged. Cells compare by "
-        "value: numbers as numbers, dates as dates, booleans as booleans, text as exact text "
-        "(case_sensitive=false lower-cases text columns only). Columns keep their types."
-    ),
-    args=RemoveDuplicatesArgs,
-    example={"columns": ["email"], "keep": "first", "case_sensitive": False},
-    input_columns=lambda args: list(args.columns or []),
-)
-def run_remove_duplicates(ctx: StepContext, args: RemoveDuplicatesArgs) -> StepOutput:
-    by = f" by {describe(args.columns)}" if args.columns else ""
-    return run_table_step(
-        ctx,
-        title="remove duplicates",
-        doing=f"Removing duplicate rows{by}",
-        sheet=args.sheet,
-        output=args.output,
-        needed=args.columns or [],
-        transform=lambda df: remove_duplicates(df, args),
-    )
-
-
 # ---------------------------------------------------------------- excel/remove-empty
 
 
-class RemoveEmptyArgs(OperationArgs):
+class RemoveEmptyArgs(TableArgs):
     """Arguments of excel/remove-empty."""
 
     axis: Literal["rows", "columns", "both"] = Field(
@@ -122,11 +112,21 @@ class RemoveEmptyArgs(OperationArgs):
             "is empty (a table whose cells are all empty keeps its columns); both: both."
         ),
     )
-    sheet: SheetArg = None
-    output: TableOutputArg = None
 
 
+_AXES = {"rows": "rows", "columns": "columns", "both": "rows and columns"}
+
+
+@operation(
+    "excel/remove-empty",
+    example={"axis": "both"},
+    title="remove empty rows/columns",
+    doing=lambda df, args: f"Removing empty {_AXES[args.axis]}",
+)
 def remove_empty(df: pl.DataFrame, args: RemoveEmptyArgs) -> Outcome:
+    """Remove rows, columns or both whose cells are all empty (no value, or only spaces).
+    Number, date and boolean cells are empty only when they have no value (0 and false are
+    values). Columns keep their types."""
     empties = [is_empty(pl.col(c), dtype) for c, dtype in df.schema.items()]
     out = df
     dropped: list[str] = []
@@ -143,33 +143,10 @@ def remove_empty(df: pl.DataFrame, args: RemoveEmptyArgs) -> Outcome:
     return Outcome(out, message, {"rows_removed": removed, "columns_removed": dropped})
 
 
-@registry.register(
-    "excel/remove-empty",
-    description=(
-        "Remove rows, columns or both whose cells are all empty (no value, or only spaces). "
-        "Number, date and boolean cells are empty only when they have no value (0 and false "
-        "are values). Columns keep their types."
-    ),
-    args=RemoveEmptyArgs,
-    example={"axis": "both"},
-)
-def run_remove_empty(ctx: StepContext, args: RemoveEmptyArgs) -> StepOutput:
-    what = {"rows": "rows", "columns": "columns", "both": "rows and columns"}[args.axis]
-    return run_table_step(
-        ctx,
-        title="remove empty rows/columns",
-        doing=f"Removing empty {what}",
-        sheet=args.sheet,
-        output=args.output,
-        needed=[],
-        transform=lambda df: remove_empty(df, args),
-    )
-
-
 # ---------------------------------------------------------------- excel/fill-empty
 
 
-class FillEmptyArgs(OperationArgs):
+class FillEmptyArgs(TableArgs):
     """Arguments of excel/fill-empty."""
 
     columns: list[str] | None = Field(
@@ -185,8 +162,6 @@ class FillEmptyArgs(OperationArgs):
     value: CellValue | None = Field(
         default=None, description="The fill value, required with strategy=value (only then)."
     )
-    sheet: SheetArg = None
-    output: TableOutputArg = None
 
     _columns = field_validator("columns")(no_repeats_or_none)
 
@@ -198,6 +173,9 @@ class FillEmptyArgs(OperationArgs):
         elif self.value is not None:
             raise ValueError(f"value only applies with strategy 'value', not '{self.strategy}'")
         return self
+
+    def needed_columns(self) -> list[str]:
+        return list(self.columns or [])
 
 
 def _typed_value(value: CellValue, column: str, dtype: pl.DataType) -> tuple[Any, pl.DataType]:
@@ -248,7 +226,21 @@ def _value_type(value: CellValue) -> pl.DataType:
     return pl.Float64() if isinstance(value, float) else pl.String()
 
 
+@operation(
+    "excel/fill-empty",
+    example={"columns": ["region"], "strategy": "down"},
+    title="fill empty cells",
+    doing=lambda df, args: (
+        f"Filling empty cells of {describe_or(args.columns, 'all columns')} ({args.strategy})"
+    ),
+)
 def fill_empty(df: pl.DataFrame, args: FillEmptyArgs) -> Outcome:
+    """Fill empty cells with a value, or with the nearest value above (down) or below (up).
+    Columns keep their types: a number column is filled with the number given (0 stays the
+    number 0; 3.5 makes an integer column float), a boolean column with true/false, a date or
+    datetime column with an ISO date, a text column with the value as text; a value of another
+    kind fails with column_type_mismatch (422) naming the column and its type. A column with no
+    values at all takes the value's type."""
     new: list[pl.Series] = []
     filled: dict[str, int] = {}
     for c in args.columns or df.columns:
@@ -283,31 +275,4 @@ def fill_empty(df: pl.DataFrame, args: FillEmptyArgs) -> Outcome:
         out,
         f"Filled {plural(total, 'empty cell')}",
         {"cells_filled": total, "by_column": filled},
-    )
-
-
-@registry.register(
-    "excel/fill-empty",
-    description=(
-        "Fill empty cells with a value, or with the nearest value above (down) or below (up). "
-        "Columns keep their types: a number column is filled with the number given (0 stays "
-        "the number 0; 3.5 makes an integer column float), a boolean column with true/false, "
-        "a date or datetime column with an ISO date, a text column with the value as text; a "
-        "value of another kind fails with column_type_mismatch (422) naming the column and "
-        "its type. A column with no values at all takes the value's type."
-    ),
-    args=FillEmptyArgs,
-    example={"columns": ["region"], "strategy": "down"},
-    input_columns=lambda args: list(args.columns or []),
-)
-def run_fill_empty(ctx: StepContext, args: FillEmptyArgs) -> StepOutput:
-    where = describe(args.columns) if args.columns else "all columns"
-    return run_table_step(
-        ctx,
-        title="fill empty cells",
-        doing=f"Filling empty cells of {where} ({args.strategy})",
-        sheet=args.sheet,
-        output=args.output,
-        needed=args.columns or [],
-        transform=lambda df: fill_empty(df, args),
     )

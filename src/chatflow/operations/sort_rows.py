@@ -13,8 +13,7 @@ import polars as pl
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from chatflow.operations.common import column_type_mismatch, plural, quoted, repeated
-from chatflow.operations.registry import OperationArgs, StepContext, StepOutput, registry
-from chatflow.operations.steps import Outcome, SheetArg, TableOutputArg, run_table_step
+from chatflow.operations.steps import Outcome, TableArgs, operation
 from chatflow.operations.values import is_empty, parse_datetime, parse_float, text_form
 from chatflow.spreadsheets.cell_types import kind_of
 
@@ -56,15 +55,13 @@ class SortKey(BaseModel):
     )
 
 
-class SortArgs(OperationArgs):
+class SortArgs(TableArgs):
     """Arguments of excel/sort."""
 
     by: list[SortKey] = Field(
         min_length=1,
         description="Sort keys, most important first. The sort is stable: ties keep their order.",
     )
-    sheet: SheetArg = None
-    output: TableOutputArg = None
 
     @field_validator("by")
     @classmethod
@@ -74,7 +71,7 @@ class SortArgs(OperationArgs):
             raise ValueError(f"columns sorted by more than once: {quoted(twice)}")
         return by
 
-    def columns(self) -> list[str]:
+    def needed_columns(self) -> list[str]:
         return [k.column for k in self.by]
 
 
@@ -150,7 +147,22 @@ def sort_key(df: pl.DataFrame, key: SortKey) -> tuple[pl.Series, str]:
     return (_natural(text) if kind == "natural" else text), kind
 
 
+@operation(
+    "excel/sort",
+    example={
+        "by": [
+            {"column": "country"},
+            {"column": "amount", "descending": True, "compare_as": "number"},
+        ]
+    },
+    title="sort rows",
+    doing=lambda df, args: f"Sorting by {quoted(args.needed_columns())}",
+)
 def sort_rows(df: pl.DataFrame, args: SortArgs) -> Outcome:
+    """Sort rows by one or more columns, each ascending or descending, comparing numbers,
+    dates, text or natural text (auto-detected by default). The sort is stable. Number, date
+    and boolean columns sort by their values (text and natural compare them as they read); text
+    columns sort as numbers or dates when every cell is one. Columns keep their types."""
     keys = [sort_key(df, key) for key in args.by]
     out = df.sort(
         [values for values, _ in keys],
@@ -160,33 +172,3 @@ def sort_rows(df: pl.DataFrame, args: SortArgs) -> Outcome:
     )
     compared = {k.column: kind for k, (_, kind) in zip(args.by, keys, strict=True)}
     return Outcome(out, f"Sorted {plural(df.height, 'row')}", {"compared_as": compared})
-
-
-@registry.register(
-    "excel/sort",
-    description=(
-        "Sort rows by one or more columns, each ascending or descending, comparing numbers, "
-        "dates, text or natural text (auto-detected by default). The sort is stable. Number, "
-        "date and boolean columns sort by their values (text and natural compare them as they "
-        "read); text columns sort as numbers or dates when every cell is one. Columns keep "
-        "their types."
-    ),
-    args=SortArgs,
-    example={
-        "by": [
-            {"column": "country"},
-            {"column": "amount", "descending": True, "compare_as": "number"},
-        ]
-    },
-    input_columns=lambda args: args.columns(),
-)
-def run_sort(ctx: StepContext, args: SortArgs) -> StepOutput:
-    return run_table_step(
-        ctx,
-        title="sort rows",
-        doing=f"Sorting by {quoted(args.columns())}",
-        sheet=args.sheet,
-        output=args.output,
-        needed=args.columns(),
-        transform=lambda df: sort_rows(df, args),
-    )

@@ -15,14 +15,8 @@ from chatflow.operations.common import (
 )
 from chatflow.operations.limits import Limits
 from chatflow.operations.patterns import check_regex, regex_errors
-from chatflow.operations.registry import (
-    OperationArgs,
-    StepContext,
-    StepFailed,
-    StepOutput,
-    registry,
-)
-from chatflow.operations.steps import Outcome, SheetArg, TableOutputArg, run_table_step
+from chatflow.operations.registry import StepContext, StepFailed
+from chatflow.operations.steps import Outcome, TableArgs, operation
 from chatflow.operations.values import (
     as_text_note,
     blank_to_null,
@@ -38,7 +32,7 @@ _SENTINELS = ("\x1f", "\x1e", "\ue000", "\ue001", "\U000f0000")
 # ---------------------------------------------------------------- excel/split-column
 
 
-class SplitColumnArgs(OperationArgs):
+class SplitColumnArgs(TableArgs):
     """Arguments of excel/split-column: give delimiter or regex; into, into_prefix or neither."""
 
     column: str = Field(description="The column to split.")
@@ -90,8 +84,6 @@ class SplitColumnArgs(OperationArgs):
         default=True,
         description="Remove spaces around each part. Parts left empty become empty cells.",
     )
-    sheet: SheetArg = None
-    output: TableOutputArg = None
 
     @field_validator("into")
     @classmethod
@@ -116,6 +108,9 @@ class SplitColumnArgs(OperationArgs):
         if self.into is not None and self.max_splits is not None:
             raise ValueError("max_splits cannot be combined with into (len(into) - 1 splits)")
         return self
+
+    def needed_columns(self) -> list[str]:
+        return [self.column]
 
 
 def _sentinel(series: pl.Series) -> str:
@@ -153,10 +148,25 @@ def _regex_rest(source: pl.Series, parts: pl.DataFrame, regex: str) -> pl.Series
     return frame.select(pl.col("text").str.slice(offset)).to_series()
 
 
-def split_column(df: pl.DataFrame, args: SplitColumnArgs, limits: Limits | None = None) -> Outcome:
-    """Split ``args.column``; ``too_many_rows`` first if rows × parts pass ``limits.max_rows``."""
+def _splitting(df: pl.DataFrame, args: SplitColumnArgs) -> str:
+    at = shown(args.delimiter) if args.delimiter is not None else f"regex {shown(args.regex)}"
+    return f"Splitting '{args.column}' at {at}"
+
+
+@operation(
+    "excel/split-column",
+    example={"column": "full_name", "delimiter": " ", "into": ["first_name", "last_name"]},
+    title="split a column",
+    doing=_splitting,
+)
+def split_column(df: pl.DataFrame, args: SplitColumnArgs, ctx: StepContext) -> Outcome:
+    """Split a text column at a delimiter or regular expression into several columns. Cells
+    with fewer parts get empty cells; with more parts the rest stays in the last column. The
+    parts are always text. A number, date or boolean column is split in its text form ('3.5',
+    '2024-01-31', 'true'; whole numbers without '.0') and the result names it under as_text; a
+    kept original column keeps its type."""
     with regex_errors(args.regex or ""):
-        return _split(df, args, limits or Limits())
+        return _split(df, args, ctx.limits)
 
 
 def _split(df: pl.DataFrame, args: SplitColumnArgs, limits: Limits) -> Outcome:
@@ -206,36 +216,10 @@ def _split(df: pl.DataFrame, args: SplitColumnArgs, limits: Limits) -> Outcome:
     )
 
 
-@registry.register(
-    "excel/split-column",
-    description=(
-        "Split a text column at a delimiter or regular expression into several columns. Cells "
-        "with fewer parts get empty cells; with more parts the rest stays in the last column. "
-        "The parts are always text. A number, date or boolean column is split in its text form "
-        "('3.5', '2024-01-31', 'true'; whole numbers without '.0') and the result names it "
-        "under as_text; a kept original column keeps its type."
-    ),
-    args=SplitColumnArgs,
-    example={"column": "full_name", "delimiter": " ", "into": ["first_name", "last_name"]},
-    input_columns=lambda args: [args.column],
-)
-def run_split_column(ctx: StepContext, args: SplitColumnArgs) -> StepOutput:
-    at = shown(args.delimiter) if args.delimiter is not None else f"regex {shown(args.regex)}"
-    return run_table_step(
-        ctx,
-        title="split a column",
-        doing=f"Splitting '{args.column}' at {at}",
-        sheet=args.sheet,
-        output=args.output,
-        needed=[args.column],
-        transform=lambda df: split_column(df, args, ctx.limits),
-    )
-
-
 # ---------------------------------------------------------------- excel/merge-columns
 
 
-class MergeColumnsArgs(OperationArgs):
+class MergeColumnsArgs(TableArgs):
     """Arguments of excel/merge-columns."""
 
     columns: list[str] = Field(
@@ -259,14 +243,25 @@ class MergeColumnsArgs(OperationArgs):
             "reuse one of their names)."
         ),
     )
-    sheet: SheetArg = None
-    output: TableOutputArg = None
 
     _columns = field_validator("columns")(no_repeats)
     _into = field_validator("into")(new_name)
 
+    def needed_columns(self) -> list[str]:
+        return list(self.columns)
 
+
+@operation(
+    "excel/merge-columns",
+    example={"columns": ["street", "postal_code", "city"], "separator": ", ", "into": "address"},
+    title="merge columns",
+    doing=lambda df, args: f"Merging {describe(args.columns)} into '{args.into}'",
+)
 def merge_columns(df: pl.DataFrame, args: MergeColumnsArgs) -> Outcome:
+    """Join the text of several columns, row by row, into one column with a separator, skipping
+    empty cells by default. The merged column is always text; number, date and boolean columns
+    join in their text form ('120', '3.5', '2024-01-31', 'true'; whole numbers without '.0')
+    and the result names them under as_text. Kept originals keep their types."""
     merged = set(args.columns)
     others = [c for c in df.columns if c not in merged or args.keep_original]
     reject_existing([args.into], others, what="the merged column")
@@ -295,29 +290,4 @@ def merge_columns(df: pl.DataFrame, args: MergeColumnsArgs) -> Outcome:
         out,
         f"Merged {describe(args.columns)} into '{args.into}'{as_text_note(as_text)}",
         {"column": args.into, "empty_rows": empty, **({"as_text": as_text} if as_text else {})},
-    )
-
-
-@registry.register(
-    "excel/merge-columns",
-    description=(
-        "Join the text of several columns, row by row, into one column with a separator, "
-        "skipping empty cells by default. The merged column is always text; number, date and "
-        "boolean columns join in their text form ('120', '3.5', '2024-01-31', 'true'; whole "
-        "numbers without '.0') and the result names them under as_text. Kept originals keep "
-        "their types."
-    ),
-    args=MergeColumnsArgs,
-    example={"columns": ["street", "postal_code", "city"], "separator": ", ", "into": "address"},
-    input_columns=lambda args: list(args.columns),
-)
-def run_merge_columns(ctx: StepContext, args: MergeColumnsArgs) -> StepOutput:
-    return run_table_step(
-        ctx,
-        title="merge columns",
-        doing=f"Merging {describe(args.columns)} into '{args.into}'",
-        sheet=args.sheet,
-        output=args.output,
-        needed=args.columns,
-        transform=lambda df: merge_columns(df, args),
     )

@@ -30,10 +30,9 @@ from chatflow.operations.registry import (
     StepContext,
     StepFailed,
     StepOutput,
-    registry,
 )
 from chatflow.operations.sql_query import plan_and_run
-from chatflow.operations.steps import Outcome, OutputArg, finish
+from chatflow.operations.steps import Outcome, TableArgs, finish, operation
 
 INPUT_TABLE = "input"
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -77,7 +76,7 @@ class TableRef(OperationArgs):
     sheet: str | None = Field(default=None, description="Its sheet (default: the first).")
 
 
-class SqlArgs(OperationArgs):
+class SqlArgs(TableArgs):
     """Arguments of excel/sql."""
 
     query: str = Field(
@@ -103,7 +102,6 @@ class SqlArgs(OperationArgs):
         description="Sheet of the run's xlsx input to use as 'input' instead of the table the "
         "previous step handed on.",
     )
-    output: OutputArg = None
 
     @field_validator("tables")
     @classmethod
@@ -153,25 +151,21 @@ def referenced_names(query: str) -> set[str]:
     return {text.lower() for kind, text in _tokens(query) if kind in ("word", "quoted")}
 
 
-@registry.register(
+@operation(
     "excel/sql",
-    description=(
-        "Run one SQL SELECT query (polars SQL) over the current table, named 'input', and the "
-        "chat's files, each named after its file name (lower-case, non-alphanumerics -> '_'). "
-        "It reads only the chat's tables: file-reading table functions are refused. "
-        "Columns have their real types: numbers "
-        "(SUM(amount), amount > 10), booleans (WHERE paid), dates and datetimes (d >= "
-        "'2024-01-01'), text (codes such as '01234' stay text; CAST(x AS DOUBLE) to compute "
-        "with numbers held as text). The result keeps the types the query gives."
-    ),
-    args=SqlArgs,
     example={
         "query": "SELECT region, SUM(amount) AS total FROM input GROUP BY region "
         "ORDER BY total DESC"
     },
+    reads_and_writes=True,
 )
 def run_sql(ctx: StepContext, args: SqlArgs) -> StepOutput:
-    """Register the referenced tables and run the query."""
+    """Run one SQL SELECT query (polars SQL) over the current table, named 'input', and the
+    chat's files, each named after its file name (lower-case, non-alphanumerics -> '_'). It
+    reads only the chat's tables: file-reading table functions are refused. Columns have their
+    real types: numbers (SUM(amount), amount > 10), booleans (WHERE paid), dates and datetimes
+    (d >= '2024-01-01'), text (codes such as '01234' stay text; CAST(x AS DOUBLE) to compute
+    with numbers held as text). The result keeps the types the query gives."""
     ctx.report(0, "Starting step execution")
     problem = statement_problem(args.query)
     if problem is not None:

@@ -1,8 +1,13 @@
-"""The plumbing every step shares: its ``sheet`` and ``output`` arguments and its run.
+"""How an operation is declared: its shared arguments, the ``@operation`` decorator and its run.
 
-A step reads one table (the previous step's, or a sheet of the run's input), transforms it and
-either hands the result on or, with ``output``, writes it at once.  Progress is reported the
-same way for all of them: 0 starting, 25 read, 50 processing, 75 handing on or writing.
+An operation is one argument model and one function.  Most are a pure ``transform(table,
+args) -> Outcome``; the decorator wraps it into the ``run(ctx, args)`` a run calls: report 0
+and read the step's table, report 25 and check ``args.needed_columns()`` (the same list the
+run checks before it starts), report what it is doing at 50, transform, then at 75 hand the
+table on or, with ``output``, write it.  A transform that needs more than the table (the
+limits, the input's name or sheets) takes the ``StepContext`` as a third parameter.  A step
+that reads or writes more than one table (``reads_and_writes=True``) is given the context
+and writes its own ``run`` from ``open_step`` and ``finish``.
 
 The catalogue was written in two voices and clients see both, so both are kept: a step with a
 ``title`` (the table operations) says "Starting: <title>", counts "1 row", and names a file it
@@ -12,16 +17,23 @@ the file in its result under ``file``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import inspect
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar, get_type_hints
 
 import polars as pl
-from pydantic import AfterValidator, Field
+from pydantic import AfterValidator, ConfigDict, Field
 
 from chatflow import filenames
 from chatflow.operations.common import plural, require_columns
-from chatflow.operations.registry import StepContext, StepOutput
+from chatflow.operations.registry import (
+    OperationArgs,
+    Registry,
+    StepContext,
+    StepOutput,
+    registry,
+)
 
 _OUTPUT = (
     "Write the result table to a file of this name (xlsx unless the name ends in .csv or "
@@ -50,7 +62,43 @@ SheetArg = Annotated[
     ),
 ]
 OutputArg = Annotated[OutputName | None, Field(description=_OUTPUT)]
-TableOutputArg = OutputArg  # the table operations' name for it
+
+
+def _declared_order(schema: dict[str, Any], model: type[Any]) -> None:
+    """List an operation's own arguments first, as declared, and the inherited ``sheet`` and
+    ``output`` last unless the model declares them itself: clients show them in this order."""
+    fields: dict[str, Any] = model.model_fields
+    order: list[str] = []
+    for klass in reversed(model.__mro__):
+        if klass in (SheetArgs, TableArgs):
+            continue
+        order += [n for n in vars(klass).get("__annotations__", {}) if n in fields]
+    order += list(fields)
+    aliases = [fields[n].alias or n for n in dict.fromkeys(order)]
+    properties = schema.get("properties", {})
+    schema["properties"] = {a: properties[a] for a in aliases if a in properties}
+
+
+class SheetArgs(OperationArgs):
+    """Arguments of a step that reads one table: ``sheet``, and the columns it needs."""
+
+    model_config = ConfigDict(json_schema_extra=_declared_order)
+
+    sheet: SheetArg = None
+
+    def needed_columns(self) -> list[str]:
+        """Input columns the step needs: checked before the run starts and when it reads."""
+        return []
+
+
+class TableArgs(SheetArgs):
+    """Arguments of a step that makes a table: ``SheetArgs`` and where the table goes."""
+
+    output: OutputArg = None
+
+
+Doing = Callable[[pl.DataFrame, Any], str]
+"""What a step says it is doing at 50, from its table and arguments."""
 
 
 @dataclass
@@ -96,45 +144,92 @@ def finish(
     )
 
 
-def run_step(
+def _look(
     ctx: StepContext,
-    *,
-    sheet: str | None,
-    output: str | None,
-    needed: Sequence[str],
-    doing: str | Callable[[pl.DataFrame], str],
-    transform: Callable[[pl.DataFrame], Outcome],
-    title: str | None = None,
+    args: SheetArgs,
+    doing: Doing,
+    look: Callable[[pl.DataFrame], Outcome],
+    returning: str,
 ) -> StepOutput:
-    """Read, check ``needed`` columns, report ``doing``, transform, then hand on or write."""
-    df = open_step(ctx, sheet, needed=needed, title=title)
-    ctx.report(50, doing if isinstance(doing, str) else doing(df))
-    return finish(ctx, transform(df), output=output, title=title)
-
-
-def run_table_step(
-    ctx: StepContext,
-    *,
-    title: str,
-    doing: str,
-    sheet: str | None,
-    output: str | None,
-    needed: Sequence[str],
-    transform: Callable[[pl.DataFrame], Outcome],
-) -> StepOutput:
-    """``run_step`` for a table operation: titled, and its result starts with the row counts."""
-
-    def counted(df: pl.DataFrame) -> Outcome:
-        outcome = transform(df)
-        counts = {"rows_in": df.height, "rows_out": outcome.table.height}
-        return Outcome(outcome.table, outcome.message, {**counts, **outcome.result})
-
-    return run_step(
-        ctx,
-        sheet=sheet,
-        output=output,
-        needed=needed,
-        doing=doing,
-        transform=counted,
-        title=title,
+    """A step that only looks at a table: its ``result`` describes it, the chain's table goes
+    on unchanged (even when the step looked at another sheet of the input)."""
+    ctx.report(0, "Starting step execution")
+    df = ctx.read_input(args.sheet)
+    handed_on = df if args.sheet is None else ctx.read_input(None)
+    ctx.report(25, f"Read {df.height} rows")
+    require_columns(df.columns, args.needed_columns())
+    ctx.report(50, doing(df, args))
+    outcome = look(df)
+    ctx.report(75, returning)
+    return StepOutput(
+        table=handed_on, result=outcome.result, message=outcome.message, passthrough=True
     )
+
+
+def description_of(fn: Callable[..., Any], facts: Mapping[str, object] | None = None) -> str:
+    """The docstring's paragraphs with their line breaks joined by single spaces; ``{name}``
+    fields are filled from ``facts`` when given (limits the text quotes)."""
+    doc = inspect.cleandoc(fn.__doc__ or "")
+    paragraphs = [" ".join(p.split()) for p in doc.split("\n\n") if p.strip()]
+    text = " ".join(paragraphs)
+    return text.format(**facts) if facts else text
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def operation(
+    name: str,
+    *,
+    example: dict[str, Any],
+    doing: Doing | None = None,
+    title: str | None = None,
+    returning: str | None = None,
+    reads_and_writes: bool = False,
+    facts: Mapping[str, object] | None = None,
+    into: Registry = registry,
+) -> Callable[[F], F]:
+    """Register the decorated function as operation ``name``; its docstring describes it.
+
+    ``doing(table, args)`` says what happens at 50; ``title`` picks the table operations'
+    voice and counts ``rows_in``/``rows_out``; ``returning`` makes it a look that hands its
+    input on unchanged and says this at 75.  The function is returned unchanged.
+    """
+
+    def decorate(fn: F) -> F:
+        args_model = get_type_hints(fn)["args"]
+        needed = getattr(args_model, "needed_columns", None)
+        into.register(
+            name,
+            description=description_of(fn, facts),
+            args=args_model,
+            example=example,
+            input_columns=needed,
+        )(fn if reads_and_writes else _runner(fn, doing, title, returning))
+        return fn
+
+    return decorate
+
+
+def _runner(
+    transform: Callable[..., Outcome], doing: Doing | None, title: str | None, returning: str | None
+) -> Callable[[StepContext, Any], StepOutput]:
+    """The ``run(ctx, args)`` around a transform (see the module docstring)."""
+    wants_context = len(inspect.signature(transform).parameters) == 3
+    say = doing or (lambda df, args: "Processing")
+
+    def run(ctx: StepContext, args: Any) -> StepOutput:
+        def apply(df: pl.DataFrame) -> Outcome:
+            outcome = transform(df, args, ctx) if wants_context else transform(df, args)
+            if not title:
+                return outcome
+            counts = {"rows_in": df.height, "rows_out": outcome.table.height}
+            return Outcome(outcome.table, outcome.message, {**counts, **outcome.result})
+
+        if returning is not None:
+            return _look(ctx, args, say, apply, returning)
+        df = open_step(ctx, args.sheet, needed=args.needed_columns(), title=title)
+        ctx.report(50, say(df, args))
+        return finish(ctx, apply(df), output=args.output, title=title)
+
+    return run

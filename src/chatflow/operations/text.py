@@ -20,13 +20,12 @@ from pydantic import Field, field_validator, model_validator
 
 from chatflow.operations.common import (
     column_type_mismatch,
-    describe,
+    describe_or,
     no_repeats_or_none,
     plural,
 )
 from chatflow.operations.patterns import check_regex, regex_errors, regex_escape
-from chatflow.operations.registry import OperationArgs, StepContext, StepOutput, registry
-from chatflow.operations.steps import Outcome, SheetArg, TableOutputArg, run_table_step
+from chatflow.operations.steps import Outcome, TableArgs, operation
 from chatflow.operations.values import (
     as_text_note,
     blank_to_null,
@@ -40,6 +39,17 @@ ColumnsArg = Annotated[
     list[str] | None,
     Field(min_length=1, description="Columns to work on (default: every text column)."),
 ]
+
+
+class TextColumnsArgs(TableArgs):
+    """Arguments of a step on some text columns, by default every text column."""
+
+    columns: ColumnsArg = None
+
+    _columns = field_validator("columns")(no_repeats_or_none)
+
+    def needed_columns(self) -> list[str]:
+        return list(self.columns or [])
 
 
 def text_columns(df: pl.DataFrame, named: list[str] | None, operation: str) -> list[str]:
@@ -105,10 +115,9 @@ def _changed(
 # ---------------------------------------------------------------- excel/find-replace
 
 
-class FindReplaceArgs(OperationArgs):
+class FindReplaceArgs(TextColumnsArgs):
     """Arguments of excel/find-replace."""
 
-    columns: ColumnsArg = None
     find: str = Field(
         min_length=1,
         description=("Text to find; literal unless regex=true (so '.', '*', '(' mean themselves)."),
@@ -127,10 +136,6 @@ class FindReplaceArgs(OperationArgs):
         description="Only replace cells whose entire text matches find (else every occurrence).",
     )
     case_sensitive: bool = Field(default=True, description="Whether letter case must match.")
-    sheet: SheetArg = None
-    output: TableOutputArg = None
-
-    _columns = field_validator("columns")(no_repeats_or_none)
 
     @model_validator(mode="after")
     def _pattern(self) -> FindReplaceArgs:
@@ -161,36 +166,26 @@ def find_replace_text(text: pl.Series, args: FindReplaceArgs) -> pl.Series:
     return _empty_to_null(replaced)
 
 
+def _replacing(df: pl.DataFrame, args: FindReplaceArgs) -> str:
+    where = describe_or(args.columns, "all text columns")
+    return f"Replacing {shown(args.find)} with {shown(args.replace)} in {where}"
+
+
+@operation(
+    "excel/find-replace",
+    example={"columns": ["country"], "find": "Deutschland", "replace": "Germany"},
+    title="find and replace",
+    doing=_replacing,
+)
 def find_replace(df: pl.DataFrame, args: FindReplaceArgs) -> Outcome:
+    """Find text in cells and replace it: literal text by default, or a regular expression;
+    every occurrence or whole cells only; optionally ignoring case. Works on text columns only
+    (by default every text column): naming a number, date or boolean column fails with
+    column_type_mismatch (convert it with excel/convert-types to string first); the replaced
+    values are text."""
     with regex_errors(args.find):
         columns = text_columns(df, args.columns, "excel/find-replace")
         return _changed(df, columns, lambda text: find_replace_text(text, args))
-
-
-@registry.register(
-    "excel/find-replace",
-    description=(
-        "Find text in cells and replace it: literal text by default, or a regular expression; "
-        "every occurrence or whole cells only; optionally ignoring case. Works on text columns "
-        "only (by default every text column): naming a number, date or boolean column fails "
-        "with column_type_mismatch (convert it with excel/convert-types to string first); the "
-        "replaced values are text."
-    ),
-    args=FindReplaceArgs,
-    example={"columns": ["country"], "find": "Deutschland", "replace": "Germany"},
-    input_columns=lambda args: list(args.columns or []),
-)
-def run_find_replace(ctx: StepContext, args: FindReplaceArgs) -> StepOutput:
-    where = describe(args.columns) if args.columns else "all text columns"
-    return run_table_step(
-        ctx,
-        title="find and replace",
-        doing=f"Replacing {shown(args.find)} with {shown(args.replace)} in {where}",
-        sheet=args.sheet,
-        output=args.output,
-        needed=args.columns or [],
-        transform=lambda df: find_replace(df, args),
-    )
 
 
 # ---------------------------------------------------------------- excel/clean-text
@@ -202,10 +197,9 @@ _NON_PRINTABLE = r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u00ad\u200b-\u200d\u2060
 _SPACES = r"[^\S\r\n]{2,}|[^\S \r\n]"
 
 
-class CleanTextArgs(OperationArgs):
+class CleanTextArgs(TextColumnsArgs):
     """Arguments of excel/clean-text; the steps run in the order of the fields below."""
 
-    columns: ColumnsArg = None
     remove_non_printable: bool = Field(
         default=True,
         description=(
@@ -225,10 +219,6 @@ class CleanTextArgs(OperationArgs):
         default=None,
         description="Change letter case: UPPER, lower, Title Case (each word); null keeps it.",
     )
-    sheet: SheetArg = None
-    output: TableOutputArg = None
-
-    _columns = field_validator("columns")(no_repeats_or_none)
 
     @model_validator(mode="after")
     def _something(self) -> CleanTextArgs:
@@ -254,39 +244,24 @@ def clean_text_series(text: pl.Series, args: CleanTextArgs) -> pl.Series:
     return _empty_to_null(text)
 
 
+@operation(
+    "excel/clean-text",
+    example={"columns": ["name", "city"], "case": "title"},
+    title="clean text",
+    doing=lambda df, args: f"Cleaning text in {describe_or(args.columns, 'all text columns')}",
+)
 def clean_text(df: pl.DataFrame, args: CleanTextArgs) -> Outcome:
+    """Tidy text cells: remove invisible characters, collapse repeated spaces, trim, and
+    optionally change letter case. Works on text columns only (by default every text column);
+    naming a number, date or boolean column fails with column_type_mismatch."""
     columns = text_columns(df, args.columns, "excel/clean-text")
     return _changed(df, columns, lambda text: clean_text_series(text, args))
-
-
-@registry.register(
-    "excel/clean-text",
-    description=(
-        "Tidy text cells: remove invisible characters, collapse repeated spaces, trim, and "
-        "optionally change letter case. Works on text columns only (by default every text "
-        "column); naming a number, date or boolean column fails with column_type_mismatch."
-    ),
-    args=CleanTextArgs,
-    example={"columns": ["name", "city"], "case": "title"},
-    input_columns=lambda args: list(args.columns or []),
-)
-def run_clean_text(ctx: StepContext, args: CleanTextArgs) -> StepOutput:
-    where = describe(args.columns) if args.columns else "all text columns"
-    return run_table_step(
-        ctx,
-        title="clean text",
-        doing=f"Cleaning text in {where}",
-        sheet=args.sheet,
-        output=args.output,
-        needed=args.columns or [],
-        transform=lambda df: clean_text(df, args),
-    )
 
 
 # ---------------------------------------------------------------- excel/normalize-codes
 
 
-class NormalizeCodesArgs(OperationArgs):
+class NormalizeCodesArgs(TableArgs):
     """Arguments of excel/normalize-codes."""
 
     column: str = Field(
@@ -315,11 +290,23 @@ class NormalizeCodesArgs(OperationArgs):
             "'1234.0' -> '12340')."
         ),
     )
-    sheet: SheetArg = None
-    output: TableOutputArg = None
+
+    def needed_columns(self) -> list[str]:
+        return [self.column]
 
 
+@operation(
+    "excel/normalize-codes",
+    example={"column": "postal_code", "pad_to": 5},
+    title="normalize codes",
+    doing=lambda df, args: f"Normalizing codes in '{args.column}'",
+)
 def normalize_codes(df: pl.DataFrame, args: NormalizeCodesArgs) -> Outcome:
+    """Normalize a column of codes such as postal codes or ids: trim spaces, optionally keep
+    only digits, and left-pad with zeros to a fixed length. The result is a text column. A
+    number column (codes a spreadsheet stored as numbers, e.g. 1234) is worked on in its text
+    form ('1234', whole numbers without '.0') and the result names it under as_text; a date or
+    boolean column fails with column_type_mismatch."""
     dtype = df.schema[args.column]
     if not (dtype == pl.String or dtype == pl.Null or dtype.is_numeric()):
         raise column_type_mismatch(
@@ -356,29 +343,4 @@ def normalize_codes(df: pl.DataFrame, args: NormalizeCodesArgs) -> Outcome:
         done.table,
         f"Normalized {plural(changed, 'code')} in '{args.column}'{as_text_note(as_text or {})}",
         {"cells_changed": changed, **counts, **({"as_text": as_text} if as_text else {})},
-    )
-
-
-@registry.register(
-    "excel/normalize-codes",
-    description=(
-        "Normalize a column of codes such as postal codes or ids: trim spaces, optionally keep "
-        "only digits, and left-pad with zeros to a fixed length. The result is a text column. "
-        "A number column (codes a spreadsheet stored as numbers, e.g. 1234) is worked on in "
-        "its text form ('1234', whole numbers without '.0') and the result names it under "
-        "as_text; a date or boolean column fails with column_type_mismatch."
-    ),
-    args=NormalizeCodesArgs,
-    example={"column": "postal_code", "pad_to": 5},
-    input_columns=lambda args: [args.column],
-)
-def run_normalize_codes(ctx: StepContext, args: NormalizeCodesArgs) -> StepOutput:
-    return run_table_step(
-        ctx,
-        title="normalize codes",
-        doing=f"Normalizing codes in '{args.column}'",
-        sheet=args.sheet,
-        output=args.output,
-        needed=[args.column],
-        transform=lambda df: normalize_codes(df, args),
     )

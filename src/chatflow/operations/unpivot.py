@@ -16,18 +16,15 @@ from pydantic import Field, field_validator, model_validator
 from chatflow.operations.common import check_size, refuse_repeats, require_columns, unique_name
 from chatflow.operations.limits import Limits
 from chatflow.operations.registry import (
-    OperationArgs,
     StepContext,
     StepFailed,
-    StepOutput,
-    registry,
 )
-from chatflow.operations.steps import Outcome, OutputArg, SheetArg, run_step
+from chatflow.operations.steps import Outcome, TableArgs, operation
 from chatflow.operations.values import text_form
 from chatflow.spreadsheets.cell_types import MAX_EXACT_INT, kind_of
 
 
-class UnpivotArgs(OperationArgs):
+class UnpivotArgs(TableArgs):
     """Arguments of excel/unpivot."""
 
     id_columns: list[str] = Field(description="Columns kept on every output row (may be empty).")
@@ -43,8 +40,6 @@ class UnpivotArgs(OperationArgs):
         default="value", min_length=1, description="Name of the column holding the values."
     )
     drop_empty: bool = Field(default=False, description="Leave out rows whose value is empty.")
-    sheet: SheetArg = None
-    output: OutputArg = None
 
     @field_validator("id_columns")
     @classmethod
@@ -67,6 +62,9 @@ class UnpivotArgs(OperationArgs):
         if clash:
             raise ValueError(f"output names clash with id columns: {', '.join(sorted(clash))}")
         return self
+
+    def needed_columns(self) -> list[str]:
+        return [*self.id_columns, *(self.value_columns or [])]
 
 
 def value_type(df: pl.DataFrame, on: list[str]) -> tuple[pl.DataType, list[str]]:
@@ -131,58 +129,43 @@ def _value_columns(df: pl.DataFrame, id_columns: list[str], given: list[str] | N
     return on
 
 
-@registry.register(
+@operation(
     "excel/unpivot",
-    description=(
-        "Turn columns into rows (wide to long): every input row gives one row per value column "
-        "with the id columns, the column's name and its value, in input order. Id columns "
-        "keep their types. The value column keeps the value columns' type when they share "
-        "one; whole and fractional numbers together become floats, dates with datetimes "
-        "datetimes; any other mix (numbers with text, say) becomes text, each value as it "
-        "reads (120, 3.5, true, 2024-03-01), and the result lists those columns under "
-        "'converted_to_text' ('value_type' gives the value column's type)."
-    ),
-    args=UnpivotArgs,
     example={
         "id_columns": ["region"],
         "value_columns": ["jan", "feb", "mar"],
         "variable_name": "month",
         "value_name": "amount",
     },
-    input_columns=lambda args: [*args.id_columns, *(args.value_columns or [])],
+    doing=lambda df, args: "Unpivoting",
 )
-def run_unpivot(ctx: StepContext, args: UnpivotArgs) -> StepOutput:
-    """Unpivot the table."""
-
-    def unpivoted(df: pl.DataFrame) -> Outcome:
-        out = unpivot(
-            df,
-            id_columns=args.id_columns,
-            value_columns=args.value_columns,
-            variable_name=args.variable_name,
-            value_name=args.value_name,
-            drop_empty=args.drop_empty,
-            limits=ctx.limits,
-        )
-        on = _value_columns(df, args.id_columns, args.value_columns)
-        target, as_text = value_type(df, on)
-        result: dict[str, Any] = {
-            "rows_in": df.height,
-            "rows_out": out.height,
-            "value_type": kind_of(target),
-        }
-        message = f"Unpivoted into {out.height} rows"
-        if as_text:
-            result["converted_to_text"] = as_text
-            kinds = ", ".join(f"'{c}' ({kind_of(df.schema[c])})" for c in as_text)
-            message += f"; the value columns mix types, so the values of {kinds} became text"
-        return Outcome(out, message, result)
-
-    return run_step(
-        ctx,
-        sheet=args.sheet,
-        output=args.output,
-        needed=[*args.id_columns, *(args.value_columns or [])],
-        doing="Unpivoting",
-        transform=unpivoted,
+def unpivoted(df: pl.DataFrame, args: UnpivotArgs, ctx: StepContext) -> Outcome:
+    """Turn columns into rows (wide to long): every input row gives one row per value column
+    with the id columns, the column's name and its value, in input order. Id columns keep their
+    types. The value column keeps the value columns' type when they share one; whole and
+    fractional numbers together become floats, dates with datetimes datetimes; any other mix
+    (numbers with text, say) becomes text, each value as it reads (120, 3.5, true, 2024-03-01),
+    and the result lists those columns under 'converted_to_text' ('value_type' gives the value
+    column's type)."""
+    out = unpivot(
+        df,
+        id_columns=args.id_columns,
+        value_columns=args.value_columns,
+        variable_name=args.variable_name,
+        value_name=args.value_name,
+        drop_empty=args.drop_empty,
+        limits=ctx.limits,
     )
+    on = _value_columns(df, args.id_columns, args.value_columns)
+    target, as_text = value_type(df, on)
+    result: dict[str, Any] = {
+        "rows_in": df.height,
+        "rows_out": out.height,
+        "value_type": kind_of(target),
+    }
+    message = f"Unpivoted into {out.height} rows"
+    if as_text:
+        result["converted_to_text"] = as_text
+        kinds = ", ".join(f"'{c}' ({kind_of(df.schema[c])})" for c in as_text)
+        message += f"; the value columns mix types, so the values of {kinds} became text"
+    return Outcome(out, message, result)

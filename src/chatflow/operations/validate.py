@@ -15,9 +15,8 @@ from chatflow.operations.registry import (
     StepFailed,
     StepOutput,
     WrittenFile,
-    registry,
 )
-from chatflow.operations.steps import Outcome, OutputArg, OutputName, SheetArg, finish, open_step
+from chatflow.operations.steps import Outcome, OutputName, TableArgs, finish, open_step, operation
 from chatflow.operations.values import (
     CellValue,
     as_number,
@@ -116,7 +115,7 @@ class Rule(OperationArgs):
         return self
 
 
-class ValidateArgs(OperationArgs):
+class ValidateArgs(TableArgs):
     """Arguments of excel/validate."""
 
     rules: list[Rule] = Field(
@@ -133,14 +132,15 @@ class ValidateArgs(OperationArgs):
         description="Fail the step (code validation_failed, examples in the details) when any "
         "row is invalid, instead of continuing with the valid rows.",
     )
-    sheet: SheetArg = None
-    output: OutputArg = None
 
     @model_validator(mode="after")
     def _two_files(self) -> ValidateArgs:
         if self.output is not None and self.output == self.invalid_output:
             raise ValueError("output and invalid_output must be different files")
         return self
+
+    def needed_columns(self) -> list[str]:
+        return list(dict.fromkeys(rule.column for rule in self.rules))
 
 
 def _number(value: float) -> str:
@@ -249,22 +249,8 @@ def validate_rows(
     return valid, invalid, by_rule
 
 
-def _needed(args: ValidateArgs) -> list[str]:
-    return list(dict.fromkeys(rule.column for rule in args.rules))
-
-
-@registry.register(
+@operation(
     "excel/validate",
-    description=(
-        "Check every row against rules (required, regex, unique, allowed values, numeric "
-        "min/max, text length). Valid rows continue as the table; invalid rows are written to "
-        "a side file with an '_errors' column giving every reason; both keep the columns' "
-        "types. min/max compare the numbers of a number column, and read a text column's "
-        "values as numbers; on a date or boolean column they fail with column_type_mismatch "
-        "(422). regex, allowed and lengths check a number, date or boolean cell as it reads "
-        "(120, 3.5, 2024-03-01, true); allowed compares numbers numerically on number columns."
-    ),
-    args=ValidateArgs,
     example={
         "rules": [
             {"column": "postal_code", "required": True, "regex": "\\d{5}"},
@@ -272,11 +258,17 @@ def _needed(args: ValidateArgs) -> list[str]:
             {"column": "amount", "min": 0},
         ]
     },
-    input_columns=_needed,
+    reads_and_writes=True,
 )
 def run_validate(ctx: StepContext, args: ValidateArgs) -> StepOutput:
-    """Split rows into valid and invalid."""
-    df = open_step(ctx, args.sheet, needed=_needed(args))
+    """Check every row against rules (required, regex, unique, allowed values, numeric min/max,
+    text length). Valid rows continue as the table; invalid rows are written to a side file
+    with an '_errors' column giving every reason; both keep the columns' types. min/max compare
+    the numbers of a number column, and read a text column's values as numbers; on a date or
+    boolean column they fail with column_type_mismatch (422). regex, allowed and lengths check
+    a number, date or boolean cell as it reads (120, 3.5, 2024-03-01, true); allowed compares
+    numbers numerically on number columns."""
+    df = open_step(ctx, args.sheet, needed=args.needed_columns())
     ctx.report(50, f"Checking {df.height} rows against {len(args.rules)} rules")
     valid, invalid, by_rule = validate_rows(df, args.rules)
     errors = invalid.columns[-1]
