@@ -28,8 +28,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from chatflow.filenames import WORKBOOK_KINDS
 from chatflow.failures import StepFailed
+from chatflow.filenames import WORKBOOK_KINDS
 from chatflow.spreadsheets.cfb import check_xls_container
 from chatflow.spreadsheets.opendocument import check_ods_container
 from chatflow.spreadsheets.package import PackageMap, map_package

@@ -31,8 +31,8 @@ from pathlib import Path
 
 import polars as pl
 
-from chatflow.filenames import WORKBOOK_KINDS
 from chatflow.failures import StepFailed
+from chatflow.filenames import WORKBOOK_KINDS
 from chatflow.spreadsheets.cell_types import type_text_columns
 from chatflow.spreadsheets.headers import unique_headers as unique_headers
 from chatflow.spreadsheets.reading_workbook import read_workbook, workbook_sheet_names

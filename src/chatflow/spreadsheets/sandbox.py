@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any
 
 import chatflow
-from chatflow.filenames import WORKBOOK_KINDS
 from chatflow.failures import StepFailed
+from chatflow.filenames import WORKBOOK_KINDS
 from chatflow.spreadsheets.inspection import DEFAULT_MAX_CELLS, DEFAULT_MAX_UNCOMPRESSED_MB
 
 log = logging.getLogger(__name__)
