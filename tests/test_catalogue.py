@@ -10,40 +10,19 @@ import openpyxl
 import pytest
 
 from chatflow.operations import load_all
+from chatflow.operations.catalogue import COMMAND, README, operations_table, with_table
 from tests.support import LiveServer, create_chat, upload, write_xlsx
 
 API = "/api/v1"
-CATALOGUE = [
-    "excel/inspect",
-    "excel/preview",
-    "excel/profile-columns",
-    "excel/select-columns",
-    "excel/extract-columns-to-file",
-    "excel/rename-columns",
-    "excel/reorder-columns",
-    "excel/filter-rows",
-    "excel/remove-duplicates",
-    "excel/sort",
-    "excel/find-replace",
-    "excel/clean-text",
-    "excel/fill-empty",
-    "excel/remove-empty",
-    "excel/split-column",
-    "excel/merge-columns",
-    "excel/add-column",
-    "excel/convert-types",
-    "excel/normalize-codes",
-    "excel/group-aggregate",
-    "excel/value-counts",
-    "excel/pivot",
-    "excel/unpivot",
-    "excel/lookup-join",
-    "excel/append-files",
-    "excel/split-file",
-    "excel/validate",
-    "excel/sql",
-    "excel/convert",
-]
+CATALOGUE = load_all().names()  # registration order, as GET /operations lists them
+
+
+def test_the_readme_operation_table_is_generated_from_the_registry() -> None:
+    readme = README.read_text(encoding="utf-8")
+    assert with_table(readme, operations_table()) == readme, (
+        f"README.md's operation table is stale; regenerate it: PYTHONPATH=src {COMMAND}"
+    )
+
 
 ORDERS = [
     ["order_id", "customer", "zip", "amount", "status"],
@@ -57,7 +36,7 @@ ORDERS = [
 
 def test_every_operation_is_served_with_schema_and_example(client: httpx.Client) -> None:
     served = {op["name"]: op for op in client.get(f"{API}/operations").json()["data"]}
-    assert set(CATALOGUE) <= set(served)
+    assert list(served) == CATALOGUE
     for name in CATALOGUE:
         assert served[name]["description"]
         assert served[name]["arguments_schema"]["type"] == "object"

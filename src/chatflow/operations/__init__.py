@@ -11,7 +11,7 @@ if TYPE_CHECKING:
 
 # Not operation modules.  Nothing is imported here eagerly: importing this package (as the
 # upload inspection does for ``failures``) must not load polars or pydantic.
-_SUPPORT = {"registry", "failures"}
+_SUPPORT = {"registry", "failures", "catalogue"}
 
 
 def load_all() -> Registry:

@@ -163,12 +163,13 @@ def _check_append_size(tables: list[tuple[str, pl.DataFrame]], width: int, limit
     reads_and_writes=True,
 )
 def run_append_files(ctx: StepContext, args: AppendFilesArgs) -> StepOutput:
-    """Append the rows of other chat files (or sheets) below the current table, matching
-    columns by name or by position, optionally recording each row's source file. Columns keep
-    their types (numbers, dates, booleans, text); a column whose type differs between files
-    becomes the type holding both when there is one (whole and decimal numbers: decimal
-    numbers; dates and datetimes: datetimes), else text, each value in its text form (120, 3.5,
-    2024-01-31, true), and the result lists it under columns_as_text."""
+    """Append the rows of other chat files (or sheets) below the current table, matching columns by
+    name or by position, optionally recording each row's source file.
+
+    Columns keep their types (numbers, dates, booleans, text); a column whose type differs
+    between files becomes the type holding both when there is one (whole and decimal numbers:
+    decimal numbers; dates and datetimes: datetimes), else text, each value in its text form
+    (120, 3.5, 2024-01-31, true), and the result lists it under columns_as_text."""
     ctx.report(0, "Starting step execution")
     tables = [(_label(ctx.input_name, args.sheet), ctx.read_input(args.sheet))]
     for index, item in enumerate(args.files):

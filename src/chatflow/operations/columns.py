@@ -59,9 +59,10 @@ def _keeping(df: pl.DataFrame, args: SelectColumnsArgs) -> str:
     doing=_keeping,
 )
 def select_columns(df: pl.DataFrame, args: SelectColumnsArgs) -> Outcome:
-    """Keep only the listed columns (in the listed order), or drop the listed columns and keep
-    the rest in their original order. Values and column types (numbers, dates, booleans, text)
-    are kept as they are."""
+    """Keep only the listed columns (in the listed order), or drop the listed columns and keep the
+    rest in their original order.
+
+    Values and column types (numbers, dates, booleans, text) are kept as they are."""
     if args.mode == "keep":
         out = df.select(args.columns)
     else:
@@ -113,8 +114,7 @@ class RenameColumnsArgs(TableArgs):
     doing=lambda df, args: f"Renaming {describe(list(args.mapping))}",
 )
 def rename_columns(df: pl.DataFrame, args: RenameColumnsArgs) -> Outcome:
-    """Rename columns, keeping their position, values and types (numbers, dates, booleans,
-    text)."""
+    """Rename columns, keeping their position, values and types (numbers, dates, booleans, text)."""
     staying = [c for c in df.columns if c not in args.mapping]
     reject_existing(args.mapping.values(), staying, what="the renamed column")
     changed = {old: new for old, new in args.mapping.items() if old != new}
@@ -153,8 +153,10 @@ class ReorderColumnsArgs(TableArgs):
     doing=lambda df, args: f"Moving {describe(args.order)} to the front",
 )
 def reorder_columns(df: pl.DataFrame, args: ReorderColumnsArgs) -> Outcome:
-    """Move the listed columns to the front in the given order; the others follow in their
-    original order, or are dropped. Values and column types are kept as they are."""
+    """Move the listed columns to the front in the given order; the others follow in their original
+    order, or are dropped.
+
+    Values and column types are kept as they are."""
     rest = [c for c in df.columns if c not in set(args.order)]
     columns = args.order + (rest if args.others == "end" else [])
     out = df.select(columns)
@@ -296,11 +298,12 @@ _VALUE_TYPES: dict[type, pl.DataType] = {
     doing=_adding,
 )
 def add_column(df: pl.DataFrame, args: AddColumnArgs) -> Outcome:
-    """Add a column holding a fixed value, text built from other columns with a template
-    ('{first} {last}'), or row numbers. A value keeps its JSON type (7: integer column, 2.5:
-    float, true: boolean, "7": text); a template always makes a text column, numbers and dates
-    filling in as they read ('120', '3.5', '2024-01-31'); row numbers are integers. The result
-    names the new column's type."""
+    """Add a column holding a fixed value, text built from other columns with a template ('{first}
+    {last}'), or row numbers.
+
+    A value keeps its JSON type (7: integer column, 2.5: float, true: boolean, "7": text); a
+    template always makes a text column, numbers and dates filling in as they read ('120',
+    '3.5', '2024-01-31'); row numbers are integers. The result names the new column's type."""
     reject_existing([args.name], df.columns, what="the new column")
     if args.value is not None:
         expr = pl.lit(args.value, dtype=_VALUE_TYPES[type(args.value)])

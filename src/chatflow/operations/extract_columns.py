@@ -50,10 +50,11 @@ def extract_columns(df: pl.DataFrame, columns: list[str], remove_duplicates: boo
     reads_and_writes=True,
 )
 def run(ctx: StepContext, args: ExtractColumnsArgs) -> StepOutput:
-    """Keep only the given columns of the input, in the given order, optionally dropping
-    repeated rows, and write them to a new file. Columns keep their types (numbers, dates,
-    booleans stay typed cells; text stays text, '01234' included); repeated rows are compared
-    by value."""
+    """Keep only the given columns of the input, in the given order, optionally dropping repeated
+    rows, and write them to a new file.
+
+    Columns keep their types (numbers, dates, booleans stay typed cells; text stays text,
+    '01234' included); repeated rows are compared by value."""
     df = open_step(ctx, args.sheet, needed=args.needed_columns())
     ctx.report(50, f"Processing {describe(args.columns)}")
     out = extract_columns(df, args.columns, args.remove_duplicates)

@@ -297,14 +297,15 @@ def condition_expr(condition: FilterCondition, dtype: pl.DataType) -> pl.Expr:
     doing=lambda df, args: _describe(args),
 )
 def filter_rows(df: pl.DataFrame, args: FilterRowsArgs) -> Outcome:
-    """Keep only the rows whose cells pass conditions (equal, greater than, contains, regex, in
-    a list, empty...), all of them or any of them. Number columns compare as numbers (with a
-    JSON number or number text), date columns as dates (with an ISO date), boolean columns with
-    true/false; greater/less than with a value of another kind fails with column_type_mismatch
-    (422). Text columns compare text, but numerically with a number value and as dates with an
-    ISO date value (cells that are not numbers/dates never match).
-    contains/starts_with/ends_with/regex test a number, date or boolean cell as it reads (3.5,
-    2024-03-01, true). Columns keep their types."""
+    """Keep only the rows whose cells pass conditions (equal, greater than, contains, regex, in a
+    list, empty...), all of them or any of them.
+
+    Number columns compare as numbers (with a JSON number or number text), date columns as dates
+    (with an ISO date), boolean columns with true/false; greater/less than with a value of
+    another kind fails with column_type_mismatch (422). Text columns compare text, but
+    numerically with a number value and as dates with an ISO date value (cells that are not
+    numbers/dates never match). contains/starts_with/ends_with/regex test a number, date or
+    boolean cell as it reads (3.5, 2024-03-01, true). Columns keep their types."""
     tests = [condition_expr(c, df.schema[c.column]) for c in args.conditions]
     keep = pl.all_horizontal(tests) if args.match == "all" else pl.any_horizontal(tests)
     patterns = [str(c.value) for c in args.conditions if c.op == "regex"]

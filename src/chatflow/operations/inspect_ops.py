@@ -64,8 +64,9 @@ def inspect(df: pl.DataFrame, args: InspectArgs, ctx: StepContext) -> Outcome:
     """Describe the table: the input file's sheets, row count and, for each column (the first
     {DETAILED_COLUMNS} in detail), its type (integer, float, boolean, date, datetime, time,
     text or empty), its number of empty cells and, for a text column whose values read as
-    several kinds (numbers and words, say), how many of each: why it is text. Hands the table
-    on unchanged."""
+    several kinds (numbers and words, say), how many of each: why it is text.
+
+    Hands the table on unchanged."""
     detailed = _detailed(df)
     types = infer_types(df, detailed)
     mixed = text_value_kinds(df, detailed)
@@ -112,9 +113,10 @@ def _shown(df: pl.DataFrame, args: PreviewArgs) -> pl.DataFrame:
     facts={"PREVIEW_COLUMNS": PREVIEW_COLUMNS, "PREVIEW_TEXT": PREVIEW_TEXT},
 )
 def preview(df: pl.DataFrame, args: PreviewArgs) -> Outcome:
-    """Show the first rows of the table (at most 1000 rows and the first {PREVIEW_COLUMNS}
-    columns; cells longer than {PREVIEW_TEXT} characters are cut with '…'). Hands the table on
-    unchanged."""
+    """Show the first rows of the table (at most 1000 rows and the first {PREVIEW_COLUMNS} columns;
+    cells longer than {PREVIEW_TEXT} characters are cut with '…').
+
+    Hands the table on unchanged."""
     rows = _shown(df, args)
     result = {
         "columns": rows.columns,
@@ -213,10 +215,12 @@ def profile(df: pl.DataFrame, columns: list[str]) -> list[dict[str, Any]]:
     facts={"TOP_VALUES": TOP_VALUES},
 )
 def profile_columns(df: pl.DataFrame, args: ProfileColumnsArgs) -> Outcome:
-    """Profile columns: type (and, for a text column whose values read as several kinds, how
-    many of each), empty cells, distinct values, min and max in the column's own type (numbers,
+    """Profile columns: type (and, for a text column whose values read as several kinds, how many
+    of each), empty cells, distinct values, min and max in the column's own type (numbers,
     dates, or text compared as text), mean (numeric columns) and the {TOP_VALUES} most frequent
-    values, as typed JSON. Hands the table on unchanged."""
+    values, as typed JSON.
+
+    Hands the table on unchanged."""
     profiled = args.profiled(df)
     result = {
         "row_count": df.height,
@@ -288,10 +292,11 @@ def value_counts(
     facts={"TOP_VALUES": TOP_VALUES},
 )
 def counted(df: pl.DataFrame, args: ValueCountsArgs) -> Outcome:
-    """Count how often each value of a column occurs: a table [value, count, (percent)] sorted
-    by count (most frequent first), ties by value in the column's own type (numbers as
-    numbers); the value column keeps that type, the count is an integer. Also returned in the
-    step result (the first {TOP_VALUES} values, typed JSON)."""
+    """Count how often each value of a column occurs: a table [value, count, (percent)] sorted by
+    count (most frequent first), ties by value in the column's own type (numbers as numbers);
+    the value column keeps that type, the count is an integer.
+
+    Also returned in the step result (the first {TOP_VALUES} values, typed JSON)."""
     full = value_counts(
         df,
         args.column,

@@ -279,13 +279,14 @@ def _join_rows(
     reads_and_writes=True,
 )
 def run_lookup_join(ctx: StepContext, args: LookupJoinArgs) -> StepOutput:
-    """Look up rows of another chat file by key columns and bring some of its columns over
-    (like VLOOKUP or a SQL join: left, inner, outer, semi, anti). Keys of one type compare as
-    that type (whole and decimal numbers as numbers, dates as dates, text as text); a number
-    key against a text key compares by the number's text form (120 as '120') and the result
-    says so (key_types). All columns keep their types; an outer join's key column holds both
-    sides' keys in the type they were compared as (text when a number key met a text key). The
-    current table's row order is kept."""
+    """Look up rows of another chat file by key columns and bring some of its columns over (like
+    VLOOKUP or a SQL join: left, inner, outer, semi, anti).
+
+    Keys of one type compare as that type (whole and decimal numbers as numbers, dates as dates,
+    text as text); a number key against a text key compares by the number's text form (120 as
+    '120') and the result says so (key_types). All columns keep their types; an outer join's key
+    column holds both sides' keys in the type they were compared as (text when a number key met
+    a text key). The current table's row order is kept."""
     ctx.report(0, "Starting step execution")
     left = ctx.read_input(args.sheet)
     require_columns(left.columns, args.needed_columns())

@@ -185,12 +185,13 @@ def _check_groups(count: int) -> None:
     facts={"MAX_GROUPS": MAX_GROUPS},
 )
 def split_file(ctx: StepContext, args: SplitFileArgs) -> StepOutput:
-    """Split the table into parts, by the values of a column or by a number of rows, and write
-    each part as its own file or as a sheet of one workbook. The table is handed on unchanged.
-    At most {MAX_GROUPS} parts; an empty table writes nothing. A column of any type can split:
-    numbers group as numbers and name their parts by their text form (120, 3.5), dates ISO
-    (2024-01-31), booleans true/false. Every part keeps the columns' types (number, date and
-    boolean cells in xlsx, numbers without '.0' in csv, typed parquet)."""
+    """Split the table into parts, by the values of a column or by a number of rows, and write each
+    part as its own file or as a sheet of one workbook.
+
+    The table is handed on unchanged. At most {MAX_GROUPS} parts; an empty table writes nothing.
+    A column of any type can split: numbers group as numbers and name their parts by their text
+    form (120, 3.5), dates ISO (2024-01-31), booleans true/false. Every part keeps the columns'
+    types (number, date and boolean cells in xlsx, numbers without '.0' in csv, typed parquet)."""
     df = open_step(ctx, args.sheet, needed=args.needed_columns())
     parts = split_table(df, column=args.column, rows=args.rows)
     ctx.report(50, f"Splitting {df.height} rows into {len(parts)} parts")
@@ -287,11 +288,13 @@ class ConvertArgs(TableArgs):
     reads_and_writes=True,
 )
 def convert(ctx: StepContext, args: ConvertArgs) -> StepOutput:
-    """Write the table as an xlsx, csv or parquet file (csv with a chosen separator and
-    encoding, formula-like text escaped). The table is handed on unchanged. Columns keep their
-    types: xlsx gets number, boolean and date cells (text stays text cells, '01234' included);
-    csv writes numbers in shortest form without '.0' (120, 3.5), dates ISO and booleans
-    true/false; parquet keeps each column's type."""
+    """Write the table as an xlsx, csv or parquet file (csv with a chosen separator and encoding,
+    formula-like text escaped).
+
+    The table is handed on unchanged. Columns keep their types: xlsx gets number, boolean and
+    date cells (text stays text cells, '01234' included); csv writes numbers in shortest form
+    without '.0' (120, 3.5), dates ISO and booleans true/false; parquet keeps each column's
+    type."""
     df = open_step(ctx, args.sheet)
     options = WriteOptions(
         format=args.format,

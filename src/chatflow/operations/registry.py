@@ -235,6 +235,7 @@ class Operation(Generic[ArgsT]):
     run: StepFn[ArgsT]
     # Columns the step needs from its input, so a run can be refused before it starts.
     input_columns: Callable[[ArgsT], list[str]] | None = None
+    summary: str = ""  # the description's first sentence, for the README's table
 
     def json_schema(self) -> dict[str, Any]:
         """The arguments' JSON Schema, as served by GET /operations."""
@@ -255,6 +256,7 @@ class Registry:
         args: type[ArgsT],
         example: dict[str, Any],
         input_columns: Callable[[ArgsT], list[str]] | None = None,
+        summary: str = "",
     ) -> Callable[[StepFn[ArgsT]], StepFn[ArgsT]]:
         """Decorator: register ``fn`` as operation ``name``."""
 
@@ -262,7 +264,9 @@ class Registry:
             if name in self._operations:
                 raise ValueError(f"operation {name!r} registered twice")
             args.model_validate(example)  # an example that does not validate is a bug
-            self._operations[name] = Operation(name, description, args, example, fn, input_columns)
+            self._operations[name] = Operation(
+                name, description, args, example, fn, input_columns, summary or description
+            )
             return fn
 
         return decorate

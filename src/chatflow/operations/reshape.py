@@ -206,13 +206,14 @@ def group_aggregate(
 )
 def aggregated(df: pl.DataFrame, args: GroupAggregateArgs) -> Outcome:
     """Group rows by the values of some columns and compute count, sum, mean, min, max,
-    count_distinct, first or last of other columns, one row per group. Group columns keep their
-    types. count and count_distinct are whole numbers; sum of a whole-number column is a whole
-    number, of a float column a float, of a boolean column the number of true values; mean is a
-    float; min, max, first and last keep the column's type (numbers compare as numbers, dates
-    as dates, text as text). sum/mean of a date or time column fail with column_type_mismatch
-    (422). sum/mean of a text column use the values that are numbers and ignore the others; the
-    result counts them under 'not_numbers'."""
+    count_distinct, first or last of other columns, one row per group.
+
+    Group columns keep their types. count and count_distinct are whole numbers; sum of a
+    whole-number column is a whole number, of a float column a float, of a boolean column the
+    number of true values; mean is a float; min, max, first and last keep the column's type
+    (numbers compare as numbers, dates as dates, text as text). sum/mean of a date or time
+    column fail with column_type_mismatch (422). sum/mean of a text column use the values that
+    are numbers and ignore the others; the result counts them under 'not_numbers'."""
     out = group_aggregate(df, args.by, args.aggregations, sort=args.sort)
     result: dict[str, Any] = {
         "rows_in": df.height,
@@ -332,9 +333,11 @@ def pivot(
     facts={"MAX_PIVOT_COLUMNS": MAX_PIVOT_COLUMNS},
 )
 def pivoted(df: pl.DataFrame, args: PivotArgs, ctx: StepContext) -> Outcome:
-    """Turn the distinct values of one column into new columns: one row per index key, each
-    cell the sum (or mean, count, min, max, first) of the values column for that key and column
-    value. At most {MAX_PIVOT_COLUMNS} new columns, named after the values as they read (120,
+    """Turn the distinct values of one column into new columns: one row per index key, each cell
+    the sum (or mean, count, min, max, first) of the values column for that key and column
+    value.
+
+    At most {MAX_PIVOT_COLUMNS} new columns, named after the values as they read (120,
     2024-03-01). Cells have the types of excel/group-aggregate: sum keeps a number column's
     type, mean is a float, count a whole number, min/max/first the values column's type;
     sum/mean of a date column fail with column_type_mismatch (422), of a text column ignore

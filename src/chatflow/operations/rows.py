@@ -76,10 +76,11 @@ def _by(columns: list[str] | None) -> str:
     doing=lambda df, args: f"Removing duplicate rows{_by(args.columns)}",
 )
 def remove_duplicates(df: pl.DataFrame, args: RemoveDuplicatesArgs) -> Outcome:
-    """Remove repeated rows, comparing all columns or some, keeping the first, the last or none
-    of each group; the order of the remaining rows is unchanged. Cells compare by value:
-    numbers as numbers, dates as dates, booleans as booleans, text as exact text
-    (case_sensitive=false lower-cases text columns only). Columns keep their types."""
+    """Remove repeated rows, comparing all columns or some, keeping the first, the last or none of
+    each group; the order of the remaining rows is unchanged.
+
+    Cells compare by value: numbers as numbers, dates as dates, booleans as booleans, text as
+    exact text (case_sensitive=false lower-cases text columns only). Columns keep their types."""
     columns = args.columns or df.columns
     keys = [
         pl.col(c).str.to_lowercase()
@@ -125,6 +126,7 @@ _AXES = {"rows": "rows", "columns": "columns", "both": "rows and columns"}
 )
 def remove_empty(df: pl.DataFrame, args: RemoveEmptyArgs) -> Outcome:
     """Remove rows, columns or both whose cells are all empty (no value, or only spaces).
+
     Number, date and boolean cells are empty only when they have no value (0 and false are
     values). Columns keep their types."""
     empties = [is_empty(pl.col(c), dtype) for c, dtype in df.schema.items()]
@@ -236,6 +238,7 @@ def _value_type(value: CellValue) -> pl.DataType:
 )
 def fill_empty(df: pl.DataFrame, args: FillEmptyArgs) -> Outcome:
     """Fill empty cells with a value, or with the nearest value above (down) or below (up).
+
     Columns keep their types: a number column is filled with the number given (0 stays the
     number 0; 3.5 makes an integer column float), a boolean column with true/false, a date or
     datetime column with an ISO date, a text column with the value as text; a value of another

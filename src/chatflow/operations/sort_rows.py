@@ -159,10 +159,12 @@ def sort_key(df: pl.DataFrame, key: SortKey) -> tuple[pl.Series, str]:
     doing=lambda df, args: f"Sorting by {quoted(args.needed_columns())}",
 )
 def sort_rows(df: pl.DataFrame, args: SortArgs) -> Outcome:
-    """Sort rows by one or more columns, each ascending or descending, comparing numbers,
-    dates, text or natural text (auto-detected by default). The sort is stable. Number, date
-    and boolean columns sort by their values (text and natural compare them as they read); text
-    columns sort as numbers or dates when every cell is one. Columns keep their types."""
+    """Sort rows by one or more columns, each ascending or descending, comparing numbers, dates,
+    text or natural text (auto-detected by default).
+
+    The sort is stable. Number, date and boolean columns sort by their values (text and natural
+    compare them as they read); text columns sort as numbers or dates when every cell is one.
+    Columns keep their types."""
     keys = [sort_key(df, key) for key in args.by]
     out = df.sort(
         [values for values, _ in keys],

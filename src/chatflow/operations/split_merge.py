@@ -160,11 +160,12 @@ def _splitting(df: pl.DataFrame, args: SplitColumnArgs) -> str:
     doing=_splitting,
 )
 def split_column(df: pl.DataFrame, args: SplitColumnArgs, ctx: StepContext) -> Outcome:
-    """Split a text column at a delimiter or regular expression into several columns. Cells
-    with fewer parts get empty cells; with more parts the rest stays in the last column. The
-    parts are always text. A number, date or boolean column is split in its text form ('3.5',
-    '2024-01-31', 'true'; whole numbers without '.0') and the result names it under as_text; a
-    kept original column keeps its type."""
+    """Split a text column at a delimiter or regular expression into several columns.
+
+    Cells with fewer parts get empty cells; with more parts the rest stays in the last column.
+    The parts are always text. A number, date or boolean column is split in its text form
+    ('3.5', '2024-01-31', 'true'; whole numbers without '.0') and the result names it under
+    as_text; a kept original column keeps its type."""
     with regex_errors(args.regex or ""):
         return _split(df, args, ctx.limits)
 
@@ -259,9 +260,11 @@ class MergeColumnsArgs(TableArgs):
 )
 def merge_columns(df: pl.DataFrame, args: MergeColumnsArgs) -> Outcome:
     """Join the text of several columns, row by row, into one column with a separator, skipping
-    empty cells by default. The merged column is always text; number, date and boolean columns
-    join in their text form ('120', '3.5', '2024-01-31', 'true'; whole numbers without '.0')
-    and the result names them under as_text. Kept originals keep their types."""
+    empty cells by default.
+
+    The merged column is always text; number, date and boolean columns join in their text form
+    ('120', '3.5', '2024-01-31', 'true'; whole numbers without '.0') and the result names them
+    under as_text. Kept originals keep their types."""
     merged = set(args.columns)
     others = [c for c in df.columns if c not in merged or args.keep_original]
     reject_existing([args.into], others, what="the merged column")

@@ -160,12 +160,13 @@ def referenced_names(query: str) -> set[str]:
     reads_and_writes=True,
 )
 def run_sql(ctx: StepContext, args: SqlArgs) -> StepOutput:
-    """Run one SQL SELECT query (polars SQL) over the current table, named 'input', and the
-    chat's files, each named after its file name (lower-case, non-alphanumerics -> '_'). It
-    reads only the chat's tables: file-reading table functions are refused. Columns have their
-    real types: numbers (SUM(amount), amount > 10), booleans (WHERE paid), dates and datetimes
-    (d >= '2024-01-01'), text (codes such as '01234' stay text; CAST(x AS DOUBLE) to compute
-    with numbers held as text). The result keeps the types the query gives."""
+    """Run one SQL SELECT query (polars SQL) over the current table, named 'input', and the chat's
+    files, each named after its file name (lower-case, non-alphanumerics -> '_').
+
+    It reads only the chat's tables: file-reading table functions are refused. Columns have
+    their real types: numbers (SUM(amount), amount > 10), booleans (WHERE paid), dates and
+    datetimes (d >= '2024-01-01'), text (codes such as '01234' stay text; CAST(x AS DOUBLE) to
+    compute with numbers held as text). The result keeps the types the query gives."""
     ctx.report(0, "Starting step execution")
     problem = statement_problem(args.query)
     if problem is not None:

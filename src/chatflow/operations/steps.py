@@ -166,13 +166,12 @@ def _look(
     )
 
 
-def description_of(fn: Callable[..., Any], facts: Mapping[str, object] | None = None) -> str:
-    """The docstring's paragraphs with their line breaks joined by single spaces; ``{name}``
+def docstring_paragraphs(fn: Callable[..., Any], facts: Mapping[str, object] | None) -> list[str]:
+    """The docstring's paragraphs, each with its line breaks joined by single spaces; ``{name}``
     fields are filled from ``facts`` when given (limits the text quotes)."""
     doc = inspect.cleandoc(fn.__doc__ or "")
     paragraphs = [" ".join(p.split()) for p in doc.split("\n\n") if p.strip()]
-    text = " ".join(paragraphs)
-    return text.format(**facts) if facts else text
+    return [p.format(**facts) for p in paragraphs] if facts else paragraphs
 
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -189,7 +188,8 @@ def operation(
     facts: Mapping[str, object] | None = None,
     into: Registry = registry,
 ) -> Callable[[F], F]:
-    """Register the decorated function as operation ``name``; its docstring describes it.
+    """Register the decorated function as operation ``name``; its docstring describes it
+    (the first paragraph is the summary in the README's table).
 
     ``doing(table, args)`` says what happens at 50; ``title`` picks the table operations'
     voice and counts ``rows_in``/``rows_out``; ``returning`` makes it a look that hands its
@@ -199,9 +199,11 @@ def operation(
     def decorate(fn: F) -> F:
         args_model = get_type_hints(fn)["args"]
         needed = getattr(args_model, "needed_columns", None)
+        paragraphs = docstring_paragraphs(fn, facts)
         into.register(
             name,
-            description=description_of(fn, facts),
+            description=" ".join(paragraphs),
+            summary=paragraphs[0].removesuffix(".") if paragraphs else "",
             args=args_model,
             example=example,
             input_columns=needed,

@@ -178,11 +178,12 @@ def _replacing(df: pl.DataFrame, args: FindReplaceArgs) -> str:
     doing=_replacing,
 )
 def find_replace(df: pl.DataFrame, args: FindReplaceArgs) -> Outcome:
-    """Find text in cells and replace it: literal text by default, or a regular expression;
-    every occurrence or whole cells only; optionally ignoring case. Works on text columns only
-    (by default every text column): naming a number, date or boolean column fails with
-    column_type_mismatch (convert it with excel/convert-types to string first); the replaced
-    values are text."""
+    """Find text in cells and replace it: literal text by default, or a regular expression; every
+    occurrence or whole cells only; optionally ignoring case.
+
+    Works on text columns only (by default every text column): naming a number, date or boolean
+    column fails with column_type_mismatch (convert it with excel/convert-types to string
+    first); the replaced values are text."""
     with regex_errors(args.find):
         columns = text_columns(df, args.columns, "excel/find-replace")
         return _changed(df, columns, lambda text: find_replace_text(text, args))
@@ -251,9 +252,11 @@ def clean_text_series(text: pl.Series, args: CleanTextArgs) -> pl.Series:
     doing=lambda df, args: f"Cleaning text in {describe_or(args.columns, 'all text columns')}",
 )
 def clean_text(df: pl.DataFrame, args: CleanTextArgs) -> Outcome:
-    """Tidy text cells: remove invisible characters, collapse repeated spaces, trim, and
-    optionally change letter case. Works on text columns only (by default every text column);
-    naming a number, date or boolean column fails with column_type_mismatch."""
+    """Tidy text cells: remove invisible characters, collapse repeated spaces, trim, and optionally
+    change letter case.
+
+    Works on text columns only (by default every text column); naming a number, date or boolean
+    column fails with column_type_mismatch."""
     columns = text_columns(df, args.columns, "excel/clean-text")
     return _changed(df, columns, lambda text: clean_text_series(text, args))
 
@@ -302,11 +305,12 @@ class NormalizeCodesArgs(TableArgs):
     doing=lambda df, args: f"Normalizing codes in '{args.column}'",
 )
 def normalize_codes(df: pl.DataFrame, args: NormalizeCodesArgs) -> Outcome:
-    """Normalize a column of codes such as postal codes or ids: trim spaces, optionally keep
-    only digits, and left-pad with zeros to a fixed length. The result is a text column. A
-    number column (codes a spreadsheet stored as numbers, e.g. 1234) is worked on in its text
-    form ('1234', whole numbers without '.0') and the result names it under as_text; a date or
-    boolean column fails with column_type_mismatch."""
+    """Normalize a column of codes such as postal codes or ids: trim spaces, optionally keep only
+    digits, and left-pad with zeros to a fixed length.
+
+    The result is a text column. A number column (codes a spreadsheet stored as numbers, e.g.
+    1234) is worked on in its text form ('1234', whole numbers without '.0') and the result
+    names it under as_text; a date or boolean column fails with column_type_mismatch."""
     dtype = df.schema[args.column]
     if not (dtype == pl.String or dtype == pl.Null or dtype.is_numeric()):
         raise column_type_mismatch(

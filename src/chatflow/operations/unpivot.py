@@ -140,13 +140,14 @@ def _value_columns(df: pl.DataFrame, id_columns: list[str], given: list[str] | N
     doing=lambda df, args: "Unpivoting",
 )
 def unpivoted(df: pl.DataFrame, args: UnpivotArgs, ctx: StepContext) -> Outcome:
-    """Turn columns into rows (wide to long): every input row gives one row per value column
-    with the id columns, the column's name and its value, in input order. Id columns keep their
-    types. The value column keeps the value columns' type when they share one; whole and
-    fractional numbers together become floats, dates with datetimes datetimes; any other mix
-    (numbers with text, say) becomes text, each value as it reads (120, 3.5, true, 2024-03-01),
-    and the result lists those columns under 'converted_to_text' ('value_type' gives the value
-    column's type)."""
+    """Turn columns into rows (wide to long): every input row gives one row per value column with
+    the id columns, the column's name and its value, in input order.
+
+    Id columns keep their types. The value column keeps the value columns' type when they share
+    one; whole and fractional numbers together become floats, dates with datetimes datetimes;
+    any other mix (numbers with text, say) becomes text, each value as it reads (120, 3.5, true,
+    2024-03-01), and the result lists those columns under 'converted_to_text' ('value_type'
+    gives the value column's type)."""
     out = unpivot(
         df,
         id_columns=args.id_columns,

@@ -262,12 +262,14 @@ def validate_rows(
 )
 def run_validate(ctx: StepContext, args: ValidateArgs) -> StepOutput:
     """Check every row against rules (required, regex, unique, allowed values, numeric min/max,
-    text length). Valid rows continue as the table; invalid rows are written to a side file
-    with an '_errors' column giving every reason; both keep the columns' types. min/max compare
-    the numbers of a number column, and read a text column's values as numbers; on a date or
-    boolean column they fail with column_type_mismatch (422). regex, allowed and lengths check
-    a number, date or boolean cell as it reads (120, 3.5, 2024-03-01, true); allowed compares
-    numbers numerically on number columns."""
+    text length).
+
+    Valid rows continue as the table; invalid rows are written to a side file with an '_errors'
+    column giving every reason; both keep the columns' types. min/max compare the numbers of a
+    number column, and read a text column's values as numbers; on a date or boolean column they
+    fail with column_type_mismatch (422). regex, allowed and lengths check a number, date or
+    boolean cell as it reads (120, 3.5, 2024-03-01, true); allowed compares numbers numerically
+    on number columns."""
     df = open_step(ctx, args.sheet, needed=args.needed_columns())
     ctx.report(50, f"Checking {df.height} rows against {len(args.rules)} rules")
     valid, invalid, by_rule = validate_rows(df, args.rules)
