@@ -14,12 +14,7 @@ from chatflow.operations.common import (
     is_dated,
 )
 from chatflow.operations.limits import Limits
-from chatflow.operations.registry import (
-    OperationArgs,
-    StepContext,
-    StepFailed,
-    StepOutput,
-)
+from chatflow.operations.registry import OperationArgs, StepContext, StepFailed, StepOutput
 from chatflow.operations.steps import Outcome, TableArgs, finish, operation
 from chatflow.operations.values import text_form
 
@@ -101,20 +96,8 @@ def append_tables(
     ``too_many_rows`` first when the rows, or the empty cells added for columns a table
     lacks, pass ``limits.max_rows``.
     """
-    first_label, first = tables[0]
     if align == "by_position":
-        for label, table in tables[1:]:
-            if table.width != first.width:
-                raise StepFailed(
-                    "incompatible_files",
-                    f"{label} has {table.width} columns but {first_label} has {first.width}; "
-                    "by_position needs the same number of columns (try align='by_name').",
-                    details={"file": label, "columns": table.width, "expected": first.width},
-                )
-        tables = [
-            (label, table.rename(dict(zip(table.columns, first.columns, strict=True))))
-            for label, table in tables
-        ]
+        tables = _by_position(tables)
     names = list(dict.fromkeys(c for _, table in tables for c in table.columns))
     if source_column is not None and source_column in names:
         raise StepFailed(
@@ -123,14 +106,7 @@ def append_tables(
             details={"column": source_column},
         )
     _check_append_size(tables, len(names), limits or Limits())
-    # A column without values (or absent) says nothing about its type.
-    dtypes: dict[str, list[pl.DataType]] = {n: [] for n in names}
-    for _, table in tables:
-        for n, dtype in table.schema.items():
-            if table.get_column(n).null_count() < table.height and dtype not in dtypes[n]:
-                dtypes[n].append(dtype)
-    fallback = {n: dtype for _, table in reversed(tables) for n, dtype in table.schema.items()}
-    target = {n: _common_type(d) if d else fallback[n] for n, d in dtypes.items()}
+    dtypes, target = _targets(tables, names)
     aligned = []
     for label, table in tables:
         columns = [
@@ -145,6 +121,37 @@ def append_tables(
     missing = [n for n in names if any(n not in table.columns for _, table in tables)]
     as_text = [n for n, d in dtypes.items() if len(d) > 1 and target[n] == pl.String]
     return pl.concat(aligned, how="vertical"), missing, as_text
+
+
+def _by_position(tables: list[tuple[str, pl.DataFrame]]) -> list[tuple[str, pl.DataFrame]]:
+    """Every table under the first one's column names; ``incompatible_files`` if a width differs."""
+    first_label, first = tables[0]
+    for label, table in tables[1:]:
+        if table.width != first.width:
+            raise StepFailed(
+                "incompatible_files",
+                f"{label} has {table.width} columns but {first_label} has {first.width}; "
+                "by_position needs the same number of columns (try align='by_name').",
+                details={"file": label, "columns": table.width, "expected": first.width},
+            )
+    return [
+        (label, table.rename(dict(zip(table.columns, first.columns, strict=True))))
+        for label, table in tables
+    ]
+
+
+def _targets(
+    tables: list[tuple[str, pl.DataFrame]], names: list[str]
+) -> tuple[dict[str, list[pl.DataType]], dict[str, pl.DataType]]:
+    """Per column, the types it has values in, and the type it takes in the result."""
+    # A column without values (or absent) says nothing about its type.
+    dtypes: dict[str, list[pl.DataType]] = {n: [] for n in names}
+    for _, table in tables:
+        for n, dtype in table.schema.items():
+            if table.get_column(n).null_count() < table.height and dtype not in dtypes[n]:
+                dtypes[n].append(dtype)
+    fallback = {n: dtype for _, table in reversed(tables) for n, dtype in table.schema.items()}
+    return dtypes, {n: _common_type(d) if d else fallback[n] for n, d in dtypes.items()}
 
 
 def _check_append_size(tables: list[tuple[str, pl.DataFrame]], width: int, limits: Limits) -> None:

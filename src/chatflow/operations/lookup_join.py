@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import polars as pl
@@ -16,11 +17,7 @@ from chatflow.operations.common import (
     unique_name,
 )
 from chatflow.operations.limits import Limits
-from chatflow.operations.registry import (
-    StepContext,
-    StepFailed,
-    StepOutput,
-)
+from chatflow.operations.registry import StepContext, StepFailed, StepOutput
 from chatflow.operations.steps import Outcome, TableArgs, finish, operation
 from chatflow.operations.values import plain, text_form
 from chatflow.spreadsheets.cell_types import cell_text, kind_of
@@ -140,33 +137,46 @@ def _key_pair(
     return lhs, rhs, "text"
 
 
-def lookup_join(
-    left: pl.DataFrame, right: pl.DataFrame, args: LookupJoinArgs, limits: Limits | None = None
-) -> tuple[pl.DataFrame, dict[str, Any]]:
-    """The joined table and counts describing the match; ``too_many_rows`` before making a
-    table past ``limits.max_rows``."""
+@dataclass
+class _Plan:
+    """The two tables with their working columns: keys as compared (``lk``, ``rk``), right
+    keys as an outer join copies them (``rv``), and the right columns brought over."""
+
+    lhs: pl.DataFrame
+    rhs: pl.DataFrame
+    lk: list[str]
+    rk: list[str]
+    rv: list[str]
+    copied: list[pl.Expr]  # each left key in the type it is compared as
+    renamed: dict[str, str]
+    key_types: list[dict[str, str]]
+    reserved: set[str]
+
+
+def _taken(right: pl.DataFrame, args: LookupJoinArgs) -> list[str]:
+    if args.how in ("anti", "semi"):
+        take: list[str] = []
+    elif args.take_columns is not None:
+        take = args.take_columns
+    else:
+        take = [c for c in right.columns if c not in args.right_keys]
+    require_columns(right.columns, take)
+    return take
+
+
+def _plan(left: pl.DataFrame, right: pl.DataFrame, args: LookupJoinArgs) -> _Plan:
     left_keys, right_keys = args.left_keys, args.right_keys
     require_columns(left.columns, left_keys)
     require_columns(right.columns, right_keys)
-    take = (
-        args.take_columns
-        if args.take_columns is not None
-        else [c for c in right.columns if c not in right_keys]
-    )
-    if args.how in ("anti", "semi"):
-        take = []
-    require_columns(right.columns, take)
+    take = _taken(right, args)
     reserved = {*left.columns, *right.columns}
     lk = [unique_name(f"__left_key{i}", reserved) for i in range(len(left_keys))]
     rk = [unique_name(f"__right_key{i}", reserved) for i in range(len(right_keys))]
     rv = [unique_name(f"__right_value{i}", reserved) for i in range(len(right_keys))]
     taken = set(left.columns)
     renamed = {c: unique_name(c + args.suffix if c in taken else c, taken) for c in take}
-
-    pairs = [
-        _key_pair(left, lc, right, rc, args.normalize_keys)
-        for lc, rc in zip(left_keys, right_keys, strict=True)
-    ]
+    keys = list(zip(left_keys, right_keys, strict=True))
+    pairs = [_key_pair(left, lc, right, rc, args.normalize_keys) for lc, rc in keys]
     key_types = [
         {
             "left": lc,
@@ -175,23 +185,25 @@ def lookup_join(
             "right_type": kind_of(right.schema[rc]),
             "matched_as": matched_as,
         }
-        for lc, rc, (_, _, matched_as) in zip(left_keys, right_keys, pairs, strict=True)
+        for (lc, rc), (_, _, matched_as) in zip(keys, pairs, strict=True)
     ]
     # An outer join copies right-only keys into the left key columns, in the type compared.
-    copied = [
-        _key_pair(left, lc, right, rc, False)[:2]
-        for lc, rc in zip(left_keys, right_keys, strict=True)
-    ]
-    lhs = left.with_columns(
-        *(key.alias(k) for (key, _, _), k in zip(pairs, lk, strict=True)),
-    )
+    copied = [_key_pair(left, lc, right, rc, False)[:2] for lc, rc in keys]
+    lhs = left.with_columns(key.alias(k) for (key, _, _), k in zip(pairs, lk, strict=True))
     rhs = right.select(
         *(key.alias(k) for (_, key, _), k in zip(pairs, rk, strict=True)),
         *(value.alias(v) for (_, value), v in zip(copied, rv, strict=True)),
         *(pl.col(c).alias(renamed[c]) for c in take),
     )
-    matchable = rhs.filter(pl.all_horizontal(pl.col(rk).is_not_null()))
-    key_counts = matchable.group_by(rk).len(name="__n")
+    own = [expr for expr, _ in copied]
+    return _Plan(lhs, rhs, lk, rk, rv, own, renamed, key_types, reserved)
+
+
+def _key_counts(plan: _Plan, args: LookupJoinArgs) -> tuple[pl.DataFrame, int]:
+    """Right rows per key (1 each with right_duplicates='first', which also drops the
+    repeats from ``plan.rhs``) and how many keys repeat; ``duplicate_keys`` if refused."""
+    matchable = plan.rhs.filter(pl.all_horizontal(pl.col(plan.rk).is_not_null()))
+    key_counts = matchable.group_by(plan.rk).len(name="__n")
     duplicated = key_counts.filter(pl.col("__n") > 1)
     if duplicated.height and args.right_duplicates == "error":
         examples = [
@@ -205,34 +217,45 @@ def lookup_join(
             details={"duplicate_keys": duplicated.height, "examples": examples},
         )
     if args.right_duplicates == "first":
-        rhs = rhs.unique(subset=rk, keep="first", maintain_order=True)
+        plan.rhs = plan.rhs.unique(subset=plan.rk, keep="first", maintain_order=True)
         key_counts = key_counts.with_columns(pl.lit(1, dtype=pl.UInt32).alias("__n"))
-    left_keyed = lhs.select(lk).rename(dict(zip(lk, rk, strict=True)))
-    matches = left_keyed.join(key_counts, on=rk, how="inner")
+    return key_counts, duplicated.height
+
+
+def lookup_join(
+    left: pl.DataFrame, right: pl.DataFrame, args: LookupJoinArgs, limits: Limits | None = None
+) -> tuple[pl.DataFrame, dict[str, Any]]:
+    """The joined table and counts describing the match; ``too_many_rows`` before making a
+    table past ``limits.max_rows``."""
+    plan = _plan(left, right, args)
+    key_counts, duplicated = _key_counts(plan, args)
+    left_keyed = plan.lhs.select(plan.lk).rename(dict(zip(plan.lk, plan.rk, strict=True)))
+    matches = left_keyed.join(key_counts, on=plan.rk, how="inner")
     matched_rows = matches.height
     extra = int(matches.select((pl.col("__n") - 1).sum()).item() or 0)
-
     how = "full" if args.how == "outer" else args.how
-    estimate = _join_rows(how, lhs.height, matched_rows + extra, rhs.height, matches, key_counts)
+    estimate = _join_rows(
+        how, plan.lhs.height, matched_rows + extra, plan.rhs.height, matches, key_counts
+    )
     check_size(estimate, limits or Limits(), doing=f"Joining with {args.right_file!r}")
-    marker = unique_name("__left_row", reserved)
-    joined = lhs.with_columns(pl.lit(True).alias(marker)).join(
-        rhs,
-        left_on=lk,
-        right_on=rk,
+    marker = unique_name("__left_row", plan.reserved)
+    joined = plan.lhs.with_columns(pl.lit(True).alias(marker)).join(
+        plan.rhs,
+        left_on=plan.lk,
+        right_on=plan.rk,
         how=how,
         coalesce=False,
         maintain_order="left_right" if how == "full" else "left",
     )
-    right_only = 0
+    counts: dict[str, Any] = {}
     if how == "full":
         from_right = pl.col(marker).is_null()
-        right_only = int(joined.select(from_right.sum()).item())
+        counts["right_only_rows"] = int(joined.select(from_right.sum()).item())
         joined = joined.with_columns(
             pl.when(from_right).then(pl.col(v)).otherwise(own).alias(c)
-            for c, v, (own, _) in zip(left_keys, rv, copied, strict=True)
+            for c, v, own in zip(args.left_keys, plan.rv, plan.copied, strict=True)
         )
-    out = joined.select([*left.columns, *renamed.values()])
+    out = joined.select([*left.columns, *plan.renamed.values()])
     counts = {
         "how": args.how,
         "rows_left": left.height,
@@ -240,13 +263,12 @@ def lookup_join(
         "rows_out": out.height,
         "matched_left_rows": matched_rows,
         "unmatched_left_rows": left.height - matched_rows,
-        "duplicate_right_keys": duplicated.height,
+        "duplicate_right_keys": duplicated,
         "rows_added_by_duplicates": extra if how in ("left", "inner", "full") else 0,
-        "columns_added": list(renamed.values())[:LISTED],
-        "key_types": key_types,
+        "columns_added": list(plan.renamed.values())[:LISTED],
+        "key_types": plan.key_types,
+        **counts,
     }
-    if how == "full":
-        counts["right_only_rows"] = right_only
     return out, counts
 
 
