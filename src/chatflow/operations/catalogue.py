@@ -40,7 +40,7 @@ def with_table(readme: str, table: str) -> str:
     return f"{head}{START}\n{table}{END}{tail}"
 
 
-def main(argv: list[str]) -> int:
+def _main(argv: list[str]) -> int:
     table = operations_table()
     if argv[1:] == ["--write-readme"]:
         README.write_text(with_table(README.read_text(encoding="utf-8"), table), encoding="utf-8")
@@ -53,4 +53,4 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv))
+    sys.exit(_main(sys.argv))

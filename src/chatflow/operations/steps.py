@@ -32,6 +32,7 @@ from chatflow.operations.registry import (
     Registry,
     StepContext,
     StepOutput,
+    WrittenFile,
     registry,
 )
 
@@ -103,11 +104,13 @@ Doing = Callable[[pl.DataFrame, Any], str]
 
 @dataclass
 class Outcome:
-    """What a transform produced: the table, counts for ``result`` and a summary line."""
+    """What a transform produced: the table, counts for ``result``, a summary line, and any
+    side files it wrote already (listed before the table's own file)."""
 
     table: pl.DataFrame
     message: str
     result: dict[str, Any] = field(default_factory=dict)
+    files: list[WrittenFile] = field(default_factory=list)
 
 
 def _rows(n: int, title: str | None) -> str:
@@ -132,12 +135,14 @@ def finish(
     table, rows = outcome.table, _rows(outcome.table.height, title)
     if output is None:
         ctx.report(75, f"Handing on {rows}")
-        return StepOutput(table=table, result=outcome.result, message=outcome.message)
+        return StepOutput(
+            table=table, files=outcome.files, result=outcome.result, message=outcome.message
+        )
     ctx.report(75, f"Writing {rows}" if title else f"Writing {rows} to {output}")
     written = ctx.write_table(table, name=output)
     return StepOutput(
         table=table,
-        files=[written],
+        files=[*outcome.files, written],
         result=outcome.result if title else {**outcome.result, "file": written.name},
         message=f"{outcome.message}; wrote {written.name}" if title else outcome.message,
         wrote_table=True,
@@ -226,7 +231,8 @@ def _runner(
             if not title:
                 return outcome
             counts = {"rows_in": df.height, "rows_out": outcome.table.height}
-            return Outcome(outcome.table, outcome.message, {**counts, **outcome.result})
+            outcome.result = {**counts, **outcome.result}
+            return outcome
 
         if returning is not None:
             return _look(ctx, args, say, apply, returning)

@@ -9,14 +9,8 @@ import polars as pl
 from pydantic import Field, field_validator, model_validator
 
 from chatflow.operations.common import column_type_mismatch, require_columns, unique_name
-from chatflow.operations.registry import (
-    OperationArgs,
-    StepContext,
-    StepFailed,
-    StepOutput,
-    WrittenFile,
-)
-from chatflow.operations.steps import Outcome, OutputName, TableArgs, finish, open_step, operation
+from chatflow.operations.registry import OperationArgs, StepContext, StepFailed, WrittenFile
+from chatflow.operations.steps import Outcome, OutputName, TableArgs, operation
 from chatflow.operations.values import (
     CellValue,
     as_number,
@@ -258,9 +252,9 @@ def validate_rows(
             {"column": "amount", "min": 0},
         ]
     },
-    reads_and_writes=True,
+    doing=lambda df, args: f"Checking {df.height} rows against {len(args.rules)} rules",
 )
-def run_validate(ctx: StepContext, args: ValidateArgs) -> StepOutput:
+def validated(df: pl.DataFrame, args: ValidateArgs, ctx: StepContext) -> Outcome:
     """Check every row against rules (required, regex, unique, allowed values, numeric min/max,
     text length).
 
@@ -270,8 +264,6 @@ def run_validate(ctx: StepContext, args: ValidateArgs) -> StepOutput:
     fail with column_type_mismatch (422). regex, allowed and lengths check a number, date or
     boolean cell as it reads (120, 3.5, 2024-03-01, true); allowed compares numbers numerically
     on number columns."""
-    df = open_step(ctx, args.sheet, needed=args.needed_columns())
-    ctx.report(50, f"Checking {df.height} rows against {len(args.rules)} rules")
     valid, invalid, by_rule = validate_rows(df, args.rules)
     errors = invalid.columns[-1]
     if invalid.height and args.fail_on_invalid:
@@ -294,6 +286,4 @@ def run_validate(ctx: StepContext, args: ValidateArgs) -> StepOutput:
         "invalid_file": files[0].name if files else None,
     }
     message = f"{valid.height} valid and {invalid.height} invalid rows"
-    out = finish(ctx, Outcome(valid, message, result), output=args.output)
-    out.files = files + out.files
-    return out
+    return Outcome(valid, message, result, files)
