@@ -1,4 +1,7 @@
-"""excel/append-files: stack the current table and other chat files, by column name or position."""
+"""excel/append-files: stack the current table and other chat files, by column name or position.
+
+Not a table transform: it reads other chat files (``ctx.read_file``) and reports each read, so it
+writes its own ``run`` from ``finish``."""
 
 from __future__ import annotations
 

@@ -1,4 +1,8 @@
-"""excel/extract-columns-to-file: keep some columns, optionally drop repeated rows, write them."""
+"""excel/extract-columns-to-file: keep some columns, optionally drop repeated rows, write them.
+
+Not a plain table transform: the oldest operation always writes its file (a derived name when
+``output`` is not given) and words its result in its own way, which clients rely on, so it
+writes its own ``run`` from ``open_step``."""
 
 from __future__ import annotations
 

@@ -2,6 +2,9 @@
 
 A column's type is the one it was read with (``column_types``); a text column whose values
 read as several kinds says how many of each (``mixed``), which is why it is text.
+
+inspect, preview and profile-columns only look (``returning=``): the table goes on unchanged.
+inspect's transform takes the ``StepContext`` for the input file's name and sheet names.
 """
 
 from __future__ import annotations

@@ -1,4 +1,7 @@
-"""excel/lookup-join: add columns from another chat file, matched on key columns."""
+"""excel/lookup-join: add columns from another chat file, matched on key columns.
+
+Not a table transform: it reads a second chat file (``ctx.read_file``) and reports both reads
+at 25, so it writes its own ``run`` from ``finish``."""
 
 from __future__ import annotations
 

@@ -1,4 +1,8 @@
-"""excel/split-file and excel/convert: steps that write the table to files of their own."""
+"""excel/split-file and excel/convert: steps that write the table to files of their own.
+
+Not table transforms: split-file writes several files (or sheets) named from the values, and
+convert writes one with csv options and its own wording; both hand their input on, so each
+writes its own ``run`` from ``open_step``."""
 
 from __future__ import annotations
 

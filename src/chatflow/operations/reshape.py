@@ -1,5 +1,8 @@
 """excel/group-aggregate and excel/pivot.
 
+pivot's transform takes the ``StepContext`` for its limits: a pivot may not make more cells
+than ``max_rows`` allows.
+
 Types: count and count_distinct are Int64; first, last, min and max keep the column's type
 (numbers compare as numbers, dates as dates, text as text by code point, false before true).
 sum and mean need numbers: a number column's sum keeps its type (Int64 stays Int64), a boolean

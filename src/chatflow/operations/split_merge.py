@@ -1,4 +1,7 @@
-"""excel/split-column and excel/merge-columns: one column into several and back."""
+"""excel/split-column and excel/merge-columns: one column into several and back.
+
+split-column's transform takes the ``StepContext`` for its limits: a split may not make more
+cells than ``max_rows`` allows."""
 
 from __future__ import annotations
 

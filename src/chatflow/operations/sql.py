@@ -1,5 +1,8 @@
 """excel/sql: run one read-only SQL query (polars SQL) over the current table and chat files.
 
+Not a table transform: it reads the chat files its query names (the input only if named) and
+runs the query in the sealed process (``ctx.run_confined``), so it writes its own ``run``.
+
 Tables: ``input`` is the current table; every chat file is a table named after its file name:
 the name without extension, lower-cased, every run of characters other than a-z and 0-9 replaced
 by "_", edges trimmed ("Sales 2024.xlsx" -> ``sales_2024``); a name that starts with a digit gets

@@ -1,5 +1,8 @@
 """excel/unpivot: wide to long, one output row per input row and value column.
 
+Its transform takes the ``StepContext`` for its limits: it may not make more rows than
+``max_rows`` allows.
+
 The value column has the value columns' type when they share one; whole and fractional numbers
 together become Float64 (Int64 while all are whole), dates with datetimes Datetime; any other
 mix becomes text, each cell as it reads (120, 3.5, true, 2024-03-01), and the result says which

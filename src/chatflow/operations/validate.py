@@ -1,4 +1,7 @@
-"""excel/validate: check rows against rules; valid rows go on, invalid ones to a side file."""
+"""excel/validate: check rows against rules; valid rows go on, invalid ones to a side file.
+
+Its transform takes the ``StepContext`` to write that side file (named after the input) and
+returns it in ``Outcome.files``."""
 
 from __future__ import annotations
 
