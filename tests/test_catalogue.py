@@ -7,10 +7,13 @@ from pathlib import Path
 
 import httpx
 import openpyxl
+import polars as pl
 import pytest
 
 from chatflow.operations import load_all
 from chatflow.operations.catalogue import COMMAND, README, operations_table, with_table
+from chatflow.operations.registry import Registry
+from chatflow.operations.steps import Outcome, SheetArgs, TableArgs, operation
 from tests.support import LiveServer, create_chat, upload, write_xlsx
 
 API = "/api/v1"
@@ -22,6 +25,48 @@ def test_the_readme_operation_table_is_generated_from_the_registry() -> None:
     assert with_table(readme, operations_table()) == readme, (
         f"README.md's operation table is stale; regenerate it: PYTHONPATH=src {COMMAND}"
     )
+
+
+@pytest.mark.parametrize("name", CATALOGUE)
+def test_the_pre_run_check_and_the_step_need_the_same_columns(name: str) -> None:
+    operation = load_all().get(name)
+    assert operation is not None and operation.input_columns is not None
+    args = operation.args_model.model_validate(operation.example)
+    assert operation.input_columns(args) == args.needed_columns()
+
+
+def test_shared_arguments_are_listed_after_an_operations_own() -> None:
+    for op in load_all().all():
+        own = {
+            n
+            for k in op.args_model.__mro__
+            for n in vars(k).get("__annotations__", {})
+            if k not in (SheetArgs, TableArgs)
+        }
+        shared = [n for n in ("sheet", "output") if n in op.args_model.model_fields]
+        if not own & set(shared):
+            assert list(op.json_schema()["properties"])[-len(shared) :] == shared, op.name
+
+
+class NothingArgs(TableArgs):
+    """Arguments of test/nothing (module level: the decorator resolves the annotation)."""
+
+
+def test_the_decorator_describes_an_operation_by_its_docstring() -> None:
+    registry = Registry()
+
+    @operation("test/nothing", example={}, doing=lambda df, args: "Nothing", into=registry)
+    def nothing(df: pl.DataFrame, args: NothingArgs) -> Outcome:
+        """Do nothing
+        at all.
+
+        The table goes on as it came."""
+        return Outcome(df, "Did nothing")
+
+    registered = registry.get("test/nothing")
+    assert registered is not None and registered.args_model is NothingArgs
+    assert registered.description == "Do nothing at all. The table goes on as it came."
+    assert registered.summary == "Do nothing at all"
 
 
 ORDERS = [

@@ -218,7 +218,7 @@ def split_file(ctx: StepContext, args: SplitFileArgs) -> StepOutput:
             for name, (label, part) in zip(sheet_names, parts, strict=True)
         ]
     else:
-        prefix = _safe_part(args.name_prefix or PurePosixPath(ctx.input_name).stem) or "part"
+        prefix = _safe_part(args.name_prefix or ctx.input_stem) or "part"
         names = part_file_names(labels, prefix, f".{args.format}")
         options = WriteOptions(format=args.format)
         ctx.report(75, f"Writing {len(parts)} files")

@@ -1,14 +1,15 @@
-"""The operation registry: one decorator registers a named spreadsheet step.
+"""The operation registry, and what a step may use: its context, its output and its writes.
 
-An operation is a plain synchronous function ``run(ctx, args) -> StepOutput``.  It runs in a
-worker thread, never touches asyncio, and reports progress through ``ctx.report``.
+A registered operation is a plain synchronous function ``run(ctx, args) -> StepOutput`` (the
+``@operation`` decorator in ``steps`` builds it around a transform).  It runs in a worker,
+never touches asyncio, and reports progress through ``ctx.report``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, Generic, Literal, Protocol, TypeVar
 
 import polars as pl
@@ -145,6 +146,11 @@ class StepContext:
     @property
     def input_name(self) -> str:
         return self._io.input_name
+
+    @property
+    def input_stem(self) -> str:
+        """The input's name without its extension, the start of names derived from it."""
+        return PurePosixPath(self._io.input_name).stem
 
     @property
     def limits(self) -> Limits:

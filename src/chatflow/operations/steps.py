@@ -31,6 +31,7 @@ from chatflow.operations.registry import (
     OperationArgs,
     Registry,
     StepContext,
+    StepFn,
     StepOutput,
     WrittenFile,
     registry,
@@ -202,6 +203,12 @@ def operation(
     """
 
     def decorate(fn: F) -> F:
+        if reads_and_writes:
+            run: StepFn[Any] = fn
+        elif doing is None:
+            raise TypeError(f"operation {name!r}: a transform says what it is doing (doing=...)")
+        else:
+            run = _runner(fn, doing, title, returning)
         args_model = get_type_hints(fn)["args"]
         needed = getattr(args_model, "needed_columns", None)
         paragraphs = docstring_paragraphs(fn, facts)
@@ -212,18 +219,17 @@ def operation(
             args=args_model,
             example=example,
             input_columns=needed,
-        )(fn if reads_and_writes else _runner(fn, doing, title, returning))
+        )(run)
         return fn
 
     return decorate
 
 
 def _runner(
-    transform: Callable[..., Outcome], doing: Doing | None, title: str | None, returning: str | None
+    transform: Callable[..., Outcome], say: Doing, title: str | None, returning: str | None
 ) -> Callable[[StepContext, Any], StepOutput]:
     """The ``run(ctx, args)`` around a transform (see the module docstring)."""
     wants_context = len(inspect.signature(transform).parameters) == 3
-    say = doing or (lambda df, args: "Processing")
 
     def run(ctx: StepContext, args: Any) -> StepOutput:
         def apply(df: pl.DataFrame) -> Outcome:

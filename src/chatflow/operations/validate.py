@@ -5,7 +5,6 @@ returns it in ``Outcome.files``."""
 
 from __future__ import annotations
 
-from pathlib import PurePosixPath
 from typing import Any
 
 import polars as pl
@@ -278,7 +277,7 @@ def validated(df: pl.DataFrame, args: ValidateArgs, ctx: StepContext) -> Outcome
         )
     files: list[WrittenFile] = []
     if invalid.height:
-        name = args.invalid_output or f"{PurePosixPath(ctx.input_name).stem}_invalid.xlsx"
+        name = args.invalid_output or f"{ctx.input_stem}_invalid.xlsx"
         ctx.report(60, f"Writing {invalid.height} invalid rows to {name}")
         files.append(ctx.write_table(invalid, name=name))
     result = {
