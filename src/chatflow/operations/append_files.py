@@ -1,7 +1,7 @@
 """excel/append-files: stack the current table and other chat files, by column name or position.
 
-Not a table transform: it reads other chat files (``ctx.read_file``) and reports each read, so it
-writes its own ``run`` from ``finish``."""
+It reads other chat files besides the current table, so its ``read`` (``_read_tables``) replaces
+the reading and its transform takes the tables read, and the ``StepContext`` for its limits."""
 
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ from chatflow.operations.common import (
     is_dated,
 )
 from chatflow.operations.limits import Limits
-from chatflow.operations.registry import OperationArgs, StepContext, StepFailed, StepOutput
-from chatflow.operations.steps import Outcome, TableArgs, finish, operation
+from chatflow.operations.registry import OperationArgs, StepContext, StepFailed
+from chatflow.operations.steps import Outcome, TableArgs, operation
 from chatflow.operations.values import text_form
 
 MAX_FILES = 50
@@ -157,6 +157,21 @@ def _targets(
     return dtypes, {n: _common_type(d) if d else fallback[n] for n, d in dtypes.items()}
 
 
+Tables = list[tuple[str, pl.DataFrame]]
+"""Tables to append, each with the label its rows' source column gets."""
+
+
+def _read_tables(ctx: StepContext, args: AppendFilesArgs) -> tuple[Tables, str]:
+    """The current table, then the files in order (each read reported as a minor step)."""
+    tables = [(_label(ctx.input_name, args.sheet), ctx.read_input(args.sheet))]
+    for index, item in enumerate(args.files):
+        ref = FileRef(file=item) if isinstance(item, str) else item
+        ctx.report(25 * index / len(args.files), f"Reading {ref.file}", minor=True)
+        tables.append((_label(ref.file, ref.sheet), ctx.read_file(ref.file, ref.sheet)))
+    rows = sum(table.height for _, table in tables)
+    return tables, f"Read {rows} rows from {len(tables)} tables"
+
+
 def _check_append_size(tables: list[tuple[str, pl.DataFrame]], width: int, limits: Limits) -> None:
     doing = f"Appending {len(tables)} tables"
     check_size(sum(table.height for _, table in tables), limits, doing=doing)
@@ -170,9 +185,10 @@ def _check_append_size(tables: list[tuple[str, pl.DataFrame]], width: int, limit
         "files": ["february.xlsx", {"file": "march.xlsx", "sheet": "Sales"}],
         "add_source_column": "source",
     },
-    reads_and_writes=True,
+    read=_read_tables,
+    doing=lambda tables, args: f"Appending {len(tables)} tables",
 )
-def run_append_files(ctx: StepContext, args: AppendFilesArgs) -> StepOutput:
+def appended(tables: Tables, args: AppendFilesArgs, ctx: StepContext) -> Outcome:
     """Append the rows of other chat files (or sheets) below the current table, matching columns by
     name or by position, optionally recording each row's source file.
 
@@ -180,15 +196,6 @@ def run_append_files(ctx: StepContext, args: AppendFilesArgs) -> StepOutput:
     between files becomes the type holding both when there is one (whole and decimal numbers:
     decimal numbers; dates and datetimes: datetimes), else text, each value in its text form
     (120, 3.5, 2024-01-31, true), and the result lists it under columns_as_text."""
-    ctx.report(0, "Starting step execution")
-    tables = [(_label(ctx.input_name, args.sheet), ctx.read_input(args.sheet))]
-    for index, item in enumerate(args.files):
-        ref = FileRef(file=item) if isinstance(item, str) else item
-        ctx.report(25 * index / len(args.files), f"Reading {ref.file}", minor=True)
-        tables.append((_label(ref.file, ref.sheet), ctx.read_file(ref.file, ref.sheet)))
-    rows = sum(table.height for _, table in tables)
-    ctx.report(25, f"Read {rows} rows from {len(tables)} tables")
-    ctx.report(50, f"Appending {len(tables)} tables")
     out, missing, as_text = append_tables(
         tables, align=args.align, source_column=args.add_source_column, limits=ctx.limits
     )
@@ -204,4 +211,4 @@ def run_append_files(ctx: StepContext, args: AppendFilesArgs) -> StepOutput:
         message += (
             f"; {describe(as_text[:LISTED])} had different types in different files and became text"
         )
-    return finish(ctx, Outcome(out, message, result), output=args.output)
+    return Outcome(out, message, result)

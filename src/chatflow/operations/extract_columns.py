@@ -1,8 +1,8 @@
 """excel/extract-columns-to-file: keep some columns, optionally drop repeated rows, write them.
 
 Not a plain table transform: the oldest operation always writes its file (a derived name when
-``output`` is not given) and words its result in its own way, which clients rely on, so it
-writes its own ``run`` from ``open_step``."""
+``output`` is not given) and words its result in its own way, which clients rely on, so it is
+its own ``run`` (``writes_itself=True``), built from ``open_step``."""
 
 from __future__ import annotations
 
@@ -51,7 +51,7 @@ def extract_columns(df: pl.DataFrame, columns: list[str], remove_duplicates: boo
 @operation(
     "excel/extract-columns-to-file",
     example={"columns": ["postal_code"], "remove_duplicates": True},
-    reads_and_writes=True,
+    writes_itself=True,
 )
 def run(ctx: StepContext, args: ExtractColumnsArgs) -> StepOutput:
     """Keep only the given columns of the input, in the given order, optionally dropping repeated

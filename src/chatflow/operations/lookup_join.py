@@ -1,7 +1,7 @@
 """excel/lookup-join: add columns from another chat file, matched on key columns.
 
-Not a table transform: it reads a second chat file (``ctx.read_file``) and reports both reads
-at 25, so it writes its own ``run`` from ``finish``."""
+It reads a second chat file, so its ``read`` (``_read_both``) replaces the reading and its
+transform takes both tables, and the ``StepContext`` for its limits."""
 
 from __future__ import annotations
 
@@ -20,8 +20,8 @@ from chatflow.operations.common import (
     unique_name,
 )
 from chatflow.operations.limits import Limits
-from chatflow.operations.registry import StepContext, StepFailed, StepOutput
-from chatflow.operations.steps import Outcome, TableArgs, finish, operation
+from chatflow.operations.registry import StepContext, StepFailed
+from chatflow.operations.steps import Outcome, TableArgs, operation
 from chatflow.operations.values import plain, text_form
 from chatflow.spreadsheets.cell_types import cell_text, kind_of
 
@@ -275,6 +275,18 @@ def lookup_join(
     return out, counts
 
 
+Both = tuple[pl.DataFrame, pl.DataFrame]
+"""The current table and the right file's."""
+
+
+def _read_both(ctx: StepContext, args: LookupJoinArgs) -> tuple[Both, str]:
+    """The current table (its keys checked first) and right_file's."""
+    left = ctx.read_input(args.sheet)
+    require_columns(left.columns, args.needed_columns())
+    right = ctx.read_file(args.right_file, args.right_sheet)
+    return (left, right), f"Read {left.height} rows and {right.height} rows of {args.right_file}"
+
+
 def _join_rows(
     how: str, left_rows: int, pairs: int, right_rows: int, matches: pl.DataFrame, keys: pl.DataFrame
 ) -> int:
@@ -301,9 +313,10 @@ def _join_rows(
         "take_columns": ["price"],
         "right_duplicates": "first",
     },
-    reads_and_writes=True,
+    read=_read_both,
+    doing=lambda both, args: f"Joining with {args.right_file}",
 )
-def run_lookup_join(ctx: StepContext, args: LookupJoinArgs) -> StepOutput:
+def joined(both: Both, args: LookupJoinArgs, ctx: StepContext) -> Outcome:
     """Look up rows of another chat file by key columns and bring some of its columns over (like
     VLOOKUP or a SQL join: left, inner, outer, semi, anti).
 
@@ -312,12 +325,7 @@ def run_lookup_join(ctx: StepContext, args: LookupJoinArgs) -> StepOutput:
     '120') and the result says so (key_types). All columns keep their types; an outer join's key
     column holds both sides' keys in the type they were compared as (text when a number key met
     a text key). The current table's row order is kept."""
-    ctx.report(0, "Starting step execution")
-    left = ctx.read_input(args.sheet)
-    require_columns(left.columns, args.needed_columns())
-    right = ctx.read_file(args.right_file, args.right_sheet)
-    ctx.report(25, f"Read {left.height} rows and {right.height} rows of {args.right_file}")
-    ctx.report(50, f"Joining with {args.right_file}")
+    left, right = both
     out, result = lookup_join(left, right, args, ctx.limits)
     message = f"Matched {result['matched_left_rows']} of {left.height} rows in {args.right_file}"
     for k in result["key_types"]:
@@ -326,4 +334,4 @@ def run_lookup_join(ctx: StepContext, args: LookupJoinArgs) -> StepOutput:
                 f"; keys '{k['left']}' ({k['left_type']}) and '{k['right']}' "
                 f"({k['right_type']}) were compared as text"
             )
-    return finish(ctx, Outcome(out, message, result), output=args.output)
+    return Outcome(out, message, result)

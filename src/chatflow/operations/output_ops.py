@@ -1,8 +1,8 @@
 """excel/split-file and excel/convert: steps that write the table to files of their own.
 
 Not table transforms: split-file writes several files (or sheets) named from the values, and
-convert writes one with csv options and its own wording; both hand their input on, so each
-writes its own ``run`` from ``open_step``."""
+convert writes one with csv options and its own wording; both hand their input on, so each is
+its own ``run`` (``writes_itself=True``), built from ``open_step``."""
 
 from __future__ import annotations
 
@@ -185,7 +185,7 @@ def _check_groups(count: int) -> None:
 @operation(
     "excel/split-file",
     example={"by": "column", "column": "region", "as": "files"},
-    reads_and_writes=True,
+    writes_itself=True,
     facts={"MAX_GROUPS": MAX_GROUPS},
 )
 def split_file(ctx: StepContext, args: SplitFileArgs) -> StepOutput:
@@ -289,7 +289,7 @@ class ConvertArgs(TableArgs):
 @operation(
     "excel/convert",
     example={"format": "csv", "delimiter": ";", "encoding": "utf-8-sig"},
-    reads_and_writes=True,
+    writes_itself=True,
 )
 def convert(ctx: StepContext, args: ConvertArgs) -> StepOutput:
     """Write the table as an xlsx, csv or parquet file (csv with a chosen separator and encoding,

@@ -1,7 +1,8 @@
 """excel/sql: run one read-only SQL query (polars SQL) over the current table and chat files.
 
-Not a table transform: it reads the chat files its query names (the input only if named) and
-runs the query in the sealed process (``ctx.run_confined``), so it writes its own ``run``.
+It reads the chat files its query names (the input only if named), so its ``read``
+(``_read_mentioned``) replaces the reading; its transform takes the ``StepContext`` to run the
+query in the sealed process (``ctx.run_confined``).
 
 Tables: ``input`` is the current table; every chat file is a table named after its file name:
 the name without extension, lower-cased, every run of characters other than a-z and 0-9 replaced
@@ -32,10 +33,9 @@ from chatflow.operations.registry import (
     OperationArgs,
     StepContext,
     StepFailed,
-    StepOutput,
 )
 from chatflow.operations.sql_query import plan_and_run
-from chatflow.operations.steps import Outcome, TableArgs, finish, operation
+from chatflow.operations.steps import Outcome, TableArgs, operation
 
 INPUT_TABLE = "input"
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -154,23 +154,12 @@ def referenced_names(query: str) -> set[str]:
     return {text.lower() for kind, text in _tokens(query) if kind in ("word", "quoted")}
 
 
-@operation(
-    "excel/sql",
-    example={
-        "query": "SELECT region, SUM(amount) AS total FROM input GROUP BY region "
-        "ORDER BY total DESC"
-    },
-    reads_and_writes=True,
-)
-def run_sql(ctx: StepContext, args: SqlArgs) -> StepOutput:
-    """Run one SQL SELECT query (polars SQL) over the current table, named 'input', and the chat's
-    files, each named after its file name (lower-case, non-alphanumerics -> '_').
+Mentioned = tuple[dict[str, pl.DataFrame], list[dict[str, Any]]]
+"""The tables a query names, by table name, and what each was read from."""
 
-    It reads only the chat's tables: file-reading table functions are refused. Columns have
-    their real types: numbers (SUM(amount), amount > 10), booleans (WHERE paid), dates and
-    datetimes (d >= '2024-01-01'), text (codes such as '01234' stay text; CAST(x AS DOUBLE) to
-    compute with numbers held as text). The result keeps the types the query gives."""
-    ctx.report(0, "Starting step execution")
+
+def _read_mentioned(ctx: StepContext, args: SqlArgs) -> tuple[Mentioned, str]:
+    """The tables the query names (``sql_forbidden`` first for anything but one query)."""
     problem = statement_problem(args.query)
     if problem is not None:
         raise StepFailed("sql_forbidden", problem)
@@ -192,8 +181,27 @@ def run_sql(ctx: StepContext, args: SqlArgs) -> StepOutput:
             ctx.check_cancelled()
             frames[name] = ctx.read_file(file_name, sheet)
             used.append({"table": name, "file": file_name, "rows": frames[name].height})
-    ctx.report(25, f"Read {len(frames)} tables")
-    ctx.report(50, "Running the query")
+    return (frames, used), f"Read {len(frames)} tables"
+
+
+@operation(
+    "excel/sql",
+    example={
+        "query": "SELECT region, SUM(amount) AS total FROM input GROUP BY region "
+        "ORDER BY total DESC"
+    },
+    read=_read_mentioned,
+    doing=lambda read, args: "Running the query",
+)
+def queried(read: Mentioned, args: SqlArgs, ctx: StepContext) -> Outcome:
+    """Run one SQL SELECT query (polars SQL) over the current table, named 'input', and the chat's
+    files, each named after its file name (lower-case, non-alphanumerics -> '_').
+
+    It reads only the chat's tables: file-reading table functions are refused. Columns have
+    their real types: numbers (SUM(amount), amount > 10), booleans (WHERE paid), dates and
+    datetimes (d >= '2024-01-01'), text (codes such as '01234' stay text; CAST(x AS DOUBLE) to
+    compute with numbers held as text). The result keeps the types the query gives."""
+    frames, used = read
     out: pl.DataFrame = ctx.run_confined(
         plan_and_run, args.query, frames, max_rows=ctx.limits.max_rows
     )
@@ -203,4 +211,4 @@ def run_sql(ctx: StepContext, args: SqlArgs) -> StepOutput:
         "tables_used": used[:50],
     }
     message = f"The query returned {out.height} rows"
-    return finish(ctx, Outcome(out, message, result), output=args.output)
+    return Outcome(out, message, result)

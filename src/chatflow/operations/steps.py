@@ -6,8 +6,9 @@ and read the step's table, report 25 and check ``args.needed_columns()`` (the sa
 run checks before it starts), report what it is doing at 50, transform, then at 75 hand the
 table on or, with ``output``, write it.  A transform that needs more than the table (the
 limits, the input's name or sheets) takes the ``StepContext`` as a third parameter.  A step
-that reads or writes more than one table (``reads_and_writes=True``) is given the context
-and writes its own ``run`` from ``open_step`` and ``finish``.
+that reads other chat files names a ``read(ctx, args) -> (tables, "Read ...")`` that replaces
+the reading, and its transform takes what it read.  A step that writes its own files
+(``writes_itself=True``) is the ``run`` itself, built from ``open_step``.
 
 The catalogue was written in two voices and clients see both, so both are kept: a step with a
 ``title`` (the table operations) says "Starting: <title>", counts "1 row", and names a file it
@@ -99,8 +100,11 @@ class TableArgs(SheetArgs):
     output: OutputArg = None
 
 
-Doing = Callable[[pl.DataFrame, Any], str]
-"""What a step says it is doing at 50, from its table and arguments."""
+Doing = Callable[[Any, Any], str]
+"""What a step says it is doing at 50, from its table (or what it read) and arguments."""
+
+Read = Callable[[StepContext, Any], tuple[Any, str]]
+"""Reads a step's tables from its context and arguments; says what it read at 25."""
 
 
 @dataclass
@@ -190,7 +194,8 @@ def operation(
     doing: Doing | None = None,
     title: str | None = None,
     returning: str | None = None,
-    reads_and_writes: bool = False,
+    read: Read | None = None,
+    writes_itself: bool = False,
     facts: Mapping[str, object] | None = None,
     into: Registry = registry,
 ) -> Callable[[F], F]:
@@ -199,16 +204,17 @@ def operation(
 
     ``doing(table, args)`` says what happens at 50; ``title`` picks the table operations'
     voice and counts ``rows_in``/``rows_out``; ``returning`` makes it a look that hands its
-    input on unchanged and says this at 75.  The function is returned unchanged.
+    input on unchanged and says this at 75; ``read`` replaces reading the step's table.  The
+    function is returned unchanged.
     """
 
     def decorate(fn: F) -> F:
-        if reads_and_writes:
+        if writes_itself:
             run: StepFn[Any] = fn
         elif doing is None:
             raise TypeError(f"operation {name!r}: a transform says what it is doing (doing=...)")
         else:
-            run = _runner(fn, doing, title, returning)
+            run = _runner(fn, doing, title, returning, read)
         args_model = get_type_hints(fn)["args"]
         needed = getattr(args_model, "needed_columns", None)
         paragraphs = docstring_paragraphs(fn, facts)
@@ -226,7 +232,11 @@ def operation(
 
 
 def _runner(
-    transform: Callable[..., Outcome], say: Doing, title: str | None, returning: str | None
+    transform: Callable[..., Outcome],
+    say: Doing,
+    title: str | None,
+    returning: str | None,
+    read: Read | None,
 ) -> Callable[[StepContext, Any], StepOutput]:
     """The ``run(ctx, args)`` around a transform (see the module docstring)."""
     wants_context = len(inspect.signature(transform).parameters) == 3
@@ -242,6 +252,12 @@ def _runner(
 
         if returning is not None:
             return _look(ctx, args, say, apply, returning)
+        if read is not None:
+            ctx.report(0, "Starting step execution")
+            tables, said = read(ctx, args)
+            ctx.report(25, said)
+            ctx.report(50, say(tables, args))
+            return finish(ctx, apply(tables), output=args.output)
         df = open_step(ctx, args.sheet, needed=args.needed_columns(), title=title)
         ctx.report(50, say(df, args))
         return finish(ctx, apply(df), output=args.output, title=title)
