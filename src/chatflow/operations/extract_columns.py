@@ -1,8 +1,8 @@
 """excel/extract-columns-to-file: keep some columns, optionally drop repeated rows, write them.
 
-Not a plain table transform: the oldest operation always writes its file (a derived name when
-``output`` is not given) and words its result in its own way, which clients rely on, so it is
-its own ``run`` (``writes_itself=True``), built from ``open_step``."""
+The oldest operation always writes its file (a derived name when ``output`` is not given) and
+words its result in its own way, which clients rely on: its transform takes the
+``StepContext`` to write the table itself (``Outcome.wrote_table``)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import polars as pl
 from pydantic import Field, field_validator
 
 from chatflow.operations.common import describe, refuse_repeats, require_columns
-from chatflow.operations.registry import StepContext, StepOutput
-from chatflow.operations.steps import OutputName, TableArgs, open_step, operation
+from chatflow.operations.registry import StepContext
+from chatflow.operations.steps import Outcome, OutputName, TableArgs, operation
 
 
 class ExtractColumnsArgs(TableArgs):
@@ -51,23 +51,16 @@ def extract_columns(df: pl.DataFrame, columns: list[str], remove_duplicates: boo
 @operation(
     "excel/extract-columns-to-file",
     example={"columns": ["postal_code"], "remove_duplicates": True},
-    writes_itself=True,
+    doing=lambda df, args: f"Processing {describe(args.columns)}",
 )
-def run(ctx: StepContext, args: ExtractColumnsArgs) -> StepOutput:
+def extracted(df: pl.DataFrame, args: ExtractColumnsArgs, ctx: StepContext) -> Outcome:
     """Keep only the given columns of the input, in the given order, optionally dropping repeated
     rows, and write them to a new file.
 
     Columns keep their types (numbers, dates, booleans stay typed cells; text stays text,
     '01234' included); repeated rows are compared by value."""
-    df = open_step(ctx, args.sheet, needed=args.needed_columns())
-    ctx.report(50, f"Processing {describe(args.columns)}")
     out = extract_columns(df, args.columns, args.remove_duplicates)
     ctx.report(75, f"Writing {out.height} rows")
     written = ctx.write_table(out, name=args.output, sheet=None)
-    return StepOutput(
-        table=out,
-        files=[written],
-        result={"rows_in": df.height, "rows_out": out.height, "columns": list(args.columns)},
-        message="Step completed successfully",
-        wrote_table=True,
-    )
+    result = {"rows_in": df.height, "rows_out": out.height, "columns": list(args.columns)}
+    return Outcome(out, "Step completed successfully", result, [written], wrote_table=True)

@@ -1,8 +1,10 @@
 """excel/split-file and excel/convert: steps that write the table to files of their own.
 
-Not table transforms: split-file writes several files (or sheets) named from the values, and
-convert writes one with csv options and its own wording; both hand their input on, so each is
-its own ``run`` (``writes_itself=True``), built from ``open_step``."""
+Both hand their input on and write files of their own.  convert's transform takes the
+``StepContext`` to write the table with its csv options (``Outcome.wrote_table``).  split-file
+is not a transform: it writes several files (or sheets) named from the values, says how many
+parts there are before it writes them, and hands on the table it split, so it is its own
+``run`` (``writes_itself=True``), built from ``open_step``."""
 
 from __future__ import annotations
 
@@ -24,7 +26,7 @@ from chatflow.operations.registry import (
     WriteOptions,
     WrittenFile,
 )
-from chatflow.operations.steps import OutputName, TableArgs, open_step, operation
+from chatflow.operations.steps import Outcome, OutputName, TableArgs, open_step, operation
 from chatflow.spreadsheets.cell_types import cell_text
 from chatflow.spreadsheets.writing import excel_sheet_name
 
@@ -289,9 +291,9 @@ class ConvertArgs(TableArgs):
 @operation(
     "excel/convert",
     example={"format": "csv", "delimiter": ";", "encoding": "utf-8-sig"},
-    writes_itself=True,
+    doing=lambda df, args: f"Converting {df.height} rows to {args.format}",
 )
-def convert(ctx: StepContext, args: ConvertArgs) -> StepOutput:
+def convert(df: pl.DataFrame, args: ConvertArgs, ctx: StepContext) -> Outcome:
     """Write the table as an xlsx, csv or parquet file (csv with a chosen separator and encoding,
     formula-like text escaped).
 
@@ -299,25 +301,13 @@ def convert(ctx: StepContext, args: ConvertArgs) -> StepOutput:
     date cells (text stays text cells, '01234' included); csv writes numbers in shortest form
     without '.0' (120, 3.5), dates ISO and booleans true/false; parquet keeps each column's
     type."""
-    df = open_step(ctx, args.sheet)
     options = WriteOptions(
         format=args.format,
         delimiter=args.delimiter or ",",
         encoding=args.encoding or "utf-8",
         escape_formulas=args.escape_formulas,
     )
-    ctx.report(50, f"Converting {df.height} rows to {args.format}")
     ctx.report(75, f"Writing {df.height} rows as {args.format}")
     written = ctx.write_table(df, name=args.output, options=options)
-    return StepOutput(
-        table=df,
-        files=[written],
-        result={
-            "format": args.format,
-            "rows": df.height,
-            "columns": df.width,
-            "file": written.name,
-        },
-        message=f"Wrote {written.name}",
-        wrote_table=True,
-    )
+    result = {"format": args.format, "rows": df.height, "columns": df.width, "file": written.name}
+    return Outcome(df, f"Wrote {written.name}", result, [written], wrote_table=True)

@@ -7,7 +7,8 @@ run checks before it starts), report what it is doing at 50, transform, then at 
 table on or, with ``output``, write it.  A transform that needs more than the table (the
 limits, the input's name or sheets) takes the ``StepContext`` as a third parameter.  A step
 that reads other chat files names a ``read(ctx, args) -> (tables, "Read ...")`` that replaces
-the reading, and its transform takes what it read.  A step that writes its own files
+the reading, and its transform takes what it read; one that writes its table itself says so
+in ``Outcome.wrote_table``.  The one step that writes several files and hands its input on
 (``writes_itself=True``) is the ``run`` itself, built from ``open_step``.
 
 The catalogue was written in two voices and clients see both, so both are kept: a step with a
@@ -110,12 +111,14 @@ Read = Callable[[StepContext, Any], tuple[Any, str]]
 @dataclass
 class Outcome:
     """What a transform produced: the table, counts for ``result``, a summary line, and any
-    side files it wrote already (listed before the table's own file)."""
+    files it wrote already (listed before the table's own file); ``wrote_table`` when one of
+    them is the table itself, which is then neither handed on unwritten nor written again."""
 
     table: pl.DataFrame
     message: str
     result: dict[str, Any] = field(default_factory=dict)
     files: list[WrittenFile] = field(default_factory=list)
+    wrote_table: bool = False
 
 
 def _rows(n: int, title: str | None) -> str:
@@ -136,8 +139,17 @@ def open_step(
 def finish(
     ctx: StepContext, outcome: Outcome, *, output: str | None, title: str | None = None
 ) -> StepOutput:
-    """Hand the table on, or write it first (report 75 either way)."""
+    """Hand the table on, or write it first (report 75 either way, unless the transform wrote
+    the table itself)."""
     table, rows = outcome.table, _rows(outcome.table.height, title)
+    if outcome.wrote_table:
+        return StepOutput(
+            table=table,
+            files=outcome.files,
+            result=outcome.result,
+            message=outcome.message,
+            wrote_table=True,
+        )
     if output is None:
         ctx.report(75, f"Handing on {rows}")
         return StepOutput(
