@@ -10,6 +10,7 @@ from typing import Literal
 import polars as pl
 from pydantic import Field
 
+from chatflow.failures import StepFailed
 from chatflow.operations.common import (
     LISTED,
     check_size,
@@ -17,7 +18,7 @@ from chatflow.operations.common import (
     is_dated,
 )
 from chatflow.operations.limits import Limits
-from chatflow.operations.registry import OperationArgs, StepContext, StepFailed
+from chatflow.operations.registry import OperationArgs, StepContext
 from chatflow.operations.steps import Outcome, TableArgs, operation
 from chatflow.operations.values import text_form
 

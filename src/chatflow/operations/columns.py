@@ -11,6 +11,7 @@ from typing import Literal
 import polars as pl
 from pydantic import Field, field_validator, model_validator
 
+from chatflow.failures import StepFailed
 from chatflow.operations.common import (
     column_not_found,
     describe,
@@ -20,7 +21,6 @@ from chatflow.operations.common import (
     quoted,
     reject_existing,
 )
-from chatflow.operations.registry import StepFailed
 from chatflow.operations.steps import Outcome, TableArgs, operation
 from chatflow.operations.values import CellValue, blank_to_null, text_form
 from chatflow.spreadsheets.cell_types import kind_of

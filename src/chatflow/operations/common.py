@@ -7,8 +7,8 @@ from collections.abc import Iterable, Sequence
 
 import polars as pl
 
+from chatflow.failures import StepFailed
 from chatflow.operations.limits import Limits
-from chatflow.operations.registry import StepFailed
 
 LISTED = 50  # names a message or result lists: 16,000 column names help nobody
 

@@ -17,6 +17,7 @@ from typing import Any, Literal
 import polars as pl
 from pydantic import Field, field_validator, model_validator
 
+from chatflow.failures import StepFailed
 from chatflow.operations.common import (
     column_type_mismatch,
     describe,
@@ -24,9 +25,6 @@ from chatflow.operations.common import (
     plural,
 )
 from chatflow.operations.patterns import check_strftime
-from chatflow.operations.registry import (
-    StepFailed,
-)
 from chatflow.operations.steps import Outcome, TableArgs, operation
 from chatflow.operations.values import (
     is_empty,

@@ -11,6 +11,7 @@ from typing import Any, Literal
 import polars as pl
 from pydantic import Field, field_validator, model_validator
 
+from chatflow.failures import StepFailed
 from chatflow.operations.common import (
     LISTED,
     check_size,
@@ -20,7 +21,7 @@ from chatflow.operations.common import (
     unique_name,
 )
 from chatflow.operations.limits import Limits
-from chatflow.operations.registry import StepContext, StepFailed
+from chatflow.operations.registry import StepContext
 from chatflow.operations.steps import Outcome, TableArgs, operation
 from chatflow.operations.values import plain, text_form
 from chatflow.spreadsheets.cell_types import cell_text, kind_of

@@ -18,10 +18,10 @@ import polars as pl
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from chatflow import filenames
+from chatflow.failures import StepFailed
 from chatflow.operations.common import require_columns
 from chatflow.operations.registry import (
     StepContext,
-    StepFailed,
     StepOutput,
     WriteOptions,
     WrittenFile,

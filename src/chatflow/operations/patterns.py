@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import polars as pl
 from pydantic_core import PydanticCustomError
 
-from chatflow.operations.registry import StepFailed
+from chatflow.failures import StepFailed
 
 # chrono's strftime directives (what polars parses with), with optional padding flags.
 _DIRECTIVE = re.compile(r"%[-_0]?(?:[YCymbBhdeaAwuUWGgVjDxFvHkIlPpMSRTXrZzstn%+]|\.?[369]?f|:z)")

@@ -22,6 +22,7 @@ from typing import Any, Literal
 import polars as pl
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
+from chatflow.failures import StepFailed
 from chatflow.operations.column_types import ColumnFacts, column_facts
 from chatflow.operations.common import (
     check_size,
@@ -36,7 +37,6 @@ from chatflow.operations.limits import Limits
 from chatflow.operations.registry import (
     OperationArgs,
     StepContext,
-    StepFailed,
 )
 from chatflow.operations.steps import Outcome, TableArgs, operation
 from chatflow.operations.values import as_number, is_empty, text_form

@@ -8,6 +8,7 @@ from __future__ import annotations
 import polars as pl
 from pydantic import Field, field_validator, model_validator
 
+from chatflow.failures import StepFailed
 from chatflow.operations.common import (
     check_size,
     describe,
@@ -18,7 +19,7 @@ from chatflow.operations.common import (
 )
 from chatflow.operations.limits import Limits
 from chatflow.operations.patterns import check_regex, regex_errors
-from chatflow.operations.registry import StepContext, StepFailed
+from chatflow.operations.registry import StepContext
 from chatflow.operations.steps import Outcome, TableArgs, operation
 from chatflow.operations.values import (
     as_text_note,

@@ -29,10 +29,10 @@ from typing import Any
 import polars as pl
 from pydantic import Field, field_validator
 
+from chatflow.failures import StepFailed
 from chatflow.operations.registry import (
     OperationArgs,
     StepContext,
-    StepFailed,
 )
 from chatflow.operations.sql_query import plan_and_run
 from chatflow.operations.steps import Outcome, TableArgs, operation

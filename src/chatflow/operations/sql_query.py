@@ -13,7 +13,7 @@ from typing import Any
 
 import polars as pl
 
-from chatflow.operations.failures import StepFailed
+from chatflow.failures import StepFailed
 
 # Relational nodes of polars' IR that compute only from their inputs (polars 2.1).
 ALLOWED_NODES = frozenset(

@@ -16,11 +16,11 @@ from typing import Any
 import polars as pl
 from pydantic import Field, field_validator, model_validator
 
+from chatflow.failures import StepFailed
 from chatflow.operations.common import check_size, refuse_repeats, require_columns, unique_name
 from chatflow.operations.limits import Limits
 from chatflow.operations.registry import (
     StepContext,
-    StepFailed,
 )
 from chatflow.operations.steps import Outcome, TableArgs, operation
 from chatflow.operations.values import text_form

@@ -10,8 +10,9 @@ from typing import Any
 import polars as pl
 from pydantic import Field, field_validator, model_validator
 
+from chatflow.failures import StepFailed
 from chatflow.operations.common import column_type_mismatch, require_columns, unique_name
-from chatflow.operations.registry import OperationArgs, StepContext, StepFailed, WrittenFile
+from chatflow.operations.registry import OperationArgs, StepContext, WrittenFile
 from chatflow.operations.steps import Outcome, OutputName, TableArgs, operation
 from chatflow.operations.values import (
     CellValue,
