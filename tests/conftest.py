@@ -21,7 +21,7 @@ def make_settings(data_dir: Path, **overrides: object) -> Settings:
         # test servers must never all try to bind 5051.
         "ws_port": 0,
         "data_dir": data_dir,
-        "workers": 2,
+        "step_threads": 2,
         "log_level": "warning",
         "shutdown_grace_s": 2.0,
         # Most test servers never run a step; those that do start their worker on first use.

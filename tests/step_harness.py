@@ -9,9 +9,9 @@ from typing import Any
 
 import polars as pl
 
-from chatflow.execution.pipeline import RunFiles, StoredRef, cancel_checker, run_step
 from chatflow.operations import load_all
 from chatflow.operations.registry import StepContext, StepOutput
+from chatflow.runs.step_io import RunFiles, StoredRef, cancel_checker, perform_step
 from chatflow.spreadsheets.writing import write_csv
 from chatflow.storage import FileStore
 from tests.fixtures_util import write_table_xlsx
@@ -66,7 +66,7 @@ class StepHarness:
         op = self.registry.get(operation)
         assert op is not None, operation
         args = op.args_model.model_validate(arguments)
-        return run_step(
+        return perform_step(
             operation=op,
             args=args,
             files=self.files,

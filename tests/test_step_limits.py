@@ -22,7 +22,7 @@ SQL = "excel/sql"
 # Two million characters for each row, each row's own: even the dry run's 1,000-row sample
 # needs about 2 GB, far past a 700 MB cap, and nothing bounds it but the cap.
 HUGE = "SELECT MAX(LENGTH(RPAD(CAST(x AS VARCHAR), 2000000, 'a'))) AS n FROM input"
-WORKER_MARK = b"workers import serve"
+WORKER_MARK = b"worker_process import serve"
 
 
 def _sql(query: str, **more: Any) -> dict[str, Any]:
@@ -117,7 +117,7 @@ def test_the_step_time_limit_kills_the_worker_and_frees_its_slot(tmp_path: Path)
         tmp_path / "data",
         step_timeout_s=1.0,
         worker_processes=2,
-        workers=1,  # one step thread: the next run completes only if the slot was freed
+        step_threads=1,  # one step thread: the next run completes only if the slot was freed
         prestart_workers=True,
     )
     rows = 800_000

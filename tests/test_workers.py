@@ -13,9 +13,9 @@ import psutil
 import pytest
 from openpyxl import load_workbook
 
-from chatflow.execution.pipeline import read_head
-from chatflow.execution.workers import WorkerCrashed, WorkerError, WorkerPool
 from chatflow.operations.registry import Cancelled, StepFailed
+from chatflow.runs.step_io import read_head
+from chatflow.runs.worker_pool import WorkerCrashed, WorkerError, WorkerPool
 from chatflow.spreadsheets.writing import write_workbook
 from tests.conftest import make_settings
 from tests.support import create_chat, run_server, seed_workflow, upload, write_xlsx
@@ -123,7 +123,7 @@ def _worker_processes() -> list[psutil.Process]:
     return [
         child
         for child in psutil.Process().children(recursive=True)
-        if "chatflow.execution.workers" in " ".join(child.cmdline())
+        if "chatflow.runs.worker_process" in " ".join(child.cmdline())
         and child.cmdline()[-1] != "sealed"
     ]
 

@@ -19,12 +19,15 @@ from chatflow.auth import KeyRing
 from chatflow.broadcaster import Broadcaster
 from chatflow.db.engine import Database
 from chatflow.db.migrate import upgrade
-from chatflow.execution.queue import RunHandle, RunQueue
-from chatflow.execution.workers import WorkerPool
 from chatflow.operations import load_all
 from chatflow.repositories import files as files_repo
+from chatflow.runs.executor import RunExecutor
+from chatflow.runs.queue import RunQueue
+from chatflow.runs.states import RunStates
+from chatflow.runs.step_runner import StepRunner
+from chatflow.runs.worker_pool import WorkerPool
 from chatflow.runtime import Runtime
-from chatflow.services import events, execution, run_endings
+from chatflow.services import events
 from chatflow.settings import Settings
 from chatflow.spreadsheets.writing import check_xlsx_engine
 from chatflow.storage import FileStore
@@ -48,45 +51,59 @@ Success bodies are `{"data": ...}`; errors are
 
 
 async def start_runtime(settings: Settings) -> Runtime:
-    """Build every resource; the caller must ``stop_runtime`` it."""
+    """Build every resource, each after what it needs; the caller must ``stop_runtime`` it."""
     check_xlsx_engine(settings.xlsx_writer)  # a missing optional writer fails here, not mid-run
-    data_dir = settings.resolved_data_dir
     await asyncio.to_thread(settings.files_dir.mkdir, parents=True, exist_ok=True)
     await asyncio.to_thread(upgrade, settings.resolved_database_url)
     db = Database(settings.resolved_database_url)
     store = FileStore(settings.files_dir)
-    runtime_ref: list[Runtime] = []
-
-    async def execute(handle: RunHandle) -> None:
-        await execution.execute_run(rt=runtime_ref[0], handle=handle)
-
+    broadcaster = Broadcaster(
+        store=events.make_store(db), queue_size=settings.subscriber_queue_size
+    )
+    registry = load_all()
+    threads = ThreadPoolExecutor(settings.step_threads, thread_name_prefix="chatflow-step")
+    processes = WorkerPool(settings.worker_processes, memory_mb=settings.step_memory_mb)
+    executor = RunExecutor(
+        db=db,
+        broadcaster=broadcaster,
+        registry=registry,
+        steps=StepRunner(threads=threads, processes=processes, store=store, settings=settings),
+        states=RunStates(db=db, broadcaster=broadcaster),
+    )
     rt = Runtime(
         settings=settings,
         db=db,
         store=store,
-        broadcaster=Broadcaster(
-            store=events.make_store(db), queue_size=settings.subscriber_queue_size
-        ),
-        registry=load_all(),
-        executor=ThreadPoolExecutor(settings.workers, thread_name_prefix="chatflow-step"),
-        workers=WorkerPool(settings.worker_processes, memory_mb=settings.step_memory_mb),
-        runs=RunQueue(execute),
+        broadcaster=broadcaster,
+        registry=registry,
+        step_threads=threads,
+        worker_processes=processes,
+        executor=executor,
+        runs=RunQueue(executor.execute),
         keys=KeyRing(settings.resolved_api_keys()),
     )
-    runtime_ref.append(rt)
     if settings.prestart_workers:
-        rt.workers.prestart()
-    interrupted = await run_endings.mark_interrupted(rt=rt)
+        processes.prestart()
+    await _recover(rt)
+    return rt
+
+
+async def _recover(rt: Runtime) -> None:
+    """End the runs a previous process left unfinished; remove files no row knows of."""
+    interrupted = await rt.executor.states.interrupt_unfinished()
     if interrupted:
         log.warning(
             "marked %d run(s) left unfinished by a previous process interrupted", interrupted
         )
-    async with db.read() as session:
+    async with rt.db.read() as session:
         known = await files_repo.all_storage_names(session)
-    swept = await asyncio.to_thread(store.sweep, known)
+    swept = await asyncio.to_thread(rt.store.sweep, known)
     if swept:
-        log.info("removed %d temporary or orphaned file(s) from %s", swept, data_dir)
-    return rt
+        log.info(
+            "removed %d temporary or orphaned file(s) from %s",
+            swept,
+            rt.settings.resolved_data_dir,
+        )
 
 
 async def drain_runtime(rt: Runtime) -> None:
@@ -96,16 +113,15 @@ async def drain_runtime(rt: Runtime) -> None:
     """
     never_started = await rt.runs.shutdown(rt.settings.shutdown_grace_s)
     if never_started:
-        await run_endings.mark_interrupted(rt=rt, run_ids=[h.run_id for h in never_started])
+        await rt.executor.states.interrupt_unfinished([h.run_id for h in never_started])
     await rt.broadcaster.aclose()
 
 
 async def stop_runtime(rt: Runtime) -> None:
     """Release resources in the reverse order of ``start_runtime``."""
     await drain_runtime(rt)
-    await asyncio.to_thread(rt.executor.shutdown, wait=True, cancel_futures=True)
-    # The worker processes do not get the server's SIGTERM: they are ended here.
-    await asyncio.to_thread(rt.workers.close)
+    await asyncio.to_thread(rt.worker_processes.close)  # they do not get the server's SIGTERM
+    await asyncio.to_thread(rt.step_threads.shutdown, wait=True, cancel_futures=True)
     await rt.db.dispose()
 
 

@@ -11,14 +11,15 @@ from typing import TYPE_CHECKING
 from chatflow.auth import KeyRing
 from chatflow.broadcaster import Broadcaster
 from chatflow.db.engine import Database
-from chatflow.execution.workers import WorkerPool
 from chatflow.keylocks import KeyLocks
 from chatflow.operations.registry import Registry
 from chatflow.settings import Settings
 from chatflow.storage import FileStore
 
 if TYPE_CHECKING:
-    from chatflow.execution.queue import RunQueue
+    from chatflow.runs.executor import RunExecutor
+    from chatflow.runs.queue import RunQueue
+    from chatflow.runs.worker_pool import WorkerPool
 
 
 @dataclass
@@ -28,8 +29,9 @@ class Runtime:
     store: FileStore
     broadcaster: Broadcaster
     registry: Registry
-    executor: ThreadPoolExecutor
-    workers: WorkerPool  # processes that read and write spreadsheet files for the steps
+    step_threads: ThreadPoolExecutor  # each runs one step at a time, waiting on a process
+    worker_processes: WorkerPool  # where the steps' reads, compute and writes run
+    executor: RunExecutor  # runs a queued run to its end (its step runner and status changes)
     runs: RunQueue
     keys: KeyRing
     # Each inspection is a child process with up to inspect_memory_mb of memory.

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from chatflow.operations.limits import XLSX_MAX_DATA_ROWS, Limits
@@ -16,7 +16,9 @@ from chatflow.operations.limits import XLSX_MAX_DATA_ROWS, Limits
 class Settings(BaseSettings):
     """All configuration, resolved once and passed to ``create_app``; nothing reads env later."""
 
-    model_config = SettingsConfigDict(env_prefix="CHATFLOW_", extra="ignore")
+    # populate_by_name: ``Settings(step_threads=2)`` as well as the variables a field's
+    # validation_alias names.
+    model_config = SettingsConfigDict(env_prefix="CHATFLOW_", extra="ignore", populate_by_name=True)
 
     host: str = "127.0.0.1"
     port: int = Field(default=5050, ge=0, le=65535)
@@ -32,7 +34,13 @@ class Settings(BaseSettings):
         default=None, description="SQLAlchemy async URL; default: SQLite file inside data_dir"
     )
     max_upload_mb: int = Field(default=100, ge=1)
-    workers: int = Field(default=4, ge=1, description="threads executing spreadsheet steps")
+    step_threads: int = Field(
+        default=4,
+        ge=1,
+        # CHATFLOW_WORKERS is this setting's old name; deployments that set it keep working.
+        validation_alias=AliasChoices("CHATFLOW_STEP_THREADS", "CHATFLOW_WORKERS"),
+        description="threads running spreadsheet steps (each waits on a worker process)",
+    )
     worker_processes: int = Field(
         default_factory=lambda: min(4, os.cpu_count() or 1),
         ge=1,

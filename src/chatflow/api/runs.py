@@ -18,9 +18,9 @@ from chatflow.api.schemas import (
     WorkflowOut,
     WorkflowSave,
 )
-from chatflow.services import execute as execute_service
-from chatflow.services import runs, workflows
-from chatflow.services.runs import StepRequest
+from chatflow.runs import submit
+from chatflow.runs.validation import StepRequest
+from chatflow.services import workflows
 
 router = APIRouter(prefix="/chat/workflows/{chat_id}", tags=["runs"])
 saved = APIRouter(prefix="/workflows", tags=["saved workflows"])
@@ -58,7 +58,7 @@ async def execute(
     ] = False,
 ) -> JSONResponse:
     """Validate and queue a workflow; 202 with the run id (200 with the run if ``wait``)."""
-    status, data = await execute_service.execute(
+    status, data = await submit.execute_workflow(
         rt=rt,
         owner=owner,
         chat_id=chat.id,
@@ -81,7 +81,7 @@ async def list_runs(
     chat: OwnedChat, rt: RuntimeDep, owner: Owner, base: BaseUrl
 ) -> dict[str, object]:
     """List the chat's runs, newest first."""
-    return {"data": await runs.list_runs(rt=rt, owner=owner, chat_id=chat.id, base=base)}
+    return {"data": await submit.list_chat_runs(rt=rt, owner=owner, chat_id=chat.id, base=base)}
 
 
 @router.get("/runs/{run_id}", response_model=Envelope[RunOut], responses=errors(404))
@@ -89,7 +89,9 @@ async def get_run(
     chat: OwnedChat, run_id: str, rt: RuntimeDep, owner: Owner, base: BaseUrl
 ) -> dict[str, object]:
     """Show one run: status, steps, timings, outputs, error."""
-    return {"data": await runs.show(rt=rt, owner=owner, chat_id=chat.id, run_id=run_id, base=base)}
+    return {
+        "data": await submit.show_run(rt=rt, owner=owner, chat_id=chat.id, run_id=run_id, base=base)
+    }
 
 
 @router.post(
@@ -103,7 +105,7 @@ async def cancel_run(
 ) -> dict[str, object]:
     """Cancel a queued or running run; it ends ``cancelled`` with a workflow_cancelled event."""
     return {
-        "data": await runs.cancel(rt=rt, owner=owner, chat_id=chat.id, run_id=run_id, base=base)
+        "data": await submit.stop_run(rt=rt, owner=owner, chat_id=chat.id, run_id=run_id, base=base)
     }
 
 

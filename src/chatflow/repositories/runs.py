@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import Connection, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
@@ -45,8 +45,17 @@ async def list_unfinished(session: AsyncSession) -> list[Run]:
     return list((await session.execute(query)).scalars())
 
 
-async def set_status(
-    session: AsyncSession,
+async def get_status(session: AsyncSession, *, run_id: str) -> str | None:
+    query = select(Run.status).where(Run.id == run_id)
+    return (await session.execute(query)).scalar_one_or_none()
+
+
+# The writes below are synchronous, in the caller's write transaction: the one that stores the
+# event announcing them (see services/events.py ``with_row``).
+
+
+def write_status(
+    conn: Connection,
     *,
     run_id: str,
     status: str,
@@ -61,41 +70,17 @@ async def set_status(
         values["started_at"] = started_at
     if finished_at is not None:
         values["finished_at"] = finished_at
-    await session.execute(update(Run).where(Run.id == run_id).values(**values))
+    conn.execute(update(Run).where(Run.id == run_id).values(**values))
 
 
-async def set_step(session: AsyncSession, *, run_id: str, index: int, **values: Any) -> None:
-    await session.execute(
+def write_step(conn: Connection, *, run_id: str, index: int, **values: Any) -> None:
+    conn.execute(
         update(RunStep).where(RunStep.run_id == run_id, RunStep.index == index).values(**values)
     )
 
 
-async def start_if_queued(session: AsyncSession, *, run_id: str) -> bool:
-    """Mark a queued run running; False if it was cancelled (or started) meanwhile."""
-    result = await session.execute(
-        update(Run)
-        .where(Run.id == run_id, Run.status == "queued")
-        .values(status="running", started_at=datetime.now(UTC))
-    )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
-
-
-async def cancel_if_queued(session: AsyncSession, *, run_id: str) -> bool:
-    """Mark a run cancelled if it has not started; False if it already had."""
-    error = {"code": "cancelled", "message": "the run was cancelled", "step": None}
-    result = await session.execute(
-        update(Run)
-        .where(Run.id == run_id, Run.status == "queued")
-        .values(status="cancelled", error=error, finished_at=datetime.now(UTC))
-    )
-    if not result.rowcount:  # type: ignore[attr-defined]
-        return False
-    await skip_pending_steps(session, run_id=run_id)
-    return True
-
-
-async def skip_pending_steps(session: AsyncSession, *, run_id: str) -> None:
-    await session.execute(
+def skip_pending_steps(conn: Connection, *, run_id: str) -> None:
+    conn.execute(
         update(RunStep)
         .where(RunStep.run_id == run_id, RunStep.status.in_(("pending", "running")))
         .values(status="skipped")

@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 
+from chatflow.broadcaster import Broadcaster
 from chatflow.repositories import messages as messages_repo
 from chatflow.runtime import Runtime
 from chatflow.services import events
@@ -16,11 +17,23 @@ from chatflow.services.views import message_dict
 async def add(
     *, rt: Runtime, chat_id: str, role: str, text: str, data: dict[str, Any] | None = None
 ) -> dict[str, Any]:
-    """Append to the transcript and announce it with a ``message_added`` event.
+    """Append to the transcript and announce it with a ``message_added`` event."""
+    return await post(broadcaster=rt.broadcaster, chat_id=chat_id, role=role, text=text, data=data)
+
+
+async def post(
+    *,
+    broadcaster: Broadcaster,
+    chat_id: str,
+    role: str,
+    text: str,
+    data: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """``add`` for code that has the broadcaster but no runtime (a run's executor).
 
     The message row and its event are one transaction: neither exists without the other."""
     stored = await events.emit(
-        rt.broadcaster,
+        broadcaster,
         chat_id=chat_id,
         type="message_added",
         message=text,

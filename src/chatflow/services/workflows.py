@@ -9,9 +9,9 @@ from chatflow.db.models import SavedWorkflow, utcnow
 from chatflow.errors import Conflict, Invalid, NotFound
 from chatflow.repositories import runs as runs_repo
 from chatflow.repositories import workflows as workflows_repo
+from chatflow.runs.validation import StepRequest, validate_steps
 from chatflow.runtime import Runtime
 from chatflow.services import chats
-from chatflow.services.runs import StepRequest, validate_steps
 from chatflow.services.views import workflow_view
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._-]{0,99}$")

@@ -1,4 +1,4 @@
-"""Worker processes for the GIL-heavy half of a step: reading and writing spreadsheet files.
+"""The pool of worker processes that run steps (reads, compute, writes) for the step threads.
 
 fastexcel's Arrow export and xlsxwriter's per-cell Python hold the GIL for hundreds of
 milliseconds; run in a thread of the server process they stall the event loop that serves
@@ -14,31 +14,24 @@ replaced, which makes the step time limit a real one even inside a long read.
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import io
-import logging
 import os
-import resource
 import socket
 import subprocess
 import sys
 import threading
 import time
-import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
-from pathlib import Path
 from typing import Any
 
 import polars as pl
 
-from chatflow.execution import sealing
 from chatflow.operations.registry import Cancelled, StepFailed
 from chatflow.spreadsheets.sandbox import package_root
 
-log = logging.getLogger(__name__)
 
 POLL_S = 0.05  # how often a waiting step thread checks for cancellation
 STOP_GRACE_S = 2.0  # how long a stopped job may take to notice before its worker is killed
@@ -52,9 +45,9 @@ import resource, sys
 root, fd, lifeline, memory_mb, sealed = sys.argv[1:6]
 resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 sys.path.insert(0, root)
-import chatflow.execution.step_jobs, chatflow.operations
+import chatflow.runs.step_jobs, chatflow.operations
 chatflow.operations.load_all()
-from chatflow.execution.workers import serve
+from chatflow.runs.worker_process import serve
 serve(int(fd), int(lifeline), memory_mb=int(memory_mb), sealed=sealed == "sealed")
 """
 
@@ -245,7 +238,7 @@ class WorkerPool:
         interrupt: Callable[[], None],
         progress: Callable[[Any], None] | None,
     ) -> Any:
-        message = (job, _pack(args), _pack(kwargs), progress is not None)
+        message = (job, to_wire(args), to_wire(kwargs), progress is not None)
         worker.in_sync = False
         worker.conn.send(message)
         try:
@@ -295,7 +288,7 @@ class WorkerPool:
 
 def _outcome(kind: str, payload: Any) -> Any:
     if kind == "ok":
-        return _unpack(payload)
+        return from_wire(payload)
     if kind == "failed":
         raise StepFailed(*payload)
     if kind == "cancelled":
@@ -307,138 +300,29 @@ def _outcome(kind: str, payload: Any) -> Any:
     raise WorkerError(payload)
 
 
-# --- the worker process ------------------------------------------------------------------------
-
-
-def serve(fd: int, lifeline: int, *, memory_mb: int = 0, sealed: bool = False) -> None:
-    """Run jobs from the socket ``fd`` until it closes or sends None.
-
-    ``memory_mb`` is what jobs may allocate on top of the worker's footprint once its libraries
-    are loaded: that footprint is mostly address space reserved by polars' threads and
-    allocator, grows with the CPU count, and is not the job's to pay for.
-    """
-    conn = Connection(fd)
-    threading.Thread(target=_exit_with_server, args=(lifeline,), daemon=True).start()
-    if sealed:
-        sealing.warm_up()
-    if memory_mb:
-        global _memory_mb
-        _memory_mb = memory_mb
-        limit = _address_space() + memory_mb * 1024 * 1024
-        # Only the soft limit: this worker's own sealed worker must be able to set a larger
-        # one (it has its own footprint), and no job code can call setrlimit.
-        hard = resource.getrlimit(resource.RLIMIT_AS)[1]
-        resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
-    if sealed:
-        sealing.seal()
-    while True:
-        try:
-            message = conn.recv()
-        except (EOFError, OSError):
-            return  # the server is gone
-        if message is None:
-            return
-        if message == STOP:
-            continue  # it came after the job it was meant for had finished
-        job, args, kwargs, wants_progress = _unpack(message)
-
-        def report(payload: Any) -> None:
-            if conn.poll() and conn.recv() == STOP:
-                raise Cancelled()
-            if payload is not None:
-                conn.send((PROGRESS, payload))
-
-        if wants_progress:
-            kwargs[PROGRESS] = report
-        try:
-            reply: tuple[str, Any] = ("ok", _pack(job(*args, **kwargs)))
-        except StepFailed as exc:
-            reply = ("failed", (exc.code, exc.message, exc.details))
-        except Cancelled:
-            reply = ("cancelled", None)
-        except MemoryError:
-            reply = ("memory", memory_mb)
-        except ResourceLimit as exc:  # from this worker's own sealed worker
-            reply = ("memory", exc.memory_mb)
-        except OSError as exc:
-            reply = ("oserror", (exc.errno, exc.strerror or str(exc)))
-        except Exception as exc:
-            log.error("worker job failed\n%s", traceback.format_exc())
-            reply = ("error", f"{type(exc).__name__}: {exc}")
-        try:
-            conn.send(reply)
-        except (OSError, ValueError):
-            return
-
-
-_confined: WorkerPool | None = None
-_confined_lock = threading.Lock()
-_memory_mb: int | None = None  # this worker's own cap, which its sealed worker gets too
-
-
-def _address_space() -> int:
-    """This process's mapped address space in bytes (what RLIMIT_AS counts)."""
-    with open("/proc/self/status", encoding="ascii") as status:
-        for line in status:
-            if line.startswith("VmSize:"):
-                return int(line.split()[1]) * 1024
-    return 0
-
-
-def confined_pool() -> WorkerPool:
-    """This process's sealed worker for excel/sql, started on first use and ended at exit.
-
-    It gets the same memory cap as this process; a step worker that dies takes it along (the
-    lifeline), so it needs no other owner.
-    """
-    global _confined
-    with _confined_lock:
-        if _confined is None:
-            _confined = WorkerPool(1, memory_mb=_memory_mb, sealed=True)
-            atexit.register(_confined.close, 1.0)
-        return _confined
-
-
-def _exit_with_server(lifeline: int) -> None:
-    """Exit the moment the server process is gone, even in the middle of a job.
-
-    Otherwise a worker orphaned by ``kill -9`` would run its job to the end: a long read for
-    nothing, or a write past its last progress report that renames a file into the chat's
-    storage which no database row knows of.
-    """
-    os.read(lifeline, 1)  # returns only at EOF: the server never writes to it
-    os._exit(70)
-
-
 @dataclass(frozen=True)
 class _Table:
     ipc: bytes
 
 
-def _pack(value: Any) -> Any:
+def to_wire(value: Any) -> Any:
     """``value`` with every polars frame in it (also inside dicts, lists, tuples) as IPC."""
     if isinstance(value, pl.DataFrame):
         buffer = io.BytesIO()
         value.write_ipc(buffer, compression="uncompressed")
         return _Table(buffer.getvalue())
     if isinstance(value, dict):
-        return {key: _pack(item) for key, item in value.items()}
+        return {key: to_wire(item) for key, item in value.items()}
     if isinstance(value, list | tuple):
-        return type(value)(_pack(item) for item in value)
+        return type(value)(to_wire(item) for item in value)
     return value
 
 
-def _unpack(value: Any) -> Any:
+def from_wire(value: Any) -> Any:
     if isinstance(value, _Table):
         return pl.read_ipc(io.BytesIO(value.ipc))
     if isinstance(value, dict):
-        return {key: _unpack(item) for key, item in value.items()}
+        return {key: from_wire(item) for key, item in value.items()}
     if isinstance(value, list | tuple):
-        return type(value)(_unpack(item) for item in value)
+        return type(value)(from_wire(item) for item in value)
     return value
-
-
-def remove_partial_writes(dest: Path) -> None:
-    """Remove the temp file a killed writer left beside ``dest`` (see atomic_destination)."""
-    for leftover in dest.parent.glob(f".{dest.name}.*.part"):
-        leftover.unlink(missing_ok=True)

@@ -1,4 +1,4 @@
-"""The thread side of a run: load the input, run one step, write outputs. No asyncio here."""
+"""A step's file I/O: load the input and the chat's files, write outputs. No asyncio here."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ from typing import Any, Protocol
 import polars as pl
 
 from chatflow import filenames
-from chatflow.execution.workers import confined_pool, remove_partial_writes
 from chatflow.operations.limits import Limits
 from chatflow.operations.registry import (
     Cancelled,
@@ -24,13 +23,14 @@ from chatflow.operations.registry import (
     WriteOptions,
     WrittenFile,
 )
+from chatflow.runs.worker_process import confined_pool
 from chatflow.spreadsheets.reading import read_table, sheet_names
 from chatflow.spreadsheets.writing import XlsxEngine, write_csv, write_parquet, write_workbook
 from chatflow.storage import FileStore
 
 
-class Workers(Protocol):
-    """Where reads and writes run: ``WorkerPool`` in the server, ``InlineWorkers`` elsewhere."""
+class Processes(Protocol):
+    """Where reads and writes run: ``WorkerPool`` in the server, ``InlineProcesses`` elsewhere."""
 
     def call(
         self,
@@ -42,7 +42,7 @@ class Workers(Protocol):
     ) -> Any: ...
 
 
-class InlineWorkers:
+class InlineProcesses:
     """Runs each job in the calling thread (tests, benchmarks and tools without a pool)."""
 
     def call(
@@ -111,7 +111,7 @@ class RunFiles:
     taken_names: set[str]
     dry_run: bool = False
     sample_rows: int | None = None
-    workers: Workers = field(default_factory=InlineWorkers)
+    processes: Processes = field(default_factory=InlineProcesses)
     xlsx_engine: XlsxEngine = "xlsxwriter"
     limits: Limits = field(default_factory=Limits)
     # Raises Cancelled once the run is stopped; checked while a worker reads or writes.
@@ -125,7 +125,7 @@ class RunFiles:
         yet; the job folds what it changes back (see step_jobs)."""
         return dataclasses.replace(
             self,
-            workers=InlineWorkers(),
+            processes=InlineProcesses(),
             interrupt=_never,
             current=None,
             written=[],
@@ -135,7 +135,7 @@ class RunFiles:
     def _read(
         self, path: Path, kind: str, sheet: str | None, delimiter: str | None = None
     ) -> pl.DataFrame:
-        table: pl.DataFrame = self.workers.call(
+        table: pl.DataFrame = self.processes.call(
             read_head,
             path,
             kind=kind,
@@ -163,7 +163,7 @@ class RunFiles:
         return self._read(found.path, found.kind, sheet, found.delimiter)
 
     def input_sheet_names(self) -> list[str]:
-        names: list[str] = self.workers.call(
+        names: list[str] = self.processes.call(
             sheet_names, self.input_path, self.input_kind, interrupt=self.interrupt
         )
         return names
@@ -202,9 +202,45 @@ class RunFiles:
     ) -> WrittenFile:
         """Write under a new generated storage name; a given ``name`` gets a new version if it
         exists, a default name never collides with an existing one."""
+        display, kind = self._output_name(operation, name, options.format)
+        if kind != "xlsx" and len(sheets) != 1:
+            raise StepFailed("one_table_only", f"A {kind} file holds one table, not {len(sheets)}.")
+        first = next(iter(sheets.values()))
+        self.taken_names.add(display)
+        written = WrittenFile(
+            name=display,
+            path=Path(),
+            kind=kind,
+            media_type=filenames.MEDIA_TYPES[kind],
+            size=0,
+            sha256="",
+            rows=sum(table.height for table in sheets.values()),
+            columns=list(first.columns),
+            sheets=list(sheets) if kind == "xlsx" else None,
+        )
+        if self.dry_run:
+            return written
+        self.store.chat_dir(self.chat_id).mkdir(parents=True, exist_ok=True)
+        dest = self.store.path(self.chat_id, self.store.new_storage_name(f".{kind}"))
+        try:
+            self._write_file(kind, sheets, dest, options, progress)
+        except BaseException:
+            # A cancel can land in the final progress report, after the rename; a killed
+            # worker leaves its temp file behind.
+            dest.unlink(missing_ok=True)
+            remove_partial_writes(dest)
+            raise
+        written = dataclasses.replace(
+            written, path=dest, size=dest.stat().st_size, sha256=sha256_of(dest)
+        )
+        self.written.append(written)
+        return written
+
+    def _output_name(self, operation: str, name: str | None, fmt: str | None) -> tuple[str, str]:
+        """The output's display name and kind: the format asked for, else the name's, else xlsx."""
         display = filenames.validate(name) if name else None
         kind = (
-            options.format
+            fmt
             or (OUTPUT_KINDS.get(PurePosixPath(display).suffix.lower()) if display else None)
             or "xlsx"
         )
@@ -213,73 +249,42 @@ class RunFiles:
             display = self.default_name(operation, extension)
         elif PurePosixPath(display).suffix.lower() != extension:
             display += extension
-        if kind != "xlsx" and len(sheets) != 1:
-            raise StepFailed("one_table_only", f"A {kind} file holds one table, not {len(sheets)}.")
-        first = next(iter(sheets.values()))
-        columns = list(first.columns)
-        rows = sum(table.height for table in sheets.values())
-        sheet_names = list(sheets) if kind == "xlsx" else None
-        self.taken_names.add(display)
-        if self.dry_run:
-            return WrittenFile(
-                display,
-                Path(),
-                kind,
-                filenames.MEDIA_TYPES[kind],
-                0,
-                "",
-                rows,
-                columns,
-                sheet_names,
+        return display, kind
+
+    def _write_file(
+        self,
+        kind: str,
+        sheets: Mapping[str, pl.DataFrame],
+        dest: Path,
+        options: WriteOptions,
+        progress: Callable[[float], None],
+    ) -> None:
+        call, first = self.processes.call, next(iter(sheets.values()))
+        if kind == "csv":
+            call(
+                write_csv,
+                first,
+                dest,
+                delimiter=options.delimiter,
+                encoding=options.encoding,
+                escape_formulas=options.escape_formulas,
+                progress=progress,
+                interrupt=self.interrupt,
             )
-        self.store.chat_dir(self.chat_id).mkdir(parents=True, exist_ok=True)
-        dest = self.store.path(self.chat_id, self.store.new_storage_name(extension))
-        call = self.workers.call
-        try:
-            if kind == "csv":
-                call(
-                    write_csv,
-                    first,
-                    dest,
-                    delimiter=options.delimiter,
-                    encoding=options.encoding,
-                    escape_formulas=options.escape_formulas,
-                    progress=progress,
-                    interrupt=self.interrupt,
-                )
-            elif kind == "parquet":
-                call(write_parquet, first, dest, progress=progress, interrupt=self.interrupt)
-            else:
-                call(
-                    write_workbook,
-                    dict(sheets),
-                    dest,
-                    engine=self.xlsx_engine,
-                    progress=progress,
-                    interrupt=self.interrupt,
-                )
-        except BaseException:
-            # A cancel can land in the final progress report, after the rename; a killed
-            # worker leaves its temp file behind.
-            dest.unlink(missing_ok=True)
-            remove_partial_writes(dest)
-            raise
-        written = WrittenFile(
-            name=display,
-            path=dest,
-            kind=kind,
-            media_type=filenames.MEDIA_TYPES[kind],
-            size=dest.stat().st_size,
-            sha256=sha256_of(dest),
-            rows=rows,
-            columns=columns,
-            sheets=sheet_names,
-        )
-        self.written.append(written)
-        return written
+        elif kind == "parquet":
+            call(write_parquet, first, dest, progress=progress, interrupt=self.interrupt)
+        else:
+            call(
+                write_workbook,
+                dict(sheets),
+                dest,
+                engine=self.xlsx_engine,
+                progress=progress,
+                interrupt=self.interrupt,
+            )
 
 
-def run_step(
+def perform_step(
     *,
     operation: Operation[Any],
     args: Any,
@@ -315,3 +320,9 @@ def cancel_checker(flag: Any) -> Callable[[], None]:
             raise Cancelled()
 
     return check
+
+
+def remove_partial_writes(dest: Path) -> None:
+    """Remove the temp file a killed writer left beside ``dest`` (see atomic_destination)."""
+    for leftover in dest.parent.glob(f".{dest.name}.*.part"):
+        leftover.unlink(missing_ok=True)

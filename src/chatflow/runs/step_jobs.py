@@ -12,12 +12,12 @@ from typing import Any
 
 import polars as pl
 
-from chatflow.execution.pipeline import RunFiles, run_step
 from chatflow.operations import load_all
 from chatflow.operations.column_types import infer_types
 from chatflow.operations.inspect_ops import PREVIEW_TEXT
 from chatflow.operations.registry import Operation, ReportFn, StepOutput, WriteOptions
 from chatflow.operations.values import plain
+from chatflow.runs.step_io import RunFiles, perform_step
 
 Relay = Callable[[Any], None]  # the worker's progress channel; None only checks for a stop
 
@@ -36,7 +36,7 @@ def step_job(
     assert found is not None, operation  # the server checked the name before sending
     args = found.args_model.model_validate(arguments, context=files.limits.as_context())
     files.current = current
-    output = run_step(
+    output = perform_step(
         operation=found,
         args=args,
         files=files,
@@ -44,7 +44,7 @@ def step_job(
         check_cancelled=lambda: progress(None),
     )
     table, output.table = output.table, None
-    described = describe(found, output, table, describe_rows) if describe_rows else None
+    described = describe_step(found, output, table, describe_rows) if describe_rows else None
     return {"table": table, "output": output, "files": _changes(files), "described": described}
 
 
@@ -72,12 +72,12 @@ def run_step_remotely(
     check_cancelled: Callable[[], None],
     describe_rows: int | None = None,
 ) -> tuple[StepOutput, dict[str, Any] | None]:
-    """Run one step in ``files.workers`` and fold what it changed back into ``files``; blocking."""
+    """Run one step in ``files.processes``, fold what it changed back into ``files``; blocking."""
 
     def relay(payload: tuple[float, str, bool]) -> None:
         report(*payload)
 
-    reply = files.workers.call(
+    reply = files.processes.call(
         step_job,
         files.detached(),
         operation.name,
@@ -97,9 +97,9 @@ def run_step_remotely(
 def write_final_remotely(
     files: RunFiles, operation: str, *, check_cancelled: Callable[[], None]
 ) -> None:
-    """Write ``files.current`` as the run's output in ``files.workers``; blocking."""
+    """Write ``files.current`` as the run's output in ``files.processes``; blocking."""
     assert files.current is not None
-    changes = files.workers.call(
+    changes = files.processes.call(
         final_write_job,
         files.detached(),
         operation,
@@ -110,7 +110,7 @@ def write_final_remotely(
     _fold(files, changes)
 
 
-def describe(
+def describe_step(
     operation: Operation[Any], output: StepOutput, table: pl.DataFrame | None, rows: int
 ) -> dict[str, Any]:
     """What a dry run shows of one step: its columns, types, row count and first rows."""

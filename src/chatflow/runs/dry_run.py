@@ -11,21 +11,20 @@ from collections.abc import Callable
 from typing import Any
 
 from chatflow.errors import Conflict, Invalid
-from chatflow.execution.pipeline import RunFiles
-from chatflow.execution.queue import RunHandle
-from chatflow.execution.step_jobs import run_step_remotely
 from chatflow.operations.registry import Cancelled, Operation, StepOutput
 from chatflow.repositories import files as files_repo
+from chatflow.runs.outcomes import RunError
+from chatflow.runs.queue import RunHandle
+from chatflow.runs.step_io import RunFiles
+from chatflow.runs.step_jobs import run_step_remotely
+from chatflow.runs.validation import Prepared, StepRequest, prepare_run
 from chatflow.runtime import Runtime
-from chatflow.services.execution import run_files
-from chatflow.services.runs import Prepared, StepRequest, prepare
-from chatflow.services.step_runner import StepError, run_blocking
 
 SAMPLE_ROWS = 1000
 PREVIEW_ROWS = 10
 
 
-async def dry_run(
+async def simulate_workflow(
     *,
     rt: Runtime,
     chat_id: str,
@@ -34,15 +33,15 @@ async def dry_run(
     input_name: str | None,
 ) -> dict[str, Any]:
     """Per step: columns out, rows on the sample and the first rows; 422 at the first failure."""
-    prepared = await prepare(
+    prepared = await prepare_run(
         rt=rt, chat_id=chat_id, owner=owner, steps=steps, input_name=input_name
     )
 
-    async def simulate(handle: RunHandle) -> list[dict[str, Any]]:
-        return await _simulate(rt, handle, prepared, steps)
+    async def in_turn(handle: RunHandle) -> list[dict[str, Any]]:
+        return await _describe_steps(rt, handle, prepared, steps)
 
     try:
-        described = await rt.runs.run_in_turn(prepared.chat_id, simulate)
+        described = await rt.runs.run_in_turn(prepared.chat_id, in_turn)
     except Cancelled:
         raise Conflict(
             "the dry run was stopped: its chat was deleted or the server is shutting down",
@@ -72,27 +71,26 @@ def _step(
     )
 
 
-async def _simulate(
+async def _describe_steps(
     rt: Runtime, handle: RunHandle, prepared: Prepared, steps: list[StepRequest]
 ) -> list[dict[str, Any]]:
     async with rt.db.read() as session:
         latest = await files_repo.latest_versions(session, chat_id=prepared.chat_id)
-    files = run_files(rt, prepared.chat_id, prepared.input_file, latest, sample_rows=SAMPLE_ROWS)
+    runner = rt.executor.steps
+    files = runner.files_for(prepared.chat_id, prepared.input_file, latest, sample_rows=SAMPLE_ROWS)
     described = []
     for index, ((operation, _), step) in enumerate(zip(prepared.validated, steps, strict=True)):
         try:
-            _, about = await run_blocking(
-                rt,
+            _, about = await runner.run(
                 handle,
                 operation.name,
                 functools.partial(_step, files, operation, step.arguments),
             )
-        except StepError as exc:
-            details = exc.error.get("details")
-            details = details if isinstance(details, dict) else {"details": details}
+        except RunError as exc:
+            details = exc.details if isinstance(exc.details, dict) else {"details": exc.details}
             raise Invalid(
-                f"steps[{index}] ({operation.name}): {exc.error['message']}",
-                code=exc.error["code"],
+                f"steps[{index}] ({operation.name}): {exc.message}",
+                code=exc.code,
                 details={**details, "step_index": index},
             ) from None
         described.append({"index": index, **(about or {})})

@@ -1,1 +1,0 @@
-"""Running workflows: scheduling (queue), the thread-side pipeline, and progress bridging."""
