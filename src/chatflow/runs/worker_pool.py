@@ -32,7 +32,6 @@ import polars as pl
 from chatflow.operations.registry import Cancelled, StepFailed
 from chatflow.spreadsheets.sandbox import package_root
 
-
 POLL_S = 0.05  # how often a waiting step thread checks for cancellation
 STOP_GRACE_S = 2.0  # how long a stopped job may take to notice before its worker is killed
 PROGRESS = "progress"  # keyword a job receives its progress callback under
