@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 
 
 @dataclass
-class _Progress:
+class _RunState:
     """Where one run is: the step under way (0-based) and the results so far."""
 
     handle: RunHandle
@@ -77,7 +77,7 @@ class RunExecutor:
             )
         if run is None or not await self.states.start(run):
             return
-        state = _Progress(handle, run, ProgressBridge(asyncio.get_running_loop(), len(run.steps)))
+        state = _RunState(handle, run, ProgressBridge(asyncio.get_running_loop(), len(run.steps)))
         try:
             rows = await self._produce(state, input_row, latest)
         except RunError as error:
@@ -96,7 +96,7 @@ class RunExecutor:
         await self._complete(state, rows)
 
     async def _produce(
-        self, state: _Progress, input_row: StoredFile | None, latest: list[StoredFile]
+        self, state: _RunState, input_row: StoredFile | None, latest: list[StoredFile]
     ) -> list[StoredFile]:
         """Run every step and write the final table; the output files, recorded."""
         run = state.run
@@ -107,7 +107,8 @@ class RunExecutor:
                 "was deleted before the run started",
             )
         files = state.files = self.steps.files_for(run.chat_id, input_row, latest)
-        for state.index, step in enumerate(run.steps):
+        for index, step in enumerate(run.steps):
+            state.index = index
             output = await self._run_step(state, files, step)
             state.results.append(output.result)
         if files.unwritten:
@@ -123,7 +124,7 @@ class RunExecutor:
                 raise error.at_step(len(run.steps)) from None
         return await self._record_outputs(run, files.written)
 
-    async def _complete(self, state: _Progress, rows: list[StoredFile]) -> None:
+    async def _complete(self, state: _RunState, rows: list[StoredFile]) -> None:
         run = state.run
         outputs = [_output_summary(file_view(row, state.handle.base_url)) for row in rows]
         ending = outcomes.completed(outputs, state.results)
@@ -173,7 +174,7 @@ class RunExecutor:
         return operation
 
     async def _run_step(
-        self, state: _Progress, files: RunFiles, step: dict[str, Any]
+        self, state: _RunState, files: RunFiles, step: dict[str, Any]
     ) -> StepOutput:
         index, run, bridge = state.index, state.run, state.bridge
         operation = self._operation(index, step)
@@ -209,7 +210,7 @@ class RunExecutor:
         return output
 
     async def _step_work(
-        self, state: _Progress, files: RunFiles, operation: Operation[Any], arguments: Any
+        self, state: _RunState, files: RunFiles, operation: Operation[Any], arguments: Any
     ) -> StepOutput:
         """The step itself in a worker, its progress published while it runs."""
         bridge = state.bridge
