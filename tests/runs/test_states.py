@@ -1,0 +1,164 @@
+"""A run's status changes on a real SQLite file: each one and its event commit together, and a
+cancel racing a start leaves exactly one of them done."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from chatflow.broadcaster import Broadcaster
+from chatflow.db.engine import Database
+from chatflow.db.migrate import upgrade
+from chatflow.db.models import Run, RunStep
+from chatflow.repositories import chats as chats_repo
+from chatflow.repositories import events as events_repo
+from chatflow.repositories import runs as runs_repo
+from chatflow.runs import outcomes
+from chatflow.runs.outcomes import RunError
+from chatflow.runs.states import RunStates
+from chatflow.services import events
+
+CHAT = "chat-1"
+
+
+async def _run(db: Database, run_id: str, status: str = "queued") -> Run:
+    run = Run(
+        id=run_id,
+        chat_id=CHAT,
+        status=status,
+        steps=[{"operation": "excel/sort", "arguments": {}}] * 2,
+        input_name="data.xlsx",
+        input_version=1,
+    )
+    run.step_rows = [
+        RunStep(index=i, operation="excel/sort", arguments={}, status="pending") for i in range(2)
+    ]
+    async with db.write() as session:
+        await runs_repo.insert(session, run=run)
+    return run
+
+
+async def _stored(db: Database, run_id: str) -> tuple[str, Any, list[str], list[str]]:
+    """The run's status, error and step statuses, and the types of its stored events."""
+    async with db.read() as session:
+        run = await runs_repo.get(session, chat_id=CHAT, run_id=run_id)
+    assert run is not None
+    stored = await events.list_since(db, chat_id=CHAT, since=0)
+    types = [event["type"] for event in stored if event["run_id"] == run_id]
+    return run.status, run.error, [step.status for step in run.step_rows], types
+
+
+def scenario(body: Callable[[Database, RunStates], Awaitable[None]], tmp_path: Path) -> None:
+    async def main() -> None:
+        url = f"sqlite+aiosqlite:///{tmp_path / 'runs.db'}"
+        await asyncio.to_thread(upgrade, url)
+        db = Database(url)
+        broadcaster = Broadcaster(store=events.make_store(db))
+        try:
+            async with db.write() as session:
+                await chats_repo.insert(session, chat_id=CHAT, title=None, owner=None)
+            await body(db, RunStates(db=db, broadcaster=broadcaster))
+        finally:
+            await broadcaster.aclose()
+            await db.dispose()
+
+    asyncio.run(main())
+
+
+def test_a_run_started_stepped_and_failed_is_stored_with_its_events(tmp_path: Path) -> None:
+    async def body(db: Database, states: RunStates) -> None:
+        run = await _run(db, "r1")
+        assert await states.start(run)
+        await states.step(
+            chat_id=CHAT,
+            run_id="r1",
+            index=0,
+            values={"status": "running"},
+            type="step_started",
+            message="Step 1/2 started",
+        )
+        assert (await _stored(db, "r1"))[::2] == ("running", ["running", "pending"])
+        error = RunError("column_not_found", "no column 'x'", 1)
+        ending = outcomes.failed(error, 0)
+        assert await states.end(chat_id=CHAT, run_id="r1", ending=ending)
+        assert await _stored(db, "r1") == (
+            "failed",
+            error.as_dict(),
+            ["failed", "skipped"],
+            ["workflow_started", "step_started", "workflow_failed"],
+        )
+        # Ended once: a second ending changes nothing and announces nothing.
+        assert not await states.end(chat_id=CHAT, run_id="r1", ending=outcomes.internal_error())
+        assert (await _stored(db, "r1"))[0] == "failed"
+
+    scenario(body, tmp_path)
+
+
+def test_a_status_change_whose_event_cannot_be_stored_does_not_happen(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def body(db: Database, states: RunStates) -> None:
+        run = await _run(db, "r1")
+
+        def full_disk(*args: Any, **kwargs: Any) -> None:
+            raise OSError(28, "No space left on device")
+
+        monkeypatch.setattr(events_repo, "insert_events", full_disk)
+        with pytest.raises(OSError):
+            await states.start(run)
+        with pytest.raises(OSError):
+            await states.end(chat_id=CHAT, run_id="r1", ending=outcomes.cancelled_before_start())
+        monkeypatch.undo()
+        assert await _stored(db, "r1") == ("queued", None, ["pending", "pending"], [])
+
+    scenario(body, tmp_path)
+
+
+def test_a_cancel_racing_a_start_leaves_exactly_one_done(tmp_path: Path) -> None:
+    async def body(db: Database, states: RunStates) -> None:
+        for attempt in range(10):
+            run = await _run(db, f"r{attempt}")
+            cancel = states.end(
+                chat_id=CHAT,
+                run_id=run.id,
+                ending=outcomes.cancelled_before_start(),
+                expect=("queued",),
+            )
+            if attempt % 2:
+                started, cancelled = await asyncio.gather(states.start(run), cancel)
+            else:
+                cancelled, started = await asyncio.gather(cancel, states.start(run))
+            assert started != cancelled
+            status, _, _, types = await _stored(db, run.id)
+            expected = ("running", ["workflow_started"])
+            assert (status, types) == (
+                expected if started else ("cancelled", ["workflow_cancelled"])
+            )
+
+    scenario(body, tmp_path)
+
+
+def test_interrupting_unfinished_runs_ends_the_given_ones_only(tmp_path: Path) -> None:
+    async def body(db: Database, states: RunStates) -> None:
+        await _run(db, "queued")
+        await _run(db, "running", status="running")
+        await _run(db, "spared")
+        assert await states.interrupt_unfinished(["queued", "running"]) == 2
+        interrupted = outcomes.interrupted_by_stop().error
+        assert interrupted is not None
+        for run_id in ("queued", "running"):
+            status, error, steps, types = await _stored(db, run_id)
+            assert (status, steps, types) == (
+                "interrupted",
+                ["skipped", "skipped"],
+                ["workflow_failed"],
+            )
+            assert error == interrupted.as_dict()
+        assert (await _stored(db, "spared"))[0] == "queued"
+        assert await states.interrupt_unfinished() == 1  # at start-up: all of them
+
+    scenario(body, tmp_path)
