@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from chatflow.operations.failures import StepFailed
+from chatflow.failures import StepFailed
 from chatflow.runs import outcomes
 from chatflow.runs.outcomes import RunError, error_for, timed_out
 from chatflow.runs.worker_pool import ResourceLimit, WorkerCrashed

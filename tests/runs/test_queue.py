@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from chatflow.operations.failures import Cancelled
+from chatflow.failures import Cancelled
 from chatflow.runs.queue import RunHandle, RunQueue
 
 LIMIT_S = 10  # only a guard against a hang; nothing waits for it to pass

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from chatflow.errors import Conflict, Invalid
-from chatflow.operations.failures import Cancelled
+from chatflow.failures import Cancelled
 from chatflow.operations.registry import Operation, StepOutput
 from chatflow.repositories import files as files_repo
 from chatflow.runs.outcomes import RunError

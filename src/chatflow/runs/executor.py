@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from chatflow.broadcaster import Broadcaster
 from chatflow.db.engine import Database
 from chatflow.db.models import Run, StoredFile, utcnow
-from chatflow.operations.failures import Cancelled
+from chatflow.failures import Cancelled
 from chatflow.operations.registry import Operation, Registry, StepOutput, WrittenFile
 from chatflow.repositories import files as files_repo
 from chatflow.repositories import runs as runs_repo

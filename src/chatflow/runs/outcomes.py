@@ -12,7 +12,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from chatflow.operations.failures import StepFailed
+from chatflow.failures import StepFailed
 from chatflow.runs.worker_pool import ResourceLimit, WorkerCrashed
 from chatflow.storage import DISK_FULL
 

@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from chatflow.operations.failures import Cancelled
+from chatflow.failures import Cancelled
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

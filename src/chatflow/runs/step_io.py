@@ -12,7 +12,7 @@ from typing import Any, Protocol
 import polars as pl
 
 from chatflow import filenames
-from chatflow.operations.failures import Cancelled, StepFailed
+from chatflow.failures import Cancelled, StepFailed
 from chatflow.operations.limits import Limits
 from chatflow.operations.registry import (
     Operation,

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from chatflow.db.models import StoredFile
-from chatflow.operations.failures import Cancelled
+from chatflow.failures import Cancelled
 from chatflow.runs.outcomes import RunError, error_for, timed_out
 from chatflow.runs.queue import RunHandle
 from chatflow.runs.step_io import RunFiles, StoredRef, cancel_checker

@@ -10,8 +10,8 @@ from pydantic import ValidationError
 
 from chatflow.db.models import StoredFile
 from chatflow.errors import Invalid
+from chatflow.failures import StepFailed
 from chatflow.operations.common import require_columns
-from chatflow.operations.failures import StepFailed
 from chatflow.operations.registry import Operation
 from chatflow.repositories import files as files_repo
 from chatflow.runtime import Runtime

@@ -29,7 +29,7 @@ from typing import Any
 
 import polars as pl
 
-from chatflow.operations.failures import Cancelled, StepFailed
+from chatflow.failures import Cancelled, StepFailed
 from chatflow.spreadsheets.sandbox import package_root
 
 POLL_S = 0.05  # how often a waiting step thread checks for cancellation

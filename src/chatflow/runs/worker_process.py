@@ -15,7 +15,7 @@ import traceback
 from multiprocessing.connection import Connection
 from typing import Any
 
-from chatflow.operations.failures import Cancelled, StepFailed
+from chatflow.failures import Cancelled, StepFailed
 from chatflow.runs import sealing
 from chatflow.runs.worker_pool import (
     PROGRESS,
