@@ -24,6 +24,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests alembic benchmarks
 	$(BIN)/ruff format --check src tests alembic benchmarks
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 BENCH_STAMP := $(VENV)/.installed-bench
 
@@ -38,4 +39,4 @@ load: $(BENCH_STAMP)
 	$(BIN)/python -m benchmarks.load
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .import_linter_cache
