@@ -34,7 +34,7 @@ def test_health_reports_database_websocket_and_counters(client: httpx.Client) ->
         data["websocket_url"]
         == f"ws://{client.base_url.host}:{client.base_url.port}/chat/{{chat_id}}"
     )
-    # Test servers run without the seed's second port (tests/test_seed_ws_port.py has it on).
+    # Test servers run without the seed's second port (tests/e2e/test_seed_ws_port.py has it on).
     assert data["websocket_seed_url"] is None
     assert data["active_runs"] == 0
     assert data["subscribers"] == 0

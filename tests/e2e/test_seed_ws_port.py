@@ -65,7 +65,7 @@ async def watch_workflow():
 asyncio.run(watch_workflow())
 """  # noqa: W293 (the seed's blank lines carry indentation)
 
-SEED_REPORT = Path(__file__).resolve().parents[2] / "shared" / "seed" / "chat-workflows-fixes.md"
+SEED_REPORT = Path(__file__).resolve().parents[3] / "shared" / "seed" / "chat-workflows-fixes.md"
 
 START_TIMEOUT_S = 60.0
 CLIENT_TIMEOUT_S = 60.0

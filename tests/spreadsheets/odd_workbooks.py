@@ -5,7 +5,7 @@ producer lays it out: the workbook at the package root, absolute or backslash re
 targets, backslash zip entry names, UTF-16 parts, Strict OOXML namespaces, prefixed elements,
 inline or rich-text strings, the 1904 date system.  ``VARIANTS`` maps a name to the writer;
 each writer takes a folder and returns the file it wrote.  The xlsb writer is in
-``tests/odd_xlsb.py``.
+``tests/spreadsheets/odd_xlsb.py``.
 """
 
 from __future__ import annotations

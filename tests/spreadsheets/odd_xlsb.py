@@ -12,7 +12,7 @@ import datetime as dt
 import struct
 from pathlib import Path
 
-from tests.odd_workbooks import (
+from tests.spreadsheets.odd_workbooks import (
     COLUMNS,
     ROWS,
     content_types,

@@ -1,11 +1,11 @@
 """.xls, .ods (and .xlsx for comparison) as inputs, through a live server.
 
-The workbooks are written by LibreOffice from one typed table (``tests/legacy_workbooks.py``,
+The workbooks are written by LibreOffice from one typed table (``legacy_workbooks.py`` here,
 built once per session): each is accepted with its kind and media type, read with the same
 columns, types and values whatever the format (a dry run and a real run), and turned into an
 .xlsx by ``excel/convert``; the encrypted ones are ``password_protected``.  A workbook is what
 its bytes are, whatever its name; text named .xls is refused saying what it is.  Crafted files
-(``tests/crafted_legacy.py``) are refused with their codes, fast, before calamine sees them
+(``crafted_legacy.py``) are refused with their codes, fast, before calamine sees them
 (calamine aborts the process, or never returns, on several of them).
 """
 
@@ -27,9 +27,9 @@ import pytest
 from chatflow.operations.failures import StepFailed
 from chatflow.spreadsheets.inspection import check_workbook_container
 from chatflow.spreadsheets.zip_parts import GateLimits
-from tests import crafted_legacy as craft
 from tests.conftest import make_settings
-from tests.legacy_workbooks import DATA_ROWS, EXPECTED, Error, LegacyWorkbooks, build
+from tests.spreadsheets import crafted_legacy as craft
+from tests.spreadsheets.legacy_workbooks import DATA_ROWS, EXPECTED, Error, LegacyWorkbooks, build
 from tests.support import LiveServer, create_chat, run_server, upload
 
 API = "/api/v1"

@@ -1,7 +1,7 @@
 """Valid but odd workbooks get in and are read with the right values and types; packages that
 break the OPC rules, hide macros or bombs where a reader looks are refused with their code.
 
-The workbooks come from ``tests/odd_workbooks.py`` and ``tests/odd_xlsb.py`` (the same table in
+The workbooks come from ``odd_workbooks.py`` and ``odd_xlsb.py`` here (the same table in
 every layout); everything goes through a live server: upload, a dry run's typed rows, and a
 real run in a worker.
 """
@@ -19,7 +19,7 @@ from chatflow.operations.failures import StepFailed
 from chatflow.spreadsheets.package import resolve
 from chatflow.spreadsheets.package_view import readable_source
 from tests.conftest import make_settings
-from tests.odd_workbooks import (
+from tests.spreadsheets.odd_workbooks import (
     COLUMNS,
     TYPES,
     VARIANTS,
@@ -29,7 +29,7 @@ from tests.odd_workbooks import (
     relationships,
     write_package,
 )
-from tests.odd_xlsb import (
+from tests.spreadsheets.odd_xlsb import (
     CELL_ISST,
     CELL_RK,
     record,
