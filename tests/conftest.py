@@ -1,4 +1,9 @@
-"""Shared fixtures: a real uvicorn server on a free loopback port, with its own data dir."""
+"""Shared fixtures: a real uvicorn server on a free loopback port, with its own data dir.
+
+``server`` (and ``client`` on it) is one server per test module: tests on it stay independent
+by each making its own chat.  A test that kills, reconfigures or fills its server, or counts
+what the whole server holds, is marked ``own_server`` and gets a fresh one.
+"""
 
 from __future__ import annotations
 
@@ -8,31 +13,23 @@ from pathlib import Path
 import httpx
 import pytest
 
-from chatflow.settings import Settings
-from tests.support import LiveServer, run_server
+from tests.support import LiveServer, make_settings, run_server
+
+__all__ = ["make_settings"]  # tests import it from here as well as from tests.support
 
 
-def make_settings(data_dir: Path, **overrides: object) -> Settings:
-    """Settings for a test server; tests pass these explicitly, never through the environment."""
-    values: dict[str, object] = {
-        "host": "127.0.0.1",
-        "port": 0,
-        # The seed's second WebSocket port is off unless a test asks for a (free) one: parallel
-        # test servers must never all try to bind 5051.
-        "ws_port": 0,
-        "data_dir": data_dir,
-        "step_threads": 2,
-        "log_level": "warning",
-        "shutdown_grace_s": 2.0,
-        # Most test servers never run a step; those that do start their worker on first use.
-        "prestart_workers": False,
-    }
-    values.update(overrides)
-    return Settings(**values)  # type: ignore[arg-type]
+@pytest.fixture(scope="module")
+def module_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """The server the tests of one module share."""
+    with run_server(make_settings(tmp_path_factory.mktemp("module-server") / "data")) as live:
+        yield live
 
 
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[LiveServer]:
+def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[LiveServer]:
+    if request.node.get_closest_marker("own_server") is None:
+        yield request.getfixturevalue("module_server")
+        return
     with run_server(make_settings(tmp_path / "data")) as live:
         yield live
 

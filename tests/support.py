@@ -31,6 +31,25 @@ class LiveServer:
     seed_ws_url: str | None = None  # the second WebSocket port, when settings.ws_port asks for one
 
 
+def make_settings(data_dir: Path, **overrides: object) -> Settings:
+    """Settings for a test server; tests pass these explicitly, never through the environment."""
+    values: dict[str, object] = {
+        "host": "127.0.0.1",
+        "port": 0,
+        # The seed's second WebSocket port is off unless a test asks for a (free) one: parallel
+        # test servers must never all try to bind 5051.
+        "ws_port": 0,
+        "data_dir": data_dir,
+        "step_threads": 2,
+        "log_level": "warning",
+        "shutdown_grace_s": 2.0,
+        # Most test servers never run a step; those that do start their worker on first use.
+        "prestart_workers": False,
+    }
+    values.update(overrides)
+    return Settings(**values)  # type: ignore[arg-type]
+
+
 @contextmanager
 def run_server(settings: Settings, *, freeze_gc: bool = False) -> Iterator[LiveServer]:
     """Serve ``settings`` with real uvicorn on 127.0.0.1 in a thread; stop it on exit."""

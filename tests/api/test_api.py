@@ -8,6 +8,7 @@ from pathlib import Path
 
 import httpx
 import openpyxl
+import pytest
 
 from tests.conftest import make_settings
 from tests.support import (
@@ -23,6 +24,7 @@ from tests.support import (
 API = "/api/v1"
 
 
+@pytest.mark.own_server  # its counters are the whole server's
 def test_health_reports_database_websocket_and_counters(client: httpx.Client) -> None:
     response = client.get(f"{API}/health")
     assert response.status_code == 200
@@ -41,6 +43,7 @@ def test_health_reports_database_websocket_and_counters(client: httpx.Client) ->
     assert data["version"] == "0.1.0"
 
 
+@pytest.mark.own_server  # it lists every chat
 def test_chats_create_list_paginate_show_delete(
     server: LiveServer, client: httpx.Client, tmp_path: Path
 ) -> None:

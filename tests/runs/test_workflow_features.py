@@ -7,6 +7,7 @@ from pathlib import Path
 
 import httpx
 import polars as pl
+import pytest
 
 from tests.support import (
     POSTAL_ROWS,
@@ -61,6 +62,7 @@ def test_dry_run_checks_against_the_real_columns_and_writes_nothing(
     assert [f["filename"] for f in files] == ["data.xlsx"]
 
 
+@pytest.mark.own_server  # it lists every saved workflow
 def test_save_a_run_as_a_workflow_and_rerun_it_in_another_chat(
     client: httpx.Client, tmp_path: Path
 ) -> None:
