@@ -6,6 +6,8 @@ import contextlib
 import json
 import os
 import signal
+import socket
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -70,6 +72,33 @@ def run_server(settings: Settings, *, freeze_gc: bool = False) -> Iterator[LiveS
         thread.join(timeout=60)
         if thread.is_alive():
             raise RuntimeError("test server did not stop")
+
+
+def free_ports(count: int = 1) -> list[int]:
+    """Distinct loopback ports nobody listens on right now (a server binds them a moment later)."""
+    with contextlib.ExitStack() as stack:
+        probes = [stack.enter_context(socket.socket()) for _ in range(count)]
+        for probe in probes:
+            probe.bind(("127.0.0.1", 0))
+        return [int(probe.getsockname()[1]) for probe in probes]
+
+
+def wait_until_serving(
+    port: int, process: subprocess.Popen[bytes], timeout_s: float, log: Path | None = None
+) -> None:
+    """Poll a ``chatflow serve`` process's health until it answers 200; raise if it exits
+    first or ``timeout_s`` passes (with its log, when there is one)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/api/v1/health").status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            said = f":\n{log.read_text()}" if log is not None else ""
+            raise RuntimeError(f"chatflow serve did not start{said}")
+        time.sleep(0.1)
 
 
 def write_xlsx(path: Path, rows: list[list[Any]], sheet: str = "Sheet1") -> Path:

@@ -18,8 +18,10 @@ class MemoryStore:
         self.batches: list[int] = []
         self.delay = delay
         self.fail_next = False
+        self.called = asyncio.Event()  # set once a batch reached the store
 
     async def __call__(self, topic: str, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        self.called.set()
         if self.delay:
             await asyncio.sleep(self.delay)
         if self.fail_next:
@@ -91,7 +93,7 @@ def test_cancelled_publisher_does_not_lose_the_event() -> None:
         broadcaster = Broadcaster(store=store)
         async with broadcaster.subscribe("t") as sub:
             task = asyncio.create_task(broadcaster.publish("t", {"n": 0}))
-            await asyncio.sleep(0.01)
+            await store.called.wait()  # the event is in the store's hands
             task.cancel()
             assert (await asyncio.wait_for(sub.get(), 1))["n"] == 0
 

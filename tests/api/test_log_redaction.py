@@ -8,7 +8,6 @@ import json
 import logging
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,7 +22,7 @@ from websockets.sync.client import connect
 
 from chatflow.redaction import redact
 from tests.conftest import make_settings
-from tests.support import run_server
+from tests.support import free_ports, run_server, wait_until_serving
 
 API = "/api/v1"
 FILE_KEY = "filekey-5b1d0c9e8a7f6e5d4c3b"  # from CHATFLOW_API_KEYS_FILE
@@ -34,16 +33,10 @@ STRANGER_HEADER = "stranger-header-44dd33ee22ff"
 SECRETS = (FILE_KEY, ENV_KEY, STRANGER_QUERY, STRANGER_HEADER)
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @contextmanager
 def _serve(tmp_path: Path, log: Path, *extra: str) -> Iterator[str]:
     """`chatflow serve` in its own process, everything it logs going to ``log``."""
-    port = _free_port()
+    (port,) = free_ports(1)
     keys = tmp_path / "keys.txt"
     keys.write_text(f"# the file's comment\n{FILE_KEY}\n")
     env = {k: v for k, v in os.environ.items() if not k.startswith("CHATFLOW_")}
@@ -57,15 +50,7 @@ def _serve(tmp_path: Path, log: Path, *extra: str) -> Iterator[str]:
     with log.open("wb") as out:
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                httpx.get(f"http://127.0.0.1:{port}{API}/health")
-                break
-            except httpx.TransportError:
-                assert process.poll() is None, log.read_text()
-                assert time.monotonic() < deadline, log.read_text()
-                time.sleep(0.1)
+        wait_until_serving(port, process, 60, log)
         yield f"127.0.0.1:{port}"
     finally:
         process.send_signal(signal.SIGTERM)  # a clean stop: every line is flushed

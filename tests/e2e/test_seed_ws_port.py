@@ -31,10 +31,12 @@ from tests.conftest import make_settings
 from tests.support import (
     POSTAL_ROWS,
     create_chat,
+    free_ports,
     run_server,
     seed_workflow,
     subscribe,
     upload,
+    wait_until_serving,
     write_xlsx,
 )
 
@@ -70,16 +72,6 @@ SEED_REPORT = Path(__file__).resolve().parents[3] / "shared" / "seed" / "chat-wo
 START_TIMEOUT_S = 60.0
 CLIENT_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 40.0
-
-
-def _free_ports(count: int) -> list[int]:
-    """Distinct loopback ports nobody listens on right now (the server binds them a moment
-    later)."""
-    with ExitStack() as stack:
-        probes = [stack.enter_context(socket.socket()) for _ in range(count)]
-        for probe in probes:
-            probe.bind(("127.0.0.1", 0))
-        return [int(probe.getsockname()[1]) for probe in probes]
 
 
 def _listening(port: int) -> bool:
@@ -118,16 +110,7 @@ def _chatflow_serve(
     server = psutil.Process(process.pid)
     children: list[psutil.Process] = []  # its worker processes, to be sure they are gone
     try:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}{API}/health").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"chatflow serve did not start:\n{log.read_text()}")
-            time.sleep(0.1)
+        wait_until_serving(port, process, START_TIMEOUT_S, log)
         children = server.children(recursive=True)
         yield process
     finally:
@@ -161,7 +144,7 @@ def test_the_copy_is_the_seed_text() -> None:
 
 
 def test_seed_example_2_client_runs_unchanged_against_chatflow_serve(tmp_path: Path) -> None:
-    port, ws_port = _free_ports(2)
+    port, ws_port = free_ports(2)
     assert SEED_EXAMPLE_2_CLIENT.count("abc-123") == 1
     assert SEED_EXAMPLE_2_CLIENT.count("5051") == 1
     log = tmp_path / "server.log"
@@ -244,7 +227,7 @@ def test_seed_example_2_client_runs_unchanged_against_chatflow_serve(tmp_path: P
 
 def test_second_port_is_the_same_app_with_the_same_rules(tmp_path: Path) -> None:
     """Keys, Origin checks, events and the shutdown 1001 are those of the main port."""
-    (ws_port,) = _free_ports(1)
+    (ws_port,) = free_ports(1)
     key = "k-" + "a" * 30
     settings = make_settings(tmp_path / "data", api_keys=key, ws_port=ws_port)
     with ExitStack() as serving:

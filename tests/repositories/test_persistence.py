@@ -52,14 +52,19 @@ def test_schema_comes_from_migrations_and_pragmas_are_set(tmp_path: Path) -> Non
     assert version == ScriptDirectory.from_config(alembic_config(url)).get_current_head()
 
 
+HOLD_S = 1.5
+
+
 def test_concurrent_writes_never_fail_with_database_locked(tmp_path: Path) -> None:
     with run_server(make_settings(tmp_path / "data")) as server:
         with httpx.Client(base_url=server.url, timeout=60) as client:
             chat_id = create_chat(client)
         errors: list[str] = []
+        writing = threading.Barrier(7)  # six writers and this thread
 
         def writer(n: int) -> None:
             with httpx.Client(base_url=server.url, timeout=60) as http:
+                writing.wait(30)
                 for i in range(15):
                     response = http.post(
                         f"/api/v1/chat/workflows/{chat_id}/messages", json={"text": f"{n}-{i}"}
@@ -73,7 +78,9 @@ def test_concurrent_writes_never_fail_with_database_locked(tmp_path: Path) -> No
         threads = [threading.Thread(target=writer, args=(n,)) for n in range(6)]
         for thread in threads:
             thread.start()
-        time.sleep(1.5)
+        writing.wait(30)
+        # Not a synchronisation: how long the lock is held is the contention under test.
+        time.sleep(HOLD_S)
         holder.rollback()
         holder.close()
         for thread in threads:

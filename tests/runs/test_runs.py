@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -26,11 +25,13 @@ from tests.support import (
     POSTAL_ROWS,
     LiveServer,
     create_chat,
+    free_ports,
     receive_until,
     run_server,
     seed_workflow,
     subscribe,
     upload,
+    wait_until_serving,
     write_xlsx,
 )
 
@@ -134,12 +135,6 @@ def test_wait_true_returns_the_finished_run(client: httpx.Client, tmp_path: Path
     ]
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @contextmanager
 def _server_process(data_dir: Path, port: int) -> Iterator[subprocess.Popen[bytes]]:
     process = subprocess.Popen(
@@ -162,16 +157,7 @@ def _server_process(data_dir: Path, port: int) -> Iterator[subprocess.Popen[byte
         stderr=subprocess.DEVNULL,
     )
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}{API}/health").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline or process.poll() is not None:
-                raise RuntimeError("server process did not start")
-            time.sleep(0.1)
+        wait_until_serving(port, process, 30)
         yield process
     finally:
         if process.poll() is None:
@@ -183,7 +169,7 @@ def test_kill_9_mid_run_then_restart_marks_it_interrupted_and_loses_nothing(tmp_
     data_dir = tmp_path / "data"
     big = tmp_path / "big.csv"
     pl.DataFrame({"code": [f"{i:07d}" for i in range(200_000)], "n": range(200_000)}).write_csv(big)
-    port = _free_port()
+    (port,) = free_ports(1)
     base = f"http://127.0.0.1:{port}"
     with (
         _server_process(data_dir, port) as process,
@@ -265,7 +251,7 @@ def test_sigterm_lets_the_running_step_finish_and_closes_sockets_with_1001(tmp_p
     data_dir = tmp_path / "data"
     big = tmp_path / "big.csv"
     pl.DataFrame({"code": [f"{i:07d}" for i in range(100_000)]}).write_csv(big)
-    port = _free_port()
+    (port,) = free_ports(1)
     base = f"http://127.0.0.1:{port}"
     with (
         _server_process(data_dir, port) as process,

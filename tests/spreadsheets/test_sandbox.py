@@ -286,8 +286,11 @@ def test_cancelling_the_caller_kills_the_child(
 
     async def scenario() -> None:
         task = asyncio.create_task(inspect_in_sandbox(tmp_path / "x.xlsx", "xlsx"))
-        await asyncio.sleep(0.5)  # long enough for the child to be started
-        assert spawned and spawned[0].returncode is None
+        deadline = time.monotonic() + 10
+        while not spawned:  # the spy sees the child as soon as it is started
+            assert time.monotonic() < deadline, "no inspection child was started"
+            await asyncio.sleep(0.01)
+        assert spawned[0].returncode is None
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
