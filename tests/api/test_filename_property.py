@@ -14,6 +14,8 @@ from hypothesis import strategies as st
 from tests.conftest import make_settings
 from tests.support import LiveServer, create_chat, raw_get, run_server
 
+pytestmark = pytest.mark.slow  # fuzzing: generated names
+
 API = "/api/v1"
 PIECES = st.sampled_from(
     [

@@ -34,6 +34,8 @@ from chatflow.app import create_app
 from tests.conftest import make_settings
 from tests.support import LiveServer, run_server
 
+pytestmark = pytest.mark.slow  # fuzzing
+
 MAX_EXAMPLES = 25
 SEED = 20240604
 FILENAME = "people.csv"

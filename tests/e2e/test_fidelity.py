@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import openpyxl
 import polars as pl
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -188,6 +189,7 @@ def typed_tables(draw: st.DrawFn) -> pl.DataFrame:
 
 
 @ROUND_TRIPS
+@pytest.mark.slow  # generated tables
 @given(table=typed_tables())
 def test_xlsx_round_trip_keeps_every_cell(
     server: LiveServer, client: httpx.Client, tmp_path: Path, table: pl.DataFrame
@@ -202,6 +204,7 @@ def test_xlsx_round_trip_keeps_every_cell(
 
 
 @ROUND_TRIPS
+@pytest.mark.slow  # generated tables
 @given(table=typed_tables())
 def test_csv_round_trip_keeps_every_value_the_rule_keeps(
     server: LiveServer, client: httpx.Client, tmp_path: Path, table: pl.DataFrame

@@ -39,6 +39,8 @@ from tests.conftest import make_settings
 from tests.fixtures_util import make_xlsx
 from tests.support import LiveServer, run_server
 
+pytestmark = pytest.mark.slow  # fuzzing
+
 API = "/api/v1"
 REGISTRY = load_all()
 OPERATIONS = sorted(REGISTRY.names())

@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 import polars as pl
 import psutil
+import pytest
 import xlsxwriter
 from websockets.exceptions import ConnectionClosed
 
@@ -165,6 +166,7 @@ def _server_process(data_dir: Path, port: int) -> Iterator[subprocess.Popen[byte
         process.wait(10)
 
 
+@pytest.mark.slow  # kill or restart
 def test_kill_9_mid_run_then_restart_marks_it_interrupted_and_loses_nothing(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     big = tmp_path / "big.csv"
@@ -223,6 +225,7 @@ def test_kill_9_mid_run_then_restart_marks_it_interrupted_and_loses_nothing(tmp_
         assert again["outputs"][0]["row_count"] == 2
 
 
+@pytest.mark.slow  # kill or restart
 def test_runs_left_running_by_a_crash_are_interrupted_at_start_up(tmp_path: Path) -> None:
     settings = make_settings(tmp_path / "data")
     with run_server(settings) as server, httpx.Client(base_url=server.url) as client:
@@ -247,6 +250,7 @@ def test_runs_left_running_by_a_crash_are_interrupted_at_start_up(tmp_path: Path
         )
 
 
+@pytest.mark.slow  # kill or restart
 def test_sigterm_lets_the_running_step_finish_and_closes_sockets_with_1001(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     big = tmp_path / "big.csv"
@@ -282,6 +286,7 @@ def test_sigterm_lets_the_running_step_finish_and_closes_sockets_with_1001(tmp_p
         assert client.get(run["outputs"][0]["download_url"]).status_code == 200
 
 
+@pytest.mark.slow  # kill or restart
 def test_a_step_over_the_time_limit_fails_with_timeout_and_frees_the_chat(tmp_path: Path) -> None:
     settings = make_settings(tmp_path / "data", step_timeout_s=0.3)
     big = tmp_path / "big.csv"

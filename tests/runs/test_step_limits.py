@@ -72,6 +72,7 @@ def _numbers_chat(client: httpx.Client, tmp: Path, rows: int) -> str:
     return chat_id
 
 
+@pytest.mark.slow  # kill or restart
 def test_a_step_past_its_memory_cap_fails_alone(capped: LiveServer, tmp_path: Path) -> None:
     with httpx.Client(base_url=capped.url, timeout=60) as client:
         chat_id = _numbers_chat(client, tmp_path, 30_000)
@@ -111,6 +112,7 @@ def test_a_dry_run_waits_for_the_chats_running_run(capped: LiveServer, tmp_path:
         assert step["types"] == ["integer"]
 
 
+@pytest.mark.slow  # kill or restart
 def test_the_step_time_limit_kills_the_worker_and_frees_its_slot(tmp_path: Path) -> None:
     """A read that never reaches a progress report is stopped by killing its process."""
     settings = make_settings(

@@ -81,6 +81,7 @@ def test_every_fixture_is_covered() -> None:
 
 
 @pytest.mark.parametrize("name", sorted(REFUSED))
+@pytest.mark.slow  # zip bombs
 def test_hostile_file_is_refused_with_a_stable_code(http: httpx.Client, name: str) -> None:
     chat_id = create_chat(http)
     response = upload(http, chat_id, HOSTILE / name)
@@ -103,6 +104,7 @@ def test_odd_but_legitimate_file_is_read(http: httpx.Client, name: str) -> None:
     assert (info["columns"], info["row_count"]) == ACCEPTED[name]
 
 
+@pytest.mark.slow  # zip bombs
 def test_server_memory_stays_bounded_through_all_of_them(http: httpx.Client) -> None:
     process = psutil.Process(os.getpid())  # the server runs in this process's thread
     chat_id = create_chat(http)

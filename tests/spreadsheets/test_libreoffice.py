@@ -21,8 +21,8 @@ are checked, but it is the cell-by-cell comparison that would catch a damaged fi
 ``soffice`` missing: the tests are skipped with the reason, except as root on CI (``CI`` set
 to true), where they fail: ``.ci/run`` installs libreoffice-calc-nogui there.
 
-The one slow test (its name ends in ``_slow``, since pytest runs with --strict-markers and no
-``slow`` marker is registered; ``-k "not slow"`` leaves it out) writes a sheet at Excel's row
+The whole module is marked ``slow`` (``make test-fast`` leaves it out).  Its slowest test
+writes a sheet at Excel's row
 limit, 1,048,575 rows + header: 9-35 s per engine on a 2-CPU machine, by load (writing 0.9 s
 with rustpy-xlsxwriter, 5-7 s with xlsxwriter; LibreOffice 8-15 s and ~800 MB; reading back
 ~1 s).  openpyxl checks that sheet's size and first rows only: reading all its rows would add
@@ -49,6 +49,8 @@ import pytest
 from chatflow.spreadsheets.writing import EXCEL_MAX_ROWS, XLSX_ENGINES, write_workbook
 from chatflow.spreadsheets.writing_cells import MAX_EXACT_INT
 from tests.support import group_alive, kill_group
+
+pytestmark = pytest.mark.slow  # LibreOffice re-saves every case
 
 CONVERT_TIMEOUT_S = 180.0
 # The row-limit sheet takes LibreOffice ~8 s and ~800 MB here.

@@ -294,6 +294,7 @@ def _grid(path: Path) -> list[list[tuple[str, object]]]:
     return [[(cell.data_type, cell.value) for cell in row] for row in sheet.iter_rows()]
 
 
+@pytest.mark.slow  # LibreOffice
 def test_libreoffice_evaluates_none_of_our_csv_cells(
     soffice: tuple[str, Path], tmp_path: Path
 ) -> None:

@@ -79,6 +79,7 @@ def _rejected(path: Path, kind: str = "xlsx", **kwargs: Any) -> InspectionReject
 
 
 @pytest.mark.parametrize("name", sorted(set(REFUSED) - {"truncated_sheet_xml.xlsx"}))
+@pytest.mark.slow  # zip bombs
 def test_gate_refuses_hostile_containers(name: str) -> None:
     started = time.monotonic()
     assert _gate_code(HOSTILE / name) == REFUSED[name]
@@ -196,6 +197,7 @@ def test_main_prints_one_json_line(tmp_path: Path, capsys: pytest.CaptureFixture
 
 
 @pytest.mark.parametrize("name", sorted(REFUSED))
+@pytest.mark.slow  # zip bombs
 def test_sandbox_refuses_each_hostile_fixture(name: str) -> None:
     started = time.monotonic()
     rejected = _rejected(HOSTILE / name)
