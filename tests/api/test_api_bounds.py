@@ -22,10 +22,11 @@ CHAT = f"{API}/chat/workflows"
 STEP = {"operation": "excel/sort", "arguments": {"by": [{"column": "name"}]}}
 
 
-@pytest.fixture
-def small(tmp_path: Path) -> Iterator[LiveServer]:
-    """A server with small bounds: 8 KiB JSON bodies, 3 steps."""
-    with run_server(make_settings(tmp_path / "data", max_json_kb=8, max_steps=3)) as server:
+@pytest.fixture(scope="module")
+def small(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """A server with small bounds: 8 KiB JSON bodies, 3 steps (shared: each test has its chat)."""
+    data = tmp_path_factory.mktemp("small") / "data"
+    with run_server(make_settings(data, max_json_kb=8, max_steps=3)) as server:
         yield server
 
 
