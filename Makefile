@@ -17,12 +17,17 @@ $(STAMP): pyproject.toml | $(BIN)/python
 run: $(STAMP)
 	$(BIN)/chatflow serve --data-dir ./data
 
+# Test files are spread over TEST_WORKERS processes (pytest-xdist), a whole file to one
+# process, so a module's shared server and fixtures are made once; TEST_WORKERS=0: serially.
+TEST_WORKERS ?= 2
+PYTEST := $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
+
 test: $(STAMP) lint
-	$(BIN)/python -m pytest -q
+	$(PYTEST)
 
 # Everything but the tests marked slow (fuzzing, zip bombs, kills, LibreOffice).
 test-fast: $(STAMP) lint
-	$(BIN)/python -m pytest -q -m "not slow"
+	$(PYTEST) -m "not slow"
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests alembic benchmarks

@@ -38,3 +38,10 @@ def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[LiveServe
 def client(server: LiveServer) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=server.url, timeout=30) as http:
         yield http
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Files holding slow tests first: with the files spread over processes (``make test``), a
+    long one started last would leave the other processes idle while it finishes."""
+    slow_files = {item.path for item in items if item.get_closest_marker("slow") is not None}
+    items.sort(key=lambda item: item.path not in slow_files)
