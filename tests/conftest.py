@@ -7,6 +7,7 @@ what the whole server holds, is marked ``own_server`` and gets a fresh one.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -43,5 +44,21 @@ def client(server: LiveServer) -> Iterator[httpx.Client]:
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Files holding slow tests first: with the files spread over processes (``make test``), a
     long one started last would leave the other processes idle while it finishes."""
+    _unique_node_ids(items)
     slow_files = {item.path for item in items if item.get_closest_marker("slow") is not None}
     items.sort(key=lambda item: item.path not in slow_files)
+
+
+def _unique_node_ids(items: list[pytest.Item]) -> None:
+    """Give items that share a node id one made from their own name.
+
+    Schemathesis (4.x on pytest 9) gives every operation of ``schema.parametrize()`` the id of
+    the test function, though each item has its own name (``test_openapi[GET /api/v1/health]``);
+    pytest-xdist schedules by node id, and would run one operation of the 21 and drop the rest.
+    """
+    seen = Counter(item.nodeid for item in items)
+    for item in items:
+        if seen[item.nodeid] > 1 and item.parent is not None and hasattr(item, "_id"):
+            item._id = item.parent.id.child(item.name)
+    repeated = [nodeid for nodeid, n in Counter(item.nodeid for item in items).items() if n > 1]
+    assert not repeated, f"tests with the same node id (xdist would run one): {repeated}"
