@@ -1,8 +1,11 @@
-"""repositories/runs.py against real SQLite: steps in order, guarded status changes."""
+"""repositories/runs.py against real SQLite: steps in order, writes in the caller's transaction."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import Connection
 
 from chatflow.db.engine import Database
 from chatflow.db.models import Run, RunStep
@@ -55,56 +58,61 @@ def test_a_run_is_found_in_its_chat_only_with_its_steps_in_order(on_db: OnDb) ->
     on_db(scenario)
 
 
-def test_start_and_cancel_only_apply_to_a_queued_run(on_db: OnDb) -> None:
-    async def scenario(db: Database) -> None:
-        await add_chat(db, "c1")
-        await _add_run(db, "c1", "started")
-        await _add_run(db, "c1", "cancelled")
-        async with db.write() as session:
-            assert await runs_repo.start_if_queued(session, run_id="started") is True
-            assert await runs_repo.start_if_queued(session, run_id="started") is False
-            assert await runs_repo.cancel_if_queued(session, run_id="started") is False
-            assert await runs_repo.cancel_if_queued(session, run_id="cancelled") is True
-            assert await runs_repo.start_if_queued(session, run_id="cancelled") is False
-        started = await _get(db, "c1", "started")
-        assert started.status == "running" and started.started_at is not None
-        assert [s.status for s in started.step_rows] == ["pending", "pending"]
-        cancelled = await _get(db, "c1", "cancelled")
-        assert cancelled.status == "cancelled" and cancelled.finished_at is not None
-        assert cancelled.error is not None and cancelled.error["code"] == "cancelled"
-        assert [s.status for s in cancelled.step_rows] == ["skipped", "skipped"]
-
-    on_db(scenario)
-
-
-def test_status_and_step_updates_change_only_what_they_are_given(on_db: OnDb) -> None:
+def test_writes_change_only_what_they_are_given_in_the_callers_transaction(on_db: OnDb) -> None:
     async def scenario(db: Database) -> None:
         await add_chat(db, "c1")
         await _add_run(db, "c1", "r1")
         await _add_run(db, "c1", "r2")
+        started = datetime(2026, 1, 2, 3, 4, 0, tzinfo=UTC)
         finished = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
-        async with db.write() as session:
-            await runs_repo.set_status(session, run_id="r1", status="running")
-            await runs_repo.set_step(session, run_id="r1", index=0, status="done", message="ok")
-            await runs_repo.set_step(session, run_id="r1", index=1, status="running")
-            await runs_repo.skip_pending_steps(session, run_id="r1")
+
+        def start(conn: Connection) -> None:
+            runs_repo.write_status(conn, run_id="r1", status="running", started_at=started)
+            runs_repo.write_step(conn, run_id="r1", index=0, status="done", message="ok")
+            runs_repo.write_step(conn, run_id="r1", index=1, status="running")
+
+        await db.run_write(start)
         async with db.read() as session:
-            unfinished = await runs_repo.list_unfinished(session)
-        assert [r.id for r in unfinished] == ["r1", "r2"]
+            assert await runs_repo.get_status(session, run_id="r1") == "running"
+            assert await runs_repo.get_status(session, run_id="nope") is None
+            assert [r.id for r in await runs_repo.list_unfinished(session)] == ["r1", "r2"]
         error = {"code": "boom", "message": "m", "step": 1}
-        async with db.write() as session:
-            await runs_repo.set_status(
-                session, run_id="r1", status="failed", error=error, finished_at=finished
+
+        def fail(conn: Connection) -> None:
+            runs_repo.skip_pending_steps(conn, run_id="r1")
+            runs_repo.write_status(
+                conn, run_id="r1", status="failed", error=error, finished_at=finished
             )
+
+        await db.run_write(fail)
         run = await _get(db, "c1", "r1")
-        assert (run.status, run.error, run.finished_at, run.started_at) == (
+        assert (run.status, run.error, run.started_at, run.finished_at) == (
             "failed",
             error,
+            started,
             finished,
-            None,
         )
         assert [(s.status, s.message) for s in run.step_rows] == [("done", "ok"), ("skipped", None)]
         async with db.read() as session:
             assert [r.id for r in await runs_repo.list_unfinished(session)] == ["r2"]
+
+    on_db(scenario)
+
+
+def test_a_failed_transaction_writes_nothing(on_db: OnDb) -> None:
+    async def scenario(db: Database) -> None:
+        await add_chat(db, "c1")
+        await _add_run(db, "c1", "r1")
+
+        def write_then_fail(conn: Connection) -> None:
+            runs_repo.write_status(conn, run_id="r1", status="running")
+            runs_repo.skip_pending_steps(conn, run_id="r1")
+            raise RuntimeError("the event could not be stored")
+
+        with pytest.raises(RuntimeError):
+            await db.run_write(write_then_fail)
+        run = await _get(db, "c1", "r1")
+        assert run.status == "queued"
+        assert [s.status for s in run.step_rows] == ["pending", "pending"]
 
     on_db(scenario)
