@@ -145,7 +145,7 @@ def create_app(settings: Settings) -> FastAPI:
         docs_url="/docs",
         redoc_url="/redoc",
     )
-    errors.install(app)
+    errors.install_error_handlers(app)
     for module in (system, chats, files, runs):
         app.include_router(module.router, prefix="/api/v1")
     app.include_router(runs.saved, prefix="/api/v1")

@@ -118,7 +118,7 @@ def build_server(settings: Settings, *, freeze_gc: bool = False) -> Server:
     ``freeze_gc`` is for a process that only serves (``chatflow serve``): it freezes everything
     allocated up to the end of start-up, which would also pin a host process's objects."""
     # Before uvicorn logs anything: its access log would carry ?token= keys.
-    redaction.install(settings.resolved_api_keys())
+    redaction.install_redaction(settings.resolved_api_keys())
     config = uvicorn.Config(
         create_app(settings),
         host=settings.host,

@@ -38,7 +38,7 @@ def redact(text: str) -> str:
     return text
 
 
-def install(secrets: Iterable[str]) -> None:
+def install_redaction(secrets: Iterable[str]) -> None:
     """Redact ``secrets`` (and token-like values) from every log record made from now on."""
     global _secrets, _installed
     with _lock:

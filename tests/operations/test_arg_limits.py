@@ -20,10 +20,10 @@ import httpx
 import polars as pl
 import pytest
 
+from chatflow.failures import StepFailed
 from chatflow.operations.columns import parse_template
 from chatflow.operations.limits import MAX_ITEMS
 from chatflow.operations.patterns import check_regex, check_strftime
-from chatflow.operations.registry import StepFailed
 from chatflow.operations.values import is_number_text, iso_value, number_value
 from chatflow.spreadsheets.inspection import root_tag
 from tests.conftest import make_settings

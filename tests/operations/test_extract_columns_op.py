@@ -11,8 +11,9 @@ import polars as pl
 import pytest
 from pydantic import ValidationError
 
+from chatflow.failures import StepFailed
 from chatflow.operations.extract_columns import ExtractColumnsArgs, extract_columns
-from chatflow.operations.registry import StepFailed, registry
+from chatflow.operations.registry import registry
 from chatflow.spreadsheets.reading import read_table
 from tests.fixtures_util import make_xlsx
 from tests.step_harness import StepHarness

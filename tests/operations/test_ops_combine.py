@@ -11,9 +11,9 @@ import polars as pl
 import pytest
 from pydantic import ValidationError
 
+from chatflow.failures import StepFailed
 from chatflow.operations import load_all
 from chatflow.operations.append_files import append_tables
-from chatflow.operations.registry import StepFailed
 from tests.step_harness import StepHarness
 
 REGISTRY = load_all()

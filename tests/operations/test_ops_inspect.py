@@ -10,10 +10,10 @@ import polars as pl
 import pytest
 from pydantic import ValidationError
 
+from chatflow.failures import StepFailed
 from chatflow.operations import load_all
 from chatflow.operations.column_types import infer_types, text_value_kinds
 from chatflow.operations.inspect_ops import value_counts
-from chatflow.operations.registry import StepFailed
 from chatflow.spreadsheets.reading import read_table
 from tests.fixtures_util import make_xlsx
 from tests.step_harness import StepHarness

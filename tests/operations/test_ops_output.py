@@ -13,9 +13,9 @@ import pytest
 from pydantic import ValidationError
 
 from chatflow import filenames
+from chatflow.failures import StepFailed
 from chatflow.operations import load_all
 from chatflow.operations.output_ops import MAX_GROUPS, part_file_names, part_sheet_names
-from chatflow.operations.registry import StepFailed
 from chatflow.spreadsheets.reading import read_table
 from tests.step_harness import StepHarness
 

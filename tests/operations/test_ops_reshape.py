@@ -11,8 +11,8 @@ import polars as pl
 import pytest
 from pydantic import ValidationError
 
+from chatflow.failures import StepFailed
 from chatflow.operations import load_all
-from chatflow.operations.registry import StepFailed
 from chatflow.operations.reshape import MAX_PIVOT_COLUMNS, group_aggregate, pivot
 from chatflow.operations.unpivot import unpivot
 from chatflow.spreadsheets.reading import read_table

@@ -11,8 +11,9 @@ import polars as pl
 import pytest
 from pydantic import ValidationError
 
+from chatflow.failures import StepFailed
 from chatflow.operations import load_all
-from chatflow.operations.registry import StepFailed, StepOutput
+from chatflow.operations.registry import StepOutput
 from chatflow.spreadsheets.reading import read_table
 from tests.step_harness import StepHarness
 

@@ -12,8 +12,9 @@ import polars as pl
 import pytest
 from pydantic import ValidationError
 
+from chatflow.failures import StepFailed
 from chatflow.operations import load_all
-from chatflow.operations.registry import StepFailed, StepOutput
+from chatflow.operations.registry import StepOutput
 from chatflow.spreadsheets.reading import read_table
 from tests.fixtures_util import TYPED as TYPED_COLUMNS
 from tests.fixtures_util import TYPED_SCHEMA

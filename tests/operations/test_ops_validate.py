@@ -11,8 +11,8 @@ import polars as pl
 import pytest
 from pydantic import ValidationError
 
+from chatflow.failures import StepFailed
 from chatflow.operations import load_all
-from chatflow.operations.registry import StepFailed
 from chatflow.operations.validate import validate_rows
 from chatflow.spreadsheets.reading import read_table
 from tests.step_harness import StepHarness

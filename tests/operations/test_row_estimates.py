@@ -17,9 +17,10 @@ import httpx
 import polars as pl
 import pytest
 
+from chatflow.failures import StepFailed
 from chatflow.operations.common import join_pairs
 from chatflow.operations.limits import Limits
-from chatflow.operations.registry import StepFailed, StepOutput
+from chatflow.operations.registry import StepOutput
 from tests.conftest import make_settings
 from tests.step_harness import StepHarness
 from tests.support import create_chat, run_server, upload

@@ -13,7 +13,7 @@ import psutil
 import pytest
 from openpyxl import load_workbook
 
-from chatflow.operations.registry import Cancelled, StepFailed
+from chatflow.failures import Cancelled, StepFailed
 from chatflow.runs.step_io import read_head
 from chatflow.runs.worker_pool import WorkerCrashed, WorkerError, WorkerPool
 from chatflow.spreadsheets.writing import write_workbook

@@ -11,7 +11,7 @@ import httpx
 import polars as pl
 import pytest
 
-from chatflow.operations.failures import StepFailed
+from chatflow.failures import StepFailed
 from chatflow.spreadsheets.inspection import inspect_file
 from chatflow.spreadsheets.writing import write_workbook
 from tests.support import create_chat, upload

@@ -24,7 +24,7 @@ import httpx
 import openpyxl
 import pytest
 
-from chatflow.operations.failures import StepFailed
+from chatflow.failures import StepFailed
 from chatflow.spreadsheets.inspection import check_workbook_container
 from chatflow.spreadsheets.zip_parts import GateLimits
 from tests.conftest import make_settings

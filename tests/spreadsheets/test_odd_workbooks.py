@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from chatflow.operations.failures import StepFailed
+from chatflow.failures import StepFailed
 from chatflow.spreadsheets.package import resolve
 from chatflow.spreadsheets.package_view import readable_source
 from tests.conftest import make_settings

@@ -156,7 +156,7 @@ def test_a_long_signed_value_is_checked_in_linear_time(tmp_path: Path) -> None:
 
 
 def test_unencodable_header_names_the_header(tmp_path: Path) -> None:
-    from chatflow.operations.failures import StepFailed
+    from chatflow.failures import StepFailed
 
     with pytest.raises(StepFailed) as caught:
         write_csv(pl.DataFrame({"名前": ["a"]}), tmp_path / "x.csv", encoding="cp1252")

@@ -11,7 +11,7 @@ import openpyxl
 import polars as pl
 import pytest
 
-from chatflow.operations.registry import StepFailed
+from chatflow.failures import StepFailed
 from chatflow.spreadsheets.reading import (
     decode_text,
     detect_delimiter,

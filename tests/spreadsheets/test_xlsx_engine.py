@@ -19,7 +19,7 @@ import openpyxl
 import polars as pl
 import pytest
 
-from chatflow.operations.registry import Cancelled, StepFailed
+from chatflow.failures import Cancelled, StepFailed
 from chatflow.spreadsheets import writing_rust
 from chatflow.spreadsheets.writing import (
     EXCEL_MAX_COLS,

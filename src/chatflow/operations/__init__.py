@@ -9,9 +9,9 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from chatflow.operations.registry import Registry
 
-# Not operation modules.  Nothing is imported here eagerly: importing this package (as the
-# upload inspection does for ``failures``) must not load polars or pydantic.
-_SUPPORT = {"registry", "failures", "catalogue"}
+# Not operation modules.  Nothing is imported here eagerly: importing this package must not
+# load polars or pydantic.
+_SUPPORT = {"registry", "catalogue"}
 
 
 def load_all() -> Registry:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import polars as pl
 
 from chatflow.operations.values import as_integer, as_number
-from chatflow.spreadsheets.cell_types import kind_of
+from chatflow.spreadsheets.cell_types import cell_kind
 
 # What a text value reads as, tried in this order (the forms a mixed column's cells take).
 _VALUE_KINDS = (
@@ -38,7 +38,7 @@ def infer_types(df: pl.DataFrame, columns: list[str] | None = None) -> dict[str,
         return {}
     nulls = df.select(pl.col(c).null_count() for c in names).row(0)
     return {
-        name: "empty" if df.height and n == df.height else kind_of(df.schema[name])
+        name: "empty" if df.height and n == df.height else cell_kind(df.schema[name])
         for name, n in zip(names, nulls, strict=True)
     }
 

@@ -23,7 +23,7 @@ from chatflow.operations.common import (
 )
 from chatflow.operations.steps import Outcome, TableArgs, operation
 from chatflow.operations.values import CellValue, blank_to_null, text_form
-from chatflow.spreadsheets.cell_types import kind_of
+from chatflow.spreadsheets.cell_types import cell_kind
 
 # ---------------------------------------------------------------- excel/select-columns
 
@@ -321,5 +321,5 @@ def add_column(df: pl.DataFrame, args: AddColumnArgs) -> Outcome:
         expr = pl.int_range(args.start, args.start + df.height, dtype=pl.Int64)
     new = expr.alias(args.name)
     out = df.select(new, pl.all()) if args.position == "start" else df.with_columns(new)
-    kind = kind_of(out.schema[args.name])
+    kind = cell_kind(out.schema[args.name])
     return Outcome(out, f"Added {kind} column '{args.name}'", {"column": args.name, "type": kind})

@@ -125,7 +125,7 @@ def unique_name(base: str, taken: set[str]) -> str:
 
 def column_type_mismatch(column: str, kind: str, reason: str) -> StepFailed:
     """The one error for a column whose type an operation cannot use: names the column and
-    its type (``cell_types.kind_of``: integer, float, boolean, date, datetime, text...)."""
+    its type (``cell_types.cell_kind``: integer, float, boolean, date, datetime, text...)."""
     return StepFailed(
         "column_type_mismatch",
         f"Column '{column}' holds {kind} values; {reason}",

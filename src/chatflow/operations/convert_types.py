@@ -35,7 +35,7 @@ from chatflow.operations.values import (
     parse_int,
     text_form,
 )
-from chatflow.spreadsheets.cell_types import kind_of
+from chatflow.spreadsheets.cell_types import cell_kind
 
 Target = Literal["string", "text", "int", "float", "date", "datetime", "bool"]
 _EXAMPLES = 5
@@ -46,7 +46,7 @@ _WHAT = {
     "datetime": "a date and time",
     "bool": "true/false, yes/no or 1/0",
 }
-# The types (cell_types.kind_of) a typed column may be converted from, by target; text and
+# The types (cell_types.cell_kind) a typed column may be converted from, by target; text and
 # all-empty columns convert to every target, and every column converts to string.
 _FROM = {
     "int": ("integer", "float", "boolean"),
@@ -167,12 +167,12 @@ def _convert(df: pl.DataFrame, column: str, args: ConvertTypesArgs) -> pl.DataFr
     """Columns text, value (converted, null where empty or bad) and bad, each computed once."""
     dtype = df.schema[column]
     is_text = dtype == pl.String or dtype == pl.Null
-    if not is_text and args.to != "string" and kind_of(dtype) not in _FROM[args.to]:
+    if not is_text and args.to != "string" and cell_kind(dtype) not in _FROM[args.to]:
         raise column_type_mismatch(
             column,
-            kind_of(dtype),
-            f"excel/convert-types cannot make {_WHAT[args.to]} of it (a {kind_of(dtype)} column "
-            f"converts to {_targets_of(kind_of(dtype))}).",
+            cell_kind(dtype),
+            f"excel/convert-types cannot make {_WHAT[args.to]} of it (a {cell_kind(dtype)} column "
+            f"converts to {_targets_of(cell_kind(dtype))}).",
         )
     work = df.select(text_form(column, dtype).alias("text"), pl.col(column).alias("source"))
     empty = is_empty(pl.col("text"), pl.String()) if is_text else pl.col("source").is_null()

@@ -25,7 +25,7 @@ from chatflow.operations.values import (
     text_form,
     value_text,
 )
-from chatflow.spreadsheets.cell_types import kind_of
+from chatflow.spreadsheets.cell_types import cell_kind
 
 MAX_CONDITIONS = 200  # like validate's rules: each condition is one more pass over the table
 
@@ -222,7 +222,7 @@ def _ordered(
         if number is None:
             raise column_type_mismatch(
                 column,
-                kind_of(dtype),
+                cell_kind(dtype),
                 f"'{op}' compares it with numbers, and {shown(value)} is not one.",
             )
         pair = col, pl.lit(number)
@@ -231,13 +231,13 @@ def _ordered(
         if pair is None:
             raise column_type_mismatch(
                 column,
-                kind_of(dtype),
+                cell_kind(dtype),
                 f"'{op}' compares it with ISO dates (2024-03-01 or 2024-03-01 12:00), and "
                 f"{shown(value)} is not one.",
             )
     elif kind == "boolean":
         raise column_type_mismatch(
-            column, kind_of(dtype), f"'{op}' needs numbers, dates or text; use eq or ne."
+            column, cell_kind(dtype), f"'{op}' needs numbers, dates or text; use eq or ne."
         )
     else:
         text = text_form(column, dtype)

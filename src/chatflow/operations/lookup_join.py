@@ -24,7 +24,7 @@ from chatflow.operations.limits import Limits
 from chatflow.operations.registry import StepContext
 from chatflow.operations.steps import Outcome, TableArgs, operation
 from chatflow.operations.values import plain, text_form
-from chatflow.spreadsheets.cell_types import cell_text, kind_of
+from chatflow.spreadsheets.cell_types import cell_kind, cell_text
 
 # --- excel/lookup-join --------------------------------------------------------------------
 
@@ -131,7 +131,7 @@ def _key_pair(
         common = _common_numeric(ldt, rdt)
         return pl.col(lc).cast(common), pl.col(rc).cast(common), "number"
     if ldt == rdt and ldt != pl.String:
-        return pl.col(lc), pl.col(rc), kind_of(ldt)
+        return pl.col(lc), pl.col(rc), cell_kind(ldt)
     if is_dated(ldt) and is_dated(rdt):  # a date is its midnight
         stamp = pl.Datetime("us")
         return pl.col(lc).cast(stamp), pl.col(rc).cast(stamp), "datetime"
@@ -184,9 +184,9 @@ def _plan(left: pl.DataFrame, right: pl.DataFrame, args: LookupJoinArgs) -> _Pla
     key_types = [
         {
             "left": lc,
-            "left_type": kind_of(left.schema[lc]),
+            "left_type": cell_kind(left.schema[lc]),
             "right": rc,
-            "right_type": kind_of(right.schema[rc]),
+            "right_type": cell_kind(right.schema[rc]),
             "matched_as": matched_as,
         }
         for (lc, rc), (_, _, matched_as) in zip(keys, pairs, strict=True)

@@ -16,9 +16,6 @@ import polars as pl
 from pydantic import BaseModel, ConfigDict, ValidationError, ValidationInfo, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-# Re-exported: an operation raises these, and the run side takes them from here.
-from chatflow.failures import Cancelled as Cancelled
-from chatflow.failures import StepFailed as StepFailed
 from chatflow.operations.limits import Limits, oversized
 
 ArgsT = TypeVar("ArgsT", bound=BaseModel)

@@ -40,7 +40,7 @@ from chatflow.operations.registry import (
 )
 from chatflow.operations.steps import Outcome, TableArgs, operation
 from chatflow.operations.values import as_number, is_empty, text_form
-from chatflow.spreadsheets.cell_types import kind_of
+from chatflow.spreadsheets.cell_types import cell_kind
 
 AggregateFn = Literal["count", "sum", "mean", "min", "max", "count_distinct", "first", "last"]
 MAX_PIVOT_COLUMNS = 1000
@@ -74,7 +74,7 @@ def numeric_facts(df: pl.DataFrame, columns: list[str]) -> dict[str, ColumnFacts
         dtype = df.schema[name]
         if not (dtype.is_numeric() or dtype in (pl.Boolean, pl.String, pl.Null)):
             raise column_type_mismatch(
-                name, kind_of(dtype), "sum and mean need numbers (min, max, first, last work)."
+                name, cell_kind(dtype), "sum and mean need numbers (min, max, first, last work)."
             )
     return column_facts(df, columns)
 

@@ -28,7 +28,7 @@ from chatflow.operations.values import (
     shown,
     value_text,
 )
-from chatflow.spreadsheets.cell_types import kind_of
+from chatflow.spreadsheets.cell_types import cell_kind
 
 # ---------------------------------------------------------------- excel/remove-duplicates
 
@@ -210,10 +210,10 @@ def _typed_value(value: CellValue, column: str, dtype: pl.DataType) -> tuple[Any
         "boolean": "true or false",
         "date": "an ISO date such as 2024-03-01",
         "datetime": "an ISO date or datetime such as 2024-03-01 12:00",
-    }.get(kind_of(dtype), "a value of that type")
+    }.get(cell_kind(dtype), "a value of that type")
     raise column_type_mismatch(
         column,
-        kind_of(dtype),
+        cell_kind(dtype),
         f"the fill value {shown(value)} is not {expected}. Convert the column with "
         "excel/convert-types first to fill it with other values.",
     )

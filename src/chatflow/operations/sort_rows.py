@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from chatflow.operations.common import column_type_mismatch, plural, quoted, repeated
 from chatflow.operations.steps import Outcome, TableArgs, operation
 from chatflow.operations.values import is_empty, parse_datetime, parse_float, text_form
-from chatflow.spreadsheets.cell_types import kind_of
+from chatflow.spreadsheets.cell_types import cell_kind
 
 CompareAs = Literal["auto", "text", "number", "date", "natural"]
 _NATURAL_PAD_LIMIT = 64  # digit runs are zero-padded to the longest run, at most this wide
@@ -125,7 +125,7 @@ def sort_key(df: pl.DataFrame, key: SortKey) -> tuple[pl.Series, str]:
             return df[key.column], typed
         raise column_type_mismatch(
             key.column,
-            kind_of(dtype),
+            cell_kind(dtype),
             f"it cannot be compared as {kind}s (use compare_as 'auto', 'text' or 'natural').",
         )
     cells = text_form(key.column, dtype)

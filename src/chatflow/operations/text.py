@@ -33,7 +33,7 @@ from chatflow.operations.values import (
     shown,
     text_form,
 )
-from chatflow.spreadsheets.cell_types import kind_of
+from chatflow.spreadsheets.cell_types import cell_kind
 
 ColumnsArg = Annotated[
     list[str] | None,
@@ -65,7 +65,7 @@ def text_columns(df: pl.DataFrame, named: list[str] | None, operation: str) -> l
         if dtype != pl.String and dtype != pl.Null:
             raise column_type_mismatch(
                 name,
-                kind_of(dtype),
+                cell_kind(dtype),
                 f"{operation} works on text columns only. To change its values as text, "
                 "convert it first with excel/convert-types (to: string).",
             )
@@ -315,7 +315,7 @@ def normalize_codes(df: pl.DataFrame, args: NormalizeCodesArgs) -> Outcome:
     if not (dtype == pl.String or dtype == pl.Null or dtype.is_numeric()):
         raise column_type_mismatch(
             args.column,
-            kind_of(dtype),
+            cell_kind(dtype),
             "excel/normalize-codes works on text or number columns only.",
         )
     pad_to = args.pad_to

@@ -24,7 +24,7 @@ from chatflow.operations.registry import (
 )
 from chatflow.operations.steps import Outcome, TableArgs, operation
 from chatflow.operations.values import text_form
-from chatflow.spreadsheets.cell_types import MAX_EXACT_INT, kind_of
+from chatflow.spreadsheets.cell_types import MAX_EXACT_INT, cell_kind
 
 
 class UnpivotArgs(TableArgs):
@@ -165,11 +165,11 @@ def unpivoted(df: pl.DataFrame, args: UnpivotArgs, ctx: StepContext) -> Outcome:
     result: dict[str, Any] = {
         "rows_in": df.height,
         "rows_out": out.height,
-        "value_type": kind_of(target),
+        "value_type": cell_kind(target),
     }
     message = f"Unpivoted into {out.height} rows"
     if as_text:
         result["converted_to_text"] = as_text
-        kinds = ", ".join(f"'{c}' ({kind_of(df.schema[c])})" for c in as_text)
+        kinds = ", ".join(f"'{c}' ({cell_kind(df.schema[c])})" for c in as_text)
         message += f"; the value columns mix types, so the values of {kinds} became text"
     return Outcome(out, message, result)

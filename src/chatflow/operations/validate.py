@@ -22,7 +22,7 @@ from chatflow.operations.values import (
     text_form,
     value_text,
 )
-from chatflow.spreadsheets.cell_types import kind_of
+from chatflow.spreadsheets.cell_types import cell_kind
 
 ERRORS_COLUMN = "_errors"
 MAX_RULES = 200
@@ -184,7 +184,7 @@ def rule_checks(rule: Rule, dtype: pl.DataType) -> list[tuple[str, pl.Expr, str]
         if not (dtype.is_numeric() or dtype in (pl.String, pl.Null)):
             raise column_type_mismatch(
                 name,
-                kind_of(dtype),
+                cell_kind(dtype),
                 "min and max check numbers (convert the column with excel/convert-types).",
             )
         number = raw if dtype.is_numeric() else as_number(raw)

@@ -24,7 +24,7 @@ from typing import Any
 
 import polars as pl
 
-from chatflow.spreadsheets.cell_types import kind_of, number_text
+from chatflow.spreadsheets.cell_types import cell_kind, number_text
 
 _NUMBER = r"^[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?$"
 _GROUPED_POINT = r"^[+-]?[0-9]{1,3}(?:,[0-9]{3})+(?:\.[0-9]*)?$"  # 1,234,567.5
@@ -96,7 +96,7 @@ def non_text_kinds(schema: pl.Schema, columns: list[str]) -> dict[str, str]:
     """Of ``columns``, those that are not text (nor all-empty ``Null``), with their type's name:
     what a text operation worked on in text form, for its result."""
     return {
-        c: kind_of(schema[c]) for c in columns if schema[c] != pl.String and schema[c] != pl.Null
+        c: cell_kind(schema[c]) for c in columns if schema[c] != pl.String and schema[c] != pl.Null
     }
 
 

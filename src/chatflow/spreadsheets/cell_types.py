@@ -53,7 +53,7 @@ _DATETIME_PARSE = (
 )
 
 
-def kind_of(dtype: pl.DataType) -> Kind:
+def cell_kind(dtype: pl.DataType) -> Kind:
     """The user-facing name of a column's type."""
     if dtype.is_integer():
         return "integer"

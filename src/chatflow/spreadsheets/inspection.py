@@ -202,7 +202,7 @@ def _check_string_refs(package: PackageMap, scanners: dict[str, Scanner]) -> Non
 # --- command line -------------------------------------------------------------------------
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def child_main(argv: Sequence[str] | None = None) -> int:
     """Inspect one file and write the JSON verdict line; 0 unless the process is broken."""
     parser = argparse.ArgumentParser(prog="python -m chatflow.spreadsheets.inspection")
     parser.add_argument("kind", choices=sorted({*WORKBOOK_KINDS, "csv"}))
@@ -238,4 +238,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(child_main())
