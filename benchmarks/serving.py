@@ -19,7 +19,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from unittest import mock
 
 import httpx
 import psutil
@@ -98,28 +97,12 @@ def _stop(proc: subprocess.Popen[str]) -> None:
             child.kill()
 
 
-@contextlib.contextmanager
-def _with_publish_route() -> Iterator[None]:
-    """The real app plus ``benchmarks.fanout.router``: ``run_server`` builds the app itself,
-    through ``chatflow.cli.create_app``, so that is where the route is added."""
-    import chatflow.cli
-    from benchmarks.fanout import router
-
-    real = chatflow.cli.create_app
-
-    def create_app(settings: Any) -> Any:
-        app = real(settings)
-        app.include_router(router)
-        return app
-
-    with mock.patch.object(chatflow.cli, "create_app", create_app):
-        yield
-
-
 def main(argv: list[str]) -> int:
     """The child: serve until stdin closes."""
     from tests.support import run_server
 
+    from benchmarks.fanout import router
+    from chatflow.app import create_app
     from chatflow.settings import Settings
 
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s")
@@ -127,8 +110,10 @@ def main(argv: list[str]) -> int:
     settings = Settings(
         host="127.0.0.1", port=0, ws_port=0, data_dir=data_dir, log_level="warning", **overrides
     )
-    route = _with_publish_route() if "--publish" in argv else contextlib.nullcontext()
-    with route, run_server(settings, freeze_gc=True) as live:
+    app = create_app(settings)
+    if "--publish" in argv:  # the fan-out's one bench-only route
+        app.include_router(router)
+    with run_server(settings, freeze_gc=True, app=app) as live:
         sys.stdout.write(f"{READY}{live.url}\n")
         sys.stdout.flush()
         sys.stdin.read()

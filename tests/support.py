@@ -19,6 +19,7 @@ from typing import Any
 
 import httpx
 import xlsxwriter
+from fastapi import FastAPI
 from websockets.sync.client import ClientConnection, connect
 
 from chatflow.cli import build_server
@@ -53,9 +54,12 @@ def make_settings(data_dir: Path, **overrides: object) -> Settings:
 
 
 @contextmanager
-def run_server(settings: Settings, *, freeze_gc: bool = False) -> Iterator[LiveServer]:
-    """Serve ``settings`` with real uvicorn on 127.0.0.1 in a thread; stop it on exit."""
-    server = build_server(settings, freeze_gc=freeze_gc)
+def run_server(
+    settings: Settings, *, freeze_gc: bool = False, app: FastAPI | None = None
+) -> Iterator[LiveServer]:
+    """Serve ``settings`` (with ``app``, default ``create_app(settings)``) with real uvicorn on
+    127.0.0.1 in a thread; stop it on exit."""
+    server = build_server(settings, freeze_gc=freeze_gc, app=app)
     thread = threading.Thread(target=server.run, name="uvicorn-test", daemon=True)
     thread.start()
     deadline = time.monotonic() + 30

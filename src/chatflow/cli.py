@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import uvicorn
+from fastapi import FastAPI
 from uvicorn.config import LOG_LEVELS, STARTUP_FAILURE
 
 from chatflow import redaction
@@ -112,15 +113,17 @@ class Server(uvicorn.Server):
         await super().shutdown(sockets)
 
 
-def build_server(settings: Settings, *, freeze_gc: bool = False) -> Server:
-    """A server for ``settings`` (also used by tests and benchmarks).
+def build_server(
+    settings: Settings, *, freeze_gc: bool = False, app: FastAPI | None = None
+) -> Server:
+    """A server for ``settings`` (also used by tests and benchmarks), serving ``app`` if given.
 
     ``freeze_gc`` is for a process that only serves (``chatflow serve``): it freezes everything
     allocated up to the end of start-up, which would also pin a host process's objects."""
     # Before uvicorn logs anything: its access log would carry ?token= keys.
     redaction.install_redaction(settings.resolved_api_keys())
     config = uvicorn.Config(
-        create_app(settings),
+        app or create_app(settings),
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
