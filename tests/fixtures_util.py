@@ -12,7 +12,7 @@ from typing import Any
 import polars as pl
 import xlsxwriter
 
-from chatflow.spreadsheets.writing import write_workbook
+from chatflow.spreadsheets.writing import XlsxEngine, write_workbook
 
 
 def _find_hostile() -> Path:
@@ -146,7 +146,7 @@ def write_table_xlsx(
     *,
     sheet_name: str = "Sheet1",
     progress: Callable[[float], None] | None = None,
-    engine: str = "xlsxwriter",
+    engine: XlsxEngine = "xlsxwriter",
 ) -> None:
     """``df`` as a one-sheet xlsx written by the service's own writer."""
-    write_workbook({sheet_name: df}, dest, progress=progress, engine=engine)  # type: ignore[arg-type]
+    write_workbook({sheet_name: df}, dest, progress=progress, engine=engine)

@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 
 
 class KeyLocks:
-    """One lock per idempotency key while requests hold or wait for it."""
+    """One lock per key (an idempotency key, a run id) while someone holds or waits for it."""
 
     def __init__(self) -> None:
         self._locks: dict[Hashable, tuple[asyncio.Lock, int]] = {}
