@@ -48,6 +48,7 @@ def make_settings(data_dir: Path, **overrides: object) -> Settings:
         "shutdown_grace_s": 2.0,
         # Most test servers never run a step; those that do start their worker on first use.
         "prestart_workers": False,
+        "prestart_inspections": False,
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]

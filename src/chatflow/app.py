@@ -29,6 +29,7 @@ from chatflow.runs.worker_pool import WorkerPool
 from chatflow.runtime import Runtime
 from chatflow.services import events
 from chatflow.settings import Settings
+from chatflow.spreadsheets.inspection_pool import InspectionPool
 from chatflow.spreadsheets.writing import check_xlsx_engine
 from chatflow.storage import FileStore
 
@@ -63,6 +64,12 @@ async def start_runtime(settings: Settings) -> Runtime:
     registry = load_all()
     threads = ThreadPoolExecutor(settings.step_threads, thread_name_prefix="chatflow-step")
     processes = WorkerPool(settings.worker_processes, memory_mb=settings.step_memory_mb)
+    inspections = InspectionPool(
+        slots=settings.inspect_processes,
+        spares=settings.inspect_processes,
+        memory_mb=settings.inspect_memory_mb,
+        timeout_s=settings.inspect_timeout_s,
+    )
     executor = RunExecutor(
         db=db,
         broadcaster=broadcaster,
@@ -81,9 +88,12 @@ async def start_runtime(settings: Settings) -> Runtime:
         executor=executor,
         runs=RunQueue(executor.execute),
         keys=KeyRing(settings.resolved_api_keys()),
+        inspections=inspections,
     )
     if settings.prestart_workers:
         processes.prestart()
+    if settings.prestart_inspections:
+        await inspections.prestart()
     await _recover(rt)
     return rt
 
@@ -120,6 +130,7 @@ async def drain_runtime(rt: Runtime) -> None:
 async def stop_runtime(rt: Runtime) -> None:
     """Release resources in the reverse order of ``start_runtime``."""
     await drain_runtime(rt)
+    await rt.inspections.close()
     await asyncio.to_thread(rt.worker_processes.close)  # they do not get the server's SIGTERM
     await asyncio.to_thread(rt.step_threads.shutdown, wait=True, cancel_futures=True)
     await rt.db.dispose()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ if TYPE_CHECKING:
     from chatflow.runs.executor import RunExecutor
     from chatflow.runs.queue import RunQueue
     from chatflow.runs.worker_pool import WorkerPool
+    from chatflow.spreadsheets.inspection_pool import InspectionPool
 
 
 @dataclass
@@ -34,8 +34,7 @@ class Runtime:
     executor: RunExecutor  # runs a queued run to its end (its step runner and status changes)
     runs: RunQueue
     keys: KeyRing
-    # Each inspection is a child process with up to inspect_memory_mb of memory.
-    inspections: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(2))
+    inspections: InspectionPool  # each upload's file is vetted in a child process of its own
     idempotency_locks: KeyLocks = field(default_factory=KeyLocks)
     open_sockets: int = 0  # WebSocket handlers still running; shutdown waits for them
     started_at: float = field(default_factory=time.monotonic)

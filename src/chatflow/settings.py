@@ -51,6 +51,16 @@ class Settings(BaseSettings):
     )
     log_level: str = "info"
     # Inspection runs every upload through a child process with these caps (see sandbox.py).
+    inspect_processes: int = Field(
+        default_factory=lambda: min(4, os.cpu_count() or 1),
+        ge=1,
+        description="upload inspections running at once, and inspection processes kept "
+        "started ahead of need (each serves one file)",
+    )
+    prestart_inspections: bool = Field(
+        default=True,
+        description="start the spare inspection processes at start-up, not at the first upload",
+    )
     inspect_memory_mb: int = Field(default=2048, ge=256)
     inspect_timeout_s: float = Field(default=30.0, gt=0)
     max_cells: int = Field(default=5_000_000, ge=1)

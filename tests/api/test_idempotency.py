@@ -11,6 +11,16 @@ from tests.support import POSTAL_ROWS, create_chat, seed_workflow, write_xlsx
 API = "/api/v1"
 
 
+def _timings(header: str) -> list[str]:
+    """The metric names of a Server-Timing header, each checked to carry a duration >= 0."""
+    names = []
+    for metric in header.split(","):
+        name, duration = metric.strip().split(";dur=")
+        assert float(duration) >= 0
+        names.append(name)
+    return names
+
+
 def test_retried_upload_returns_the_first_answer_and_stores_once(
     client: httpx.Client, tmp_path: Path
 ) -> None:
@@ -20,9 +30,11 @@ def test_retried_upload_returns_the_first_answer_and_stores_once(
     headers = {"Idempotency-Key": "upload-1"}
     first = client.post(url, files={"file": ("data.xlsx", source.read_bytes())}, headers=headers)
     assert first.status_code == 201, first.text
+    assert _timings(first.headers["server-timing"]) == ["inspect-wait", "inspect"]
     again = client.post(url, files={"file": ("data.xlsx", source.read_bytes())}, headers=headers)
     assert again.status_code == 201
     assert again.json() == first.json()
+    assert "server-timing" not in again.headers  # a replay inspects nothing
     files = client.get(f"{API}/chat/workflows/{chat_id}/files").json()["data"]
     assert [(f["filename"], f["version"]) for f in files] == [("data.xlsx", 1)]
     other = write_xlsx(tmp_path / "other.xlsx", [["a"], ["1"]])

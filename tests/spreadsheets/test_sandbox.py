@@ -23,7 +23,8 @@ from chatflow.spreadsheets.inspection import (
     child_main,
     inspect_file,
 )
-from chatflow.spreadsheets.sandbox import InspectionRejected, inspect_in_sandbox, interpret_exit
+from chatflow.spreadsheets.inspection_pool import inspect_once
+from chatflow.spreadsheets.sandbox import InspectionRejected, interpret_exit
 from tests.fixtures_util import (
     HOSTILE,
     SHEET_HEAD,
@@ -66,7 +67,7 @@ def _gate_code(path: Path, limits: GateLimits = LIMITS) -> str | None:
 
 
 def _sandbox(path: Path, kind: str = "xlsx", **kwargs: Any) -> dict[str, Any]:
-    return asyncio.run(inspect_in_sandbox(path, kind, **kwargs))
+    return asyncio.run(inspect_once(path, kind, **kwargs))
 
 
 def _rejected(path: Path, kind: str = "xlsx", **kwargs: Any) -> InspectionRejected:
@@ -283,7 +284,7 @@ def test_cancelling_the_caller_kills_the_child(
     spawned = _spy_on_children(monkeypatch)
 
     async def scenario() -> None:
-        task = asyncio.create_task(inspect_in_sandbox(tmp_path / "x.xlsx", "xlsx"))
+        task = asyncio.create_task(inspect_once(tmp_path / "x.xlsx", "xlsx"))
         deadline = time.monotonic() + 10
         while not spawned:  # the spy sees the child as soon as it is started
             assert time.monotonic() < deadline, "no inspection child was started"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import FileResponse
 
 from chatflow import filenames
@@ -47,20 +47,24 @@ _UPLOAD_BODY = {
     "/upload",
     status_code=201,
     response_model=Envelope[list[FileOut]],
-    responses=errors(400, 404, 413, 415, 422, 507),
+    responses=errors(400, 404, 413, 415, 422, 503, 507),
     openapi_extra=_UPLOAD_BODY,
 )
 @streams_body  # its own limits: CHATFLOW_MAX_UPLOAD_MB per file, parts, fields (uploads.py)
 async def upload(
     chat: OwnedChat,
     request: Request,
+    response: Response,
     rt: RuntimeDep,
     owner: Owner,
     base: BaseUrl,
     idempotency_key: IdempotencyKey = None,
 ) -> dict[str, object]:
-    """Upload one or more spreadsheets (multipart field ``file``); each becomes a new version."""
-    stored = await files.upload(
+    """Upload one or more spreadsheets (multipart field ``file``); each becomes a new version.
+
+    The answer's ``Server-Timing`` header says how long the slowest file waited for its
+    inspection process (``inspect-wait``) and how long its inspection took (``inspect``)."""
+    uploaded = await files.upload(
         rt=rt,
         owner=owner,
         chat_id=chat.id,
@@ -69,7 +73,9 @@ async def upload(
         base=base,
         idempotency_key=idempotency_key,
     )
-    return {"data": stored}
+    if (timing := uploaded.server_timing()) is not None:
+        response.headers["Server-Timing"] = timing
+    return {"data": uploaded.files}
 
 
 @router.get("/files", response_model=Envelope[list[FileOut]], responses=errors(404))

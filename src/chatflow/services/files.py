@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -12,39 +13,59 @@ from pydantic_core import to_jsonable_python
 
 from chatflow import filenames
 from chatflow.db.models import StoredFile
-from chatflow.errors import Invalid, NotFound, UnsupportedMediaType
+from chatflow.errors import Invalid, NotFound, Unavailable, UnsupportedMediaType
 from chatflow.repositories import files as files_repo
 from chatflow.runtime import Runtime
 from chatflow.services import chats, events, idempotency, messages
 from chatflow.services.idempotency import fingerprint
 from chatflow.services.views import file_view
+from chatflow.spreadsheets.inspection_pool import Inspection, PoolClosed
 from chatflow.spreadsheets.reading import DELIMITERS
 from chatflow.spreadsheets.reading_workbook import alias_path
-from chatflow.spreadsheets.sandbox import InspectionRejected, inspect_in_sandbox
+from chatflow.spreadsheets.sandbox import InspectionRejected
 from chatflow.uploads import ReceivedFile, UploadLimits, receive_files
+
+
+@dataclass(frozen=True)
+class Uploaded:
+    """The stored files' views, and the slowest file's inspection wait and time (a replayed
+    upload inspected nothing)."""
+
+    files: list[dict[str, Any]]
+    waited_s: float | None = None
+    inspected_s: float | None = None
+
+    def server_timing(self) -> str | None:
+        """A ``Server-Timing`` header value (milliseconds), None when nothing was inspected."""
+        if self.waited_s is None or self.inspected_s is None:
+            return None
+        wait_ms, took_ms = self.waited_s * 1000, self.inspected_s * 1000
+        return f"inspect-wait;dur={wait_ms:.1f}, inspect;dur={took_ms:.1f}"
 
 
 async def _inspect(
     rt: Runtime, received: ReceivedFile, kind: str, delimiter: str | None
-) -> dict[str, Any]:
-    settings = rt.settings
-    async with rt.inspections:
-        try:
-            return await inspect_in_sandbox(
-                received.temp_path,
-                kind,
-                memory_mb=settings.inspect_memory_mb,
-                timeout_s=settings.inspect_timeout_s,
-                max_cells=settings.max_cells,
-                max_uncompressed_mb=settings.max_uncompressed_mb,
-                delimiter=delimiter if kind == "csv" else None,
-            )
-        except InspectionRejected as exc:
-            raise Invalid(
-                f"file {received.filename!r} was refused: {exc.message}",
-                code=exc.code,
-                details={"filename": received.filename},
-            ) from None
+) -> Inspection:
+    try:
+        return await rt.inspections.inspect(
+            received.temp_path,
+            kind,
+            max_cells=rt.settings.max_cells,
+            max_uncompressed_mb=rt.settings.max_uncompressed_mb,
+            delimiter=delimiter if kind == "csv" else None,
+        )
+    except InspectionRejected as exc:
+        raise Invalid(
+            f"file {received.filename!r} was refused: {exc.message}",
+            code=exc.code,
+            details={"filename": received.filename},
+        ) from None
+    except PoolClosed:
+        raise Unavailable(
+            "the server is shutting down; retry shortly",
+            code="shutting_down",
+            headers={"Retry-After": "5"},
+        ) from None
 
 
 def _delimiter(fields: dict[str, str]) -> str | None:
@@ -88,7 +109,7 @@ async def upload(
     content_type: str,
     base: str,
     idempotency_key: str | None = None,
-) -> list[dict[str, Any]]:
+) -> Uploaded:
     """Store every file of a multipart body as a new version; all of them or none.
 
     With an ``idempotency_key``, a retry of the same upload returns the first answer and
@@ -112,10 +133,10 @@ async def upload(
             rt=rt, owner=owner, key=idempotency_key, scope=f"upload:{chat.id}", digest=digest
         ) as attempt:
             if attempt.replay is not None:
-                return list(attempt.replay[1])
-            views = await _store(rt, chat.id, received, delimiter, base)
-            attempt.remember(201, to_jsonable_python(views))
-            return views
+                return Uploaded(list(attempt.replay[1]))
+            uploaded = await _store(rt, chat.id, received, delimiter, base)
+            attempt.remember(201, to_jsonable_python(uploaded.files))
+            return uploaded
     finally:
         for item in received:
             item.temp_path.unlink(missing_ok=True)
@@ -125,16 +146,17 @@ async def upload(
 
 async def _store(
     rt: Runtime, chat_id: str, received: list[ReceivedFile], delimiter: str | None, base: str
-) -> list[dict[str, Any]]:
+) -> Uploaded:
     committed: list[Path] = []
     try:
         checked = _check_names(received)
-        infos = await asyncio.gather(
+        inspections = await asyncio.gather(
             *(_inspect(rt, item, kind, delimiter) for item, _, kind in checked)
         )
         async with rt.db.write() as session:
             rows = []
-            for (item, name, claimed), info in zip(checked, infos, strict=True):
+            for (item, name, claimed), inspection in zip(checked, inspections, strict=True):
+                info = inspection.info
                 # A workbook is what its bytes are (an xlsx named .xls is an xlsx); it is
                 # stored under that kind's extension, which is how calamine picks its reader.
                 kind = info.get("kind") or claimed
@@ -181,7 +203,11 @@ async def _store(
         text="Uploaded " + ", ".join(f"'{v['filename']}' (v{v['version']})" for v in views),
         data={"kind": "upload", "files": [_event_file(v) for v in views]},
     )
-    return views
+    return Uploaded(
+        views,
+        waited_s=max(i.waited_s for i in inspections),
+        inspected_s=max(i.took_s for i in inspections),
+    )
 
 
 def _event_file(view: dict[str, Any]) -> dict[str, Any]:

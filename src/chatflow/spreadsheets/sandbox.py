@@ -1,10 +1,16 @@
-"""Run the inspection in a child process with memory, CPU and time caps, from async code.
+"""One inspection child: a fresh interpreter with memory, CPU and time caps, driven from async code.
 
 calamine can abort its whole process on a hostile file, so the first full parse of an upload
 happens in a throwaway child.  The limits are set by a tiny bootstrap (``_BOOTSTRAP``) in the
 child itself, before polars or fastexcel are imported, rather than with ``preexec_fn``: that
 runs Python between fork and exec, which can deadlock a parent that has other threads (the
 service runs steps in worker threads).
+
+A child is started ahead of need (``inspection_pool``): it imports the inspection and then
+blocks on its stdin for one request, a JSON line ``{"argv": [...], "cpu_s": n}``.  It prints
+``{"began": <monotonic time>}`` when the request arrives, then the verdict line of
+``inspection.child_main``, and exits.  Its CPU limit is counted from the request, so the
+import it did while waiting is not charged to the upload.
 """
 
 from __future__ import annotations
@@ -17,13 +23,12 @@ import math
 import os
 import signal
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import chatflow
 from chatflow.failures import StepFailed
-from chatflow.filenames import WORKBOOK_KINDS
-from chatflow.spreadsheets.inspection import DEFAULT_MAX_CELLS, DEFAULT_MAX_UNCOMPRESSED_MB
 
 log = logging.getLogger(__name__)
 
@@ -34,17 +39,31 @@ DEFAULT_TIMEOUT_S = 20.0
 _MAX_STDOUT = 1024 * 1024
 _MAX_STDERR = 64 * 1024
 
-# argv: package root, address-space bytes, CPU seconds, then the inspection's own arguments.
+# argv: package root, address-space bytes, the server's pid.  PR_SET_PDEATHSIG ends a child
+# the moment the server dies, even in the middle of a parse; an idle one also sees its stdin
+# close.  (Its parent is the thread that started it: the server's event loop thread.)
 _BOOTSTRAP = """\
-import resource, runpy, sys
-root, memory, cpu = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+import ctypes, json, resource, os, sys, time
+root, memory, server = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
-resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
 resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0))
+if sys.platform == "linux":
+    ctypes.CDLL(None).prctl(1, 9)
+if os.getppid() != server:
+    sys.exit(0)
 sys.path.insert(0, root)
-sys.argv = ["inspection", *sys.argv[4:]]
-runpy.run_module("chatflow.spreadsheets.inspection", run_name="__main__", alter_sys=True)
+from chatflow.spreadsheets.inspection import child_main
+line = sys.stdin.readline()
+if not line:
+    sys.exit(0)
+began = time.monotonic()
+request = json.loads(line)
+used = resource.getrusage(resource.RUSAGE_SELF)
+cpu = int(used.ru_utime + used.ru_stime) + int(request["cpu_s"])
+resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
+print(json.dumps({"began": began}), flush=True)
+sys.exit(child_main(request["argv"]))
 """
 
 
@@ -52,69 +71,93 @@ class InspectionRejected(StepFailed):
     """The sandboxed inspection refused the file, crashed on it, or ran out of time."""
 
 
-async def inspect_in_sandbox(
-    path: Path,
-    kind: str,
-    *,
-    memory_mb: int = DEFAULT_MEMORY_MB,
-    timeout_s: float = DEFAULT_TIMEOUT_S,
-    max_cells: int = DEFAULT_MAX_CELLS,
-    max_uncompressed_mb: int = DEFAULT_MAX_UNCOMPRESSED_MB,
-    delimiter: str | None = None,
-) -> dict[str, Any]:
-    """The file's inspection info, or InspectionRejected; the child never outlives this call."""
-    if kind not in {*WORKBOOK_KINDS, "csv"}:
-        raise InspectionRejected("unsupported_kind", f"Unsupported file kind '{kind}'.")
-    command = _child_command(
-        path,
-        kind,
-        memory_mb=memory_mb,
-        cpu_s=math.ceil(timeout_s) + 1,
-        max_cells=max_cells,
-        max_uncompressed_mb=max_uncompressed_mb,
-    )
-    if delimiter is not None:
-        command[-3:-3] = [f"--delimiter={delimiter}"]
-    proc = await asyncio.create_subprocess_exec(
-        *command,
-        stdin=asyncio.subprocess.DEVNULL,
+@dataclass(frozen=True)
+class Verdict:
+    """What one child said about one file, and when it began on it (monotonic clock)."""
+
+    info: dict[str, Any]
+    began: float | None
+
+
+async def start_child(memory_mb: int) -> asyncio.subprocess.Process:
+    """A fresh inspection child, importing its libraries while it waits for a request."""
+    return await asyncio.create_subprocess_exec(
+        *_child_command(memory_mb),
+        stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
         env=_child_env(),
         cwd="/",
         start_new_session=True,  # a terminal's Ctrl-C is the server's business, not the child's
     )
+
+
+async def run_child(
+    proc: asyncio.subprocess.Process, argv: list[str], *, timeout_s: float
+) -> Verdict:
+    """Hand ``argv`` (the inspection's arguments) to a started child and read its verdict;
+    the child never outlives this call."""
+    request = {"argv": argv, "cpu_s": math.ceil(timeout_s) + 1}
     try:
+        try:
+            assert proc.stdin is not None
+            proc.stdin.write(json.dumps(request).encode() + b"\n")
+            await proc.stdin.drain()
+            proc.stdin.close()
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # it is gone already: its exit status says why
         stdout, stderr = await asyncio.wait_for(_collect(proc), timeout_s)
     except TimeoutError:
         raise InspectionRejected(
             "inspection_timeout", f"Inspecting the file took longer than {timeout_s:g} s."
         ) from None
     finally:
-        if proc.returncode is None:  # timed out, cancelled, or our own code failed
-            with contextlib.suppress(ProcessLookupError):
-                proc.kill()
-            await proc.wait()
-    return interpret_exit(proc.returncode, stdout, stderr)
+        await stop_child(proc)  # timed out, cancelled, or our own code failed
+    return Verdict(interpret_exit(proc.returncode, stdout, stderr), _began(stdout))
 
 
-def _child_command(
-    path: Path, kind: str, *, memory_mb: int, cpu_s: int, max_cells: int, max_uncompressed_mb: int
+async def stop_child(proc: asyncio.subprocess.Process) -> None:
+    """Kill the child unless it has exited, and reap it."""
+    if proc.returncode is None:
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+    await proc.wait()
+
+
+def inspection_argv(
+    path: Path,
+    kind: str,
+    *,
+    max_cells: int,
+    max_uncompressed_mb: int,
+    delimiter: str | None = None,
 ) -> list[str]:
-    """The argv of the child: the bootstrap, its limits, then the inspection's arguments."""
+    """The arguments of ``inspection.child_main`` for one file."""
+    options = [f"--max-cells={max_cells}", f"--max-uncompressed-mb={max_uncompressed_mb}"]
+    if delimiter is not None:
+        options.append(f"--delimiter={delimiter}")
+    return [*options, "--", kind, os.path.abspath(path)]  # the child runs in /
+
+
+def _child_command(memory_mb: int) -> list[str]:
+    """The argv of a child: the bootstrap and its limits."""
     return [
         sys.executable,
         "-c",
         _BOOTSTRAP,
         package_root(),
         str(memory_mb * 1024 * 1024),
-        str(cpu_s),
-        f"--max-cells={max_cells}",
-        f"--max-uncompressed-mb={max_uncompressed_mb}",
-        "--",
-        kind,
-        os.path.abspath(path),  # the child runs in /
+        str(os.getpid()),
     ]
+
+
+def _began(stdout: bytes) -> float | None:
+    """When the child took the request, from its first line (None if it never said)."""
+    first = stdout.split(b"\n", 1)[0]
+    with contextlib.suppress(ValueError, TypeError, AttributeError):
+        began = json.loads(first).get("began")
+        return float(began) if began is not None else None
+    return None
 
 
 def package_root() -> str:
