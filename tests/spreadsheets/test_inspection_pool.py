@@ -25,9 +25,9 @@ def _gone(pids: set[int]) -> bool:
 
 
 async def _until_imported(pool: InspectionPool) -> None:
-    """Wait until every spare has loaded polars (its shared library is mapped)."""
+    """Wait until every spare has loaded calamine (its shared library is mapped)."""
     deadline = time.monotonic() + 60
-    while not all(_mapped(pid, "polars") for pid in pool.pids()):
+    while not all(_mapped(pid, "python_calamine") for pid in pool.pids()):
         assert time.monotonic() < deadline, "the spares never finished importing"
         await asyncio.sleep(0.05)
 

@@ -224,8 +224,10 @@ def test_a_parser_abort_is_a_rejection_not_a_crash() -> None:
 
 
 def test_a_tiny_memory_cap_is_a_rejection(tmp_path: Path) -> None:
-    path = make_csv(tmp_path / "t.csv", "a\n1\n")
-    assert _rejected(path, "csv", memory_mb=48).code in {"parser_crashed", "file_too_complex"}
+    small = make_csv(tmp_path / "small.csv", "a\n1\n")
+    assert _sandbox(small, "csv", memory_mb=48)["row_count"] == 1  # the child itself fits
+    big = make_csv(tmp_path / "big.csv", "a\n" + "1\n" * 16_000_000)  # 32 MB, read whole
+    assert _rejected(big, "csv", memory_mb=48).code in {"parser_crashed", "file_too_complex"}
 
 
 def _fake_child(monkeypatch: pytest.MonkeyPatch, code: str) -> None:
@@ -310,12 +312,13 @@ def test_interpret_exit() -> None:
 
 
 def test_the_inspection_child_imports_only_what_reading_needs() -> None:
-    """Every upload starts a fresh interpreter: pydantic and the operation registry (about
-    0.2 s of start-up) must stay out of the inspection's imports."""
+    """Every upload uses a fresh interpreter: polars (about 0.3 s of CPU to import), pydantic
+    and the operation registry stay out of the inspection's imports."""
     code = (
         "import sys, chatflow.spreadsheets.inspection; "
-        "print(sorted(m for m in ('pydantic', 'chatflow.operations.registry', 'fastapi', "
-        "'sqlalchemy', 'xlsxwriter') if m in sys.modules))"
+        "print(sorted(m for m in ('polars', 'fastexcel', 'pydantic', "
+        "'chatflow.operations.registry', 'fastapi', 'sqlalchemy', 'xlsxwriter') "
+        "if m in sys.modules))"
     )
     env = {**os.environ, "PYTHONPATH": sandbox.package_root()}
     out = subprocess.run(

@@ -12,9 +12,8 @@ import polars as pl
 import pytest
 
 from chatflow.failures import StepFailed
+from chatflow.spreadsheets.csv_text import csv_records, decode_text, detect_delimiter
 from chatflow.spreadsheets.reading import (
-    decode_text,
-    detect_delimiter,
     read_table,
     sheet_names,
     unique_headers,
@@ -373,12 +372,12 @@ def test_csv_round_trip_and_delimiter(tmp_path: Path) -> None:
 
 
 def test_the_native_csv_path_reads_exactly_what_the_strict_parser_reads(tmp_path: Path) -> None:
-    from chatflow.spreadsheets.reading import _apply_header_policy, _parse_csv, _parse_simple_csv
+    from chatflow.spreadsheets.reading import _apply_header_policy, _parse_simple_csv
 
     text = "id;name;;name\r\n\r\n007; Ann ;x;y\r\n8;Bo\r\n   \r\n9;;;\r\n"
     fast = _parse_simple_csv(text, ";")
     assert fast is not None
-    records = _parse_csv(text, ";")
+    records = list(csv_records(text, ";"))
     strict = pl.DataFrame(
         [
             pl.Series(f"c{i}", col, dtype=pl.String)

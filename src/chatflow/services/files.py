@@ -19,10 +19,10 @@ from chatflow.runtime import Runtime
 from chatflow.services import chats, events, idempotency, messages
 from chatflow.services.idempotency import fingerprint
 from chatflow.services.views import file_view
+from chatflow.spreadsheets.csv_text import DELIMITERS
 from chatflow.spreadsheets.inspection_pool import Inspection, PoolClosed
-from chatflow.spreadsheets.reading import DELIMITERS
-from chatflow.spreadsheets.reading_workbook import alias_path
 from chatflow.spreadsheets.sandbox import InspectionRejected
+from chatflow.spreadsheets.workbook_files import alias_path
 from chatflow.uploads import ReceivedFile, UploadLimits, receive_files
 
 
@@ -188,6 +188,16 @@ async def _store(
             path.unlink(missing_ok=True)
         raise
     views = [file_view(row, base) for row in rows]
+    await _announce(rt, chat_id, views)
+    return Uploaded(
+        views,
+        waited_s=max(i.waited_s for i in inspections),
+        inspected_s=max(i.took_s for i in inspections),
+    )
+
+
+async def _announce(rt: Runtime, chat_id: str, views: list[dict[str, Any]]) -> None:
+    """One file_uploaded event per file, and one system message for the upload."""
     for view in views:
         await events.emit(
             rt.broadcaster,
@@ -202,11 +212,6 @@ async def _store(
         role="system",
         text="Uploaded " + ", ".join(f"'{v['filename']}' (v{v['version']})" for v in views),
         data={"kind": "upload", "files": [_event_file(v) for v in views]},
-    )
-    return Uploaded(
-        views,
-        waited_s=max(i.waited_s for i in inspections),
-        inspected_s=max(i.took_s for i in inspections),
     )
 
 

@@ -24,17 +24,24 @@ import argparse
 import json
 import sys
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from chatflow.failures import StepFailed
 from chatflow.filenames import WORKBOOK_KINDS
 from chatflow.spreadsheets.cfb import check_xls_container
+from chatflow.spreadsheets.csv_text import csv_records, open_csv
+from chatflow.spreadsheets.headers import unique_headers
 from chatflow.spreadsheets.opendocument import check_ods_container
 from chatflow.spreadsheets.package import PackageMap, map_package
-from chatflow.spreadsheets.reading import read_table, refuse_non_workbook, sheet_names
 from chatflow.spreadsheets.sniffing import sniff_container, workbook_family
+from chatflow.spreadsheets.workbook_files import (
+    library_errors,
+    open_book,
+    pick_sheet,
+    refuse_non_workbook,
+)
 from chatflow.spreadsheets.xlsb_records import BinScanner
 from chatflow.spreadsheets.xml_scan import XmlScanner
 from chatflow.spreadsheets.xml_scan import root_tag as root_tag
@@ -58,21 +65,60 @@ def inspect_file(
     if kind == "csv" and sniff_container(path) in ("zip", "ole"):
         kind = "xlsx"  # a workbook under a .csv name: its bytes decide, the gate finds which
     if kind == "csv":
-        table = read_table(path, kind="csv", delimiter=delimiter)
-        _check_table_size(table.height, table.width, limits)
-        return {"sheets": [], "columns": table.columns, "row_count": table.height}
+        text, delimiter = open_csv(path, delimiter)
+        columns, rows = _describe(csv_records(text, delimiter), limits)
+        if columns is None:  # unreachable: the text has a non-blank character
+            raise StepFailed("empty_file", "The file has no non-empty rows.")
+        return {"sheets": [], "columns": columns, "row_count": rows}
     if kind not in WORKBOOK_KINDS:
         raise StepFailed("unsupported_kind", f"Unsupported file kind '{kind}'.")
     kind = check_workbook_container(path, limits)
-    sheets = sheet_names(path, kind)
-    info = {"kind": kind, "sheets": sheets, "columns": [], "row_count": 0}
-    try:
-        table = read_table(path, kind=kind, sheet=sheets[0] if sheets else None)
-    except StepFailed as exc:
-        if exc.code != "empty_sheet":
-            raise
-        return info  # later sheets may hold data
-    return {**info, "columns": table.columns, "row_count": table.height}
+    book = open_book(path, kind)
+    sheet = pick_sheet(book, None)
+    with library_errors(path):
+        columns, rows = _describe(book.get_sheet_by_name(sheet).iter_rows(), limits)
+    return {
+        "kind": kind,
+        "sheets": list(book.sheet_names),
+        "columns": columns or [],  # an empty first sheet: later sheets may hold data
+        "row_count": rows,
+    }
+
+
+def _describe(rows: Iterable[Sequence[Any]], limits: GateLimits) -> tuple[list[str] | None, int]:
+    """Header names and the number of data rows, by the readers' layout rule (empty cells are
+    "" or None, wholly empty rows are dropped, the first remaining row is the header), without
+    typing a single cell.  The cell limit is checked as the rows go by."""
+    header: Sequence[Any] | None = None
+    width = count = 0
+    for row in rows:
+        width = max(width, len(row))
+        if all(cell is None or cell == "" for cell in row):
+            continue
+        if header is None:
+            header = row
+            continue
+        count += 1
+        if count * width > limits.max_cells:
+            _check_table_size(count, width, limits)
+    _check_table_size(count, width, limits)
+    if header is None:
+        return None, 0
+    cells = [*header, *[""] * (width - len(header))]
+    return unique_headers([_header_text(cell) for cell in cells]), count
+
+
+def _header_text(cell: Any) -> str | None:
+    """A header cell as the typed reader names it (``cell_types.cell_text``)."""
+    if cell is None or cell == "":
+        return None
+    if isinstance(cell, str):
+        return cell
+    # Numbers are rendered by polars' shortest round-trip form; only such a header pays for
+    # importing polars here.
+    from chatflow.spreadsheets.cell_types import cell_text
+
+    return cell_text(cell)
 
 
 def check_workbook_container(path: Path, limits: GateLimits) -> str:

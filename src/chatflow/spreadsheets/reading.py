@@ -15,16 +15,12 @@ Layout, identical for workbooks and csv:
 - csv rows shorter than the header are padded with nulls; a longer row is an error naming its line,
   unless every surplus field is empty (a trailing delimiter), which is dropped.
 
-CSV bytes are decoded as UTF-8 (a BOM is stripped), UTF-16/32 with a BOM, else cp1252 and finally
-latin-1, which cannot fail; decoding never inserts U+FFFD.  The delimiter is one of , ; tab | and
-is detected from the first rows unless given.  Every library error becomes ``StepFailed`` with a
-stable code.
+CSV text is decoded and split into records by ``csv_text``.  Every library error becomes
+``StepFailed`` with a stable code.
 """
 
 from __future__ import annotations
 
-import codecs
-import csv
 import io
 import re
 from pathlib import Path
@@ -34,13 +30,10 @@ import polars as pl
 from chatflow.failures import StepFailed
 from chatflow.filenames import WORKBOOK_KINDS
 from chatflow.spreadsheets.cell_types import type_text_columns
+from chatflow.spreadsheets.csv_text import csv_records, open_csv
 from chatflow.spreadsheets.headers import unique_headers as unique_headers
-from chatflow.spreadsheets.reading_workbook import read_workbook, workbook_sheet_names
-from chatflow.spreadsheets.reading_workbook import refuse_non_workbook as refuse_non_workbook
-
-DELIMITERS = (",", ";", "\t", "|")
-_SNIFF_CHARS = 64 * 1024
-_SNIFF_RECORDS = 50
+from chatflow.spreadsheets.reading_workbook import read_workbook
+from chatflow.spreadsheets.workbook_files import workbook_sheet_names
 
 
 def sheet_names(path: Path, kind: str) -> list[str]:
@@ -89,16 +82,10 @@ def _apply_header_policy(grid: pl.DataFrame) -> pl.DataFrame | None:
 
 
 def _read_csv(path: Path, delimiter: str | None) -> pl.DataFrame:
-    text = decode_text(path.read_bytes())
-    if not text.strip():
-        raise StepFailed("empty_file", "The file is empty.")
-    if delimiter is None:
-        delimiter = detect_delimiter(text)
-    elif len(delimiter) != 1 or delimiter in '"\r\n':
-        raise StepFailed("invalid_delimiter", f"Invalid delimiter {delimiter!r}.")
+    text, delimiter = open_csv(path, delimiter)
     grid = _parse_simple_csv(text, delimiter)
     if grid is None:
-        records = _parse_csv(text, delimiter)
+        records = list(csv_records(text, delimiter))
         if not records:
             raise StepFailed("empty_file", "The file has no non-empty rows.")
         columns = list(zip(*records, strict=True))
@@ -111,71 +98,6 @@ def _read_csv(path: Path, delimiter: str | None) -> pl.DataFrame:
     return type_text_columns(table)
 
 
-def decode_text(raw: bytes) -> str:
-    """Decode csv bytes: BOM-marked UTF-8/16/32, else UTF-8, cp1252, latin-1 (never lossy)."""
-    boms = (
-        (codecs.BOM_UTF32_LE, "utf-32"),  # before UTF-16: its BOM starts with UTF-16-LE's
-        (codecs.BOM_UTF32_BE, "utf-32"),
-        (codecs.BOM_UTF8, "utf-8-sig"),
-        (codecs.BOM_UTF16_LE, "utf-16"),
-        (codecs.BOM_UTF16_BE, "utf-16"),
-    )
-    for bom, encoding in boms:
-        if raw.startswith(bom):
-            try:
-                return raw.decode(encoding)
-            except UnicodeDecodeError as exc:
-                raise StepFailed(
-                    "bad_encoding",
-                    f"The file is marked as {encoding.upper()} but byte {exc.start} is invalid.",
-                ) from exc
-    for encoding in ("utf-8", "cp1252"):
-        try:
-            return raw.decode(encoding)
-        except UnicodeDecodeError:
-            continue
-    return raw.decode("latin-1")
-
-
-def detect_delimiter(text: str) -> str:
-    """The candidate that splits the first rows into the most consistent, widest records.
-
-    If none yields two columns the file has one column: pick a delimiter that splits no row,
-    so a value such as "Smith, John" stays whole.
-    """
-    sample = text[:_SNIFF_CHARS]
-    truncated = len(text) > len(sample)
-    best, best_score = "", (0.0, 0)
-    unsplit = ""
-    for candidate in DELIMITERS:
-        widths: list[int] = []
-        reader = csv.reader(io.StringIO(sample, newline=""), delimiter=candidate)
-        try:
-            for record in reader:
-                if any(record):
-                    widths.append(len(record))
-                if len(widths) > _SNIFF_RECORDS:
-                    break
-        except csv.Error:
-            pass  # judge the candidate on the records it did produce
-        if truncated and len(widths) > 1:
-            widths.pop()  # the sample may have cut the last record short
-        if not widths or widths[0] < 2:
-            if not unsplit and all(w == 1 for w in widths):
-                unsplit = candidate
-            continue
-        score = (sum(w == widths[0] for w in widths) / len(widths), widths[0])
-        if score > best_score:
-            best, best_score = candidate, score
-    return best or unsplit or ","
-
-
-def _line_of(text: str, index: int) -> int:
-    """1-based line of text[index], counting \\r\\n, \\r and \\n as csv does."""
-    head = text[:index]
-    return head.count("\n") + head.count("\r") - head.count("\r\n") + 1
-
-
 # A carriage return that does not end a line: csv ends a record there, polars would not.
 _LONE_CR = re.compile(r"\r(?!\n)")
 
@@ -183,7 +105,8 @@ _LONE_CR = re.compile(r"\r(?!\n)")
 def _parse_simple_csv(text: str, delimiter: str) -> pl.DataFrame | None:
     """The raw grid of a csv without quotes, NULs or lone CRs, parsed natively by polars.
 
-    Such text has one reading, so polars (in Rust, ~20x faster) gives what ``_parse_csv`` would.
+    Such text has one reading, so polars (in Rust, ~20x faster) gives what ``csv_records``
+    would.
     Anything else, or a row wider than the first (an error to explain with its line number),
     returns None for the strict parser.
     """
@@ -201,42 +124,3 @@ def _parse_simple_csv(text: str, delimiter: str) -> pl.DataFrame | None:
     except pl.exceptions.PolarsError:
         return None
     return grid if grid.height else None
-
-
-def _parse_csv(text: str, delimiter: str) -> list[list[str]]:
-    """Non-empty records, all padded to the header's width; malformed input raises StepFailed."""
-    nul = text.find("\x00")
-    nul_line = _line_of(text, nul) if nul >= 0 else None
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
-    records: list[list[str]] = []
-    width = 0
-    start = 1
-    try:
-        for record in reader:
-            end = reader.line_num
-            if nul_line is not None and nul_line <= end:
-                raise _malformed(nul_line, f"Line {nul_line} contains a NUL byte.")
-            if any(record):
-                if not records:
-                    width = len(record)
-                elif len(record) > width:
-                    if any(record[width:]):
-                        raise _malformed(
-                            start,
-                            f"Line {start} has {len(record)} fields but the header has {width}.",
-                        )
-                    del record[width:]
-                elif len(record) < width:
-                    record.extend([""] * (width - len(record)))
-                records.append(record)
-            start = end + 1
-    except csv.Error as exc:
-        if "unexpected end of data" in str(exc):
-            raise _malformed(start, f"Line {start}: a quoted field is never closed.") from exc
-        line = reader.line_num
-        raise _malformed(line, f"Line {line}: {exc}.") from exc
-    return records
-
-
-def _malformed(line: int, message: str) -> StepFailed:
-    return StepFailed("malformed_csv", message, details={"line": line})
