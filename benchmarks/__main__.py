@@ -1,9 +1,10 @@
 """``make bench``: the figures the README's performance table quotes, measured side by side.
 
-``python -m benchmarks [--quick] [--only PHASES] [--reps N]``. It generates its data in a temp
-dir, starts real servers on free loopback ports, runs every phase, prints the figures as
-markdown tables (median, min, max; ratios pair repetition i with repetition i) to paste into
-docs/benchmarks.md, and writes them with every repetition to benchmarks/results/latest.json.
+``python -m benchmarks [--quick] [--only PHASES] [--reps N] [--baseline REF]``. It generates its
+data in a temp dir, unpacks the baseline commit beside it, starts real servers of both trees on
+free loopback ports, runs every phase, prints the figures as markdown tables (median, min, max;
+ratios pair repetition i with repetition i) to paste into docs/benchmarks.md, and writes them
+with every repetition to benchmarks/results/latest.json.
 """
 
 from __future__ import annotations
@@ -22,21 +23,20 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import httpx
-
-from benchmarks.data import INPUT, write_big_csv, write_orders_xlsx
+from benchmarks.data import INPUT, write_orders_xlsx
+from benchmarks.edges import run_read, run_write
 from benchmarks.fanout import run_fanout
 from benchmarks.options import FULL, QUICK, Options
 from benchmarks.results import Results, machine
-from benchmarks.service import run_health, run_scaling, run_upload
-from benchmarks.serving import serve
-from benchmarks.sheets import run_spreadsheet, run_writer
+from benchmarks.service import run_health, run_upload
+from benchmarks.serving import REPO, Tree, checkout, serve_side
+from benchmarks.sheets import run_spreadsheet
 
 log = logging.getLogger("benchmarks")
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
-ON_SERVER = ("spreadsheet", "health", "upload", "scaling")  # share one default server
-ALONE = ("writer", "fanout")  # each starts what it needs
-PHASES = ON_SERVER + ALONE
+ON_SERVER = ("spreadsheet", "upload", "health")  # share one server per tree
+BASELINED = ("read", "write", "spreadsheet", "upload")  # measure the baseline tree too
+PHASES = ("read", "write", *ON_SERVER, "fanout")  # fanout starts its own server
 
 
 @contextlib.contextmanager
@@ -56,28 +56,27 @@ def run(opts: Options, only: set[str], work: Path) -> Results:
     res = Results(meta={"started": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")})
     res.meta.update(options=dataclasses.asdict(opts), machine=machine())
     xlsx = write_orders_xlsx(work / INPUT, rows=opts.rows)
-    csv = write_big_csv(work / "big.csv", opts.csv_bytes) if "upload" in only else xlsx
-    if only & set(ON_SERVER):
-        with (
-            serve(work / "data", work / "server.log") as server,
-            httpx.Client(base_url=server.url, timeout=None) as client,
-        ):
-            on_server: dict[str, Callable[[], None]] = {
-                "spreadsheet": lambda: run_spreadsheet(res, client, xlsx, opts),
-                "health": lambda: run_health(res, client, server, xlsx, opts),
-                "upload": lambda: run_upload(res, client, server, csv, opts),
-                "scaling": lambda: run_scaling(res, client, server, xlsx, opts),
-            }
-            for name in (n for n in ON_SERVER if n in only):
-                with phase(res, name):
-                    on_server[name]()
-    alone: dict[str, Callable[[], None]] = {
-        "writer": lambda: run_writer(res, xlsx, work, opts),
-        "fanout": lambda: run_fanout(res, work, opts),
-    }
-    for name in (n for n in ALONE if n in only):
-        with phase(res, name):
-            alone[name]()
+    with contextlib.ExitStack() as stack:
+        trees = [Tree("", "this tree", REPO)]
+        if opts.baseline and only & set(BASELINED):
+            root, commit = stack.enter_context(checkout(opts.baseline, work))
+            trees.append(Tree("_base", f"baseline {commit}", root))
+            res.meta["baseline_commit"] = commit
+        serving = only & set(ON_SERVER)
+        sides = [stack.enter_context(serve_side(tree, work)) for tree in trees] if serving else []
+        phases: dict[str, Callable[[], None]] = {
+            "read": lambda: run_read(res, trees, xlsx, opts),
+            "write": lambda: run_write(res, trees, xlsx, opts),
+            "spreadsheet": lambda: run_spreadsheet(res, sides, xlsx, opts),
+            "upload": lambda: run_upload(res, sides, xlsx, opts),
+            "health": lambda: run_health(res, sides[0], xlsx, opts),
+        }
+        for name in (n for n in PHASES if n in only and n in phases):
+            with phase(res, name):
+                phases[name]()
+    if "fanout" in only:  # on a machine without the other servers
+        with phase(res, "fanout"):
+            run_fanout(res, work, opts)
     res.meta["load_average_at_end"] = machine()["load_average"]
     for server_log in work.glob("*.log"):  # the temp dir goes; the logs are kept beside the JSON
         RESULTS.parent.mkdir(parents=True, exist_ok=True)
@@ -90,11 +89,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="small sizes, one repetition")
     parser.add_argument("--only", help=f"comma-separated phases of: {', '.join(PHASES)}")
     parser.add_argument("--reps", type=int, help="repetitions (default 3, --quick 1)")
+    parser.add_argument(
+        "--baseline",
+        default=FULL.baseline,
+        help=f"git ref measured beside this tree ('' for none; default {FULL.baseline})",
+    )
     args = parser.parse_args(argv)
     only = set(args.only.split(",")) if args.only else set(PHASES)
     if only - set(PHASES):
         parser.error(f"unknown phases: {', '.join(sorted(only - set(PHASES)))}")
-    opts = QUICK if args.quick else FULL
+    opts = dataclasses.replace(QUICK if args.quick else FULL, baseline=args.baseline)
     if args.reps:
         opts = dataclasses.replace(opts, reps=max(1, args.reps))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s bench: %(message)s")

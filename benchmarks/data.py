@@ -1,4 +1,4 @@
-"""Generated inputs: the orders xlsx (100,000 x 10) and the upload csv (~100 MB), deterministic."""
+"""The generated input: the orders xlsx (100,000 x 10), deterministic."""
 
 from __future__ import annotations
 
@@ -31,11 +31,6 @@ _CITIES = [f"City {chr(65 + i % 26)}{i:02d}" for i in range(60)]
 _FIRST = ["Ana", "Ben", "Cy", "Dee", "Eve", "Finn", "Gus", "Hana", "Ivo", "Jan", "Kai", "Lea"]
 _LAST = ["Silva", "Costa", "Meyer", "Novak", "Smith", "Okafor", "Tanaka", "Rossi", "Berg"]
 _STATUSES = ["new", "paid", "shipped", "returned", "cancelled"]
-_WORDS = [
-    *("lorem", "ipsum", "dolor", "sit", "amet", "consectetur", "adipiscing", "elit", "sed"),
-    *("do", "eiusmod", "tempor", "incididunt", "ut", "labore", "et", "dolore", "magna"),
-    *("aliqua", "enim", "ad", "minim", "veniam", "quis", "nostrud", "exercitation"),
-]
 
 
 @dataclass(frozen=True)
@@ -89,35 +84,4 @@ def write_orders_xlsx(path: Path, rows: int = ROWS, seed: int = 5) -> Path:
         sheet.write_datetime(row, 8, start + dt.timedelta(days=rng.randrange(1500)), date_format)
         sheet.write_string(row, 9, rng.choice(_STATUSES))
     workbook.close()
-    return path
-
-
-def write_big_csv(path: Path, target_bytes: int = 100_000_000, seed: int = 7) -> Path:
-    """A csv of about ``target_bytes`` (never more): 10 columns of ~400-byte rows, so it stays
-    well under the inspection's 5M-cell limit (about 2.8M cells)."""
-    rng = random.Random(seed)
-    notes = [" ".join(rng.choices(_WORDS, k=45)) for _ in range(512)]
-    header = "id,postal_code,city,name,quantity,unit_price,order_date,status,sku,notes\n"
-    written = 0
-    with path.open("w", encoding="utf-8", newline="") as fh:
-        fh.write(header)
-        written += len(header)
-        lines: list[str] = []
-        n = 0
-        while True:
-            line = (
-                f"{n:09d},{rng.randrange(500, 99_999):05d},{rng.choice(_CITIES)},"
-                f"{rng.choice(_FIRST)} {rng.choice(_LAST)},{rng.randint(1, 500)},"
-                f"{rng.uniform(0.5, 999):.2f},2024-{1 + n % 12:02d}-{1 + n % 28:02d},"
-                f"{rng.choice(_STATUSES)},{rng.randrange(10**6):06d},{rng.choice(notes)}\n"
-            )
-            if written + len(line) > target_bytes:
-                break
-            lines.append(line)
-            written += len(line)  # ascii only, so characters == bytes
-            n += 1
-            if len(lines) >= 10_000:
-                fh.write("".join(lines))
-                lines.clear()
-        fh.write("".join(lines))
     return path

@@ -69,27 +69,23 @@ class HealthPoller(_Probe):
 
 
 class RssSampler(_Probe):
-    """Samples the RSS of a process and (unless told not to) of its children, recursively."""
+    """Samples the RSS of a process and of its children, recursively."""
 
-    def __init__(self, pid: int, interval_s: float = 0.050, *, children: bool = True) -> None:
+    def __init__(self, pid: int, interval_s: float = 0.050) -> None:
         super().__init__(interval_s)
         self._proc = psutil.Process(pid)
-        self._children = children
         self.samples: list[tuple[float, int, int]] = []  # (perf_counter, own, children)
 
     def _run(self) -> None:
         while not self._stop.is_set():
             with contextlib.suppress(psutil.Error):
                 children = 0
-                for child in self._proc.children(recursive=True) if self._children else ():
+                for child in self._proc.children(recursive=True):
                     with contextlib.suppress(psutil.Error):
                         children += child.memory_info().rss
                 own = self._proc.memory_info().rss
                 self.samples.append((time.perf_counter(), own, children))
             self._stop.wait(self._interval)
-
-    def own_between(self, start: float, end: float) -> list[int]:
-        return [own for t, own, _ in self.samples if start <= t <= end]
 
     def peaks_mb(self) -> dict[str, float]:
         """Peak RSS of the process, of its children, and of both together."""

@@ -1,9 +1,11 @@
-"""A real chatflow server in a child process, and the few API calls the bench makes.
+"""A real chatflow server in a child process, a baseline tree to serve from, and the API calls.
 
 The child (``python -m benchmarks.serving``) serves with ``tests.support.run_server``, the
 launcher the tests use, so the bench starts servers exactly as the tests do; it runs in its own
 process so that the bench's clients never share the server's interpreter (or its GIL). It
-stops when its stdin closes, which also happens if the bench itself dies.
+stops when its stdin closes, which also happens if the bench itself dies. A server runs from a
+tree (``root``): this one, or a baseline commit unpacked by ``checkout``, whose own
+``benchmarks.serving``, ``tests.support`` and ``src`` then serve with the same venv.
 """
 
 from __future__ import annotations
@@ -13,8 +15,10 @@ import json
 import logging
 import os
 import selectors
+import shutil
 import subprocess
 import sys
+import tarfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,24 +41,88 @@ class Server:
     pid: int
 
 
+def tree_env(root: Path, code: Path | None = None) -> dict[str, str]:
+    """The environment of a child that runs ``root``'s ``chatflow`` (its ``src`` first on the
+    path) and ``code``'s ``benchmarks`` and ``tests`` (default: ``root``'s), with default settings
+    (the caller's CHATFLOW_* variables are not passed on)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CHATFLOW_")}
+    return {**env, "PYTHONPATH": os.pathsep.join([str(root / "src"), str(code or root)])}
+
+
+@contextlib.contextmanager
+def checkout(ref: str, work: Path) -> Iterator[tuple[Path, str]]:
+    """The tree of git ``ref`` unpacked under ``work`` (``git archive``, so no worktree to
+    remove; it goes with ``work``), and its commit; a child run with ``tree_env`` imports it."""
+    git = ["git", "-C", str(REPO)]
+    commit = (
+        subprocess.run(
+            [*git, "rev-parse", "--short", f"{ref}^{{commit}}"], capture_output=True, check=True
+        )
+        .stdout.decode()
+        .strip()
+    )
+    dest = work / f"baseline-{commit}"
+    with subprocess.Popen(
+        [*git, "archive", "--format=tar", commit], stdout=subprocess.PIPE
+    ) as proc:
+        assert proc.stdout is not None
+        with tarfile.open(fileobj=proc.stdout, mode="r|") as tar:
+            tar.extractall(dest, filter="data")
+    if proc.returncode:
+        raise RuntimeError(f"git archive {commit} failed ({proc.returncode})")
+    probe = [sys.executable, "-c", "import chatflow; print(chatflow.__file__)"]
+    where = subprocess.run(probe, env=tree_env(dest), capture_output=True, check=True, text=True)
+    if not where.stdout.startswith(str(dest)):  # an installed chatflow would shadow the baseline
+        raise RuntimeError(f"the baseline's child imports {where.stdout.strip()}, not {dest}")
+    try:
+        yield dest, commit
+    finally:
+        shutil.rmtree(dest, ignore_errors=True)
+
+
+@dataclass(frozen=True)
+class Tree:
+    """The code measured: this tree (key "") or a baseline commit (key "_base")."""
+
+    key: str  # the suffix of its figure keys
+    label: str
+    root: Path
+
+
+@dataclass(frozen=True)
+class Side:
+    """A tree's server and a client of it."""
+
+    tree: Tree
+    server: Server
+    client: httpx.Client
+
+
+@contextlib.contextmanager
+def serve_side(tree: Tree, work: Path) -> Iterator[Side]:
+    """A default server of ``tree`` (data and log under ``work``) and a client of it."""
+    with (
+        serve(work / f"data{tree.key}", work / f"server{tree.key}.log", root=tree.root) as server,
+        httpx.Client(base_url=server.url, timeout=None) as client,
+    ):
+        yield Side(tree, server, client)
+
+
 @contextlib.contextmanager
 def serve(
-    data_dir: Path, log_path: Path, *, publish: bool = False, **settings: str
+    data_dir: Path, log_path: Path, *, root: Path = REPO, publish: bool = False, **settings: str
 ) -> Iterator[Server]:
-    """A server on a free loopback port with default settings but ``settings``; always stopped.
-
-    ``publish`` adds the fan-out bench's route (``benchmarks.fanout.router``)."""
+    """A server of the tree ``root`` on a free loopback port with default settings but
+    ``settings``; always stopped. ``publish`` adds the fan-out's route (``fanout.router``)."""
     command = [sys.executable, "-m", "benchmarks.serving", str(data_dir), json.dumps(settings)]
-    # Defaults unless told otherwise: the caller's CHATFLOW_* variables are not passed on.
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CHATFLOW_")}
     with log_path.open("ab") as log:
         proc = subprocess.Popen(
             [*command, *(["--publish"] if publish else [])],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=log,
-            env=env,
-            cwd=REPO,
+            env=tree_env(root),
+            cwd=root,
             text=True,
         )
         try:
@@ -137,10 +205,24 @@ def create_chat(client: httpx.Client, title: str) -> str:
     return str(check(client.post(f"{API}/chat/workflows", json={"title": title}), 201)["chat_id"])
 
 
-def upload_file(client: httpx.Client, chat_id: str, path: Path, name: str) -> Any:
+def upload_file(client: httpx.Client, chat_id: str, path: Path, name: str) -> httpx.Response:
+    """A 201 upload of one file (else an error)."""
     with path.open("rb") as fh:
         files = {"file": (name, fh, "application/octet-stream")}
-        return check(client.post(f"{API}/chat/workflows/{chat_id}/upload", files=files), 201)[0]
+        response = client.post(f"{API}/chat/workflows/{chat_id}/upload", files=files)
+    check(response, 201)
+    return response
+
+
+def server_timing(response: httpx.Response) -> dict[str, float]:
+    """The ``dur`` of each ``Server-Timing`` metric, in ms (none from servers without it)."""
+    timing = {}
+    for metric in response.headers.get("server-timing", "").split(","):
+        name, *params = (part.strip() for part in metric.split(";"))
+        durations = [float(p[4:]) for p in params if p.startswith("dur=")]
+        if name and durations:
+            timing[name] = durations[0]
+    return timing
 
 
 def execute_wait(
