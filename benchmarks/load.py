@@ -1,12 +1,14 @@
 """``make load``: a bounded load test against a real chatflow server on loopback.
 
-``python -m benchmarks.load [--seconds 60] [--chats 50] [--subscribers 3]``: a server with
-default settings (``benchmarks.serving``); for ``--seconds`` every chat loops "upload a
-1,000-row csv, then a 3-step workflow with ``?wait=true``" while its WebSocket subscribers follow
-it and one client polls ``GET /health`` every 50 ms. Then the cycles in flight finish, each
-subscriber's events are compared with the chat's stored events (consecutive ``seq``, none lost,
-none unknown), a summary is printed and written to benchmarks/results/load.json, and the exit
-status is 1 if any request failed or any event went astray.
+``python -m benchmarks.load [--seconds 60] [--chats 50] [--subscribers 3] [--baseline REF]``: a
+server with default settings (``benchmarks.serving``; of the git ref ``--baseline`` instead of
+this tree when given); for ``--seconds`` every chat loops "upload a 1,000-row csv, then a
+3-step workflow with ``?wait=true``" while its WebSocket subscribers follow it and one client
+polls ``GET /health`` every 50 ms. Then the cycles in flight finish, each subscriber's events
+are compared with the chat's stored events (consecutive ``seq``, none lost, none unknown), a
+summary (with every upload's time and Server-Timing) is printed and written to
+benchmarks/results/load.json (load-<commit>.json for a baseline), and the exit status is 1 if
+any request failed or any event went astray.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ import websockets
 
 from benchmarks.probes import RssSampler
 from benchmarks.results import latency, machine
-from benchmarks.serving import API, Server, serve
+from benchmarks.serving import API, REPO, Server, checkout, serve, server_timing
 
 RESULTS = Path(__file__).resolve().parent / "results" / "load.json"
 FILENAME = "people.csv"
@@ -98,6 +100,8 @@ class Load:
     requests: int = 0
     errors: list[str] = field(default_factory=list)
     times: dict[str, list[float]] = field(default_factory=dict)  # health, upload, run, delivery
+    uploads: list[dict[str, float]] = field(default_factory=list)  # each one's time and timing
+    started: float = field(default_factory=time.perf_counter)
 
     async def request(
         self, http: httpx.AsyncClient, method: str, path: str, expected: int, **kw: Any
@@ -114,7 +118,11 @@ class Load:
             self.errors.append(f"{method} {path}: {response.status_code} {response.text[:300]}")
             return None
         kind = "health" if path.endswith("/health") else path.rsplit("/", 1)[-1]
-        self.times.setdefault(kind, []).append(time.perf_counter() - started)
+        elapsed = time.perf_counter() - started
+        self.times.setdefault(kind, []).append(elapsed)
+        if kind == "upload":
+            at = started - self.started
+            self.uploads.append({"at_s": round(at, 3), "s": elapsed, **server_timing(response)})
         return response
 
     async def health_loop(self, http: httpx.AsyncClient) -> None:
@@ -273,6 +281,11 @@ def summarise(load: Load, elapsed: float, events: dict[str, int]) -> dict[str, A
             kind: latency(times.get(kind, []))
             for kind in ("health", "upload", "execute", "delivery")
         },
+        "upload_server_timing": {
+            name: latency([u[name] / 1000 for u in load.uploads if name in u])
+            for name in sorted({name for u in load.uploads for name in u} - {"at_s", "s"})
+        },
+        "uploads": load.uploads,
         "events": events,
         "errors": len(load.errors),
         "error_examples": load.errors[:20],
@@ -280,16 +293,21 @@ def summarise(load: Load, elapsed: float, events: dict[str, int]) -> dict[str, A
 
 
 def table(result: dict[str, Any]) -> str:
-    def ms(kind: str) -> str:
-        block = result[kind]
+    def ms(kind: str, blocks: dict[str, Any] = result) -> str:
+        block = blocks[kind]
         return f"p50 {block['p50_ms']:.1f} ms  p99 {block['p99_ms']:.1f} ms  (n={block['count']})"
 
     events, rss = result["events"], result["server_rss_mb"]
     rows = [
+        ("server", result["tree"]),
         ("duration", f"{result['elapsed_s']} s ({result['config']['seconds']} s of load)"),
         ("requests", f"{result['requests']} ({result['requests_per_s']} req/s)"),
         ("runs completed", f"{result['runs_completed']} ({result['runs_per_s']} runs/s)"),
         *((f"{kind} latency", ms(kind)) for kind in ("health", "upload", "execute", "delivery")),
+        *(
+            (f"upload {name}", ms(name, result["upload_server_timing"]))
+            for name in result["upload_server_timing"]
+        ),
         ("deliveries", f"{events['received']} of {events['expected']} ({events['stored']} stored)"),
         (
             "lost / duplicated / out of order",
@@ -316,7 +334,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--drain-seconds", type=float, default=120.0, help="for cycles in flight (120)"
     )
-    parser.add_argument("--output", type=Path, default=RESULTS, help=f"json ({RESULTS})")
+    parser.add_argument("--baseline", help="serve this git ref (say fb0083b), not this tree")
+    parser.add_argument("--output", type=Path, help=f"json ({RESULTS})")
     args = parser.parse_args(argv)
     if args.seconds <= 0 or args.chats < 1 or args.subscribers < 0 or args.rows < 1:
         parser.error("--seconds, --chats and --rows must be positive")
@@ -327,12 +346,16 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     load_before = machine()["load_average"]
     try:
-        with (
-            tempfile.TemporaryDirectory(prefix="chatflow-load-") as tmp,
-            serve(Path(tmp) / "data", Path(tmp) / "server.log") as server,
-            RssSampler(server.pid, 0.1) as rss,
-        ):
-            result = asyncio.run(run_load(server, args))
+        with contextlib.ExitStack() as stack:
+            tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="chatflow-load-")))
+            root, tree = REPO, "this tree"
+            if args.baseline:
+                root, commit = stack.enter_context(checkout(args.baseline, tmp))
+                tree = f"baseline {commit}"
+                args.output = args.output or RESULTS.with_name(f"load-{commit}.json")
+            server = stack.enter_context(serve(tmp / "data", tmp / "server.log", root=root))
+            rss = stack.enter_context(RssSampler(server.pid, 0.1))
+            result = {"tree": tree, **asyncio.run(run_load(server, args))}
     except (KeyboardInterrupt, asyncio.CancelledError):
         sys.stderr.write("load test interrupted; the server was stopped\n")
         return 130
@@ -340,9 +363,10 @@ def main(argv: list[str] | None = None) -> int:
     result.update(
         server_rss_mb=rss.peaks_mb(), machine={**machine(), "load_average_before": load_before}
     )
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    sys.stdout.write("chatflow load test\n" + table(result) + f"  written to {args.output}\n")
+    output = args.output or RESULTS
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    sys.stdout.write("chatflow load test\n" + table(result) + f"  written to {output}\n")
     return 0 if result["ok"] else 1
 
 
