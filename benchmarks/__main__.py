@@ -28,13 +28,13 @@ from benchmarks.edges import run_read, run_write
 from benchmarks.fanout import run_fanout
 from benchmarks.options import FULL, QUICK, Options
 from benchmarks.results import Results, machine
-from benchmarks.service import run_health, run_upload
+from benchmarks.service import run_upload
 from benchmarks.serving import REPO, Tree, checkout, serve_side
 from benchmarks.sheets import run_spreadsheet
 
 log = logging.getLogger("benchmarks")
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
-ON_SERVER = ("spreadsheet", "upload", "health")  # share one server per tree
+ON_SERVER = ("spreadsheet", "upload")  # share one server per tree
 BASELINED = ("read", "write", "spreadsheet", "upload")  # measure the baseline tree too
 PHASES = ("read", "write", *ON_SERVER, "fanout")  # fanout starts its own server
 
@@ -59,7 +59,7 @@ def run(opts: Options, only: set[str], work: Path) -> Results:
     with contextlib.ExitStack() as stack:
         trees = [Tree("", "this tree", REPO)]
         if opts.baseline and only & set(BASELINED):
-            root, commit = stack.enter_context(checkout(opts.baseline, work))
+            root, commit = checkout(opts.baseline, work)
             trees.append(Tree("_base", f"baseline {commit}", root))
             res.meta["baseline_commit"] = commit
         serving = only & set(ON_SERVER)
@@ -69,7 +69,6 @@ def run(opts: Options, only: set[str], work: Path) -> Results:
             "write": lambda: run_write(res, trees, xlsx, opts),
             "spreadsheet": lambda: run_spreadsheet(res, sides, xlsx, opts),
             "upload": lambda: run_upload(res, sides, xlsx, opts),
-            "health": lambda: run_health(res, sides[0], xlsx, opts),
         }
         for name in (n for n in PHASES if n in only and n in phases):
             with phase(res, name):

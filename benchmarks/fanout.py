@@ -216,15 +216,8 @@ def run_fanout(res: Results, work: Path, opts: Options) -> None:
         for rep, (key, label, events, pace, batch) in itertools.product(range(opts.reps), cases):
             log.info("fan-out round %d/%d: %s", rep + 1, opts.reps, label)
             chat = create_chat(client, f"bench: {label}")
-            r = over_websockets(
-                server,
-                chat,
-                events,
-                subscribers=n,
-                batch=batch,
-                rate=pace,
-                publishers=opts.publishers,
-            )
+            publish = {"rate": pace, "publishers": opts.publishers}
+            r = over_websockets(server, chat, events, subscribers=n, batch=batch, **publish)
             check(client.delete(f"{API}/chat/workflows/{chat}"), 204)
             if not r["complete"]:
                 res.notes.append(f"{label}: incomplete: {r}")

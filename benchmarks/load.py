@@ -350,7 +350,7 @@ def main(argv: list[str] | None = None) -> int:
             tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="chatflow-load-")))
             root, tree = REPO, "this tree"
             if args.baseline:
-                root, commit = stack.enter_context(checkout(args.baseline, tmp))
+                root, commit = checkout(args.baseline, tmp)
                 tree = f"baseline {commit}"
                 args.output = args.output or RESULTS.with_name(f"load-{commit}.json")
             server = stack.enter_context(serve(tmp / "data", tmp / "server.log", root=root))

@@ -1,10 +1,11 @@
-"""On running servers: event-loop health, and the upload of the 100k x 10 xlsx to its 201.
+"""The upload of the 100k x 10 xlsx to its 201, and the event loop's health meanwhile.
 
 The upload is timed on this tree's server and the baseline's, idle and while two other chats
 run the seed workflow in a loop, beside its floor: the gate plus a plain fastexcel read of the
 same file in this process. A server that sends ``Server-Timing: inspect-wait;dur=..,
 inspect;dur=..`` (from the end of the body to the inspection process taking the job, and the
-inspection itself) has both recorded with each upload.
+inspection itself) has both recorded with each upload. ``GET /health`` is polled every 20 ms
+on the idle server, then while the chats run and the uploads arrive.
 """
 
 from __future__ import annotations
@@ -31,23 +32,6 @@ from chatflow.spreadsheets.zip_parts import GateLimits
 
 log = logging.getLogger("benchmarks")
 BACKGROUND_CHATS = 2
-
-
-def run_health(res: Results, side: Side, xlsx: Path, opts: Options) -> None:
-    """``GET /health`` every 20 ms from this process: on the idle server, then while (b) runs."""
-    chat = create_chat(side.client, "bench: health")
-    upload_file(side.client, chat, xlsx, INPUT)
-    for rep in range(opts.reps):
-        log.info("health round %d/%d", rep + 1, opts.reps)
-        with HealthPoller(side.server.url) as idle:
-            time.sleep(opts.idle_health_s)
-        with HealthPoller(side.server.url) as poller:
-            through_api(side.client, chat, EXTRACT_STEPS)
-        busy = poller.summary()
-        res.add("health_idle_p99", "idle server: health p99", "ms", idle.summary()["p99_ms"])
-        res.add("health_p50", "while (b) runs: health p50", "ms", busy["p50_ms"])
-        res.add("health_p99", "while (b) runs: health p99", "ms", busy["p99_ms"])
-        res.add("health_max", "while (b) runs: health max", "ms", busy["max_ms"])
 
 
 def gate_and_read(xlsx: Path) -> float:
@@ -99,21 +83,22 @@ def run_upload(res: Results, sides: list[Side], xlsx: Path, opts: Options) -> No
         timed_upload(side, chats[side.tree.key], xlsx)
     for rep in range(opts.reps):
         log.info("upload round %d/%d", rep + 1, opts.reps)
-        res.add(
-            "up_floor",
-            "upload floor: gate + plain fastexcel read, in process",
-            "s",
-            gate_and_read(xlsx),
-        )
+        floor = gate_and_read(xlsx)
+        res.add("up_floor", "upload floor: gate + plain fastexcel read, in process", "s", floor)
         for side in sides:
             _record(res, side, "", *timed_upload(side, chats[side.tree.key], xlsx))
     for side in sides:
-        with background_runs(side, xlsx):
+        k = side.tree.key
+        with HealthPoller(side.server.url) as idle:
+            time.sleep(opts.idle_health_s)
+        with background_runs(side, xlsx), HealthPoller(side.server.url) as busy:
             for rep in range(opts.reps):
                 log.info("upload under load round %d/%d", rep + 1, opts.reps)
-                _record(res, side, "_busy", *timed_upload(side, chats[side.tree.key], xlsx))
-    for side in sides:
-        k = side.tree.key
+                _record(res, side, "_busy", *timed_upload(side, chats[k], xlsx))
+        idle_p99 = idle.summary()["p99_ms"]
+        res.add(f"health_idle_p99{k}", f"idle: health p99 ({side.tree.label})", "ms", idle_p99)
+        for q, ms in ((q, busy.summary()[f"{q}_ms"]) for q in ("p50", "p99", "max")):
+            res.add(f"health_{q}{k}", f"    health {q} while the uploads ran under load", "ms", ms)
         res.ratio(f"up{k}/floor", f"upload vs its floor ({side.tree.label})", f"up{k}", "up_floor")
 
 

@@ -11,11 +11,11 @@ tree (``root``): this one, or a baseline commit unpacked by ``checkout``, whose 
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import logging
 import os
 import selectors
-import shutil
 import subprocess
 import sys
 import tarfile
@@ -49,35 +49,24 @@ def tree_env(root: Path, code: Path | None = None) -> dict[str, str]:
     return {**env, "PYTHONPATH": os.pathsep.join([str(root / "src"), str(code or root)])}
 
 
-@contextlib.contextmanager
-def checkout(ref: str, work: Path) -> Iterator[tuple[Path, str]]:
-    """The tree of git ``ref`` unpacked under ``work`` (``git archive``, so no worktree to
-    remove; it goes with ``work``), and its commit; a child run with ``tree_env`` imports it."""
-    git = ["git", "-C", str(REPO)]
-    commit = (
-        subprocess.run(
-            [*git, "rev-parse", "--short", f"{ref}^{{commit}}"], capture_output=True, check=True
-        )
-        .stdout.decode()
-        .strip()
-    )
+def checkout(ref: str, work: Path) -> tuple[Path, str]:
+    """The tree of git ``ref`` unpacked under ``work`` (``git archive``: no worktree to remove,
+    it goes with ``work``), and its commit; a child run with ``tree_env`` imports it."""
+
+    def git(*args: str) -> bytes:
+        return subprocess.run(
+            ["git", "-C", str(REPO), *args], capture_output=True, check=True
+        ).stdout
+
+    commit = git("rev-parse", "--short", f"{ref}^{{commit}}").decode().strip()
     dest = work / f"baseline-{commit}"
-    with subprocess.Popen(
-        [*git, "archive", "--format=tar", commit], stdout=subprocess.PIPE
-    ) as proc:
-        assert proc.stdout is not None
-        with tarfile.open(fileobj=proc.stdout, mode="r|") as tar:
-            tar.extractall(dest, filter="data")
-    if proc.returncode:
-        raise RuntimeError(f"git archive {commit} failed ({proc.returncode})")
+    with tarfile.open(fileobj=io.BytesIO(git("archive", commit))) as tar:
+        tar.extractall(dest, filter="data")
     probe = [sys.executable, "-c", "import chatflow; print(chatflow.__file__)"]
     where = subprocess.run(probe, env=tree_env(dest), capture_output=True, check=True, text=True)
     if not where.stdout.startswith(str(dest)):  # an installed chatflow would shadow the baseline
         raise RuntimeError(f"the baseline's child imports {where.stdout.strip()}, not {dest}")
-    try:
-        yield dest, commit
-    finally:
-        shutil.rmtree(dest, ignore_errors=True)
+    return dest, commit
 
 
 @dataclass(frozen=True)
@@ -223,21 +212,6 @@ def server_timing(response: httpx.Response) -> dict[str, float]:
         if name and durations:
             timing[name] = durations[0]
     return timing
-
-
-def execute_wait(
-    client: httpx.Client, chat_id: str, steps: list[dict[str, Any]], input_name: str
-) -> dict[str, Any]:
-    """Run a workflow with ``?wait=true``; the finished run, which must have completed."""
-    response = client.post(
-        f"{API}/chat/workflows/{chat_id}/execute",
-        params={"wait": "true", "timeout": 3600},
-        json={"input": input_name, "steps": steps},
-    )
-    run = check(response, 200)
-    if run.get("status") != "completed":
-        raise RuntimeError(f"the run ended {run.get('status')!r}: {run.get('error')}")
-    return dict(run)
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ from benchmarks.data import EXTRACT_COLUMNS, INPUT
 from benchmarks.edges import rust_plain, xlsxwriter_plain
 from benchmarks.options import Options
 from benchmarks.results import Results
-from benchmarks.serving import Side, create_chat, execute_wait, upload_file
+from benchmarks.serving import API, Side, check, create_chat, upload_file
 from chatflow.settings import Settings
 
 log = logging.getLogger("benchmarks")
@@ -94,8 +94,15 @@ def pandas_openpyxl(src: Path, out: Path) -> Timed:
 def through_api(client: httpx.Client, chat_id: str, steps: list[dict[str, Any]]) -> Timed:
     """Wall time of ``POST .../execute?wait=true``, with the steps' time inside the server."""
     t0 = time.perf_counter()
-    run = execute_wait(client, chat_id, steps, INPUT)
+    response = client.post(
+        f"{API}/chat/workflows/{chat_id}/execute",
+        params={"wait": "true", "timeout": 3600},
+        json={"input": INPUT, "steps": steps},
+    )
     elapsed = time.perf_counter() - t0
+    run = check(response, 200)
+    if run.get("status") != "completed":
+        raise RuntimeError(f"the run ended {run.get('status')!r}: {run.get('error')}")
     inside = sum((step.get("duration_ms") or 0) for step in run["steps"]) / 1000
     rows = int(run["outputs"][-1]["row_count"]) if run["outputs"] else -1
     return Timed(elapsed, rows, inside_s=inside)
