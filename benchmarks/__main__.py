@@ -25,7 +25,6 @@ from pathlib import Path
 
 from benchmarks.data import INPUT, write_orders_xlsx
 from benchmarks.edges import run_read, run_write
-from benchmarks.fanout import run_fanout
 from benchmarks.options import FULL, QUICK, Options
 from benchmarks.results import Results, machine
 from benchmarks.service import run_upload
@@ -36,7 +35,7 @@ log = logging.getLogger("benchmarks")
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
 ON_SERVER = ("spreadsheet", "upload")  # share one server per tree
 BASELINED = ("read", "write", "spreadsheet", "upload")  # measure the baseline tree too
-PHASES = ("read", "write", *ON_SERVER, "fanout")  # fanout starts its own server
+PHASES = ("read", "write", *ON_SERVER)
 
 
 @contextlib.contextmanager
@@ -70,12 +69,9 @@ def run(opts: Options, only: set[str], work: Path) -> Results:
             "spreadsheet": lambda: run_spreadsheet(res, sides, xlsx, opts),
             "upload": lambda: run_upload(res, sides, xlsx, opts),
         }
-        for name in (n for n in PHASES if n in only and n in phases):
+        for name in (n for n in PHASES if n in only):
             with phase(res, name):
                 phases[name]()
-    if "fanout" in only:  # on a machine without the other servers
-        with phase(res, "fanout"):
-            run_fanout(res, work, opts)
     res.meta["load_average_at_end"] = machine()["load_average"]
     for server_log in work.glob("*.log"):  # the temp dir goes; the logs are kept beside the JSON
         RESULTS.parent.mkdir(parents=True, exist_ok=True)

@@ -22,10 +22,6 @@ TARGETS = (  # the figure or ratio's key, OPS, required, label
     ("b/a", "<=", 1.3, "b/a (seed workflow via HTTP vs plain libraries)"),
     ("d/b", ">=", 4, "d/b (naive openpyxl vs service)"),
     ("health_p99", "<", 50, "health p99 while 2 chats run (b) and uploads arrive, ms"),
-    ("ws_delivered", ">=", 50_000, "delivered ev/s, WebSockets, frame per event"),
-    ("wsb_delivered", ">=", 50_000, "delivered ev/s, WebSockets, ?batch=true"),
-    ("ws_paced_p99", "<", 20, "paced, WS frame per event: p99 ms"),
-    ("wsb_paced_p99", "<", 20, "paced, WS ?batch=true: p99 ms"),
 )
 
 

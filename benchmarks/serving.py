@@ -99,14 +99,14 @@ def serve_side(tree: Tree, work: Path) -> Iterator[Side]:
 
 @contextlib.contextmanager
 def serve(
-    data_dir: Path, log_path: Path, *, root: Path = REPO, publish: bool = False, **settings: str
+    data_dir: Path, log_path: Path, *, root: Path = REPO, **settings: str
 ) -> Iterator[Server]:
     """A server of the tree ``root`` on a free loopback port with default settings but
-    ``settings``; always stopped. ``publish`` adds the fan-out's route (``fanout.router``)."""
+    ``settings``; always stopped."""
     command = [sys.executable, "-m", "benchmarks.serving", str(data_dir), json.dumps(settings)]
     with log_path.open("ab") as log:
         proc = subprocess.Popen(
-            [*command, *(["--publish"] if publish else [])],
+            command,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=log,
@@ -158,8 +158,6 @@ def main(argv: list[str]) -> int:
     """The child: serve until stdin closes."""
     from tests.support import run_server
 
-    from benchmarks.fanout import router
-    from chatflow.app import create_app
     from chatflow.settings import Settings
 
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s")
@@ -167,10 +165,7 @@ def main(argv: list[str]) -> int:
     settings = Settings(
         host="127.0.0.1", port=0, ws_port=0, data_dir=data_dir, log_level="warning", **overrides
     )
-    app = create_app(settings)
-    if "--publish" in argv:  # the fan-out's one bench-only route
-        app.include_router(router)
-    with run_server(settings, freeze_gc=True, app=app) as live:
+    with run_server(settings, freeze_gc=True) as live:
         sys.stdout.write(f"{READY}{live.url}\n")
         sys.stdout.flush()
         sys.stdin.read()
