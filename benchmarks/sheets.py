@@ -116,6 +116,8 @@ def run_spreadsheet(res: Results, sides: list[Side], xlsx: Path, opts: Options) 
         upload_file(side.client, chats[side.tree.key], xlsx, INPUT)
         through_api(side.client, chats[side.tree.key], EXTRACT_STEPS)
     out, engine = xlsx.parent, Settings().xlsx_writer
+    if not importlib.util.find_spec(engine.replace("-", "_")):
+        engine = "xlsxwriter"  # what the server falls back to without the Rust package
     others: dict[str, Callable[[], Timed]] = {"d": lambda: naive_openpyxl(xlsx, out)}
     if importlib.util.find_spec("pandas"):
         others["e"] = lambda: pandas_openpyxl(xlsx, out)
