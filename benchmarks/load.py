@@ -297,17 +297,15 @@ def table(result: dict[str, Any]) -> str:
         block = blocks[kind]
         return f"p50 {block['p50_ms']:.1f} ms  p99 {block['p99_ms']:.1f} ms  (n={block['count']})"
 
-    events, rss = result["events"], result["server_rss_mb"]
+    events, rss, timing = result["events"], result["server_rss_mb"], result["upload_server_timing"]
     rows = [
         ("server", result["tree"]),
         ("duration", f"{result['elapsed_s']} s ({result['config']['seconds']} s of load)"),
         ("requests", f"{result['requests']} ({result['requests_per_s']} req/s)"),
         ("runs completed", f"{result['runs_completed']} ({result['runs_per_s']} runs/s)"),
-        *((f"{kind} latency", ms(kind)) for kind in ("health", "upload", "execute", "delivery")),
-        *(
-            (f"upload {name}", ms(name, result["upload_server_timing"]))
-            for name in result["upload_server_timing"]
-        ),
+        *((f"{kind} latency", ms(kind)) for kind in ("health", "upload")),
+        *((f"  Server-Timing {name}", ms(name, timing)) for name in timing),
+        *((f"{kind} latency", ms(kind)) for kind in ("execute", "delivery")),
         ("deliveries", f"{events['received']} of {events['expected']} ({events['stored']} stored)"),
         (
             "lost / duplicated / out of order",
