@@ -54,8 +54,8 @@ class Settings(BaseSettings):
     inspect_processes: int = Field(
         default_factory=lambda: min(4, os.cpu_count() or 1),
         ge=1,
-        description="upload inspections running at once, and inspection processes kept "
-        "started ahead of need (each serves one file)",
+        description="upload inspections running at once; twice as many inspection processes "
+        "are kept started ahead of need (each serves one file)",
     )
     prestart_inspections: bool = Field(
         default=True,

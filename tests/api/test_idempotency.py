@@ -30,7 +30,12 @@ def test_retried_upload_returns_the_first_answer_and_stores_once(
     headers = {"Idempotency-Key": "upload-1"}
     first = client.post(url, files={"file": ("data.xlsx", source.read_bytes())}, headers=headers)
     assert first.status_code == 201, first.text
-    assert _timings(first.headers["server-timing"]) == ["inspect-wait", "inspect"]
+    assert _timings(first.headers["server-timing"]) == [
+        "receive",
+        "inspect-wait",
+        "inspect",
+        "store",
+    ]
     again = client.post(url, files={"file": ("data.xlsx", source.read_bytes())}, headers=headers)
     assert again.status_code == 201
     assert again.json() == first.json()
