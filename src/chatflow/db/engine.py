@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event, make_url
@@ -20,6 +22,15 @@ _IMMEDIATE = "chatflow_begin_immediate"
 
 
 T = TypeVar("T")
+
+# Set inside ``Database.write``: the writer thread is parked for that session, so a
+# ``run_write`` there would never run.
+_IN_WRITE: ContextVar[bool] = ContextVar("chatflow_in_write", default=False)
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 def _install_sqlite_hooks(engine: Engine, busy_timeout_ms: int) -> None:
@@ -79,9 +90,33 @@ class Database:
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncSession]:
-        """A session whose transaction commits on success and rolls back on error."""
-        async with self._write() as session, session.begin():
-            yield session
+        """A session whose transaction commits on success and rolls back on error.
+
+        On a SQLite file the writer thread (``run_write``) is parked for the whole transaction,
+        so every write of this process waits in one FIFO queue.  Racing it for SQLite's lock
+        instead, a session lost to back-to-back writer transactions for seconds under load:
+        the busy handler sleeps up to 100 ms between tries and rarely lands in a gap.
+        """
+        release = await self._park_writer()
+        token = _IN_WRITE.set(True)
+        try:
+            async with self._write() as session, session.begin():
+                yield session
+        finally:
+            _IN_WRITE.reset(token)
+            release()
+
+    async def _park_writer(self) -> Callable[[], None]:
+        if not self._own_writer:
+            return lambda: None
+        return await self._writer_thread().park()
+
+    def _writer_thread(self) -> _SyncWriter:
+        if self._disposed:
+            raise RuntimeError("the database is disposed")
+        if self._writer is None:
+            self._writer = _SyncWriter(self.url, self._busy_timeout_ms)
+        return self._writer
 
     async def ping(self) -> bool:
         """True when a trivial query succeeds."""
@@ -101,14 +136,12 @@ class Database:
         transaction instead of one per statement through aiosqlite.  Elsewhere (other
         databases, in-memory SQLite) ``fn`` runs on the async engine's connection.
         """
+        if _IN_WRITE.get():
+            raise RuntimeError("run_write inside a write() session would wait for itself")
         if not self._own_writer:
             async with self._write_engine.begin() as conn:
                 return await conn.run_sync(fn)
-        if self._disposed:
-            raise RuntimeError("the database is disposed")
-        if self._writer is None:
-            self._writer = _SyncWriter(self.url, self._busy_timeout_ms)
-        return await self._writer.run(fn)
+        return await self._writer_thread().run(fn)
 
     async def dispose(self) -> None:
         self._disposed = True  # no writer thread may start after this
@@ -140,6 +173,27 @@ class _SyncWriter:
         if self._closed:
             raise RuntimeError("the database writer is closed")
         return await asyncio.get_running_loop().run_in_executor(self._pool, self._transaction, fn)
+
+    async def park(self) -> Callable[[], None]:
+        """Occupy the writer thread, in turn with ``run``, until the returned function is
+        called (exactly once, whatever happens)."""
+        if self._closed:
+            raise RuntimeError("the database writer is closed")
+        loop = asyncio.get_running_loop()
+        parked: asyncio.Future[None] = loop.create_future()
+        release = threading.Event()
+
+        def wait_for_release() -> None:
+            loop.call_soon_threadsafe(_resolve, parked)
+            release.wait()
+
+        self._pool.submit(wait_for_release)
+        try:
+            await parked
+        except BaseException:
+            release.set()  # cancelled while queued: the thread passes straight through
+            raise
+        return release.set
 
     def _close_connection(self) -> None:
         if self._conn is not None:
