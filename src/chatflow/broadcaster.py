@@ -128,15 +128,22 @@ class Broadcaster:
         Concurrent publishes to one topic are stored in batches by a single flusher task,
         which keeps storage order, delivery order and sequence numbers identical.
         """
+        (stored,) = await self.publish_all(topic, [event])
+        return stored
+
+    async def publish_all(self, topic: str, events: list[Event]) -> list[Event]:
+        """``publish`` for several events that are stored together, in one call of the store,
+        and delivered in order: all of them, or none if the store fails."""
         if self._closing:
             raise RuntimeError("broadcaster is closed")
         state = self._topic(topic)
-        future: asyncio.Future[Event] = asyncio.get_running_loop().create_future()
-        state.pending.append((event, future))
+        loop = asyncio.get_running_loop()
+        futures: list[asyncio.Future[Event]] = [loop.create_future() for _ in events]
+        state.pending.extend(zip(events, futures, strict=True))
         if state.flusher is None:
             state.flusher = asyncio.create_task(self._flush(topic), name=f"flush:{topic}")
         # Shielded: a cancelled publisher must not cancel the flush that others wait on.
-        return await asyncio.shield(future)
+        return list(await asyncio.shield(asyncio.gather(*futures)))
 
     async def _flush(self, topic: str) -> None:
         state = self._topics[topic]

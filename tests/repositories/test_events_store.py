@@ -199,3 +199,43 @@ def test_an_in_memory_database_is_written_through_its_own_connection() -> None:
             await db.dispose()
 
     asyncio.run(scenario())
+
+
+def _noted(text: str) -> dict[str, Any]:
+    """An event whose with_row writes a transcript message in the event's transaction."""
+
+    def write(conn: Connection) -> dict[str, Any]:
+        messages_repo.insert_sync(conn, chat_id="a", role="system", text=text, data=None)
+        return {"message": text}
+
+    return events.event_body(chat_id="a", type="t", message="", with_row=write)
+
+
+def _broken(conn: Connection) -> dict[str, Any]:
+    raise OSError("the disk went away")
+
+
+def test_events_published_together_are_stored_together_or_not_at_all(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        db = await _database(tmp_path)
+        broadcaster = Broadcaster(store=events.make_store(db))
+        try:
+            await _chat(db, "a")
+            async with broadcaster.subscribe("a") as sub:
+                broken = events.event_body(chat_id="a", type="t", message="", with_row=_broken)
+                with pytest.raises(OSError):
+                    await events.emit_all(broadcaster, chat_id="a", bodies=[_noted("one"), broken])
+                # Nothing of the failed pair was stored, not even its first row.
+                assert await events.list_since(db, chat_id="a", since=0) == []
+                async with db.read() as session:
+                    page = await messages_repo.list_page(session, chat_id="a", after_id=0, limit=9)
+                assert page == []
+                pair = [_noted("two"), _noted("three")]
+                stored = await events.emit_all(broadcaster, chat_id="a", bodies=pair)
+                assert [(e["seq"], e["message"]) for e in stored] == [(1, "two"), (2, "three")]
+                assert [await sub.get() for _ in stored] == stored  # the failed pair never came
+        finally:
+            await broadcaster.aclose()
+            await db.dispose()
+
+    asyncio.run(scenario())

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import Connection, delete, func, select
+from sqlalchemy import insert as insert_into
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from chatflow.db.models import StoredFile
@@ -13,6 +14,22 @@ async def next_version(session: AsyncSession, *, chat_id: str, name: str) -> int
         StoredFile.chat_id == chat_id, StoredFile.name == name
     )
     return int((await session.execute(query)).scalar() or 0) + 1
+
+
+def insert_next_version(conn: Connection, *, row: StoredFile) -> StoredFile:
+    """Insert ``row`` as the next version of its name, in the caller's transaction; sets its
+    ``version``, ``id`` and ``created_at``."""
+    latest = select(func.max(StoredFile.version)).where(
+        StoredFile.chat_id == row.chat_id, StoredFile.name == row.name
+    )
+    row.version = int(conn.execute(latest).scalar() or 0) + 1
+    values = {c.key: getattr(row, c.key) for c in StoredFile.__table__.columns}
+    values = {key: value for key, value in values.items() if value is not None}
+    inserted = conn.execute(
+        insert_into(StoredFile).values(**values).returning(StoredFile.id, StoredFile.created_at)
+    ).one()
+    row.id, row.created_at = inserted.id, inserted.created_at
+    return row
 
 
 async def insert(session: AsyncSession, *, row: StoredFile) -> StoredFile:

@@ -81,13 +81,36 @@ async def emit(
     ``with_row(conn)`` writes the row the event announces in the event's transaction and
     returns more fields for the event (only with the service's store, ``make_store``).
     """
+    body = event_body(
+        chat_id=chat_id, type=type, message=message, run_id=run_id, with_row=with_row, **payload
+    )
+    return await broadcaster.publish(chat_id, body)
+
+
+async def emit_all(
+    broadcaster: Broadcaster, *, chat_id: str, bodies: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """Publish events (from ``event_body``) stored in one transaction: all of them or none."""
+    return await broadcaster.publish_all(chat_id, bodies)
+
+
+def event_body(
+    *,
+    chat_id: str,
+    type: str,
+    message: str,
+    run_id: str | None = None,
+    with_row: WithRow | None = None,
+    **payload: Any,
+) -> dict[str, Any]:
+    """An event to publish; ``with_row``'s fields, written in its transaction, win over these."""
     body: dict[str, Any] = {"type": type, "chat_id": chat_id, "run_id": run_id}
     body["timestamp"] = now_iso()
     body["message"] = message
     body.update(payload)
     if with_row is not None:
         body[_WITH_ROW] = with_row
-    return await broadcaster.publish(chat_id, body)
+    return body
 
 
 async def list_since(

@@ -7,10 +7,12 @@ import contextlib
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from pydantic_core import to_jsonable_python
+from sqlalchemy import Connection
 
 from chatflow import filenames
 from chatflow.db.models import StoredFile
@@ -156,72 +158,110 @@ async def _store(
     base: str,
     phases: dict[str, float],
 ) -> Uploaded:
-    committed: list[Path] = []
+    """Inspect every file, then record the files, their events and the upload's message in
+    one transaction: a stored upload is always announced, and a refused one leaves nothing."""
     try:
         checked = _check_names(received)
         inspections = await asyncio.gather(
             *(_inspect(rt, item, kind, delimiter) for item, _, kind in checked)
         )
         inspected = time.monotonic()
-        async with rt.db.write() as session:
-            rows = []
-            for (item, name, claimed), inspection in zip(checked, inspections, strict=True):
-                info = inspection.info
-                # A workbook is what its bytes are (an xlsx named .xls is an xlsx); it is
-                # stored under that kind's extension, which is how calamine picks its reader.
-                kind = info.get("kind") or claimed
-                storage_name = rt.store.new_storage_name(f".{kind}")
-                row = StoredFile(
-                    chat_id=chat_id,
-                    name=name,
-                    version=await files_repo.next_version(session, chat_id=chat_id, name=name),
-                    storage_name=storage_name,
-                    kind=kind,
-                    media_type=filenames.MEDIA_TYPES[kind],
-                    size=item.size,
-                    sha256=item.sha256,
-                    sheets=info.get("sheets"),
-                    columns=info.get("columns"),
-                    row_count=info.get("row_count"),
-                    delimiter=delimiter if kind == "csv" else None,
-                    source="upload",
-                )
-                rows.append(await files_repo.insert(session, row=row))
-                # Renamed before the commit: if the commit fails the file is unlinked below.
-                committed.append(
-                    await asyncio.to_thread(rt.store.commit, item.temp_path, chat_id, storage_name)
-                )
+        rows = [
+            _file_row(rt, chat_id, name, item, claimed, inspection.info, delimiter)
+            for (item, name, claimed), inspection in zip(checked, inspections, strict=True)
+        ]
+        moved: list[Path] = []
+        bodies = [
+            events.event_body(
+                chat_id=chat_id,
+                type="file_uploaded",
+                message="",  # with_row's, once the version is known
+                with_row=partial(_record_file, rt, row, item.temp_path, base, moved),
+            )
+            for row, (item, _, _) in zip(rows, checked, strict=True)
+        ]
+        bodies.append(
+            events.event_body(
+                chat_id=chat_id,
+                type="message_added",
+                message="",
+                with_row=partial(_record_message, rows, base),
+            )
+        )
+        await _publish(rt, chat_id, bodies, moved)
     except BaseException:
         for item in received:
             item.temp_path.unlink(missing_ok=True)
-        for path in committed:
-            path.unlink(missing_ok=True)
         raise
-    views = [file_view(row, base) for row in rows]
-    await _announce(rt, chat_id, views)
     phases["inspect-wait"] = max(i.waited_s for i in inspections)
     phases["inspect"] = max(i.took_s for i in inspections)
     phases["store"] = time.monotonic() - inspected
-    return Uploaded(views, phases)
+    return Uploaded([file_view(row, base) for row in rows], phases)
 
 
-async def _announce(rt: Runtime, chat_id: str, views: list[dict[str, Any]]) -> None:
-    """One file_uploaded event per file, and one system message for the upload."""
-    for view in views:
-        await events.emit(
-            rt.broadcaster,
-            chat_id=chat_id,
-            type="file_uploaded",
-            message=f"File '{view['filename']}' uploaded (version {view['version']})",
-            file=_event_file(view),
-        )
-    await messages.add(
-        rt=rt,
+def _file_row(
+    rt: Runtime,
+    chat_id: str,
+    name: str,
+    item: ReceivedFile,
+    claimed: str,
+    info: dict[str, Any],
+    delimiter: str | None,
+) -> StoredFile:
+    """The row of an inspected file, its version still to be numbered."""
+    # A workbook is what its bytes are (an xlsx named .xls is an xlsx); it is stored under
+    # that kind's extension, which is how calamine picks its reader.
+    kind = info.get("kind") or claimed
+    return StoredFile(
         chat_id=chat_id,
-        role="system",
-        text="Uploaded " + ", ".join(f"'{v['filename']}' (v{v['version']})" for v in views),
-        data={"kind": "upload", "files": [_event_file(v) for v in views]},
+        name=name,
+        storage_name=rt.store.new_storage_name(f".{kind}"),
+        kind=kind,
+        media_type=filenames.MEDIA_TYPES[kind],
+        size=item.size,
+        sha256=item.sha256,
+        sheets=info.get("sheets"),
+        columns=info.get("columns"),
+        row_count=info.get("row_count"),
+        delimiter=delimiter if kind == "csv" else None,
+        source="upload",
     )
+
+
+def _record_file(
+    rt: Runtime, row: StoredFile, temp: Path, base: str, moved: list[Path], conn: Connection
+) -> dict[str, Any]:
+    """In the upload's transaction: the file's row, and its bytes moved to their place (before
+    the commit; ``_publish`` removes them if the transaction fails)."""
+    files_repo.insert_next_version(conn, row=row)
+    moved.append(rt.store.commit(temp, row.chat_id, row.storage_name))
+    file = _event_file(file_view(row, base))
+    return {"message": f"File '{row.name}' uploaded (version {row.version})", "file": file}
+
+
+def _record_message(rows: list[StoredFile], base: str, conn: Connection) -> dict[str, Any]:
+    """In the upload's transaction, after its files: the transcript's system message."""
+    text = "Uploaded " + ", ".join(f"'{row.name}' (v{row.version})" for row in rows)
+    data = {"kind": "upload", "files": [_event_file(file_view(row, base)) for row in rows]}
+    chat_id = rows[0].chat_id
+    entry = messages.record(conn, chat_id=chat_id, role="system", text=text, data=data)
+    return {"message": text, **entry}
+
+
+async def _publish(
+    rt: Runtime, chat_id: str, bodies: list[dict[str, Any]], moved: list[Path]
+) -> None:
+    """Store and announce the upload.  It runs to its end even if the request is cancelled
+    meanwhile, and only a failed transaction removes the files it moved."""
+
+    def undo_if_failed(task: asyncio.Future[list[dict[str, Any]]]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            for path in moved:
+                path.unlink(missing_ok=True)
+
+    task = asyncio.ensure_future(events.emit_all(rt.broadcaster, chat_id=chat_id, bodies=bodies))
+    task.add_done_callback(undo_if_failed)
+    await asyncio.shield(task)
 
 
 def _event_file(view: dict[str, Any]) -> dict[str, Any]:

@@ -37,14 +37,15 @@ async def post(
         chat_id=chat_id,
         type="message_added",
         message=text,
-        with_row=partial(_insert, chat_id=chat_id, role=role, text=text, data=data),
+        with_row=partial(record, chat_id=chat_id, role=role, text=text, data=data),
     )
     return dict(stored["entry"])
 
 
-def _insert(
+def record(
     conn: Connection, *, chat_id: str, role: str, text: str, data: dict[str, Any] | None
 ) -> dict[str, Any]:
+    """Insert a message in the caller's transaction; the ``entry`` of its message_added event."""
     message_id, created_at = messages_repo.insert_sync(
         conn, chat_id=chat_id, role=role, text=text, data=data
     )
