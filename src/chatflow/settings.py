@@ -117,9 +117,10 @@ class Settings(BaseSettings):
         default=None, description="base URL for links; default: taken from each request"
     )
     xlsx_writer: Literal["xlsxwriter", "rustpy-xlsxwriter"] = Field(
-        default="xlsxwriter",
-        description="engine writing xlsx outputs; 'rustpy-xlsxwriter' (about 10x faster, same "
-        "cells) needs the 'rustxlsx' extra and is checked at start-up",
+        default="rustpy-xlsxwriter",
+        description="engine writing xlsx outputs (the same cells either way); 'xlsxwriter' is "
+        "the fallback, used by itself, with a warning at start-up, when rustpy-xlsxwriter "
+        "cannot be imported",
     )
 
     @field_validator("log_level")

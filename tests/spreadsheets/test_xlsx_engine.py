@@ -1,13 +1,16 @@
 """Both xlsx engines write the same cells: openpyxl and fastexcel read their files identically.
 
-rustpy-xlsxwriter is in the ``test`` extra, so these tests run (and fail loudly if it is
-missing) wherever the test suite does.
+rustpy-xlsxwriter is a main dependency (the default engine), so these tests run (and fail
+loudly if it is missing) wherever the test suite does.  What a server does without it is
+tests/e2e/test_xlsx_fallback.py's.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import math
+import random
+import struct
 import zipfile
 from decimal import Decimal
 from pathlib import Path
@@ -18,10 +21,14 @@ import httpx
 import openpyxl
 import polars as pl
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from chatflow.failures import Cancelled, StepFailed
 from chatflow.spreadsheets import writing_rust
+from chatflow.settings import Settings
 from chatflow.spreadsheets.writing import (
+    DEFAULT_XLSX_ENGINE,
     EXCEL_MAX_COLS,
     EXCEL_MAX_ROWS,
     RUST_ENGINE,
@@ -29,6 +36,7 @@ from chatflow.spreadsheets.writing import (
     check_xlsx_engine,
     write_workbook,
 )
+from chatflow.spreadsheets.writing_cells import excel_number, excel_numbers
 from tests import support
 from tests.conftest import make_settings
 from tests.fixtures_util import write_table_xlsx
@@ -270,16 +278,72 @@ def test_an_empty_string_is_the_one_difference(tmp_path: Path) -> None:
     assert [row[0][:2] for row in rust] == [("a", "s"), (None, "n"), ("x", "s")]
 
 
-def test_check_xlsx_engine_names_the_fix(monkeypatch: pytest.MonkeyPatch) -> None:
-    check_xlsx_engine("xlsxwriter")
+def test_rust_is_the_default_engine_and_setting() -> None:
+    assert DEFAULT_XLSX_ENGINE == RUST_ENGINE
+    assert Settings.model_fields["xlsx_writer"].default == RUST_ENGINE
+    assert check_xlsx_engine(RUST_ENGINE) == RUST_ENGINE  # installed here: no fallback
+
+
+def test_check_xlsx_engine_honours_xlsxwriter_and_refuses_unknown_names(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    assert check_xlsx_engine("xlsxwriter") == "xlsxwriter"
     with pytest.raises(RuntimeError, match="Unknown xlsx writer 'openpyxl'"):
         check_xlsx_engine("openpyxl")
-    monkeypatch.setattr(writing_rust, "PACKAGE", "rustpy_xlsxwriter_not_there")
-    with pytest.raises(RuntimeError, match=r"not installed.*chatflow\[rustxlsx\]"):
-        check_xlsx_engine(RUST_ENGINE)
+    assert caplog.records == []
 
 
-def test_a_server_set_to_the_rust_engine_writes_its_outputs_with_it(tmp_path: Path) -> None:
+def test_write_workbook_writes_with_rust_by_default(tmp_path: Path) -> None:
+    sheets = {"S": pl.DataFrame({"n": [1]})}
+    write_workbook(sheets, tmp_path / "default.xlsx")
+    write_workbook(sheets, tmp_path / "xlsxwriter.xlsx", engine="xlsxwriter")
+    xml = {}
+    for name in ("default", "xlsxwriter"):
+        with zipfile.ZipFile(tmp_path / f"{name}.xlsx") as archive:
+            xml[name] = archive.read("xl/worksheets/sheet1.xml").decode()
+    # rust_xlsxwriter spells a whole number 1.0, xlsxwriter 1.
+    assert "<v>1.0</v>" in xml["default"]
+    assert "<v>1</v>" in xml["xlsxwriter"]
+
+
+def _random_doubles(count: int, seed: int) -> list[float]:
+    rng = random.Random(seed)
+    out = []
+    while len(out) < count:
+        value = struct.unpack("<d", struct.pack("<Q", rng.getrandbits(64)))[0]
+        if math.isfinite(value):
+            out.append(value)
+    return out
+
+
+@given(st.lists(st.one_of(st.none(), st.floats(allow_nan=False, allow_infinity=False))))
+def test_excel_numbers_rounds_exactly_as_excel_number(values: list[float | None]) -> None:
+    got = excel_numbers(pl.Series("x", values, pl.Float64)).to_list()
+    expected = [None if v is None else excel_number(v) for v in values]
+    assert [(v, math.copysign(1, v)) if v is not None else None for v in got] == [
+        (v, math.copysign(1, v)) if v is not None else None for v in expected
+    ]
+
+
+def test_excel_numbers_on_every_kind_of_double() -> None:
+    # Random bit patterns (all magnitudes, mostly 17 digits), short decimals (as typed),
+    # date-time serials, powers of two and the edges of the range.
+    rng = random.Random(7)
+    values = _random_doubles(20_000, seed=3)
+    values += [round(rng.uniform(-1e4, 1e4), rng.randint(0, 6)) for _ in range(20_000)]
+    values += [rng.randint(0, 60_000) + rng.random() / 86_400 for _ in range(20_000)]
+    values += [0.1 + 0.2, 5e-324, -5e-324, 1.7976931348623157e308, 9.999999999999999e22]
+    values += [0.1, 100.0, 1e20, 123456789012345678.0, 2.0**53 + 2]
+    # Powers of two: their shortest text can round, at 16 digits, to the double below.
+    values += [math.ldexp(sign, exp) for exp in range(-1074, 1024) for sign in (1.0, -1.0)]
+    got = excel_numbers(pl.Series("x", values, pl.Float64)).to_list()
+    assert got == [excel_number(v) for v in values]
+    assert sum(g != v for g, v in zip(got, values, strict=True)) > 10_000  # rounding did happen
+
+
+def test_a_server_writes_with_the_engine_it_is_set_to_or_rust_by_default(
+    tmp_path: Path,
+) -> None:
     rows = [
         ["customer_id", "city"],
         ["00042", '=HYPERLINK("http://x")'],
@@ -288,8 +352,9 @@ def test_a_server_set_to_the_rust_engine_writes_its_outputs_with_it(tmp_path: Pa
     source = support.write_xlsx(tmp_path / "in.xlsx", rows)
     numbering = {"operation": "excel/add-column", "arguments": {"name": "n", "row_number": True}}
     cells, xml = {}, {}
-    for engine in ("xlsxwriter", RUST_ENGINE):
-        settings = make_settings(tmp_path / engine, xlsx_writer=engine)
+    # Set to xlsxwriter, the setting is honoured; left alone, the server writes with Rust.
+    for engine, overrides in (("xlsxwriter", {"xlsx_writer": "xlsxwriter"}), (RUST_ENGINE, {})):
+        settings = make_settings(tmp_path / engine, **overrides)
         with run_server(settings) as server, httpx.Client(base_url=server.url) as client:
             chat_id = create_chat(client)
             upload(client, chat_id, source)

@@ -6,15 +6,18 @@ Cancelled) the temp file is removed.  xlsx text, header cells included, is alway
 an inert text cell, never a formula, number or link; csv output puts a leading apostrophe on
 header and text cells a spreadsheet program could evaluate (``escape_formula_text``'s rule).
 
-xlsx has two engines behind ``write_workbook(..., engine=...)``: xlsxwriter (the default) and
-rustpy-xlsxwriter (extra ``rustxlsx``, ``writing_rust``), both writing the cells that
-``writing_cells`` decides.
+xlsx has two engines behind ``write_workbook(..., engine=...)``: rustpy-xlsxwriter (the
+default, ``writing_rust``; docs/adr/0001-default-xlsx-engine.md says why) and xlsxwriter, both
+writing the cells that ``writing_cells`` decides.  Where rustpy-xlsxwriter cannot be imported,
+or cannot write a workbook right (``writing_rust.can_write``), xlsxwriter writes it instead.
 """
 
 from __future__ import annotations
 
 import codecs
 import contextlib
+import functools
+import logging
 import os
 import re
 import tempfile
@@ -31,6 +34,7 @@ from chatflow.spreadsheets.cell_types import datetime_format, number_text
 from chatflow.spreadsheets.writing_cells import CellColumn, sheet_cells
 
 Progress = Callable[[float], None]
+log = logging.getLogger(__name__)
 
 EXCEL_MAX_ROWS = 1_048_576
 EXCEL_MAX_COLS = 16_384
@@ -38,6 +42,7 @@ _SHEET_NAME_FORBIDDEN = re.compile(r"[\[\]:*?/\\]")
 RUST_ENGINE: Final = "rustpy-xlsxwriter"
 XlsxEngine = Literal["xlsxwriter", "rustpy-xlsxwriter"]
 XLSX_ENGINES: tuple[str, ...] = ("xlsxwriter", RUST_ENGINE)
+DEFAULT_XLSX_ENGINE: Final = RUST_ENGINE
 # The csv escaping rule (escape_formula_text states it).  polars runs these with Rust's regex
 # engine, which is linear in the text's length whatever the pattern.
 _ALWAYS_FORMULA = r"^ *[=@\t\r\n\uff1d\uff20]"
@@ -90,22 +95,38 @@ def _fsync_directory(directory: Path) -> None:
             os.close(fd)
 
 
-def check_xlsx_engine(name: str) -> None:
-    """Raise RuntimeError, saying what to install or set, unless engine ``name`` can write."""
-    if name not in XLSX_ENGINES:
+def check_xlsx_engine(name: str) -> XlsxEngine:
+    """The engine that will write for setting ``name``: ``name`` itself, or xlsxwriter, with a
+    warning, when ``name`` is rustpy-xlsxwriter and it cannot be imported.  RuntimeError for
+    an unknown name."""
+    if name == "xlsxwriter":
+        return "xlsxwriter"
+    if name != RUST_ENGINE:
         raise RuntimeError(
             f"Unknown xlsx writer {name!r} (CHATFLOW_XLSX_WRITER); "
             f"use one of {', '.join(XLSX_ENGINES)}."
         )
-    if name == RUST_ENGINE:
-        from chatflow.spreadsheets import writing_rust
+    from chatflow.spreadsheets import writing_rust
 
-        problem = writing_rust.unavailable()
-        if problem:
-            raise RuntimeError(
-                f"CHATFLOW_XLSX_WRITER={name} but {problem}; install the extra with "
-                "'pip install chatflow[rustxlsx]' or set CHATFLOW_XLSX_WRITER=xlsxwriter."
-            )
+    problem = writing_rust.unavailable()
+    if problem:
+        log.warning(
+            "CHATFLOW_XLSX_WRITER=%s but %s: xlsx outputs are written with xlsxwriter "
+            "(the same cells, several times slower). Reinstall chatflow to get it back, or "
+            "set CHATFLOW_XLSX_WRITER=xlsxwriter.",
+            name,
+            problem,
+        )
+        return "xlsxwriter"
+    return RUST_ENGINE
+
+
+@functools.cache
+def _rust_importable() -> bool:
+    """Asked once per process: each worker process decides for itself, as its server did."""
+    from chatflow.spreadsheets import writing_rust
+
+    return writing_rust.unavailable() is None
 
 
 def write_workbook(
@@ -113,7 +134,7 @@ def write_workbook(
     dest: Path,
     *,
     progress: Progress | None = None,
-    engine: XlsxEngine = "xlsxwriter",
+    engine: XlsxEngine = DEFAULT_XLSX_ENGINE,
 ) -> None:
     """Write each table as a sheet (names made Excel-valid and unique), atomically."""
     if not sheets:
@@ -141,7 +162,7 @@ def write_workbook(
     if engine == RUST_ENGINE:
         from chatflow.spreadsheets import writing_rust
 
-        if writing_rust.can_write(named):
+        if _rust_importable() and writing_rust.can_write(named):
             with atomic_destination(dest) as tmp:
                 writing_rust.write_sheets(named, tmp, progress)
             if progress is not None:

@@ -80,6 +80,31 @@ def excel_number(value: float) -> float:
     return float(f"{value:.16g}")
 
 
+def excel_numbers(s: pl.Series) -> pl.Series:
+    """``excel_number`` of each value of a Float64 series of finite numbers and nulls.
+
+    A double whose shortest round-trip text has at most 16 significant digits is the double
+    nearest its own 16-digit rounding, so it stays as it is; but for a power of two, whose
+    neighbour below is nearer than the one above, the rounding can land on another double.
+    polars prints that shortest text; text of at most 17 bytes holds at most 16 digits (it
+    has a "." or an exponent).  So only longer text and powers of two are rounded, in Python,
+    since only Python's formatting is sure to give xlsxwriter's digits.
+    """
+    v = pl.col("v").abs()
+    # Exact: 2**round(log2|v|) is a power of two, computed exactly, and == compares exactly.
+    power_of_two = pl.lit(2.0).pow(v.log(2).round()) == v
+    long = (
+        s.to_frame("v")
+        .select(((pl.col("v").cast(pl.String).str.len_bytes() > 17) | power_of_two))
+        .to_series()
+        .fill_null(False)
+    )
+    if not long.any():
+        return s
+    rounded = [excel_number(v) for v in s.filter(long).to_list()]
+    return s.clone().scatter(long.arg_true(), pl.Series(s.name, rounded, pl.Float64))
+
+
 def _column_cells(s: pl.Series) -> CellColumn:
     dtype, name = s.dtype, s.name
     if dtype == pl.Null:  # empty cells, one per row
@@ -100,9 +125,7 @@ def _column_cells(s: pl.Series) -> CellColumn:
         )
     if dtype.is_float():
         finite = s.is_finite().fill_null(False)
-        # Rounded in Python: only Python's formatting is sure to give xlsxwriter's digits.
-        rounded = [excel_number(v) for v in s.filter(finite).to_list()]
-        numbers = _scatter(name, finite, pl.Series(name, rounded, pl.Float64), pl.Float64)
+        numbers = excel_numbers(s.cast(pl.Float64).zip_with(finite, _nulls(s, pl.Float64)))
         special = ~finite & s.is_not_null()
         words = [str(v) for v in s.filter(special).to_list()]  # nan, inf, -inf
         texts = _scatter(name, special, pl.Series(name, words, pl.String), pl.String)
@@ -175,9 +198,7 @@ def _serial(days: pl.Series, seconds: pl.Series, micros: pl.Series, *, exact: bo
     )
     serial = pl.when(serial > 59).then(serial + 1.0).otherwise(serial)  # Excel's 1900-02-29
     result = frame.select(serial.alias(days.name)).to_series()
-    if exact:
-        return result
-    return pl.Series(days.name, [None if v is None else excel_number(v) for v in result.to_list()])
+    return result if exact else excel_numbers(result)
 
 
 def _decimal_cell(value: Decimal) -> float | str:
