@@ -4,8 +4,10 @@ Each case is written with both engines (``write_workbook(..., engine=...)``), co
 ``soffice --headless --convert-to xlsx`` (a private profile per test session, a time limit,
 the whole process group killed if it overruns) and read back with openpyxl.  What is checked is
 what a user opening the file would see: the same sheets, rows and values, numbers as numbers,
-dates as date cells shown as dates (date-times with their time), booleans as booleans, text as
-text (never a formula, however it starts) and empty cells empty.
+dates as date cells shown as dates (date-times with their time, times as times), booleans as
+booleans, text as text (never a formula, however it starts) and empty cells empty; and what
+the policy makes text (nan and inf, durations, dates before 1900, decimals past 15 digits,
+integers past 2**53) as that text.
 
 LibreOffice's own habits, asserted precisely rather than hidden:
 - it re-saves a boolean cell as the formula ``TRUE()``/``FALSE()`` with the boolean as its
@@ -32,12 +34,14 @@ with rustpy-xlsxwriter, 5-7 s with xlsxwriter; LibreOffice 8-15 s and ~800 MB; r
 from __future__ import annotations
 
 import datetime as dt
+import math
 import os
 import re
 import shutil
 import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +51,7 @@ import polars as pl
 import pytest
 
 from chatflow.spreadsheets.writing import EXCEL_MAX_ROWS, XLSX_ENGINES, write_workbook
-from chatflow.spreadsheets.writing_cells import MAX_EXACT_INT
+from chatflow.spreadsheets.writing_cells import MAX_EXACT_INT, sheet_cells
 from tests.support import group_alive, kill_group
 
 pytestmark = pytest.mark.slow  # LibreOffice re-saves every case
@@ -216,6 +220,39 @@ def _three_sheets() -> Sheets:
     }
 
 
+def _times_and_specials() -> Sheets:
+    """Values the policy turns into something else: times (day fractions shown as times),
+    durations, nan/inf and dates before 1900 (text), time-zoned date-times (wall clock),
+    decimals (numbers, or text past 15 digits).  Every column but ``time`` mixes numbers with
+    text, so the Rust engine writes this sheet row by row, not through Arrow."""
+    utc = dt.timezone.utc
+    return {
+        "Specials": pl.DataFrame(
+            {
+                "time": [dt.time(0, 0), dt.time(12, 30, 15), None, dt.time(23, 59, 59)],
+                "duration": [dt.timedelta(hours=1), None, dt.timedelta(days=2), None],
+                "float": [math.nan, math.inf, -math.inf, 2.5],
+                "date": [dt.date(1899, 12, 31), dt.date(1900, 1, 1), None, dt.date(2024, 1, 2)],
+                "datetime": [
+                    dt.datetime(1800, 6, 1, 12, 0),
+                    dt.datetime(2024, 3, 1, 9, 30, 0),
+                    None,
+                    dt.datetime(2024, 12, 31, 23, 59, 59),
+                ],
+                "zoned": pl.Series(
+                    [dt.datetime(2024, 6, 1, 12, 0, tzinfo=utc), None] * 2,
+                    dtype=pl.Datetime("us", "Europe/Berlin"),
+                ),
+                "decimal": pl.Series(
+                    [Decimal("1.25"), Decimal("-3"), None, Decimal("12345678901234567.8")],
+                    dtype=pl.Decimal(20, 2),
+                ),
+                "category": pl.Series(["a", "b", None, "a"], dtype=pl.Categorical),
+            }
+        )
+    }
+
+
 CASES: dict[str, Sheets] = {
     "numbers": _numbers(),
     "dates": _dates(),
@@ -227,6 +264,7 @@ CASES: dict[str, Sheets] = {
     "three_sheets": _three_sheets(),
     "narrow_integers": _narrow_integers(),
     "null_column": _null_column(),
+    "times_and_specials": _times_and_specials(),
 }
 # --- running LibreOffice ------------------------------------------------------------------
 
@@ -358,14 +396,27 @@ def _expected(value: Any) -> Seen:
         return ("bool", value)
     if isinstance(value, int) and abs(value) >= MAX_EXACT_INT:
         return ("text", str(value))  # the policy: a double could not hold it exactly
+    if isinstance(value, float) and not math.isfinite(value):
+        return ("text", str(value))  # nan, inf, -inf
+    if isinstance(value, Decimal):
+        # A double holds 15 digits exactly; a longer decimal stays exact as text.
+        if len(value.as_tuple().digits) > 15:
+            return ("text", str(value))
+        value = float(value)
     if isinstance(value, int | float):
         # LibreOffice reads every digit (its .ods export shows 9007199254740991), but its
         # xlsx export writes numbers with 15 significant digits, as Excel shows them.
         return ("number", float(f"{value:.15g}"))
+    if isinstance(value, dt.date) and value.year < 1900:
+        return ("text", value.isoformat())  # Excel has no dates before 1900
     if isinstance(value, dt.datetime):
-        return ("datetime", value)
+        return ("datetime", value.replace(tzinfo=None))  # wall-clock time
     if isinstance(value, dt.date):
         return ("date", value)
+    if isinstance(value, dt.time):
+        return ("time", value)
+    if isinstance(value, dt.timedelta):
+        return ("text", str(value))  # "1:00:00", "2 days, 0:00:00"
     assert isinstance(value, str)
     return ("text", value)
 
@@ -395,6 +446,8 @@ def _seen(cell: Any, cached: Any) -> Seen:
             return ("date", value.date())
         if fmt == "yyyy-mm-dd hh:mm:ss":
             return ("datetime", value)
+        if fmt == "hh:mm:ss" and isinstance(value, dt.time):
+            return ("time", value)
         return (f"date shown as {fmt!r}", value)
     if kind == "n" and isinstance(value, int | float):
         return ("number", float(value)) if fmt == "General" else (f"number as {fmt!r}", value)
@@ -462,6 +515,16 @@ def test_libreoffice_reads_and_resaves_the_same_cells(
         assert len(got) == len(expected), f"{name}: rows lost or added"
         assert got == expected, name
     assert _formulas(done.resaved) == []
+
+
+def test_the_cases_take_both_paths_of_the_rust_engine() -> None:
+    """Arrow for sheets of one kind of cell per column, rows for a sheet that mixes kinds."""
+    mixed = {
+        case: any(column.mixed() for df in sheets.values() for column in sheet_cells(df))
+        for case, sheets in CASES.items()
+    }
+    assert mixed["times_and_specials"]
+    assert not mixed["numbers"] and not mixed["unicode"]
 
 
 @pytest.mark.parametrize("engine", XLSX_ENGINES)
