@@ -225,7 +225,7 @@ def _times_and_specials() -> Sheets:
     durations, nan/inf and dates before 1900 (text), time-zoned date-times (wall clock),
     decimals (numbers, or text past 15 digits).  Every column but ``time`` mixes numbers with
     text, so the Rust engine writes this sheet row by row, not through Arrow."""
-    utc = dt.timezone.utc
+    utc = dt.UTC
     return {
         "Specials": pl.DataFrame(
             {

@@ -25,8 +25,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from chatflow.failures import Cancelled, StepFailed
-from chatflow.spreadsheets import writing_rust
 from chatflow.settings import Settings
+from chatflow.spreadsheets import writing_rust
 from chatflow.spreadsheets.writing import (
     DEFAULT_XLSX_ENGINE,
     EXCEL_MAX_COLS,

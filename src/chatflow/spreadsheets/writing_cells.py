@@ -95,7 +95,7 @@ def excel_numbers(s: pl.Series) -> pl.Series:
     power_of_two = pl.lit(2.0).pow(v.log(2).round()) == v
     long = (
         s.to_frame("v")
-        .select(((pl.col("v").cast(pl.String).str.len_bytes() > 17) | power_of_two))
+        .select((pl.col("v").cast(pl.String).str.len_bytes() > 17) | power_of_two)
         .to_series()
         .fill_null(False)
     )

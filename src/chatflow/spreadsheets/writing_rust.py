@@ -1,4 +1,4 @@
-"""The optional xlsx engine on rustpy-xlsxwriter (Rust's rust_xlsxwriter), extra ``rustxlsx``.
+"""The default xlsx engine, on rustpy-xlsxwriter (bindings of Rust's rust_xlsxwriter).
 
 It writes the cells ``writing_cells`` decides, like the xlsxwriter engine, so both produce
 the same values, types and number formats.  A sheet whose every column holds one kind of cell
