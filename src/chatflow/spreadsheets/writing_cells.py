@@ -138,7 +138,7 @@ def _column_cells(s: pl.Series) -> CellColumn:
         return _datetime_cells(s)
     if dtype == pl.Time:
         us = s.cast(pl.Int64) // 1000  # Python's time (what xlsxwriter converts) holds us
-        zero = pl.Series(name, [0] * s.len(), pl.Int64)
+        zero = pl.zeros(s.len(), pl.Int64, eager=True).alias(name)
         serial = _serial(zero, us // 1_000_000, us % 1_000_000, exact=False)
         return CellColumn(name, serial, None, None, TIME_FORMAT)
     # Durations, lists, structs, binary, objects: their Python text.
@@ -147,7 +147,7 @@ def _column_cells(s: pl.Series) -> CellColumn:
 
 
 def _nulls(s: pl.Series, dtype: PolarsDataType) -> pl.Series:
-    return pl.Series(s.name, [None] * s.len(), dtype=dtype)
+    return pl.repeat(None, s.len(), dtype=dtype, eager=True).alias(s.name)
 
 
 def _scatter(name: str, mask: pl.Series, values: pl.Series, dtype: PolarsDataType) -> pl.Series:
@@ -160,7 +160,7 @@ def _scatter(name: str, mask: pl.Series, values: pl.Series, dtype: PolarsDataTyp
 def _date_cells(s: pl.Series) -> CellColumn:
     early = (s.dt.year() < 1900).fill_null(False)
     days = s.cast(pl.Int64) + _EPOCH_OFFSET_DAYS
-    zero = pl.Series(s.name, [0] * s.len(), pl.Int64)
+    zero = pl.zeros(s.len(), pl.Int64, eager=True).alias(s.name)
     numbers = _serial(days, zero, zero, exact=True).zip_with(~early, _nulls(s, pl.Float64))
     return CellColumn(s.name, numbers, _iso_texts(s, early), None, DATE_FORMAT)
 

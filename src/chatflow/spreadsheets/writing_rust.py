@@ -78,7 +78,7 @@ def _arrow_table(cells: list[CellColumn], height: int) -> pl.DataFrame:
     series = []
     for column in cells:
         only = column.only()
-        empty = pl.Series(column.name, [None] * height, pl.String)
+        empty = pl.repeat(None, height, dtype=pl.String, eager=True).alias(column.name)
         series.append(only.alias(column.name) if only is not None else empty)
     return pl.DataFrame(series)
 
