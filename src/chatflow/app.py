@@ -53,7 +53,7 @@ Success bodies are `{"data": ...}`; errors are
 
 async def start_runtime(settings: Settings) -> Runtime:
     """Build every resource, each after what it needs; the caller must ``stop_runtime`` it."""
-    check_xlsx_engine(settings.xlsx_writer)  # a missing optional writer fails here, not mid-run
+    check_xlsx_engine(settings.xlsx_writer)  # an unknown name fails here; a missing Rust one warns
     await asyncio.to_thread(settings.files_dir.mkdir, parents=True, exist_ok=True)
     await asyncio.to_thread(upgrade, settings.resolved_database_url)
     db = Database(settings.resolved_database_url)
