@@ -41,7 +41,9 @@ _MAX_STDERR = 64 * 1024
 
 # argv: package root, address-space bytes, the server's pid.  PR_SET_PDEATHSIG ends a child
 # the moment the server dies, even in the middle of a parse; an idle one also sees its stdin
-# close.  (Its parent is the thread that started it: the server's event loop thread.)
+# close.  (Its parent is the thread that started it: the server's event loop thread.)  Once
+# its verdict is flushed the child leaves with os._exit: tearing the interpreter down only
+# delays the answer.
 _BOOTSTRAP = """\
 import ctypes, json, resource, os, sys, time
 root, memory, server = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
@@ -63,7 +65,9 @@ used = resource.getrusage(resource.RUSAGE_SELF)
 cpu = int(used.ru_utime + used.ru_stime) + int(request["cpu_s"])
 resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
 print(json.dumps({"began": began}), flush=True)
-sys.exit(child_main(request["argv"]))
+code = child_main(request["argv"])
+sys.stdout.flush()
+os._exit(code)
 """
 
 
