@@ -1,9 +1,11 @@
 """Read one sheet of a workbook (xlsx, xls, xlsb or ods) into a typed table by ``cell_types``.
 
-Cells are read with python-calamine, which gives each cell with its own kind (number, boolean,
-date, time, text), so a column's type follows from its cells, whatever the format.  fastexcel,
-faster because it types whole columns in Rust, is not used for the cells: it reads text such
-as "n/a", "NA", "null" or "nan" in a numeric or date column as empty (or NaN) and so loses it.
+The rule is defined cell by cell: python-calamine gives each cell with its own kind (number,
+boolean, date, time, text), so a column's type follows from its cells, whatever the format.
+xlsx and ods sheets are first read by whole columns with fastexcel (``reading_columns``, about
+twice as fast), which answers only where its table is provably the per-cell one: fastexcel
+alone reads text such as "n/a", "NA", "null" or "nan" in a numeric or date column as empty (or
+NaN), renders numbers in a mixed column its own way, and names headers its own way.
 
 Layout (shared with csv): empty cells ("" or missing) are null and wholly empty rows are
 dropped; the header is the first remaining row (names by ``headers.unique_headers``); the
@@ -24,12 +26,38 @@ import python_calamine
 from chatflow.failures import StepFailed
 from chatflow.spreadsheets.cell_types import cell_text, cells_to_series
 from chatflow.spreadsheets.headers import unique_headers
-from chatflow.spreadsheets.workbook_files import library_errors, open_book, pick_sheet
+from chatflow.spreadsheets.reading_columns import read_columns
+from chatflow.spreadsheets.workbook_files import (
+    calamine_book,
+    library_errors,
+    open_book,
+    pick_sheet,
+    vetted_source,
+)
 
 
 def read_workbook(path: Path, kind: str, sheet: str | None) -> pl.DataFrame:
-    """One sheet (default: the first) of a workbook of ``kind`` as a typed table."""
-    book = open_book(path, kind)
+    """One sheet (default: the first) of a workbook of ``kind`` as a typed table: by whole
+    columns (``reading_columns``) where that is provably the same, else cell by cell."""
+    with vetted_source(path, kind) as (named, source):
+        # xls and xlsb keep whole numbers as integer cells beside float ones, a column fastexcel's
+        # strict typing refuses: trying them first would only add a parse.
+        table = read_columns(source, sheet) if kind in ("xlsx", "ods") else None
+        if table is not None:
+            return table
+        with library_errors(path, named):
+            book = calamine_book(source)
+    return _cells_of(path, book, sheet)
+
+
+def read_workbook_cells(path: Path, kind: str, sheet: str | None) -> pl.DataFrame:
+    """``read_workbook`` cell by cell only: the reference the whole-column read is held to."""
+    return _cells_of(path, open_book(path, kind), sheet)
+
+
+def _cells_of(
+    path: Path, book: python_calamine.CalamineWorkbook, sheet: str | None
+) -> pl.DataFrame:
     target = pick_sheet(book, sheet)
     with library_errors(path):
         table = _read_cells(book, target)

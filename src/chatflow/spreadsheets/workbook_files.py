@@ -42,17 +42,31 @@ def refuse_non_workbook(path: Path) -> None:
 
 def open_book(path: Path, kind: str) -> python_calamine.CalamineWorkbook:
     """The workbook opened by the reader for ``kind``."""
+    with vetted_source(path, kind) as (named, source), library_errors(path, named):
+        return calamine_book(source)
+
+
+@contextlib.contextmanager
+def vetted_source(path: Path, kind: str) -> Iterator[tuple[Path, Path | bytes]]:
+    """While open: the name the file is opened under, and what a reader opens (that name, or an
+    odd package layout re-packaged in memory); the magic bytes are checked first."""
     if kind not in _EXTENSIONS:
         raise StepFailed("unsupported_kind", f"Unsupported file kind '{kind}'.")
     if kind != "xls":
         refuse_non_workbook(path)
     elif sniff_container(path) != "ole":
         raise StepFailed("not_a_spreadsheet", "The file is not an .xls workbook.")
-    with _named_for(path, kind) as named, library_errors(path, named):
-        source = readable_source(named) if kind in ("xlsx", "xlsb") else named
-        if isinstance(source, bytes):  # an odd package layout, re-packaged in memory
-            return python_calamine.CalamineWorkbook.from_filelike(io.BytesIO(source))
-        return python_calamine.CalamineWorkbook.from_path(str(source))
+    with _named_for(path, kind) as named:
+        with library_errors(path, named):
+            source = readable_source(named) if kind in ("xlsx", "xlsb") else named
+        yield named, source
+
+
+def calamine_book(source: Path | bytes) -> python_calamine.CalamineWorkbook:
+    """python-calamine's workbook over a ``vetted_source``."""
+    if isinstance(source, bytes):
+        return python_calamine.CalamineWorkbook.from_filelike(io.BytesIO(source))
+    return python_calamine.CalamineWorkbook.from_path(str(source))
 
 
 @contextlib.contextmanager
