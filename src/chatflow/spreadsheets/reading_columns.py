@@ -66,9 +66,10 @@ def read_columns(source: Path | bytes, sheet: str | None) -> pl.DataFrame | None
             return None
         suspects = [i for i, c in enumerate(grid.columns) if _may_hide_text(grid.get_column(c))]
         if suspects:
-            grid = _with_hidden_text(reader, sheet, grid, suspects)
-            if grid is None:
+            rebuilt = _with_hidden_text(reader, sheet, grid, suspects)
+            if rebuilt is None:
                 return None
+            grid = rebuilt
     except BaseException as exc:  # pyo3 turns a Rust panic into PanicException(BaseException)
         if isinstance(exc, Exception) or type(exc).__name__ == "PanicException":
             return None
@@ -112,8 +113,8 @@ def _trusted(s: pl.Series) -> bool:
     if s.dtype == pl.Float64:
         return bool(s.drop_nulls().is_finite().all())
     if isinstance(s.dtype, pl.Datetime):
-        values = s.drop_nulls()
-        return values.is_empty() or (values.min() >= _OLDEST and values.max() <= _NEWEST)  # type: ignore[operator]
+        inside = s.drop_nulls().is_between(_OLDEST, _NEWEST)
+        return bool(inside.all())
     return False  # durations: the per-cell read renders them as text
 
 
