@@ -32,8 +32,17 @@ class FileStore:
         return path
 
     @staticmethod
-    def new_storage_name(extension: str) -> str:
-        return uuid.uuid4().hex + extension
+    def new_storage_name(extension: str, prefix: str = "") -> str:
+        """A fresh name; a run's outputs share its ``prefix``, so they can be found without a
+        list of what its worker managed to write (see ``remove_prefixed``)."""
+        return prefix + uuid.uuid4().hex + extension
+
+    def remove_prefixed(self, chat_id: str, prefix: str) -> None:
+        """Remove every file of the chat whose name starts with ``prefix``, temp files too."""
+        directory = self.chat_dir(chat_id)
+        for pattern in (f"{prefix}*", f"{TMP_PREFIX}{prefix}*{TMP_SUFFIX}"):
+            for leftover in directory.glob(pattern):
+                leftover.unlink(missing_ok=True)
 
     def temp_path(self, chat_id: str) -> Path:
         directory = self.chat_dir(chat_id)

@@ -3,6 +3,7 @@ time limit and dry runs taking their turn in the chat's queue, all through a liv
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import time
 from collections.abc import Iterator
@@ -124,8 +125,11 @@ def test_the_step_time_limit_kills_the_worker_and_frees_its_slot(tmp_path: Path)
     )
     rows = 800_000
     big = tmp_path / "big.xlsx"
-    table = pl.DataFrame({"a": range(rows), "b": [f"t{i}" for i in range(rows)], "c": [1.5] * rows})
-    write_workbook({"Sheet1": table}, big, engine="rustpy-xlsxwriter")  # a test extra; fast
+    # A date before 1904 sends the whole sheet to the cell-by-cell read (reading_columns), which
+    # takes several seconds for 2.4M cells without a progress report.
+    early = [dt.date(1900, 1, 1)] + [dt.date(2024, 1, 1)] * (rows - 1)
+    table = pl.DataFrame({"a": range(rows), "b": [f"t{i}" for i in range(rows)], "c": early})
+    write_workbook({"Sheet1": table}, big, engine="rustpy-xlsxwriter")
     small = tmp_path / "small.csv"
     write_csv(pl.DataFrame({"x": [3, 1, 2]}), small)
     others = _worker_pids()  # other servers' workers, e.g. the module's capped server

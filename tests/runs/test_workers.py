@@ -18,6 +18,7 @@ from chatflow.runs.step_io import read_head
 from chatflow.runs.worker_pool import WorkerCrashed, WorkerError, WorkerPool
 from chatflow.spreadsheets.writing import write_workbook
 from tests.conftest import make_settings
+from tests.step_harness import StepHarness
 from tests.support import create_chat, run_server, seed_workflow, upload, write_xlsx
 
 API = "/api/v1"
@@ -78,6 +79,9 @@ def test_a_job_s_own_errors_come_back_as_they_were_and_the_worker_is_kept(
 
 
 def test_a_cancel_during_a_write_stops_it_leaving_no_file(pool: WorkerPool, tmp_path: Path) -> None:
+    # xlsxwriter reports as it writes, so the stop lands mid-write.  (The Rust engine writes a
+    # sheet in one call: a stop during it is seen at its last report, or, if it comes after,
+    # the run's discard removes the finished file by the run's name prefix: test_run_files.)
     table = pl.DataFrame({"n": [str(i) for i in range(200_000)]})
     seen: list[float] = []
 
@@ -86,8 +90,9 @@ def test_a_cancel_during_a_write_stops_it_leaving_no_file(pool: WorkerPool, tmp_
         if len(seen) == 2:
             raise Cancelled()
 
+    dest = tmp_path / "out.xlsx"
     with pytest.raises(Cancelled):
-        pool.call(write_workbook, {"S": table}, tmp_path / "out.xlsx", progress=progress)
+        pool.call(write_workbook, {"S": table}, dest, progress=progress, engine="xlsxwriter")
     assert len(seen) == 2 and seen[-1] < 1.0
     assert list(tmp_path.iterdir()) == []  # neither the output nor its temp file
     worker = pool.pids()
@@ -163,3 +168,24 @@ def test_prestarted_workers_are_there_before_the_first_run(tmp_path: Path) -> No
         workers = _worker_processes()
         assert len(workers) == 2
     assert all(_gone(worker.pid) for worker in workers)
+
+
+def test_a_discarded_run_removes_outputs_its_worker_finished_after_the_stop(
+    tmp_path: Path,
+) -> None:
+    """A worker that writes a sheet in one call can finish and rename its file after the run
+    stopped waiting for it; the run's name prefix still finds the file, and its temp files."""
+    harness = StepHarness(tmp_path, pl.DataFrame({"a": [1, 2]}))
+    harness.files.output_prefix = "0123abcd_"
+    written = harness.run("excel/extract-columns-to-file", {"columns": ["a"]})
+    assert written.files and written.files[0].name.startswith("data")
+    chat_dir = harness.store.chat_dir(harness.chat_id)
+    recorded = {p.name for p in chat_dir.iterdir()}
+    late = chat_dir / harness.store.new_storage_name(".xlsx", "0123abcd_")  # never folded back
+    late.write_bytes(b"x")
+    (chat_dir / f".{late.name}.tmp123.part").write_bytes(b"x")
+    harness.files.discard_written()
+    assert {p.name for p in chat_dir.iterdir()} == {
+        name for name in recorded if not name.startswith("0123abcd_")
+    }
+    assert len(recorded) == 2  # the input and the step's output, which went too

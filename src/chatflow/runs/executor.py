@@ -106,7 +106,7 @@ class RunExecutor:
                 f"input file {run.input_name!r} version {run.input_version} "
                 "was deleted before the run started",
             )
-        files = state.files = self.steps.files_for(run.chat_id, input_row, latest)
+        files = state.files = self.steps.files_for(run.chat_id, input_row, latest, run_id=run.id)
         for index, step in enumerate(run.steps):
             state.index = index
             output = await self._run_step(state, files, step)
@@ -122,6 +122,10 @@ class RunExecutor:
                 )
             except RunError as error:
                 raise error.at_step(len(run.steps)) from None
+        if state.handle.cancel.is_set():
+            # The last chance to honour a cancel: a step that ended without reaching a check
+            # after the request must not make the run complete.
+            raise Cancelled()
         return await self._record_outputs(run, files.written)
 
     async def _complete(self, state: _RunState, rows: list[StoredFile]) -> None:

@@ -113,6 +113,7 @@ class RunFiles:
     processes: Processes = field(default_factory=InlineProcesses)
     xlsx_engine: XlsxEngine = "xlsxwriter"
     limits: Limits = field(default_factory=Limits)
+    output_prefix: str = ""  # starts the storage name of every output of this run
     # Raises Cancelled once the run is stopped; checked while a worker reads or writes.
     interrupt: Callable[[], None] = field(default=lambda: None, compare=False)
     current: pl.DataFrame | None = None
@@ -174,11 +175,14 @@ class RunFiles:
         return confined_pool().call(job, *args, interrupt=self.interrupt, **kwargs)
 
     def discard_written(self) -> None:
-        """Remove what this run wrote (a failed or cancelled run leaves no outputs)."""
+        """Remove what this run wrote (a failed or cancelled run leaves no outputs), including
+        a file its worker finished after the run had stopped waiting for it."""
         for item in self.written:
             if item.path != Path():
                 item.path.unlink(missing_ok=True)
         self.written.clear()
+        if self.output_prefix and not self.dry_run:
+            self.store.remove_prefixed(self.chat_id, self.output_prefix)
 
     def default_name(self, operation: str, extension: str) -> str:
         stem = PurePosixPath(self.input_name).stem
@@ -220,7 +224,8 @@ class RunFiles:
         if self.dry_run:
             return written
         self.store.chat_dir(self.chat_id).mkdir(parents=True, exist_ok=True)
-        dest = self.store.path(self.chat_id, self.store.new_storage_name(f".{kind}"))
+        storage_name = self.store.new_storage_name(f".{kind}", self.output_prefix)
+        dest = self.store.path(self.chat_id, storage_name)
         try:
             self._write_file(kind, sheets, dest, options, progress)
         except BaseException:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -39,9 +40,11 @@ class StepRunner:
         input_row: StoredFile,
         latest: list[StoredFile],
         *,
+        run_id: str | None = None,
         sample_rows: int | None = None,
     ) -> RunFiles:
-        """The StepIO of a run (or, with ``sample_rows``, of a dry run) over the chat's files."""
+        """The StepIO of run ``run_id`` (or, with ``sample_rows``, of a dry run) over the chat's
+        files."""
         store = self.store
         return RunFiles(
             store=store,
@@ -60,6 +63,7 @@ class StepRunner:
             processes=self.processes,
             xlsx_engine=self.settings.xlsx_writer,
             limits=self.settings.limits,
+            output_prefix=f"{uuid.UUID(run_id).hex}_" if run_id else "",
         )
 
     async def run(

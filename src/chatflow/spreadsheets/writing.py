@@ -165,8 +165,8 @@ def write_workbook(
         if _rust_importable() and writing_rust.can_write(named):
             with atomic_destination(dest) as tmp:
                 writing_rust.write_sheets(named, tmp, progress)
-            if progress is not None:
-                progress(1.0)
+                if progress is not None:
+                    progress(1.0)  # before the rename: a cancel here leaves no file behind
             return
     elif engine != "xlsxwriter":
         raise ValueError(f"unknown xlsx engine {engine!r}")

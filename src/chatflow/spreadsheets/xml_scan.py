@@ -220,7 +220,8 @@ class _Extent:
     def widen(self, refs: list[bytes], too_many: Callable[[str], StepFailed]) -> None:
         if max(map(len, refs)) > 16:  # longer than any real reference such as XFD1048576
             raise too_many("refers to a cell beyond any sheet")
-        rows = list(map(int, map(bytes.lstrip, refs, repeat(_LETTERS))))
+        # Each distinct row once: a row's cells share its number (~10x fewer int() calls).
+        rows = list(map(int, set(map(bytes.lstrip, refs, repeat(_LETTERS)))))
         self.rows = (min(self.rows[0], min(rows)), max(self.rows[1], max(rows)))
         letters = set(map(bytes.rstrip, refs, repeat(_DIGITS)))
         letters.discard(b"")  # a <row r="7">
