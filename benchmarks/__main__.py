@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown phases: {', '.join(sorted(only - set(PHASES)))}")
     opts = dataclasses.replace(QUICK if args.quick else FULL, baseline=args.baseline)
     if args.reps:
-        opts = dataclasses.replace(opts, reps=max(1, args.reps))
+        opts = dataclasses.replace(opts, reps=max(1, args.reps), read_reps=max(1, args.reps))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s bench: %(message)s")
     for noisy in ("httpx", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -8,6 +8,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -18,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import openpyxl
+import psutil
 import xlsxwriter
 from fastapi import FastAPI
 from websockets.sync.client import ClientConnection, connect
@@ -104,6 +107,70 @@ def wait_until_serving(
             said = f":\n{log.read_text()}" if log is not None else ""
             raise RuntimeError(f"chatflow serve did not start{said}")
         time.sleep(0.1)
+
+
+@contextmanager
+def chatflow_process(
+    data_dir: Path,
+    log: Path,
+    *,
+    port: int,
+    ws_port: int = 0,
+    env: dict[str, str] | None = None,
+    start_timeout_s: float = 60.0,
+    stop_timeout_s: float = 40.0,
+) -> Iterator[subprocess.Popen[bytes]]:
+    """``chatflow serve`` as ``make run`` starts it (the console script, default settings but
+    ``env``) on the given ports and data dir; always stopped and reaped, with its children."""
+    script = Path(sys.executable).with_name("chatflow")
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "chatflow"]
+    command += ["serve", "--port", str(port), "--ws-port", str(ws_port), "--data-dir"]
+    # Defaults, not whatever CHATFLOW_* the environment running the tests carries.
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("CHATFLOW_")}
+    with log.open("wb") as log_file:
+        process = subprocess.Popen(
+            [*command, str(data_dir)],
+            stdin=subprocess.DEVNULL,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            env={**clean, **(env or {})},
+        )
+    server = psutil.Process(process.pid)
+    children: list[psutil.Process] = []  # its worker and inspection processes
+    try:
+        wait_until_serving(port, process, start_timeout_s, log)
+        children = server.children(recursive=True)
+        yield process
+    finally:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            children += server.children(recursive=True)
+        if process.poll() is None:
+            process.kill()
+        process.wait(stop_timeout_s)
+        # Its children exit by themselves when the server is gone; do not wait on that.
+        _, alive = psutil.wait_procs(children, timeout=10)
+        for child in alive:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                child.kill()
+        psutil.wait_procs(alive, timeout=10)
+
+
+def numbered_output(base_url: str, source: Path, out: Path) -> list[list[tuple[Any, str]]]:
+    """Upload ``source``, run excel/add-column (row numbers) on it, save the output at ``out``;
+    its cells as (value, openpyxl data type)."""
+    numbering = {"operation": "excel/add-column", "arguments": {"name": "n", "row_number": True}}
+    with httpx.Client(base_url=base_url, timeout=120) as client:
+        chat_id = create_chat(client)
+        upload(client, chat_id, source)
+        run = client.post(
+            f"/api/v1/chat/workflows/{chat_id}/execute",
+            params={"wait": "true"},
+            json={"steps": [numbering]},
+        ).json()["data"]
+        assert run["status"] == "completed", run
+        out.write_bytes(client.get(run["outputs"][0]["download_url"]).content)
+    sheet = openpyxl.load_workbook(out).active
+    return [[(c.value, c.data_type) for c in row] for row in sheet.rows]
 
 
 def write_xlsx(path: Path, rows: list[list[Any]], sheet: str = "Sheet1") -> Path:

@@ -16,8 +16,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager, suppress
+from contextlib import ExitStack
 from pathlib import Path
 
 import httpx
@@ -30,13 +29,13 @@ from websockets.typing import Origin
 from tests.conftest import make_settings
 from tests.support import (
     POSTAL_ROWS,
+    chatflow_process,
     create_chat,
     free_ports,
     run_server,
     seed_workflow,
     subscribe,
     upload,
-    wait_until_serving,
     write_xlsx,
 )
 
@@ -69,7 +68,6 @@ asyncio.run(watch_workflow())
 
 SEED_REPORT = Path(__file__).resolve().parents[3] / "shared" / "seed" / "chat-workflows-fixes.md"
 
-START_TIMEOUT_S = 60.0
 CLIENT_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 40.0
 
@@ -86,45 +84,6 @@ def _close_code(ws: ClientConnection, timeout: float = 30) -> int:
             ws.recv(timeout=timeout)
     assert closed.value.rcvd is not None
     return closed.value.rcvd.code
-
-
-@contextmanager
-def _chatflow_serve(
-    data_dir: Path, port: int, ws_port: int, log: Path
-) -> Iterator[subprocess.Popen[bytes]]:
-    """`chatflow serve` as `make run` starts it (the console script, default settings) but on
-    free ports and a temp data dir; always stopped and reaped, with its worker processes."""
-    script = Path(sys.executable).with_name("chatflow")
-    command = [str(script)] if script.exists() else [sys.executable, "-m", "chatflow"]
-    command += ["serve", "--port", str(port), "--ws-port", str(ws_port), "--data-dir"]
-    # Defaults, not whatever CHATFLOW_* the environment running the tests carries.
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CHATFLOW_")}
-    with log.open("wb") as log_file:
-        process = subprocess.Popen(
-            [*command, str(data_dir)],
-            stdin=subprocess.DEVNULL,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            env=env,
-        )
-    server = psutil.Process(process.pid)
-    children: list[psutil.Process] = []  # its worker processes, to be sure they are gone
-    try:
-        wait_until_serving(port, process, START_TIMEOUT_S, log)
-        children = server.children(recursive=True)
-        yield process
-    finally:
-        with suppress(psutil.NoSuchProcess):
-            children += server.children(recursive=True)
-        if process.poll() is None:
-            process.kill()
-        process.wait(STOP_TIMEOUT_S)
-        # Worker processes exit by themselves when the server is gone; do not wait on that.
-        _, alive = psutil.wait_procs(children, timeout=10)
-        for child in alive:
-            with suppress(psutil.NoSuchProcess):
-                child.kill()
-        psutil.wait_procs(alive, timeout=10)
 
 
 def _read_lines(stream: object, lines: queue.Queue[str | None]) -> None:
@@ -149,7 +108,9 @@ def test_seed_example_2_client_runs_unchanged_against_chatflow_serve(tmp_path: P
     assert SEED_EXAMPLE_2_CLIENT.count("5051") == 1
     log = tmp_path / "server.log"
     with (
-        _chatflow_serve(tmp_path / "data", port, ws_port, log) as server,
+        chatflow_process(
+            tmp_path / "data", log, port=port, ws_port=ws_port, stop_timeout_s=STOP_TIMEOUT_S
+        ) as server,
         httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as http,
     ):
         health = http.get(f"{API}/health").json()["data"]

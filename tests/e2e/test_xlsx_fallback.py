@@ -16,78 +16,30 @@ import subprocess
 import sys
 import zipfile
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from pathlib import Path
 
-import httpx
-import openpyxl
-import psutil
 import pytest
 
-from tests.support import create_chat, free_ports, upload, wait_until_serving, write_xlsx
+from tests.support import chatflow_process, free_ports, numbered_output, write_xlsx
 
-START_TIMEOUT_S = 60.0
-STOP_TIMEOUT_S = 30.0
 BLOCK = "import sys\nsys.modules['rustpy_xlsxwriter'] = None  # import raises ImportError\n"
 FALLBACK_WARNING = "CHATFLOW_XLSX_WRITER=rustpy-xlsxwriter but rustpy-xlsxwriter is not installed"
 
 
 @contextmanager
-def _serve(
-    data_dir: Path, log: Path, env_overrides: dict[str, str]
-) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """``chatflow serve`` on a free port with default settings but ``env_overrides``; always
-    stopped, with its worker processes."""
+def _serve(data_dir: Path, log: Path, env: dict[str, str]) -> Iterator[str]:
+    """``chatflow serve`` on a free port with default settings but ``env``; its base URL."""
     (port,) = free_ports(1)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CHATFLOW_")}
-    env.update(env_overrides)
-    command = [sys.executable, "-m", "chatflow", "serve", "--port", str(port), "--ws-port", "0"]
-    with log.open("wb") as log_file:
-        process = subprocess.Popen(
-            [*command, "--data-dir", str(data_dir)],
-            stdin=subprocess.DEVNULL,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            env=env,
-        )
-    server = psutil.Process(process.pid)
-    children: list[psutil.Process] = []
-    try:
-        wait_until_serving(port, process, START_TIMEOUT_S, log)
-        yield f"http://127.0.0.1:{port}", process
-    finally:
-        with suppress(psutil.NoSuchProcess):
-            children = server.children(recursive=True)
-        if process.poll() is None:
-            process.terminate()
-        try:
-            process.wait(STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(STOP_TIMEOUT_S)
-        _, alive = psutil.wait_procs(children, timeout=10)
-        for child in alive:
-            with suppress(psutil.NoSuchProcess):
-                child.kill()
+    with chatflow_process(data_dir, log, port=port, env=env):
+        yield f"http://127.0.0.1:{port}"
 
 
 def _numbered_output(base_url: str, source: Path, out: Path) -> tuple[list[list[object]], str]:
-    """Run excel/add-column (row numbers) on ``source``; the output's cells and sheet XML."""
-    numbering = {"operation": "excel/add-column", "arguments": {"name": "n", "row_number": True}}
-    with httpx.Client(base_url=base_url, timeout=120) as client:
-        chat_id = create_chat(client)
-        upload(client, chat_id, source)
-        run = client.post(
-            f"/api/v1/chat/workflows/{chat_id}/execute",
-            params={"wait": "true"},
-            json={"steps": [numbering]},
-        ).json()["data"]
-        assert run["status"] == "completed", run
-        out.write_bytes(client.get(run["outputs"][0]["download_url"]).content)
-    sheet = openpyxl.load_workbook(out).active
-    cells = [[(c.value, c.data_type) for c in row] for row in sheet.rows]
+    """excel/add-column (row numbers) on ``source``: the output's cells and sheet XML."""
+    cells = numbered_output(base_url, source, out)
     with zipfile.ZipFile(out) as archive:
-        return cells, archive.read("xl/worksheets/sheet1.xml").decode()
+        return cells, archive.read("xl/worksheets/sheet1.xml").decode()  # type: ignore[return-value]
 
 
 EXPECTED = [
@@ -118,7 +70,7 @@ def test_without_the_rust_package_the_server_writes_with_xlsxwriter_and_warns_on
     )
     assert check.returncode == 1 and "ModuleNotFoundError" in check.stderr  # the block works
     log = tmp_path / "server.log"
-    with _serve(tmp_path / "data", log, {"PYTHONPATH": pythonpath}) as (url, _):
+    with _serve(tmp_path / "data", log, {"PYTHONPATH": pythonpath}) as url:
         cells, xml = _numbered_output(url, source, tmp_path / "out.xlsx")
     assert cells == EXPECTED
     assert "<v>1</v>" in xml and "<v>1.0</v>" not in xml  # xlsxwriter wrote it
@@ -129,7 +81,7 @@ def test_without_the_rust_package_the_server_writes_with_xlsxwriter_and_warns_on
 
 def test_an_explicit_xlsxwriter_setting_is_honoured(tmp_path: Path, source: Path) -> None:
     log = tmp_path / "server.log"
-    with _serve(tmp_path / "data", log, {"CHATFLOW_XLSX_WRITER": "xlsxwriter"}) as (url, _):
+    with _serve(tmp_path / "data", log, {"CHATFLOW_XLSX_WRITER": "xlsxwriter"}) as url:
         cells, xml = _numbered_output(url, source, tmp_path / "out.xlsx")
     assert cells == EXPECTED
     assert "<v>1</v>" in xml and "<v>1.0</v>" not in xml

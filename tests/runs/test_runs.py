@@ -7,7 +7,6 @@ import os
 import signal
 import sqlite3
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,6 +24,7 @@ from tests.conftest import make_settings
 from tests.support import (
     POSTAL_ROWS,
     LiveServer,
+    chatflow_process,
     create_chat,
     free_ports,
     receive_until,
@@ -32,7 +32,6 @@ from tests.support import (
     seed_workflow,
     subscribe,
     upload,
-    wait_until_serving,
     write_xlsx,
 )
 
@@ -138,32 +137,11 @@ def test_wait_true_returns_the_finished_run(client: httpx.Client, tmp_path: Path
 
 @contextmanager
 def _server_process(data_dir: Path, port: int) -> Iterator[subprocess.Popen[bytes]]:
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "chatflow",
-            "serve",
-            "--port",
-            str(port),
-            "--ws-port",
-            "0",
-            "--data-dir",
-            str(data_dir),
-            "--log-level",
-            "warning",
-        ],
-        env={**os.environ, "CHATFLOW_WORKER_PROCESSES": "2"},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_until_serving(port, process, 30)
+    """``chatflow serve`` with two worker processes; its log beside its data dir."""
+    log = data_dir.parent / f"server-{port}-{time.monotonic_ns()}.log"
+    env = {"CHATFLOW_WORKER_PROCESSES": "2"}
+    with chatflow_process(data_dir, log, port=port, env=env) as process:
         yield process
-    finally:
-        if process.poll() is None:
-            process.kill()
-        process.wait(10)
 
 
 def _child_kind(child: psutil.Process) -> str:
@@ -201,11 +179,12 @@ def test_kill_9_mid_run_then_restart_marks_it_interrupted_and_loses_nothing(tmp_
             kinds = sorted(_child_kind(child) for child in children)
             os.kill(process.pid, signal.SIGKILL)
             process.wait(10)
-    # The worker processes (one of them busy writing) and the spare inspection processes do not
-    # outlive the server, and the busy worker did not finish its write: nothing but the upload
-    # (and temp files) is on disk.
+            # The worker processes (one of them busy writing) and the spare inspection
+            # processes do not outlive the server (checked before chatflow_process would kill
+            # any left), and the busy worker did not finish its write: nothing but the upload
+            # (and temp files) is on disk.
+            assert psutil.wait_procs(children, timeout=10)[1] == []
     assert kinds.count("step worker") == 2 and set(kinds) == {"step worker", "inspection"}
-    assert psutil.wait_procs(children, timeout=10)[1] == []
     on_disk = [p.name for p in (data_dir / "files" / chat_id).iterdir()]
     assert len([name for name in on_disk if not name.startswith(".")]) == 1
 

@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import fastexcel
-import httpx
 import openpyxl
 import polars as pl
 import pytest
@@ -40,7 +39,7 @@ from chatflow.spreadsheets.writing_cells import excel_number, excel_numbers
 from tests import support
 from tests.conftest import make_settings
 from tests.fixtures_util import write_table_xlsx
-from tests.support import create_chat, run_server, upload
+from tests.support import run_server
 
 BIG = 2**53
 
@@ -350,24 +349,13 @@ def test_a_server_writes_with_the_engine_it_is_set_to_or_rust_by_default(
         ["7", "Zürich"],
     ]
     source = support.write_xlsx(tmp_path / "in.xlsx", rows)
-    numbering = {"operation": "excel/add-column", "arguments": {"name": "n", "row_number": True}}
     cells, xml = {}, {}
     # Set to xlsxwriter, the setting is honoured; left alone, the server writes with Rust.
     for engine, overrides in (("xlsxwriter", {"xlsx_writer": "xlsxwriter"}), (RUST_ENGINE, {})):
         settings = make_settings(tmp_path / engine, **overrides)
-        with run_server(settings) as server, httpx.Client(base_url=server.url) as client:
-            chat_id = create_chat(client)
-            upload(client, chat_id, source)
-            run = client.post(
-                f"/api/v1/chat/workflows/{chat_id}/execute",
-                params={"wait": "true"},
-                json={"steps": [numbering]},
-            ).json()["data"]
-            assert run["status"] == "completed"
-            out = tmp_path / f"{engine}.xlsx"
-            out.write_bytes(client.get(run["outputs"][0]["download_url"]).content)
-        sheet = openpyxl.load_workbook(out).active
-        cells[engine] = [[(c.value, c.data_type) for c in row] for row in sheet.rows]
+        out = tmp_path / f"{engine}.xlsx"
+        with run_server(settings) as server:
+            cells[engine] = support.numbered_output(server.url, source, out)
         with zipfile.ZipFile(out) as archive:
             xml[engine] = archive.read("xl/worksheets/sheet1.xml").decode()
     assert cells["xlsxwriter"] == [
