@@ -66,9 +66,6 @@ async def start_runtime(settings: Settings) -> Runtime:
     processes = WorkerPool(settings.worker_processes, memory_mb=settings.step_memory_mb)
     inspections = InspectionPool(
         slots=settings.inspect_processes,
-        # Twice the slots: under a steady stream of uploads a spare still has time to start
-        # (measured: make load inspect-wait p50 7.6 s with as many spares as slots, 0.1 s with 3x).
-        spares=2 * settings.inspect_processes,
         memory_mb=settings.inspect_memory_mb,
         timeout_s=settings.inspect_timeout_s,
     )

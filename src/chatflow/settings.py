@@ -54,12 +54,12 @@ class Settings(BaseSettings):
     inspect_processes: int = Field(
         default_factory=lambda: min(4, os.cpu_count() or 1),
         ge=1,
-        description="upload inspections running at once; twice as many inspection processes "
-        "are kept started ahead of need (each serves one file)",
+        description="upload inspections running at once, each in a process forked for it "
+        "from one inspection fork server",
     )
     prestart_inspections: bool = Field(
         default=True,
-        description="start the spare inspection processes at start-up, not at the first upload",
+        description="start the inspection fork server at start-up, not at the first upload",
     )
     inspect_memory_mb: int = Field(default=2048, ge=256)
     inspect_timeout_s: float = Field(default=30.0, gt=0)

@@ -16,7 +16,8 @@ from typing import Any
 import pytest
 
 from chatflow.failures import StepFailed
-from chatflow.spreadsheets import sandbox
+from chatflow.spreadsheets import fork_server
+from chatflow.spreadsheets.fork_server import Forked, ForkServer
 from chatflow.spreadsheets.inspection import (
     GateLimits,
     check_xlsx_container,
@@ -24,7 +25,7 @@ from chatflow.spreadsheets.inspection import (
     inspect_file,
 )
 from chatflow.spreadsheets.inspection_pool import inspect_once
-from chatflow.spreadsheets.sandbox import InspectionRejected, interpret_exit
+from chatflow.spreadsheets.sandbox import InspectionRejected, interpret_exit, package_root
 from tests.fixtures_util import (
     HOSTILE,
     SHEET_HEAD,
@@ -231,7 +232,9 @@ def test_a_tiny_memory_cap_is_a_rejection(tmp_path: Path) -> None:
 
 
 def _fake_child(monkeypatch: pytest.MonkeyPatch, code: str) -> None:
-    monkeypatch.setattr(sandbox, "_child_command", lambda *a, **k: [sys.executable, "-c", code])
+    """Forked children run ``code`` instead of the inspection."""
+    real = fork_server._command
+    monkeypatch.setattr(fork_server, "_command", lambda memory_mb: [*real(memory_mb), code])
 
 
 @pytest.mark.parametrize(
@@ -251,17 +254,17 @@ def test_child_failures_become_rejections(
     assert _rejected(tmp_path / "x.xlsx").code == expected
 
 
-def _spy_on_children(monkeypatch: pytest.MonkeyPatch) -> list[asyncio.subprocess.Process]:
-    spawned: list[asyncio.subprocess.Process] = []
-    real = asyncio.create_subprocess_exec
+def _spy_on_children(monkeypatch: pytest.MonkeyPatch) -> list[Forked]:
+    forked: list[Forked] = []
+    real = ForkServer.fork
 
-    async def spy(*args: Any, **kwargs: Any) -> asyncio.subprocess.Process:
-        proc = await real(*args, **kwargs)
-        spawned.append(proc)
-        return proc
+    async def spy(self: ForkServer) -> Forked:
+        child = await real(self)
+        forked.append(child)
+        return child
 
-    monkeypatch.setattr(sandbox.asyncio, "create_subprocess_exec", spy)
-    return spawned
+    monkeypatch.setattr(ForkServer, "fork", spy)
+    return forked
 
 
 def _assert_gone(pid: int) -> None:
@@ -320,7 +323,7 @@ def test_the_inspection_child_imports_only_what_reading_needs() -> None:
         "'chatflow.operations.registry', 'fastapi', 'sqlalchemy', 'xlsxwriter') "
         "if m in sys.modules))"
     )
-    env = {**os.environ, "PYTHONPATH": sandbox.package_root()}
+    env = {**os.environ, "PYTHONPATH": package_root()}
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60
     )

@@ -1,14 +1,13 @@
-"""Upload inspections in child processes started ahead of need, one upload per process.
+"""Upload inspections, each in a child of its own forked from one fork server.
 
-Starting a child costs about 0.4 s of CPU, nearly all of it importing polars and fastexcel.
-The pool keeps ``spares`` children that have done that already, blocked on their stdin; an
-upload takes one, and a replacement is started at once.  A child inspects one file and exits,
-so a crafted file that crashes a parser, or leaves anything behind in memory, costs only that
-process.  ``slots`` inspections run at a time; the rest wait.
+The fork server (``fork_server``) is started ahead of need, with the inspection imported; an
+upload gets a fresh fork, which inspects one file and exits, so a crafted file that crashes a
+parser, or leaves anything behind in memory, costs only that process.  ``slots`` inspections
+run at a time; the rest wait.  A fork server that has died is replaced at the next upload.
 
 ``began`` comes from the child's CLOCK_MONOTONIC, which on Linux is the same clock as ours, so
 ``Inspection.waited_s`` is the time from the call to the child starting on the file: the wait
-for a slot and, without a spare, for an interpreter.
+for a slot, for the fork, and at the first upload without a prestart, for the fork server.
 """
 
 from __future__ import annotations
@@ -22,20 +21,16 @@ from pathlib import Path
 from typing import Any
 
 from chatflow.filenames import WORKBOOK_KINDS
+from chatflow.spreadsheets.fork_server import Forked, ForkServer, ForkServerGone
 from chatflow.spreadsheets.sandbox import (
     DEFAULT_MEMORY_MB,
     DEFAULT_TIMEOUT_S,
     InspectionRejected,
     inspection_argv,
-    run_child,
-    start_child,
-    stop_child,
 )
 from chatflow.spreadsheets.zip_parts import DEFAULT_MAX_CELLS, DEFAULT_MAX_UNCOMPRESSED_MB
 
 log = logging.getLogger(__name__)
-
-Child = asyncio.subprocess.Process
 
 
 @dataclass(frozen=True)
@@ -52,29 +47,25 @@ class PoolClosed(Exception):
 
 
 class InspectionPool:
-    """Inspection children: ``spares`` kept started, ``slots`` running at once."""
+    """One fork server; ``slots`` inspections at once, each in a child forked for it."""
 
     def __init__(
         self,
         *,
         slots: int,
-        spares: int,
         memory_mb: int = DEFAULT_MEMORY_MB,
         timeout_s: float = DEFAULT_TIMEOUT_S,
     ) -> None:
         self._slots = asyncio.Semaphore(slots)
-        self._want = spares
         self.memory_mb = memory_mb
         self.timeout_s = timeout_s
-        self._spares: list[Child] = []
-        self._busy: set[Child] = set()
-        self._starting: set[asyncio.Task[None]] = set()
+        self._server: ForkServer | None = None
+        self._starting = asyncio.Lock()
         self._closed = False
 
     async def prestart(self) -> None:
-        """Start the spares now rather than at the first upload."""
-        self._replenish()
-        await asyncio.gather(*self._starting)
+        """Start the fork server now rather than at the first upload."""
+        await self._fork_server()
 
     async def inspect(
         self,
@@ -97,57 +88,43 @@ class InspectionPool:
         )
         asked = time.monotonic()
         async with self._slots:
-            child = await self._take()
-            self._replenish()
-            self._busy.add(child)
-            try:
-                verdict = await run_child(child, argv, timeout_s=self.timeout_s)
-            finally:
-                self._busy.discard(child)
+            child = await self._fork()
+            verdict = await child.run(argv, timeout_s=self.timeout_s)
         began = verdict.began if verdict.began is not None else asked
         return Inspection(verdict.info, max(0.0, began - asked), time.monotonic() - began)
 
     async def close(self) -> None:
-        """Stop starting children and end every one, idle or busy."""
+        """End the fork server and every child, idle or busy."""
         self._closed = True
-        # Not cancelled: a start takes milliseconds, and one cancelled half-way could leave
-        # a child nobody knows of.  Each sees _closed and stops its child.
-        await asyncio.gather(*self._starting, return_exceptions=True)
-        children, self._spares = [*self._spares, *self._busy], []
-        await asyncio.gather(*(stop_child(child) for child in children))
+        async with self._starting:  # a start under way finishes, and is closed here
+            if self._server is not None:
+                await self._server.close()
 
     def pids(self) -> list[int]:
-        """The children alive now, spares and busy ones."""
-        return [c.pid for c in (*self._spares, *self._busy) if c.returncode is None]
+        """The fork server and the children alive now."""
+        server = self._server
+        if server is None or not server.alive:
+            return []
+        return [server.pid, *server.child_pids()]
 
-    async def _take(self) -> Child:
-        """A spare that is still alive, or a child started now."""
-        while self._spares:
-            child = self._spares.pop(0)
-            if child.returncode is None:
-                return child
-            await stop_child(child)  # died waiting (the OOM killer, an operator): reap it
-        if self._closed:
-            raise PoolClosed()
-        return await start_child(self.memory_mb)
-
-    def _replenish(self) -> None:
-        """Start children in the background until ``spares`` are kept."""
-        while not self._closed and len(self._spares) + len(self._starting) < self._want:
-            task = asyncio.create_task(self._start_spare())
-            self._starting.add(task)
-            task.add_done_callback(self._starting.discard)
-
-    async def _start_spare(self) -> None:
+    async def _fork(self) -> Forked:
+        """A fresh child; a fork server found dead is replaced once."""
         try:
-            child = await start_child(self.memory_mb)
-        except OSError as exc:  # out of processes or memory: the next upload starts its own
-            log.warning("could not start a spare inspection process: %s", exc)
-            return
-        if self._closed:
-            await stop_child(child)
-        else:
-            self._spares.append(child)
+            return await (await self._fork_server()).fork()
+        except ForkServerGone:
+            log.warning("the inspection fork server had exited; starting another")
+            return await (await self._fork_server()).fork()
+
+    async def _fork_server(self) -> ForkServer:
+        """The running fork server, started (again) if there is none."""
+        async with self._starting:
+            if self._closed:
+                raise PoolClosed()
+            if self._server is None or not self._server.alive:
+                if self._server is not None:
+                    await self._server.close()  # reap what is left of the old one
+                self._server = await ForkServer.start(self.memory_mb)
+            return self._server
 
 
 async def inspect_once(
@@ -160,8 +137,8 @@ async def inspect_once(
     max_uncompressed_mb: int = DEFAULT_MAX_UNCOMPRESSED_MB,
     delimiter: str | None = None,
 ) -> dict[str, Any]:
-    """Inspect one file in a child started for it alone (no pool, no spares)."""
-    pool = InspectionPool(slots=1, spares=0, memory_mb=memory_mb, timeout_s=timeout_s)
+    """Inspect one file with a fork server started for it alone."""
+    pool = InspectionPool(slots=1, memory_mb=memory_mb, timeout_s=timeout_s)
     try:
         inspection = await pool.inspect(
             path,
