@@ -27,13 +27,14 @@ from benchmarks.data import INPUT, write_orders_xlsx
 from benchmarks.edges import run_read, run_write
 from benchmarks.options import FULL, QUICK, Options
 from benchmarks.results import Results, machine
+from benchmarks.scaling import run_scaling, scaling_markdown
 from benchmarks.service import run_upload
 from benchmarks.serving import REPO, Tree, checkout, serve_side
 from benchmarks.sheets import run_spreadsheet
 
 log = logging.getLogger("benchmarks")
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
-ON_SERVER = ("spreadsheet", "upload")  # share one server per tree
+ON_SERVER = ("spreadsheet", "upload", "scaling")  # share one server per tree
 BASELINED = ("read", "write", "spreadsheet", "upload")  # measure the baseline tree too
 PHASES = ("read", "write", *ON_SERVER)
 
@@ -68,6 +69,7 @@ def run(opts: Options, only: set[str], work: Path) -> Results:
             "write": lambda: run_write(res, trees, xlsx, opts),
             "spreadsheet": lambda: run_spreadsheet(res, sides, xlsx, opts),
             "upload": lambda: run_upload(res, sides, xlsx, opts),
+            "scaling": lambda: run_scaling(res, sides[0], work, opts),  # this tree only
         }
         for name in (n for n in PHASES if n in only):
             with phase(res, name):
@@ -111,6 +113,8 @@ def main(argv: list[str] | None = None) -> int:
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(dataclasses.asdict(res), indent=1) + "\n", encoding="utf-8")
     sys.stdout.write(res.markdown())
+    if "scaling" in only:
+        sys.stdout.write(scaling_markdown(res, opts))
     sys.stdout.write(f"\nwrote {RESULTS}; took {res.meta['duration_s']:.0f} s\n")
     return 0
 

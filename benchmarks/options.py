@@ -12,8 +12,9 @@ class Options:
     rows: int = 100_000  # of the generated xlsx
     baseline: str = "fb0083b"  # the git ref measured beside this tree: before issue 14
     idle_health_s: float = 2.0
+    scale_rows: tuple[int, ...] = (10_000, 100_000, 1_000_000)  # the scaling phase's sizes
 
 
 FULL = Options()
 # Every phase end to end in a minute or two: proves the code runs, measures nothing useful.
-QUICK = Options(reps=1, read_reps=1, rows=2_000, idle_health_s=0.5)
+QUICK = Options(reps=1, read_reps=1, rows=2_000, idle_health_s=0.5, scale_rows=(2_000, 20_000))

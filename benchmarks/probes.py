@@ -87,6 +87,12 @@ class RssSampler(_Probe):
                 self.samples.append((time.perf_counter(), own, children))
             self._stop.wait(self._interval)
 
+    def first_total_mb(self) -> float:
+        """The RSS of the process and its children at the first sample (taken on entry)."""
+        while not self.samples and self._thread.is_alive():
+            time.sleep(self._interval / 5)
+        return (self.samples[0][1] + self.samples[0][2]) / 2**20 if self.samples else 0.0
+
     def peaks_mb(self) -> dict[str, float]:
         """Peak RSS of the process, of its children, and of both together."""
         mb = 2**20

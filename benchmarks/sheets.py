@@ -91,13 +91,16 @@ def pandas_openpyxl(src: Path, out: Path) -> Timed:
     return Timed(time.perf_counter() - t0, len(kept))
 
 
-def through_api(client: httpx.Client, chat_id: str, steps: list[dict[str, Any]]) -> Timed:
-    """Wall time of ``POST .../execute?wait=true``, with the steps' time inside the server."""
+def through_api(
+    client: httpx.Client, chat_id: str, steps: list[dict[str, Any]], source: str = INPUT
+) -> Timed:
+    """Wall time of ``POST .../execute?wait=true`` on the chat's file ``source``, with the steps'
+    time inside the server."""
     t0 = time.perf_counter()
     response = client.post(
         f"{API}/chat/workflows/{chat_id}/execute",
         params={"wait": "true", "timeout": 3600},
-        json={"input": INPUT, "steps": steps},
+        json={"input": source, "steps": steps},
     )
     elapsed = time.perf_counter() - t0
     run = check(response, 200)
