@@ -50,6 +50,8 @@ def test_the_fork_server_starts_ahead_with_its_libraries_and_forks_a_child_per_f
             await pool.prestart()
             (server,) = pool.pids()
             assert _mapped(server, "python_calamine")  # imported before any upload
+            # Forking is safe only from a process with one thread: no polars in there.
+            assert psutil.Process(server).num_threads() == 1
             first = await pool.inspect(csv, "csv")
             assert first.info == {"sheets": [], "columns": ["a", "b"], "row_count": 2}
             assert first.waited_s >= 0 and first.took_s > 0
