@@ -210,3 +210,16 @@ def test_work_in_turn_stopped_by_its_chat_being_deleted_raises_cancelled() -> No
             await turn
 
     run(scenario)
+
+
+def test_a_sealed_run_refuses_a_cancel_and_a_cancelled_one_cannot_be_sealed() -> None:
+    sealed = RunHandle("chat", "run-1")
+    assert sealed.seal() is True  # no cancel came first: the run records its outputs
+    assert sealed.request_cancel("cancelled") is False  # refused, so no 202 is given
+    assert not sealed.cancel.is_set() and sealed.cancel_reason is None
+
+    cancelled = RunHandle("chat", "run-2")
+    assert cancelled.request_cancel("cancelled") is True
+    assert cancelled.seal() is False  # the executor stops it instead of completing it
+    assert cancelled.request_cancel("shutdown") is True  # the first reason is kept
+    assert cancelled.cancel_reason == "cancelled"

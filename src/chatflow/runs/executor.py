@@ -122,9 +122,9 @@ class RunExecutor:
                 )
             except RunError as error:
                 raise error.at_step(len(run.steps)) from None
-        if state.handle.cancel.is_set():
+        if not state.handle.seal():
             # The last chance to honour a cancel: a step that ended without reaching a check
-            # after the request must not make the run complete.
+            # after the request must not make the run complete.  After this, cancels are refused.
             raise Cancelled()
         return await self._record_outputs(run, files.written)
 

@@ -35,10 +35,26 @@ class RunHandle:
     # Work that is not a stored run (a dry run) but takes its turn in the chat's queue.
     job: Callable[[RunHandle], Awaitable[None]] | None = None
 
-    def request_cancel(self, reason: str) -> None:
-        if self.cancel_reason is None:
-            self.cancel_reason = reason
-        self.cancel.set()
+    # Set once the run has passed its last cancel check: its outputs are being recorded and it
+    # will complete, so a cancel asked for after that must be refused, not acknowledged.
+    sealed: bool = False
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def request_cancel(self, reason: str) -> bool:
+        """Ask the run to stop at its next check; False if it is sealed and will complete."""
+        with self._lock:
+            if self.sealed:
+                return False
+            if self.cancel_reason is None:
+                self.cancel_reason = reason
+            self.cancel.set()
+            return True
+
+    def seal(self) -> bool:
+        """Pass the last cancel check: True if no cancel came first (none can land after)."""
+        with self._lock:
+            self.sealed = not self.cancel.is_set()
+            return self.sealed
 
 
 ExecuteFn = Callable[[RunHandle], Awaitable[None]]

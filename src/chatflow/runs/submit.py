@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from typing import Any
 
@@ -19,6 +20,9 @@ from chatflow.runs.validation import StepRequest, prepare_run
 from chatflow.runtime import Runtime
 from chatflow.services import chats, idempotency, links, workflows
 from chatflow.services.views import run_view
+
+# A sealed run only records its outputs and ends; this bounds the wait for it all the same.
+SEALED_WAIT_S = 30.0
 
 
 async def execute_workflow(
@@ -117,11 +121,7 @@ async def stop_run(
     """Cancel a queued run now, or ask a running one to stop at its next checkpoint."""
     view = await show_run(rt=rt, chat_id=chat_id, owner=owner, run_id=run_id, base=base)
     if view["status"] not in runs_repo.UNFINISHED:
-        raise Conflict(
-            f"run {run_id} already ended ({view['status']})",
-            code="run_finished",
-            details={"status": view["status"]},
-        )
+        raise _finished(run_id, view["status"])
     await rt.executor.states.end(
         chat_id=view["chat_id"],
         run_id=run_id,
@@ -129,9 +129,19 @@ async def stop_run(
         expect=("queued",),
     )
     handle = rt.runs.get(run_id)
-    if handle is not None:
-        handle.request_cancel("cancelled")
+    if handle is not None and not handle.request_cancel("cancelled"):
+        # Past its last check, it is recording its outputs: it ends in a moment, completed.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(handle.done.wait(), SEALED_WAIT_S)
+        view = await show_run(rt=rt, chat_id=chat_id, owner=owner, run_id=run_id, base=base)
+        raise _finished(run_id, view["status"])
     return await show_run(rt=rt, chat_id=chat_id, owner=owner, run_id=run_id, base=base)
+
+
+def _finished(run_id: str, status: str) -> Conflict:
+    return Conflict(
+        f"run {run_id} already ended ({status})", code="run_finished", details={"status": status}
+    )
 
 
 async def show_run(
