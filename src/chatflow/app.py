@@ -54,6 +54,8 @@ Success bodies are `{"data": ...}`; errors are
 async def start_runtime(settings: Settings) -> Runtime:
     """Build every resource, each after what it needs; the caller must ``stop_runtime`` it."""
     check_xlsx_engine(settings.xlsx_writer)  # an unknown name fails here; a missing Rust one warns
+    for conflict in settings.limit_conflicts():
+        log.warning("upload limits disagree: %s; raise the memory cap or lower the limit", conflict)
     await asyncio.to_thread(settings.files_dir.mkdir, parents=True, exist_ok=True)
     await asyncio.to_thread(upgrade, settings.resolved_database_url)
     db = Database(settings.resolved_database_url)

@@ -12,6 +12,17 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from chatflow.operations.limits import XLSX_MAX_DATA_ROWS, Limits
 
+# What reading one cell costs, measured as the address space a fresh process adds while it
+# reads a 1,000,000 x 10 table of ints, floats, dates and short text (docs/security.md,
+# "Upload limits"; benchmarks/upload_memory.py remeasures):
+# - a workbook cell: 107 B in the inspection child (114 B when all cells are text), and about
+#   the same in a step's worker reading it: calamine holds the whole sheet at once.
+# - a csv cell: 48 B in a step's worker (fewer for smaller cells: 27 B when empty); the
+#   inspection child streams a csv, so what it needs follows the file's size, not its cells.
+WORKBOOK_BYTES_PER_CELL = 120
+CSV_BYTES_PER_CELL = 50
+_MIB = 1024 * 1024
+
 
 class Settings(BaseSettings):
     """All configuration, resolved once and passed to ``create_app``; nothing reads env later."""
@@ -61,10 +72,40 @@ class Settings(BaseSettings):
         default=True,
         description="start the inspection fork server at start-up, not at the first upload",
     )
-    inspect_memory_mb: int = Field(default=2048, ge=256)
-    inspect_timeout_s: float = Field(default=30.0, gt=0)
-    max_cells: int = Field(default=5_000_000, ge=1)
-    max_uncompressed_mb: int = Field(default=500, ge=1)
+    inspect_memory_mb: int = Field(
+        default=2048,
+        ge=256,
+        description="address-space cap of each upload inspection process; a file that needs "
+        "more is refused with file_too_complex",
+    )
+    inspect_timeout_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="time (and CPU time) one upload inspection may take; a 1,000,000 x 10 xlsx "
+        "takes about 25 s, longer ones are refused with inspection_timeout",
+    )
+    # Cell limits per format, sized by what reading a cell costs (WORKBOOK_BYTES_PER_CELL,
+    # CSV_BYTES_PER_CELL below); a file is refused for its cells only past these.
+    max_workbook_cells: int = Field(
+        default=11_000_000,
+        ge=1,
+        # CHATFLOW_MAX_CELLS is this setting's old name (it limited csv files too).
+        validation_alias=AliasChoices("CHATFLOW_MAX_WORKBOOK_CELLS", "CHATFLOW_MAX_CELLS"),
+        description="cells an xlsx, xlsm, xlsb, xls or ods upload may hold (header included; "
+        "xls and ods: all sheets together); more is refused with too_many_cells",
+    )
+    max_csv_cells: int = Field(
+        default=40_000_000,
+        ge=1,
+        description="cells a csv upload may hold (data rows x columns); more is refused with "
+        "too_many_cells",
+    )
+    max_uncompressed_mb: int = Field(
+        default=500,
+        ge=1,
+        description="bytes an xlsx, xlsb or ods upload may inflate to; more is refused with "
+        "zip_bomb",
+    )
     upload_idle_timeout_s: float = Field(
         default=30.0, gt=0, description="drop an upload whose body sends nothing for this long"
     )
@@ -174,3 +215,27 @@ class Settings(BaseSettings):
     @property
     def max_upload_bytes(self) -> int:
         return self.max_upload_mb * 1024 * 1024
+
+    def limit_conflicts(self) -> list[str]:
+        """Cell limits that admit files their memory caps cannot read (logged at start-up):
+        such files would fail later, with file_too_complex or resource_limit, instead."""
+        conflicts = []
+        workbook_mb = self.max_workbook_cells * WORKBOOK_BYTES_PER_CELL // _MIB
+        for cap, cap_mb in (
+            ("INSPECT_MEMORY_MB", self.inspect_memory_mb),
+            ("STEP_MEMORY_MB", self.step_memory_mb),
+        ):
+            if workbook_mb > cap_mb:
+                conflicts.append(
+                    f"CHATFLOW_MAX_WORKBOOK_CELLS={self.max_workbook_cells} needs about "
+                    f"{workbook_mb} MB to read a workbook ({WORKBOOK_BYTES_PER_CELL} B a cell), "
+                    f"more than CHATFLOW_{cap}={cap_mb}"
+                )
+        csv_mb = self.max_csv_cells * CSV_BYTES_PER_CELL // _MIB
+        if csv_mb > self.step_memory_mb:
+            conflicts.append(
+                f"CHATFLOW_MAX_CSV_CELLS={self.max_csv_cells} needs about {csv_mb} MB to read "
+                f"a csv ({CSV_BYTES_PER_CELL} B a cell), more than "
+                f"CHATFLOW_STEP_MEMORY_MB={self.step_memory_mb}"
+            )
+        return conflicts

@@ -21,6 +21,7 @@ from chatflow.repositories import files as files_repo
 from chatflow.runtime import Runtime
 from chatflow.services import chats, events, idempotency, messages
 from chatflow.services.idempotency import fingerprint
+from chatflow.services.upload_limits import cell_limit, limit_hit
 from chatflow.services.views import file_view
 from chatflow.spreadsheets.csv_text import DELIMITERS
 from chatflow.spreadsheets.inspection_pool import Inspection, PoolClosed
@@ -50,20 +51,23 @@ class Uploaded:
 async def _inspect(
     rt: Runtime, received: ReceivedFile, kind: str, delimiter: str | None
 ) -> Inspection:
+    cells = await asyncio.to_thread(cell_limit, rt.settings, received.temp_path, kind)
     try:
         return await rt.inspections.inspect(
             received.temp_path,
             kind,
-            max_cells=rt.settings.max_cells,
+            max_cells=int(cells.value),
             max_uncompressed_mb=rt.settings.max_uncompressed_mb,
             delimiter=delimiter if kind == "csv" else None,
         )
     except InspectionRejected as exc:
-        raise Invalid(
-            f"file {received.filename!r} was refused: {exc.message}",
-            code=exc.code,
-            details={"filename": received.filename},
-        ) from None
+        message = f"file {received.filename!r} was refused: {exc.message}"
+        details: dict[str, Any] = {"filename": received.filename}
+        limit = limit_hit(rt.settings, exc.code, exc.details, cells)
+        if limit is not None:
+            message = f"{message} {limit.sentence()}"
+            details.update(limit.details())
+        raise Invalid(message, code=exc.code, details=details) from None
     except PoolClosed:
         raise Unavailable(
             "the server is shutting down; retry shortly",

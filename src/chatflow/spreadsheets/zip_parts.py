@@ -51,6 +51,8 @@ class Budget:
             raise StepFailed(
                 "zip_bomb",
                 f"The workbook expands to more than {self.limit // (1024 * 1024)} MB.",
+                # The only zip_bomb a setting governs: the server names it in its answer.
+                {"limit": "max_uncompressed_mb"},
             )
 
 
