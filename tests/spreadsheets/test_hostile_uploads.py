@@ -65,7 +65,12 @@ ACCEPTED = {
 
 @pytest.fixture(scope="module")
 def hostile_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    with run_server(make_settings(tmp_path_factory.mktemp("hostile") / "data")) as server:
+    # cell_flood_10m_cells.xlsx is within the default workbook limit (11,000,000 cells, which
+    # the inspection can read): half of it proves the gate counts the cells a sheet really holds.
+    settings = make_settings(
+        tmp_path_factory.mktemp("hostile") / "data", max_workbook_cells=5_000_000
+    )
+    with run_server(settings) as server:
         yield server
 
 

@@ -25,6 +25,7 @@ import openpyxl
 import pytest
 
 from chatflow.failures import StepFailed
+from chatflow.settings import Settings
 from chatflow.spreadsheets.inspection import check_workbook_container
 from chatflow.spreadsheets.zip_parts import GateLimits
 from tests.conftest import make_settings
@@ -236,6 +237,7 @@ def _write(path: Path, data: bytes) -> Path:
 
 CELL = craft.number(0, 0, 1.0)
 WORKBOOK = craft.biff_workbook({"S": CELL + craft.number(1, 0, 2.0)})
+DEFAULT_WORKBOOK_CELLS = Settings.model_fields["max_workbook_cells"].default
 MANY_CELLS = b"".join(craft.number(r, c, 1.0) for r in range(300) for c in range(10))
 
 
@@ -259,7 +261,11 @@ CRAFTED_XLS: dict[str, tuple[bytes, str]] = {
         "too_many_cells",
     ),
     "cells in opposite corners": (_sheet(CELL + craft.number(65535, 65535, 2.0)), "too_many_cells"),
-    "one sheet listed 3000 times": (_sheet(MANY_CELLS, bound_repeat=3000), "too_many_cells"),
+    # A sheet of 3,000 cells listed until the sum passes the default limit (3,667 times).
+    "one sheet listed past the workbook limit": (
+        _sheet(MANY_CELLS, bound_repeat=DEFAULT_WORKBOOK_CELLS // 3000 + 1),
+        "too_many_cells",
+    ),
     "FILEPASS": (_sheet(CELL, filepass=True), "password_protected"),
     "encrypted xlsx": (
         _xls({"EncryptionInfo": b"\x04\x00\x04\x00", "EncryptedPackage": bytes(64)}),
