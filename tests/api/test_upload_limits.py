@@ -95,8 +95,8 @@ def test_a_csv_over_its_limit_is_refused_naming_the_setting(
     )
     assert error["details"] == {
         "filename": "over.csv",
-        "limit": "CHATFLOW_MAX_CSV_CELLS",
-        "limit_value": 1000,
+        "setting": "CHATFLOW_MAX_CSV_CELLS",
+        "limit": 1000,
     }
     assert _stored(http, chat_id) == []
 
@@ -125,8 +125,8 @@ def test_an_xlsx_over_its_limit_is_refused_naming_the_setting(
     )
     assert error["details"] == {
         "filename": "over.xlsx",
-        "limit": "CHATFLOW_MAX_WORKBOOK_CELLS",
-        "limit_value": 11_000,
+        "setting": "CHATFLOW_MAX_WORKBOOK_CELLS",
+        "limit": 11_000,
     }
     assert _stored(http, chat_id) == []
 
@@ -151,7 +151,11 @@ def test_a_workbook_past_the_inflated_bytes_limit_names_that_setting(
         "file 'padded.xlsx' was refused: The workbook expands to more than 1 MB. "
         "The limit is 1 MB inflated; the setting CHATFLOW_MAX_UNCOMPRESSED_MB raises it."
     )
-    assert error["details"]["limit"] == "CHATFLOW_MAX_UNCOMPRESSED_MB"
+    assert error["details"] == {
+        "filename": "padded.xlsx",
+        "setting": "CHATFLOW_MAX_UNCOMPRESSED_MB",
+        "limit": 1,
+    }
 
 
 @pytest.mark.parametrize(
@@ -262,7 +266,7 @@ def test_the_defaults_accept_a_1m_x_10_csv(tmp_path: Path) -> None:
         price=(i % 997).cast(pl.Float64) * 1.25 + 0.01,
         name=pl.format("customer {}", i % 50_000),
         city=pl.lit("Paris"),
-        day=pl.lit(date(2020, 1, 1)) + pl.duration(days=i % 2000),
+        day=pl.lit(date(2020, 1, 1)) + pl.duration(days=pl.lit(i % 2000)),
         ratio=i.cast(pl.Float64) / 3.0,
         code=pl.format("C{}-{}", i % 97, i % 13),
         amount=(i * 31) % 100_000,

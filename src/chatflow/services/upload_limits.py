@@ -31,7 +31,7 @@ class Limit:
         return f"The limit is {self.value:,} {self.what}; the setting {self.variable} raises it."
 
     def details(self) -> dict[str, Any]:
-        return {"limit": self.variable, "limit_value": self.value}
+        return {"setting": self.variable, "limit": self.value}
 
 
 def cell_limit(settings: Settings, path: Path, kind: str) -> Limit:
