@@ -39,7 +39,7 @@ if mode == "read":
     from chatflow.spreadsheets.reading import read_table
     # A step's worker has started polars' threads before its limit is set: so does this.
     warm = path.with_name("warm.csv")
-    warm.write_text("a\n1\n")
+    warm.write_text("a\\n1\\n")
     read_table(warm, kind="csv")
 else:
     from chatflow.spreadsheets.inspection import inspect_file
