@@ -28,7 +28,8 @@ class Limit:
         return f"CHATFLOW_{self.field.upper()}"
 
     def sentence(self) -> str:
-        return f"The limit is {self.value:,} {self.what}; the setting {self.variable} raises it."
+        value = f"{self.value:,}" if isinstance(self.value, int) else f"{self.value:g}"
+        return f"The limit is {value} {self.what}; the setting {self.variable} raises it."
 
     def details(self) -> dict[str, Any]:
         return {"setting": self.variable, "limit": self.value}
