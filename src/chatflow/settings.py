@@ -15,12 +15,12 @@ from chatflow.operations.limits import XLSX_MAX_DATA_ROWS, Limits
 # What reading one cell costs, measured as the address space a fresh process adds while it
 # reads a 1,000,000 x 10 table of ints, floats, dates and short text (README, "Upload
 # limits"; benchmarks/upload_memory.py remeasures):
-# - a workbook cell: 107 B in the inspection child (114 B when all cells are text), and about
+# - a workbook cell: 112 B in the inspection child (120 B when all cells are text), and about
 #   the same in a step's worker reading it: calamine holds the whole sheet at once.
-# - a csv cell: 48 B in a step's worker (fewer for smaller cells: 27 B when empty); the
+# - a csv cell: 48 B in a step's worker (fewer for smaller cells: 28 B when empty); the
 #   inspection child walks a csv's records without keeping them, so what it needs follows the
 #   file's size (about 5 bytes a byte), not its cells.
-WORKBOOK_BYTES_PER_CELL = 120
+WORKBOOK_BYTES_PER_CELL = 128
 CSV_BYTES_PER_CELL = 50
 _MIB = 1024 * 1024
 

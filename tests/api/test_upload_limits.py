@@ -209,10 +209,10 @@ def test_the_defaults_admit_1m_x_10_and_fit_their_memory_caps(tmp_path: Path) ->
 def test_limits_that_outgrow_their_memory_cap_are_named(tmp_path: Path) -> None:
     settings = make_settings(tmp_path, max_workbook_cells=30_000_000, step_memory_mb=1024)
     assert settings.limit_conflicts() == [
-        "CHATFLOW_MAX_WORKBOOK_CELLS=30000000 needs about 3433 MB to read a workbook "
-        "(120 B a cell), more than CHATFLOW_INSPECT_MEMORY_MB=2048",
-        "CHATFLOW_MAX_WORKBOOK_CELLS=30000000 needs about 3433 MB to read a workbook "
-        "(120 B a cell), more than CHATFLOW_STEP_MEMORY_MB=1024",
+        "CHATFLOW_MAX_WORKBOOK_CELLS=30000000 needs about 3662 MB to read a workbook "
+        "(128 B a cell), more than CHATFLOW_INSPECT_MEMORY_MB=2048",
+        "CHATFLOW_MAX_WORKBOOK_CELLS=30000000 needs about 3662 MB to read a workbook "
+        "(128 B a cell), more than CHATFLOW_STEP_MEMORY_MB=1024",
         "CHATFLOW_MAX_CSV_CELLS=40000000 needs about 1907 MB to read a csv (50 B a cell), "
         "more than CHATFLOW_STEP_MEMORY_MB=1024",
     ]
