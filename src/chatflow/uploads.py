@@ -246,8 +246,12 @@ class _Reception:
         if current.size > limit:
             raise PayloadTooLarge(
                 f"file {current.filename!r} is larger than the upload limit of "
-                f"{limit // (1024 * 1024)} MB",
-                details={"filename": current.filename, "limit_bytes": limit},
+                f"{limit // (1024 * 1024)} MB; the setting CHATFLOW_MAX_UPLOAD_MB raises it",
+                details={
+                    "filename": current.filename,
+                    "limit_bytes": limit,
+                    "setting": "CHATFLOW_MAX_UPLOAD_MB",
+                },
             )
         assert current._handle is not None
         try:

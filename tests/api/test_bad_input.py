@@ -128,7 +128,12 @@ def test_upload_over_the_limit_is_413_and_leaves_nothing(tmp_path: Path) -> None
         before = _files_on_disk(server)
         big = tmp_path / "big.csv"
         big.write_bytes(b"a,b\n" + b"1,2\n" * 400_000)  # 1.6 MB
-        _error(upload(client, chat_id, big), 413, "file_too_large")
+        error = _error(upload(client, chat_id, big), 413, "file_too_large")
+        assert error["message"] == (
+            "file 'big.csv' is larger than the upload limit of 1 MB; the setting "
+            "CHATFLOW_MAX_UPLOAD_MB raises it"
+        )
+        assert error["details"]["setting"] == "CHATFLOW_MAX_UPLOAD_MB"
         assert _files_on_disk(server) == before
         # The server is still fine.
         small = write_xlsx(tmp_path / "data.xlsx", POSTAL_ROWS)
