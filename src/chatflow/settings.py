@@ -45,7 +45,9 @@ class Settings(BaseSettings):
     database_url: str | None = Field(
         default=None, description="SQLAlchemy async URL; default: SQLite file inside data_dir"
     )
-    max_upload_mb: int = Field(default=100, ge=1)
+    max_upload_mb: int = Field(
+        default=100, ge=1, description="size of one uploaded file; larger: 413 file_too_large"
+    )
     step_threads: int = Field(
         default=4,
         ge=1,
