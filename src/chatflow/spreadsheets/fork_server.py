@@ -266,10 +266,15 @@ class ForkServer:
         return Forked(pid, reader, writer, errors, error_writer, exited)
 
     async def close(self) -> None:
-        """Kill the children, end the fork server, and reap it."""
+        """Kill the children and wait for the fork server to reap them; end it and reap it."""
+        killed = [self._exits[pid] for pid in self.child_pids()]
         for pid in self.child_pids():
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
+        if killed:
+            # A child the fork server has not reaped when it exits goes to init, and a SIGKILL
+            # is not instant: wait for the reaping, so none is alive when this returns.
+            await asyncio.wait(killed, timeout=5)
         self._requests.close()  # EOF: the fork server exits; PDEATHSIG takes any child left
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._proc.wait(), 5)
