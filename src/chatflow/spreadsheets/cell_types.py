@@ -44,7 +44,9 @@ MAX_SIGNIFICANT_DIGITS = 15
 _CANONICAL_NUMBER = r"^(?:0|-?[1-9][0-9]*)(?:\.[0-9]+)?$|^-0\.[0-9]+$"
 _EXPONENT_NUMBER = r"^-?[0-9](?:\.[0-9]+)?e[+-][0-9]+$"
 _ISO_DATE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
-_ISO_DATETIME = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[ T][0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]{1,9})?)?$"
+# A date, or a date and a time of day: what makes a column Datetime.
+_ISO_STAMP = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}(?:[ T][0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]{1,9})?)?)?$"
+_NUMBER = f"(?:{_CANONICAL_NUMBER})|(?:{_EXPONENT_NUMBER})"
 _DATETIME_PARSE = (
     "%Y-%m-%d %H:%M:%S%.f",
     "%Y-%m-%d %H:%M",
@@ -105,39 +107,72 @@ def datetime_format(s: pl.Series) -> str:
 
 
 def type_text_columns(table: pl.DataFrame) -> pl.DataFrame:
-    """Apply the csv rule to every String column of ``table`` (nulls are empty cells)."""
-    typed = [_typed_text(table.get_column(name)) for name in table.columns]
+    """Apply the csv rule to every String column of ``table`` (nulls are empty cells).
+
+    The checks of all columns run in one polars query, so columns are checked in parallel,
+    and a kind is checked on a whole column only when no value among its first rows rules it
+    out (text columns then cost almost nothing).
+    """
+    names = [
+        n
+        for n, s in zip(table.columns, table.iter_columns(), strict=True)
+        if s.dtype == pl.String and s.null_count() < s.len()
+    ]
+    if not names:
+        return table
+    head = _checks(table.head(_SAMPLE_ROWS), {n: _KINDS for n in names})
+    candidates = {n: tuple(k for k in _KINDS if head[n][k]) for n in names}
+    found = _checks(table, {n: kinds for n, kinds in candidates.items() if kinds})
+    typed = [_typed_text(table.get_column(n), found.get(n, {})) for n in names]
     changed = [s for s in typed if s is not None]
     return table.with_columns(changed) if changed else table
 
 
-def _typed_text(s: pl.Series) -> pl.Series | None:
-    if s.dtype != pl.String or s.null_count() == s.len():
-        return None
-    values = s.drop_nulls()
-    frame = values.to_frame("v")
-    v = pl.col("v")
-    canonical = v.str.contains(_CANONICAL_NUMBER)
-    exponent = v.str.contains(_EXPONENT_NUMBER)
-    digits = v.str.replace(r"e.*$", "").str.replace_all(r"[-.]", "").str.strip_chars_start("0")
-    checks = frame.select(
-        numbers=((canonical | exponent) & (digits.str.len_chars() <= MAX_SIGNIFICANT_DIGITS)).all(),
-        whole=(~v.str.contains(r"[.e]")).all(),
-        dates=v.str.contains(_ISO_DATE).all(),
-        datetimes=(v.str.contains(_ISO_DATE) | v.str.contains(_ISO_DATETIME)).all(),
-        exponents=exponent.any(),
-    ).row(0, named=True)
-    if checks["numbers"]:
+_KINDS = ("numbers", "dates", "datetimes")
+_SAMPLE_ROWS = 1000
+
+
+def _checks(table: pl.DataFrame, kinds: dict[str, tuple[str, ...]]) -> dict[str, dict[str, bool]]:
+    """For each column, whether all its values are of each kind asked (nulls are skipped),
+    and for numbers whether all are whole and whether some have an exponent."""
+    exprs: list[pl.Expr] = []
+    for name, asked in kinds.items():
+        v = pl.col(name)
+        if "numbers" in asked:
+            long = v.filter(v.str.len_bytes() > MAX_SIGNIFICANT_DIGITS)  # shorter: few digits
+            digits = long.str.replace(r"e.*$", "").str.replace_all(r"[-.]", "")
+            significant = digits.str.strip_chars_start("0").str.len_chars()
+            exprs += [
+                (v.str.contains(_NUMBER).all() & (significant <= MAX_SIGNIFICANT_DIGITS).all())
+                .alias(f"{name}\x00numbers"),
+                (~v.str.contains(r"[.e]").any()).alias(f"{name}\x00whole"),
+                v.str.contains("e", literal=True).any().alias(f"{name}\x00exponents"),
+            ]
+        if "dates" in asked:
+            exprs.append(v.str.contains(_ISO_DATE).all().alias(f"{name}\x00dates"))
+        if "datetimes" in asked:
+            exprs.append(v.str.contains(_ISO_STAMP).all().alias(f"{name}\x00datetimes"))
+    results: dict[str, dict[str, bool]] = {name: {} for name in kinds}
+    if exprs:
+        for key, value in table.select(exprs).row(0, named=True).items():
+            name, check = key.split("\x00")
+            results[name][check] = bool(value)
+    return results
+
+
+def _typed_text(s: pl.Series, checks: dict[str, bool]) -> pl.Series | None:
+    if checks.get("numbers"):
         return _as_number(s, whole=checks["whole"], exponents=checks["exponents"])
-    if checks["dates"]:
+    if checks.get("dates"):
         return _strict(s, s.str.strptime(pl.Date, "%Y-%m-%d", strict=False))
-    if checks["datetimes"]:
-        parsed = pl.select(
-            pl.coalesce(
-                pl.lit(s).str.strptime(pl.Datetime("us"), f, strict=False)
-                for f in (*_DATETIME_PARSE, "%Y-%m-%d")
-            )
-        ).to_series()
+    if checks.get("datetimes"):
+        parsed = None
+        for f in (*_DATETIME_PARSE, "%Y-%m-%d"):  # the first format that reads a value wins
+            attempt = s.str.strptime(pl.Datetime("us"), f, strict=False)
+            parsed = attempt if parsed is None else parsed.fill_null(attempt)
+            if parsed.null_count() == s.null_count():
+                break
+        assert parsed is not None
         return _strict(s, parsed.alias(s.name))
     return None
 

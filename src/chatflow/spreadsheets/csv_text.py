@@ -17,7 +17,7 @@ from pathlib import Path
 from chatflow.failures import StepFailed
 
 DELIMITERS = (",", ";", "\t", "|")
-_SNIFF_CHARS = 64 * 1024
+SNIFF_CHARS = 64 * 1024
 _SNIFF_RECORDS = 50
 
 
@@ -29,9 +29,14 @@ def open_csv(path: Path, delimiter: str | None) -> tuple[str, str]:
         raise StepFailed("empty_file", "The file is empty.")
     if delimiter is None:
         return text, detect_delimiter(text)
+    check_delimiter(delimiter)
+    return text, delimiter
+
+
+def check_delimiter(delimiter: str) -> None:
+    """StepFailed unless ``delimiter`` is one character that is not a quote or a line end."""
     if len(delimiter) != 1 or delimiter in '"\r\n':
         raise StepFailed("invalid_delimiter", f"Invalid delimiter {delimiter!r}.")
-    return text, delimiter
 
 
 def decode_text(raw: bytes) -> str:
@@ -60,14 +65,15 @@ def decode_text(raw: bytes) -> str:
     return raw.decode("latin-1")
 
 
-def detect_delimiter(text: str) -> str:
+def detect_delimiter(text: str, *, truncated: bool = False) -> str:
     """The candidate that splits the first rows into the most consistent, widest records.
 
-    If none yields two columns the file has one column: pick a delimiter that splits no row,
-    so a value such as "Smith, John" stays whole.
+    ``text`` is the file's text or its start (then ``truncated``).  If no candidate yields two
+    columns the file has one column: pick a delimiter that splits no row, so a value such as
+    "Smith, John" stays whole.
     """
-    sample = text[:_SNIFF_CHARS]
-    truncated = len(text) > len(sample)
+    sample = text[:SNIFF_CHARS]
+    truncated = truncated or len(text) > len(sample)
     best, best_score = "", (0.0, 0)
     unsplit = ""
     for candidate in DELIMITERS:
