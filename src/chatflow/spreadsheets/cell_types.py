@@ -109,21 +109,35 @@ def datetime_format(s: pl.Series) -> str:
 def type_text_columns(table: pl.DataFrame) -> pl.DataFrame:
     """Apply the csv rule to every String column of ``table`` (nulls are empty cells).
 
-    The checks of all columns run in one polars query, so columns are checked in parallel,
-    and a kind is checked on a whole column only when no value among its first rows rules it
-    out (text columns then cost almost nothing).
+    Each column is checked for one kind at a time, in the rule's order (numbers, dates,
+    datetimes), skipping kinds its first rows rule out; the checks of all columns run as one
+    polars query, and so do the conversions, so columns are handled in parallel.
     """
     names = [
         n
         for n, s in zip(table.columns, table.iter_columns(), strict=True)
         if s.dtype == pl.String and s.null_count() < s.len()
     ]
-    if not names:
-        return table
-    head = _checks(table.head(_SAMPLE_ROWS), {n: _KINDS for n in names})
-    candidates = {n: tuple(k for k in _KINDS if head[n][k]) for n in names}
-    found = _checks(table, {n: kinds for n, kinds in candidates.items() if kinds})
-    typed = [_typed_text(table.get_column(n), found.get(n, {})) for n in names]
+    sample = [(n, k) for n in names for k in (*_KINDS, "fractions")]
+    head = _all_of_kind(table.head(_SAMPLE_ROWS), sample)
+    candidates = {n: [k for k in _KINDS if (n, k) in head] for n in names}
+    pending = {n: left for n, left in candidates.items() if left}
+    kinds: dict[str, str] = {}
+    while pending:
+        asked = [(n, left[0]) for n, left in pending.items()]
+        held = _all_of_kind(table, asked)
+        for name, kind in asked:
+            if (name, kind) in held:
+                kinds[name] = kind
+            if (name, kind) in held or len(pending[name]) == 1:
+                del pending[name]
+            else:
+                pending[name].pop(0)
+    for name, kind in kinds.items():  # a fraction among the first rows: not whole numbers
+        if kind == "numbers" and (name, "fractions") in head:
+            kinds[name] = "fractions"
+    converted = table.select(_CONVERSIONS[kind](pl.col(name)) for name, kind in kinds.items())
+    typed = [_finish(table.get_column(n), converted.get_column(n), k) for n, k in kinds.items()]
     changed = [s for s in typed if s is not None]
     return table.with_columns(changed) if changed else table
 
@@ -132,58 +146,58 @@ _KINDS = ("numbers", "dates", "datetimes")
 _SAMPLE_ROWS = 1000
 
 
-def _checks(table: pl.DataFrame, kinds: dict[str, tuple[str, ...]]) -> dict[str, dict[str, bool]]:
-    """For each column, whether all its values are of each kind asked (nulls are skipped),
-    and for numbers whether all are whole and whether some have an exponent."""
-    exprs: list[pl.Expr] = []
-    for name, asked in kinds.items():
-        v = pl.col(name)
-        if "numbers" in asked:
-            long = v.filter(v.str.len_bytes() > MAX_SIGNIFICANT_DIGITS)  # shorter: few digits
-            digits = long.str.replace(r"e.*$", "").str.replace_all(r"[-.]", "")
-            significant = digits.str.strip_chars_start("0").str.len_chars()
-            exprs += [
-                (v.str.contains(_NUMBER).all() & (significant <= MAX_SIGNIFICANT_DIGITS).all())
-                .alias(f"{name}\x00numbers"),
-                (~v.str.contains(r"[.e]").any()).alias(f"{name}\x00whole"),
-                v.str.contains("e", literal=True).any().alias(f"{name}\x00exponents"),
-            ]
-        if "dates" in asked:
-            exprs.append(v.str.contains(_ISO_DATE).all().alias(f"{name}\x00dates"))
-        if "datetimes" in asked:
-            exprs.append(v.str.contains(_ISO_STAMP).all().alias(f"{name}\x00datetimes"))
-    results: dict[str, dict[str, bool]] = {name: {} for name in kinds}
-    if exprs:
-        for key, value in table.select(exprs).row(0, named=True).items():
-            name, check = key.split("\x00")
-            results[name][check] = bool(value)
-    return results
+def _kind_check(v: pl.Expr, kind: str) -> pl.Expr:
+    """True if every non-null value of ``v`` is of ``kind`` (for "fractions": if any is)."""
+    if kind == "numbers":
+        long = v.filter(v.str.len_bytes() > MAX_SIGNIFICANT_DIGITS)  # shorter: few digits
+        digits = long.str.replace(r"e.*$", "").str.replace_all(r"[-.]", "")
+        significant = digits.str.strip_chars_start("0").str.len_chars()
+        return v.str.contains(_NUMBER).all() & (significant <= MAX_SIGNIFICANT_DIGITS).all()
+    if kind == "fractions":  # some value is not whole (if all are numbers)
+        return v.str.contains(r"[.e]").any()
+    return v.str.contains(_ISO_DATE if kind == "dates" else _ISO_STAMP).all()
 
 
-def _typed_text(s: pl.Series, checks: dict[str, bool]) -> pl.Series | None:
-    if checks.get("numbers"):
-        return _as_number(s, whole=checks["whole"], exponents=checks["exponents"])
-    if checks.get("dates"):
-        return _strict(s, s.str.strptime(pl.Date, "%Y-%m-%d", strict=False))
-    if checks.get("datetimes"):
-        parsed = None
-        for f in (*_DATETIME_PARSE, "%Y-%m-%d"):  # the first format that reads a value wins
-            attempt = s.str.strptime(pl.Datetime("us"), f, strict=False)
-            parsed = attempt if parsed is None else parsed.fill_null(attempt)
-            if parsed.null_count() == s.null_count():
-                break
-        assert parsed is not None
-        return _strict(s, parsed.alias(s.name))
-    return None
+def _all_of_kind(table: pl.DataFrame, asked: list[tuple[str, str]]) -> set[tuple[str, str]]:
+    """The (column, kind) pairs of ``asked`` for which every value is of that kind."""
+    if not asked:
+        return set()
+    row = table.select(_kind_check(pl.col(n), k).alias(str(i)) for i, (n, k) in enumerate(asked))
+    return {pair for pair, held in zip(asked, row.row(0), strict=True) if held}
 
 
-def _as_number(s: pl.Series, *, whole: bool, exponents: bool) -> pl.Series | None:
-    if whole:
-        return _strict(s, s.cast(pl.Int64, strict=False))
-    floats = s.cast(pl.Float64, strict=False)
-    if exponents:  # only the form number_text writes reads back as a number
+# The first try at each kind, for every column at once: whole numbers, dates, and datetimes
+# in the fast fixed format (values it cannot read go on to ``_DATETIME_PARSE``).
+_CONVERSIONS = {
+    "numbers": lambda v: v.cast(pl.Int64, strict=False),
+    "fractions": lambda v: v.cast(pl.Float64, strict=False),
+    "dates": lambda v: v.str.strptime(pl.Date, "%Y-%m-%d", strict=False),
+    "datetimes": lambda v: v.str.strptime(
+        pl.Datetime("us"), "%Y-%m-%d %H:%M:%S", strict=False, cache=False
+    ),
+}
+
+
+def _finish(s: pl.Series, first: pl.Series, kind: str) -> pl.Series | None:
+    """The column in ``kind`` from its first conversion, or None if it stays text."""
+    if kind == "fractions":
+        return _as_float(s, first)
+    if first.null_count() == s.null_count() or kind == "dates":
+        return _strict(s, first)
+    if kind == "numbers":  # not all whole after all
+        return _as_float(s, s.cast(pl.Float64, strict=False))
+    parsed = first
+    for f in (*_DATETIME_PARSE, "%Y-%m-%d"):  # the first format that reads a value wins
+        parsed = parsed.fill_null(s.str.strptime(pl.Datetime("us"), f, strict=False, cache=False))
+        if parsed.null_count() == s.null_count():
+            break
+    return _strict(s, parsed)
+
+
+def _as_float(s: pl.Series, floats: pl.Series) -> pl.Series | None:
+    has_exponent = s.str.contains("e", literal=True).fill_null(False)
+    if has_exponent.any():  # only the form number_text writes reads back as a number
         written = pl.select(number_text(pl.lit(floats))).to_series()
-        has_exponent = s.str.contains("e").fill_null(False)
         if (has_exponent & (written != s).fill_null(True)).any():
             return None
     return _strict(s, floats)
