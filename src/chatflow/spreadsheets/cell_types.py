@@ -45,7 +45,9 @@ _CANONICAL_NUMBER = r"^(?:0|-?[1-9][0-9]*)(?:\.[0-9]+)?$|^-0\.[0-9]+$"
 _EXPONENT_NUMBER = r"^-?[0-9](?:\.[0-9]+)?e[+-][0-9]+$"
 _ISO_DATE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
 # A date, or a date and a time of day: what makes a column Datetime.
-_ISO_STAMP = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}(?:[ T][0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]{1,9})?)?)?$"
+_ISO_STAMP = (
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}(?:[ T][0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]{1,9})?)?)?$"
+)
 _NUMBER = f"(?:{_CANONICAL_NUMBER})|(?:{_EXPONENT_NUMBER})"
 _DATETIME_PARSE = (
     "%Y-%m-%d %H:%M:%S%.f",
