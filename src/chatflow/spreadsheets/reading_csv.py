@@ -161,6 +161,8 @@ def _quotes_are_structural(data: np.ndarray, delimiter: int) -> bool:
     allowed_before[[delimiter, _LF, _QUOTE]] = True
     allowed_after = allowed_before.copy()
     allowed_after[_CR] = True  # the lone-CR rule has already made it a CRLF
-    opening = opening[opening > 0]
-    closing = closing[closing < len(data) - 1]
+    if len(opening) and opening[0] == 0:  # the file's start; only the first quote can be there
+        opening = opening[1:]
+    if len(closing) and closing[-1] == len(data) - 1:  # the file's end
+        closing = closing[:-1]
     return bool(allowed_before[data[opening - 1]].all() and allowed_after[data[closing + 1]].all())
