@@ -11,6 +11,8 @@ from typing import Any
 
 import polars as pl
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from chatflow.failures import StepFailed
 from chatflow.spreadsheets.cell_types import type_text_columns
@@ -80,6 +82,7 @@ STRICT_ROWS: dict[str, tuple[str, list[tuple[Any, ...]]]] = {
     "quotes across fields": ('a,b\nx"y,1\n2,z"w\n', [('x"y', "1"), ("2", 'z"w')]),
     "trailing delimiter": ("a,b\n1,2,\n3,4,\n", [(1, 2), (3, 4)]),
     "blank first line": ("\na,b\n1,2\n", [(1, 2)]),
+    "empty first row narrows nothing": (',\n"",\na\n1\n', [(1,)]),  # one column, not two
 }
 
 
@@ -136,6 +139,35 @@ def test_a_blank_file_is_empty_not_headerless(tmp_path: Path) -> None:
     with pytest.raises(StepFailed) as caught:
         read_table(path, kind="csv")
     assert caught.value.code == "empty_file" and caught.value.message == "The file is empty."
+
+
+PIECES = st.sampled_from(["a", "1", "é", " ", ",", '"', '""', "\n", "\r\n", "\r", "\x00"])
+
+
+@pytest.mark.slow  # fuzzing
+@settings(
+    max_examples=500, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(text=st.lists(PIECES, min_size=1, max_size=30).map("".join))
+def test_fuzz_the_native_read_never_differs_from_the_strict_parser(
+    tmp_path: Path, text: str
+) -> None:
+    path = _write(tmp_path, text)
+    fast = _grid_of_utf8_file(path, ",")
+    if fast is None:
+        return  # the strict parser decides, as the other tests show
+    records = list(csv_records(text, ","))  # must not raise: polars read the file
+    table = apply_header_policy(fast)
+    if not records:
+        assert table is None
+        return
+    assert table is not None
+    columns = zip(*records, strict=True)
+    strict = apply_header_policy(
+        pl.DataFrame([pl.Series(f"c{i}", c, dtype=pl.String) for i, c in enumerate(columns)])
+    )
+    assert strict is not None
+    assert table.columns == strict.columns and table.rows() == strict.rows()
 
 
 # --- the type rule past the first rows -----------------------------------------------------

@@ -5,7 +5,8 @@ parses the same bytes ~30x faster.  They agree on a file that is UTF-8 (a BOM is
 has no NUL, no carriage return outside a CRLF, and only structural quotes: the rules each
 proof below checks, each pinned by a test against the strict parser.  Where polars still
 refuses the file (a row wider than the first, a blank first line, any byte it cannot parse),
-or where a proof fails, the file is decoded and read by the strict parser, which gives the
+where the first line is empty (",,": polars would take the table's width from it), or where a
+proof fails, the file is decoded and read by the strict parser, which gives the
 same rows or the error that names the line.  UTF-8 files are never decoded whole: polars
 reads the file itself, and the proofs scan it memory-mapped.
 """
@@ -124,7 +125,9 @@ def _native_grid(
         )
     except pl.exceptions.PolarsError:  # invalid UTF-8 included: the text path decodes it
         return None
-    return grid if grid.height else None
+    if grid.height == 0 or not any(grid.row(0)):
+        return None  # polars' width is the first line's, the strict parser's the first non-empty's
+    return grid
 
 
 def _provably_plain(buf: mmap.mmap | bytes, start: int, delimiter: int) -> bool:
