@@ -135,8 +135,10 @@ def write_workbook(
     *,
     progress: Progress | None = None,
     engine: XlsxEngine = DEFAULT_XLSX_ENGINE,
+    chunk_rows: int | None = None,
 ) -> None:
-    """Write each table as a sheet (names made Excel-valid and unique), atomically."""
+    """Write each table as a sheet (names made Excel-valid and unique), atomically;
+    ``chunk_rows`` forces the Rust engine's chunked write (for tests and measurements)."""
     if not sheets:
         raise StepFailed("nothing_to_write", "A workbook needs at least one sheet.")
     for df in sheets.values():
@@ -164,7 +166,7 @@ def write_workbook(
 
         if _rust_importable() and writing_rust.can_write(named):
             with atomic_destination(dest) as tmp:
-                writing_rust.write_sheets(named, tmp, progress)
+                writing_rust.write_sheets(named, tmp, progress, chunk_rows=chunk_rows)
                 if progress is not None:
                     progress(1.0)  # before the rename: a cancel here leaves no file behind
             return

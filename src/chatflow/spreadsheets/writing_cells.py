@@ -10,6 +10,7 @@ empty cell.  The engines only put these cells on the sheet, so they cannot disag
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -57,6 +58,16 @@ class CellColumn:
         kinds = self.kinds()
         return kinds[0] if len(kinds) == 1 else None
 
+    def slice(self, offset: int, length: int) -> CellColumn:
+        """Rows ``offset`` to ``offset + length`` of the column."""
+
+        def part(s: pl.Series | None) -> pl.Series | None:
+            return None if s is None else s.slice(offset, length)
+
+        return CellColumn(
+            self.name, part(self.numbers), part(self.texts), part(self.booleans), self.num_format
+        )
+
     def values(self) -> list[Any]:
         """Every row's cell value (float, str, bool or None), in row order."""
         parts = [s for s in (self.numbers, self.texts, self.booleans) if s is not None]
@@ -68,9 +79,16 @@ class CellColumn:
         return [next((v for v in row if v is not None), None) for row in zip(*lists, strict=True)]
 
 
-def sheet_cells(df: pl.DataFrame) -> list[CellColumn]:
-    """``df`` as cells; StepFailed("value_too_long") for text Excel cannot hold."""
-    columns = [_column_cells(df.get_column(name)) for name in df.columns]
+def sheet_cells(
+    df: pl.DataFrame, progress: Callable[[float], None] | None = None
+) -> list[CellColumn]:
+    """``df`` as cells; StepFailed("value_too_long") for text Excel cannot hold.  ``progress``
+    hears the fraction done after each column (a big table takes seconds)."""
+    columns = []
+    for name in df.columns:
+        columns.append(_column_cells(df.get_column(name)))
+        if progress is not None:
+            progress(len(columns) / df.width)
     _check_text_lengths(columns)
     return columns
 

@@ -11,19 +11,29 @@ progress while the library writes, so a cancel lands only when it returns.
 from __future__ import annotations
 
 import importlib
+import io
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import polars as pl
 
 from chatflow.spreadsheets.writing_cells import CellColumn, sheet_cells
+from chatflow.spreadsheets.writing_chunks import ChunkedWorkbook, cell_ref
 
 Progress = Callable[[float], None]
 
 PACKAGE = "rustpy_xlsxwriter"
 _PREPARE_SHARE = 0.2  # of the progress range: turning the tables into cells
 _PROGRESS_STEPS = 20
+# Past this many cells in all a workbook is written in chunks of about CHUNK_CELLS cells: one
+# library call each, progress and a chance to cancel between them (docs/benchmarks.md has the
+# measurements behind both numbers).  Below it one call is faster and quick enough.
+CHUNKED_ABOVE_CELLS = 2_000_000
+CHUNK_CELLS = 500_000
+# Shares of a chunked write's work, by measurement: cells, the library's call, the join.
+_PREPARE_COST = 0.05
+_LIBRARY_COST = 0.7
 
 
 def unavailable() -> str | None:
@@ -45,22 +55,34 @@ def can_write(sheets: Mapping[str, pl.DataFrame]) -> bool:
     return not any(name.casefold() == "general" for name in sheets)
 
 
-def write_sheets(sheets: Mapping[str, pl.DataFrame], dest: Path, progress: Progress | None) -> None:
-    """Write ``sheets`` (valid, unique names; sizes checked) as an xlsx at ``dest``."""
+def write_sheets(
+    sheets: Mapping[str, pl.DataFrame],
+    dest: Path,
+    progress: Progress | None,
+    *,
+    chunk_rows: int | None = None,
+) -> None:
+    """Write ``sheets`` (valid, unique names; sizes checked) as an xlsx at ``dest``: in one
+    library call, or in chunks of rows past ``CHUNKED_ABOVE_CELLS`` (``chunk_rows`` forces
+    chunks of that many rows)."""
     rp: Any = importlib.import_module(PACKAGE)
+    if chunk_rows is None and sum(df.height * df.width for df in sheets.values()) <= (
+        CHUNKED_ABOVE_CELLS
+    ):
+        _write_whole(rp, sheets, dest, progress)
+    else:
+        _write_chunked(rp, sheets, dest, progress, chunk_rows)
+
+
+def _write_whole(
+    rp: Any, sheets: Mapping[str, pl.DataFrame], dest: Path, progress: Progress | None
+) -> None:
     total = max(1, sum(df.height for df in sheets.values()))
     entries: list[tuple[str, Any]] = []
-    formats: dict[str, dict[str, Any]] = {}
+    cells_by_sheet: dict[str, list[CellColumn]] = {}
     done = 0
     for name, df in sheets.items():
-        cells = sheet_cells(df)
-        sheet_formats = {
-            column.name: rp.Format().set_num_format(column.num_format)
-            for column in cells
-            if column.num_format is not None
-        }
-        if sheet_formats:
-            formats[name] = sheet_formats
+        cells = cells_by_sheet[name] = sheet_cells(df)
         if any(column.mixed() for column in cells):
             offset = _PREPARE_SHARE + (1 - _PREPARE_SHARE) * done / total
             share = (1 - _PREPARE_SHARE) * df.height / total
@@ -70,7 +92,57 @@ def write_sheets(sheets: Mapping[str, pl.DataFrame], dest: Path, progress: Progr
         done += df.height
         if progress is not None:
             progress(_PREPARE_SHARE * done / total)
-    rp.write_worksheets(entries, str(dest), bold_headers=True, column_formats=formats or None)
+    _library_write(rp, entries, dest, _formats(rp, cells_by_sheet), {})
+
+
+def _write_chunked(
+    rp: Any,
+    sheets: Mapping[str, pl.DataFrame],
+    dest: Path,
+    progress: Progress | None,
+    chunk_rows: int | None,
+) -> None:
+    """Each sheet in chunks of rows, each one library call into memory that
+    ``ChunkedWorkbook`` joins; progress (which may raise to cancel) after every step."""
+    work = _Work(progress, sum(_weight(df.height, df.width) for df in sheets.values()))
+    cells_by_sheet: dict[str, list[CellColumn]] = {}
+    for name, df in sheets.items():
+        cells_by_sheet[name] = sheet_cells(df, work.part(_PREPARE_COST * _weight(*df.shape)))
+    formats = _formats(rp, cells_by_sheet)
+    empty = {
+        name: _arrow_table([c.slice(0, 0) for c in cells], 0)
+        for name, cells in cells_by_sheet.items()
+    }
+    book = ChunkedWorkbook(dest)
+    try:
+        for index, (name, cells) in enumerate(cells_by_sheet.items()):
+            height = sheets[name].height
+            rows = chunk_rows or max(1, CHUNK_CELLS // max(1, len(cells)))
+            starts = range(0, max(1, height), rows)
+            last_cell = cell_ref(_last_written_row(cells), max(0, len(cells) - 1))
+            dimension = "A1" if last_cell == "A1" else f"A1:{last_cell}"
+            for start in starts:
+                part = [column.slice(start, rows) for column in cells]
+                length = min(rows, height - start) if height else 0
+                entries = [(other, empty[other]) for other in cells_by_sheet]
+                entries[index] = (name, _sheet_data(part, length))
+                buffer = io.BytesIO()
+                _library_write(rp, entries, buffer, formats, {name: start} if start else {})
+                cost = _weight(length, len(cells))
+                work.done(_LIBRARY_COST * cost)
+                book.add(
+                    buffer,
+                    index,
+                    header_row=start,
+                    last=start + rows >= height,
+                    dimension=dimension,
+                    chunks=len(starts),
+                )
+                work.done((1 - _PREPARE_COST - _LIBRARY_COST) * cost)
+        book.close()
+    except BaseException:
+        book.abort()
+        raise
 
 
 def _arrow_table(cells: list[CellColumn], height: int) -> pl.DataFrame:
@@ -94,3 +166,85 @@ def _records(
         yield dict(zip(names, values, strict=True))
         if progress is not None and index % step == 0:
             progress(offset + share * index / height)
+
+
+def _sheet_data(cells: list[CellColumn], height: int) -> Any:
+    """What the library gets for a sheet: an Arrow table, or row dicts for mixed columns."""
+    if any(column.mixed() for column in cells):
+        return _records(cells, height, 0.0, 0.0, None)
+    return _arrow_table(cells, height)
+
+
+def _formats(rp: Any, cells_by_sheet: Mapping[str, list[CellColumn]]) -> dict[str, Any]:
+    """Per sheet, the library's format for each column that has a number format."""
+    formats: dict[str, Any] = {}
+    for name, cells in cells_by_sheet.items():
+        sheet_formats = {
+            column.name: rp.Format().set_num_format(column.num_format)
+            for column in cells
+            if column.num_format is not None
+        }
+        if sheet_formats:
+            formats[name] = sheet_formats
+    return formats
+
+
+def _library_write(
+    rp: Any,
+    entries: list[tuple[str, Any]],
+    target: Path | BinaryIO,
+    formats: dict[str, Any],
+    header_rows: dict[str, int],
+) -> None:
+    rp.write_worksheets(
+        entries,
+        target if not isinstance(target, Path) else str(target),
+        bold_headers=True,
+        column_formats=formats or None,
+        header_row=header_rows or None,
+    )
+
+
+def _last_written_row(cells: list[CellColumn]) -> int:
+    """The 0-based sheet row of the last row the library writes a cell on (0: the header);
+    it writes no cell for null or empty text."""
+    last = 0
+    for column in cells:
+        for kind in column.kinds():
+            written = kind.is_not_null()
+            if kind.dtype == pl.String:
+                written = written & (kind != "").fill_null(False)
+            rows = written.arg_true()
+            if rows.len():
+                last = max(last, int(rows[-1]) + 1)
+    return last
+
+
+def _weight(height: int, width: int) -> int:
+    """The work of writing a sheet, in cells (an empty sheet still costs a call)."""
+    return max(1, height * width)
+
+
+class _Work:
+    """Progress as the fraction of the weighted work done so far."""
+
+    def __init__(self, progress: Progress | None, total: int) -> None:
+        self._progress = progress
+        self._total = max(1, total)
+        self._done = 0.0
+
+    def done(self, amount: float) -> None:
+        self._done += amount
+        if self._progress is not None:
+            self._progress(min(1.0, self._done / self._total))
+
+    def part(self, amount: float) -> Progress:
+        """A progress callback for a step worth ``amount``, reporting its fractions."""
+        start = self._done
+
+        def report(fraction: float) -> None:
+            self._done = start + amount * fraction
+            if self._progress is not None:
+                self._progress(min(1.0, self._done / self._total))
+
+        return report
