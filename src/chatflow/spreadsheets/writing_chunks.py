@@ -53,8 +53,8 @@ def cell_ref(row: int, col: int) -> str:
 class ChunkedWorkbook:
     """The xlsx at ``dest``, built sheet by sheet (in order) from chunk workbooks."""
 
-    def __init__(self, dest: Path, level: int = ZLIB_LEVEL) -> None:
-        self._out = zipfile.ZipFile(dest, "w", zipfile.ZIP_DEFLATED, compresslevel=level)
+    def __init__(self, dest: Path) -> None:
+        self._out = zipfile.ZipFile(dest, "w", zipfile.ZIP_DEFLATED, compresslevel=ZLIB_LEVEL)
         self._reference: zipfile.ZipFile | None = None
         self._styles = b""
         self._copied = 0  # how many of the reference's parts are in the output

@@ -13,6 +13,8 @@ from __future__ import annotations
 import importlib
 import io
 from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -29,11 +31,11 @@ _PROGRESS_STEPS = 20
 # Past this many cells in all a workbook is written in chunks of about CHUNK_CELLS cells: one
 # library call each, progress and a chance to cancel between them (docs/benchmarks.md has the
 # measurements behind both numbers).  Below it one call is faster and quick enough.
-CHUNKED_ABOVE_CELLS = 2_000_000
-CHUNK_CELLS = 500_000
+CHUNKED_ABOVE_CELLS = 1_000_000
+CHUNK_CELLS = 250_000
 # Shares of a chunked write's work, by measurement: cells, the library's call, the join.
 _PREPARE_COST = 0.05
-_LIBRARY_COST = 0.7
+_LIBRARY_COST = 0.65
 
 
 def unavailable() -> str | None:
@@ -103,46 +105,99 @@ def _write_chunked(
     chunk_rows: int | None,
 ) -> None:
     """Each sheet in chunks of rows, each one library call into memory that
-    ``ChunkedWorkbook`` joins; progress (which may raise to cancel) after every step."""
-    work = _Work(progress, sum(_weight(df.height, df.width) for df in sheets.values()))
+    ``ChunkedWorkbook`` joins; progress (which may raise to cancel) after every step.
+
+    The library releases the GIL, and so does zlib: a thread writes the next chunk while this
+    one joins the last, so on two free CPUs the join costs little wall time.
+    """
+    work = _Work(progress, sum(_weight(*df.shape) for df in sheets.values()))
     cells_by_sheet: dict[str, list[CellColumn]] = {}
     for name, df in sheets.items():
         cells_by_sheet[name] = sheet_cells(df, work.part(_PREPARE_COST * _weight(*df.shape)))
+    chunks = _plan(cells_by_sheet, {name: df.height for name, df in sheets.items()}, chunk_rows)
     formats = _formats(rp, cells_by_sheet)
     empty = {
         name: _arrow_table([c.slice(0, 0) for c in cells], 0)
         for name, cells in cells_by_sheet.items()
     }
+
+    def write(chunk: _Chunk) -> io.BytesIO:
+        entries = [(other, empty[other]) for other in cells_by_sheet]
+        part = [column.slice(chunk.start, chunk.height) for column in cells_by_sheet[chunk.name]]
+        data = (
+            _records(part, chunk.height, 0.0, 0.0, None)
+            if chunk.records
+            else _arrow_table(part, chunk.height)
+        )
+        entries[chunk.sheet] = (chunk.name, data)
+        buffer = io.BytesIO()
+        _library_write(rp, entries, buffer, formats, {chunk.name: chunk.start})
+        return buffer
+
     book = ChunkedWorkbook(dest)
-    try:
-        for index, (name, cells) in enumerate(cells_by_sheet.items()):
-            height = sheets[name].height
-            rows = chunk_rows or max(1, CHUNK_CELLS // max(1, len(cells)))
-            starts = range(0, max(1, height), rows)
-            last_cell = cell_ref(_last_written_row(cells), max(0, len(cells) - 1))
-            dimension = "A1" if last_cell == "A1" else f"A1:{last_cell}"
-            for start in starts:
-                part = [column.slice(start, rows) for column in cells]
-                length = min(rows, height - start) if height else 0
-                entries = [(other, empty[other]) for other in cells_by_sheet]
-                entries[index] = (name, _sheet_data(part, length))
-                buffer = io.BytesIO()
-                _library_write(rp, entries, buffer, formats, {name: start} if start else {})
-                cost = _weight(length, len(cells))
-                work.done(_LIBRARY_COST * cost)
+    # Leaving the with waits for a chunk still being written: a cancel's wait is one call.
+    with ThreadPoolExecutor(1, thread_name_prefix="xlsx-chunk") as ahead:
+        try:
+            pending = ahead.submit(write, chunks[0])
+            for index, chunk in enumerate(chunks):
+                buffer = pending.result()
+                if index + 1 < len(chunks):
+                    pending = ahead.submit(write, chunks[index + 1])
+                work.done(_LIBRARY_COST * chunk.cost)
                 book.add(
                     buffer,
-                    index,
-                    header_row=start,
-                    last=start + rows >= height,
-                    dimension=dimension,
-                    chunks=len(starts),
+                    chunk.sheet,
+                    header_row=chunk.start,
+                    last=chunk.last,
+                    dimension=chunk.dimension,
+                    chunks=chunk.count,
                 )
-                work.done((1 - _PREPARE_COST - _LIBRARY_COST) * cost)
-        book.close()
-    except BaseException:
-        book.abort()
-        raise
+                work.done((1 - _PREPARE_COST - _LIBRARY_COST) * chunk.cost)
+            book.close()
+        except BaseException:
+            book.abort()
+            raise
+
+
+@dataclass(frozen=True)
+class _Chunk:
+    """Rows ``start`` to ``start + height`` of the ``sheet``-th sheet, one of ``count``."""
+
+    sheet: int
+    name: str
+    start: int  # also the sheet row of the chunk's header: its first data row is below it
+    height: int
+    cost: int
+    last: bool
+    count: int
+    dimension: str  # the whole sheet's range
+    # As the whole sheet goes in one call (the paths differ in details, e.g. a column named
+    # "": a blank header cell from records, "column_N" from Arrow).
+    records: bool
+
+
+def _plan(
+    cells_by_sheet: Mapping[str, list[CellColumn]],
+    heights: Mapping[str, int],
+    chunk_rows: int | None,
+) -> list[_Chunk]:
+    """Every sheet's chunks, in order (an empty sheet is one chunk)."""
+    chunks = []
+    for sheet, (name, cells) in enumerate(cells_by_sheet.items()):
+        height, width = heights[name], len(cells)
+        rows = chunk_rows or max(1, CHUNK_CELLS // max(1, width))
+        starts = range(0, max(1, height), rows)
+        last_cell = cell_ref(_last_written_row(cells), max(0, width - 1))
+        dimension = "A1" if last_cell == "A1" else f"A1:{last_cell}"
+        records = any(column.mixed() for column in cells)
+        for start in starts:
+            part = min(rows, height - start) if height else 0
+            last = start + rows >= height
+            cost = _weight(part, width)
+            chunks.append(
+                _Chunk(sheet, name, start, part, cost, last, len(starts), dimension, records)
+            )
+    return chunks
 
 
 def _arrow_table(cells: list[CellColumn], height: int) -> pl.DataFrame:
@@ -166,13 +221,6 @@ def _records(
         yield dict(zip(names, values, strict=True))
         if progress is not None and index % step == 0:
             progress(offset + share * index / height)
-
-
-def _sheet_data(cells: list[CellColumn], height: int) -> Any:
-    """What the library gets for a sheet: an Arrow table, or row dicts for mixed columns."""
-    if any(column.mixed() for column in cells):
-        return _records(cells, height, 0.0, 0.0, None)
-    return _arrow_table(cells, height)
 
 
 def _formats(rp: Any, cells_by_sheet: Mapping[str, list[CellColumn]]) -> dict[str, Any]:
