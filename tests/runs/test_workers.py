@@ -80,8 +80,9 @@ def test_a_job_s_own_errors_come_back_as_they_were_and_the_worker_is_kept(
 
 def test_a_cancel_during_a_write_stops_it_leaving_no_file(pool: WorkerPool, tmp_path: Path) -> None:
     # xlsxwriter reports as it writes, so the stop lands mid-write.  (The Rust engine writes a
-    # sheet in one call: a stop during it is seen at its last report, or, if it comes after,
-    # the run's discard removes the finished file by the run's name prefix: test_run_files.)
+    # small workbook in one call: a stop during it is seen at its last report, or, if it comes
+    # after, the run's discard removes the finished file by the run's name prefix:
+    # test_run_files.  A big one it writes in chunks: the next test.)
     table = pl.DataFrame({"n": [str(i) for i in range(200_000)]})
     seen: list[float] = []
 
@@ -95,6 +96,27 @@ def test_a_cancel_during_a_write_stops_it_leaving_no_file(pool: WorkerPool, tmp_
         pool.call(write_workbook, {"S": table}, dest, progress=progress, engine="xlsxwriter")
     assert len(seen) == 2 and seen[-1] < 1.0
     assert list(tmp_path.iterdir()) == []  # neither the output nor its temp file
+    worker = pool.pids()
+    assert len(worker) == 1  # it stopped when asked, so it is kept
+    assert pool.call(int, "7") == 7 and pool.pids() == worker
+
+
+def test_a_cancel_during_a_chunked_rust_write_stops_it_between_chunks(
+    pool: WorkerPool, tmp_path: Path
+) -> None:
+    table = pl.DataFrame({"n": range(100_000), "t": [str(i) for i in range(100_000)]})
+    seen: list[float] = []
+
+    def progress(fraction: float) -> None:
+        seen.append(fraction)
+        if len(seen) == 10:
+            raise Cancelled()
+
+    dest = tmp_path / "out.xlsx"
+    with pytest.raises(Cancelled):
+        pool.call(write_workbook, {"S": table}, dest, progress=progress, chunk_rows=1_000)
+    assert seen == sorted(seen) and seen[-1] < 0.5
+    assert list(tmp_path.iterdir()) == []
     worker = pool.pids()
     assert len(worker) == 1  # it stopped when asked, so it is kept
     assert pool.call(int, "7") == 7 and pool.pids() == worker

@@ -163,7 +163,7 @@ def test_a_raising_progress_stops_between_chunks_and_leaves_no_file(
     with pytest.raises(Cancelled):
         write_workbook({"A": _every_kind(100)}, dest, progress=cancel_halfway, chunk_rows=5)
     assert 0.5 < seen[-1] < 0.6
-    # The chunk being written when it raised was finished; no other was begun.
+    # The chunk being written ahead when it raised is left to finish; no other is begun.
     assert calls.library in range(11, 14)
     assert list(tmp_path.iterdir()) == []
 

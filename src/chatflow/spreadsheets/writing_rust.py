@@ -122,7 +122,7 @@ def _write_chunked(
     }
 
     def write(chunk: _Chunk) -> io.BytesIO:
-        entries = [(other, empty[other]) for other in cells_by_sheet]
+        entries: list[tuple[str, Any]] = [(other, empty[other]) for other in cells_by_sheet]
         part = [column.slice(chunk.start, chunk.height) for column in cells_by_sheet[chunk.name]]
         data = (
             _records(part, chunk.height, 0.0, 0.0, None)
@@ -135,28 +135,31 @@ def _write_chunked(
         return buffer
 
     book = ChunkedWorkbook(dest)
-    # Leaving the with waits for a chunk still being written: a cancel's wait is one call.
-    with ThreadPoolExecutor(1, thread_name_prefix="xlsx-chunk") as ahead:
-        try:
-            pending = ahead.submit(write, chunks[0])
-            for index, chunk in enumerate(chunks):
-                buffer = pending.result()
-                if index + 1 < len(chunks):
-                    pending = ahead.submit(write, chunks[index + 1])
-                work.done(_LIBRARY_COST * chunk.cost)
-                book.add(
-                    buffer,
-                    chunk.sheet,
-                    header_row=chunk.start,
-                    last=chunk.last,
-                    dimension=chunk.dimension,
-                    chunks=chunk.count,
-                )
-                work.done((1 - _PREPARE_COST - _LIBRARY_COST) * chunk.cost)
-            book.close()
-        except BaseException:
-            book.abort()
-            raise
+    ahead = ThreadPoolExecutor(1, thread_name_prefix="xlsx-chunk")
+    try:
+        pending = ahead.submit(write, chunks[0])
+        for index, chunk in enumerate(chunks):
+            buffer = pending.result()
+            if index + 1 < len(chunks):
+                pending = ahead.submit(write, chunks[index + 1])
+            work.done(_LIBRARY_COST * chunk.cost)
+            book.add(
+                buffer,
+                chunk.sheet,
+                header_row=chunk.start,
+                last=chunk.last,
+                dimension=chunk.dimension,
+                chunks=chunk.count,
+            )
+            work.done((1 - _PREPARE_COST - _LIBRARY_COST) * chunk.cost)
+        book.close()
+    except BaseException:
+        book.abort()
+        raise
+    finally:
+        # A stop does not wait for the chunk being written: it only fills a buffer nobody
+        # reads, and the call cannot be interrupted.
+        ahead.shutdown(wait=False, cancel_futures=True)
 
 
 @dataclass(frozen=True)
