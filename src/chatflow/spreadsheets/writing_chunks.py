@@ -14,6 +14,7 @@ so that is checked rather than assumed.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import shutil
 import zipfile
@@ -104,10 +105,13 @@ class ChunkedWorkbook:
         self._out.close()
 
     def abort(self) -> None:
-        """Close without finishing (the caller removes the file)."""
-        if self._part is not None:
-            self._part.close()
-        self._out.close()
+        """Close without finishing (the caller removes the file); errors here would only
+        hide the one that made the caller abort."""
+        with contextlib.suppress(Exception):
+            if self._part is not None:
+                self._part.close()
+        with contextlib.suppress(Exception):
+            self._out.close()
 
     def _copy_reference_parts(self, until: str | None) -> None:
         if self._reference is None:

@@ -5,7 +5,9 @@ the same values, types and number formats.  A sheet whose every column holds one
 goes over as an Arrow table (the fast path); a sheet with a mixed column (say a number column
 holding "nan" text) goes as a generator of row dicts, which the library types value by value
 and which reports progress and can be cancelled between rows.  The Arrow path reports no
-progress while the library writes, so a cancel lands only when it returns.
+progress while the library writes, so a cancel lands only when it returns: a workbook past
+``CHUNKED_ABOVE_CELLS`` is therefore written in chunks of rows, one call each, joined by
+``writing_chunks``.
 """
 
 from __future__ import annotations
@@ -134,7 +136,16 @@ def _write_chunked(
         _library_write(rp, entries, buffer, formats, {chunk.name: chunk.start})
         return buffer
 
-    book = ChunkedWorkbook(dest)
+    _write_ahead(chunks, write, ChunkedWorkbook(dest), work)
+
+
+def _write_ahead(
+    chunks: list[_Chunk],
+    write: Callable[[_Chunk], io.BytesIO],
+    book: ChunkedWorkbook,
+    work: _Work,
+) -> None:
+    """Join the chunks in order while a thread writes the next one."""
     ahead = ThreadPoolExecutor(1, thread_name_prefix="xlsx-chunk")
     try:
         pending = ahead.submit(write, chunks[0])
