@@ -144,13 +144,16 @@ def _copy_rows(
         out.write(head)
     elif buffer.startswith(f'<row r="{header_row + 1}"'.encode(), start):
         start = buffer.index(b"</row>", start) + len(b"</row>")
-    rest = buffer[start:]
+    # The tail is shorter than _HOLD, so a piece that long holds all of it: what came before
+    # is rows, and goes out as it is.
+    held: bytes | memoryview = memoryview(buffer)[start:]
     while piece := source.read(_PIECE):
-        rest += piece
-        if len(rest) > _HOLD:
-            out.write(rest[:-_HOLD])
-            rest = rest[-_HOLD:]
-    end = rest.rfind(_SHEET_DATA_END)
+        if len(piece) >= _HOLD:
+            out.write(held)
+            held = piece
+        else:
+            held = bytes(held) + piece
+    end = bytes(held[-_HOLD:]).rfind(_SHEET_DATA_END)
     if end < 0:
         raise RuntimeError("a chunk's sheet XML has no end of rows")
-    out.write(rest if last else rest[:end])
+    out.write(held if last else held[: max(0, len(held) - _HOLD) + end])
