@@ -10,10 +10,17 @@ the parsed table (``DataFrame.estimated_size``).
 - seed:   extract customer_id, postal_code, city, duplicates removed, to xlsx;
 - group:  group by city (sum of quantity, mean of unit_price, count), to xlsx;
 - filter: rows with quantity >= 250 (about half), to csv.
+
+At the largest size, the seed workflow on the xlsx input is also watched over the chat's
+WebSocket: the longest silence between its progress events (overall, and while it writes its
+output), then a second run cancelled once it is writing, timed from the request to its
+``workflow_cancelled`` event.
 """
 
 from __future__ import annotations
 
+import itertools
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -22,13 +29,14 @@ from typing import Any
 
 import fastexcel
 import polars as pl
+from websockets.sync.client import ClientConnection, connect
 
 from benchmarks.data import EXTRACT_COLUMNS
 from benchmarks.edges import rust_plain
 from benchmarks.options import Options
 from benchmarks.probes import RssSampler
 from benchmarks.results import Results
-from benchmarks.serving import Side, create_chat, upload_file
+from benchmarks.serving import API, Side, check, create_chat, upload_file
 from benchmarks.sheets import through_api
 from chatflow.spreadsheets.writing_rust import write_sheets
 
@@ -143,6 +151,8 @@ def run_scaling(res: Results, side: Side, work: Path, opts: Options) -> None:
                 f"mem_{kind}_{rows}",
                 f"table_{kind}_{rows}",
             )
+            if kind == "xlsx" and rows == opts.scale_rows[-1]:
+                _watch_progress_and_cancel(res, side, chat, path.name)
             path.unlink()
     for kind in KINDS:
         low, high = opts.scale_rows[-2:]
@@ -153,6 +163,57 @@ def run_scaling(res: Results, side: Side, work: Path, opts: Options) -> None:
                 f"svc_{name}_{kind}_{high}",
                 f"svc_{name}_{kind}_{low}",
             )
+
+
+WRITING = 75  # a step's progress past this is its output being written
+ENDED = {"workflow_completed", "workflow_failed", "workflow_cancelled"}
+
+
+def _watch_progress_and_cancel(res: Results, side: Side, chat: str, source: str) -> None:
+    with connect(f"{side.server.ws_url}/chat/{chat}", open_timeout=10) as ws:
+        run_id = _start(side, chat, source)
+        seen = _events_until(ws, run_id, lambda event: event["type"] in ENDED)
+        ticks = [(t, e.get("progress", 0)) for t, e in seen if e["type"] == "progress"]
+        for key, label, kept in (
+            ("gap", "the whole run", ticks),
+            ("gap_write", "while writing", [(t, p) for t, p in ticks if p >= WRITING]),
+        ):
+            gaps = [b[0] - a[0] for a, b in itertools.pairwise(kept)]
+            longest = max(gaps, default=float("nan"))
+            res.add(f"progress_{key}", f"seed, xlsx, largest: longest gap, {label}", "s", longest)
+        run_id = _start(side, chat, source)
+        _events_until(ws, run_id, lambda e: e["type"] == "progress" and e["progress"] >= WRITING)
+        asked = time.perf_counter()
+        check(side.client.post(f"{API}/chat/workflows/{chat}/runs/{run_id}/cancel"), 202)
+        (ended, event), *_ = _events_until(ws, run_id, lambda e: e["type"] in ENDED)[-1:]
+        if event["type"] != "workflow_cancelled":
+            raise RuntimeError(f"the cancelled run ended with {event['type']}")
+        res.add(
+            "cancel_s",
+            "    a cancel while writing: request to workflow_cancelled",
+            "s",
+            ended - asked,
+        )
+
+
+def _start(side: Side, chat: str, source: str) -> str:
+    body = {"input": source, "steps": WORKFLOWS["seed"]}
+    return str(
+        check(side.client.post(f"{API}/chat/workflows/{chat}/execute", json=body), 202)["run_id"]
+    )
+
+
+def _events_until(
+    ws: ClientConnection, run_id: str, last: Callable[[dict[str, Any]], bool]
+) -> list[tuple[float, dict[str, Any]]]:
+    """(arrival time, event) of ``run_id``'s events, up to the first ``last`` one."""
+    seen = []
+    while True:
+        event = json.loads(ws.recv(timeout=600))
+        if event.get("run_id") == run_id:
+            seen.append((time.perf_counter(), event))
+            if last(event):
+                return seen
 
 
 def _one_round(res: Results, side: Side, chat: str, path: Path, key: str, cells_m: float) -> None:

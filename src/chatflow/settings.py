@@ -14,7 +14,7 @@ from chatflow.operations.limits import XLSX_MAX_DATA_ROWS, Limits
 
 # What reading one cell costs, measured as the address space a fresh process adds while it
 # reads a 1,000,000 x 10 table of ints, floats, dates and short text (README, "Upload
-# limits"; benchmarks/upload_memory.py remeasures):
+# limits"; the one-off script in git show 2056715:benchmarks/upload_memory.py remeasures):
 # - a workbook cell: 112 B in the inspection child (120 B when all cells are text), and about
 #   the same in a step's worker reading it: calamine holds the whole sheet at once.
 # - a csv cell: 48 B in a step's worker (fewer for smaller cells: 28 B when empty); the
