@@ -103,8 +103,11 @@ class Settings(BaseSettings):
         description="cells a csv upload may hold (data rows x columns); more is refused with "
         "too_many_cells",
     )
+    # The cell limit, not this, should be what refuses a big ordinary workbook: 11,000,000
+    # cells at ~45 B of sheet XML each (1M x 10 inflates to ~440 MB) with room for longer text.
+    # Inflating and scanning it happens in the inspection child, under its CPU and time limits.
     max_uncompressed_mb: int = Field(
-        default=500,
+        default=1024,
         ge=1,
         description="bytes an xlsx, xlsb or ods upload may inflate to; more is refused with "
         "zip_bomb",
