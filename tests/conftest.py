@@ -3,6 +3,9 @@
 ``server`` (and ``client`` on it) is one server per test module: tests on it stay independent
 by each making its own chat.  A test that kills, reconfigures or fills its server, or counts
 what the whole server holds, is marked ``own_server`` and gets a fresh one.
+
+A module marked ``both_databases`` runs each of its tests twice: on a server with the default
+SQLite file (``[sqlite]``) and on one with a fresh PostgreSQL database (``[postgresql]``).
 """
 
 from __future__ import annotations
@@ -14,24 +17,68 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.postgres import PostgresDatabases, connect_or_reason, unavailable
 from tests.support import LiveServer, make_settings, run_server
 
 __all__ = ["make_settings"]  # tests import it from here as well as from tests.support
 
 
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresDatabases]:
+    """This session's PostgreSQL databases (skips, or fails, where there is no server)."""
+    found = connect_or_reason()
+    if isinstance(found, str):
+        unavailable(found)
+        return
+    try:
+        yield found
+    finally:
+        found.drop_all()
+
+
 @pytest.fixture(scope="module")
-def module_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+def database_kind(request: pytest.FixtureRequest) -> str:
+    """"sqlite" unless the module is marked ``both_databases`` (see pytest_generate_tests)."""
+    return str(getattr(request, "param", "sqlite"))
+
+
+def database_settings(request: pytest.FixtureRequest, kind: str) -> dict[str, object]:
+    """Settings overrides for a server on ``kind``: a fresh PostgreSQL database, or none."""
+    if kind == "sqlite":
+        return {}
+    databases: PostgresDatabases = request.getfixturevalue("postgres")
+    return {"database_url": databases.fresh()}
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "database_kind" in metafunc.fixturenames and metafunc.definition.get_closest_marker(
+        "both_databases"
+    ):
+        metafunc.parametrize(
+            "database_kind", ["sqlite", "postgresql"], indirect=True, scope="module"
+        )
+
+
+@pytest.fixture(scope="module")
+def module_server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, database_kind: str
+) -> Iterator[LiveServer]:
     """The server the tests of one module share."""
-    with run_server(make_settings(tmp_path_factory.mktemp("module-server") / "data")) as live:
+    data_dir = tmp_path_factory.mktemp("module-server") / "data"
+    settings = make_settings(data_dir, **database_settings(request, database_kind))
+    with run_server(settings) as live:
         yield live
 
 
 @pytest.fixture
-def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[LiveServer]:
+def server(
+    request: pytest.FixtureRequest, tmp_path: Path, database_kind: str
+) -> Iterator[LiveServer]:
     if request.node.get_closest_marker("own_server") is None:
         yield request.getfixturevalue("module_server")
         return
-    with run_server(make_settings(tmp_path / "data")) as live:
+    settings = make_settings(tmp_path / "data", **database_settings(request, database_kind))
+    with run_server(settings) as live:
         yield live
 
 

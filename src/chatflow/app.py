@@ -58,7 +58,7 @@ async def start_runtime(settings: Settings) -> Runtime:
         log.warning("upload limits disagree: %s; raise the memory cap or lower the limit", conflict)
     await asyncio.to_thread(settings.files_dir.mkdir, parents=True, exist_ok=True)
     await asyncio.to_thread(upgrade, settings.resolved_database_url)
-    db = Database(settings.resolved_database_url)
+    db = Database(settings.resolved_database_url, pool_size=settings.db_pool_size)
     store = FileStore(settings.files_dir)
     broadcaster = Broadcaster(
         store=events.make_store(db), queue_size=settings.subscriber_queue_size

@@ -43,7 +43,15 @@ class Settings(BaseSettings):
     )
     data_dir: Path = Path("./data")
     database_url: str | None = Field(
-        default=None, description="SQLAlchemy async URL; default: SQLite file inside data_dir"
+        default=None,
+        description="SQLAlchemy async URL (sqlite+aiosqlite:// or postgresql+asyncpg://); "
+        "default: SQLite file inside data_dir",
+    )
+    db_pool_size: int = Field(
+        default=10,
+        ge=1,
+        description="PostgreSQL: connections this process keeps open (and at most uses); "
+        "unused on SQLite",
     )
     max_upload_mb: int = Field(
         default=100, ge=1, description="size of one uploaded file; larger: 413 file_too_large"

@@ -23,6 +23,9 @@ from tests.support import (
 
 API = "/api/v1"
 
+# The core flows hold on both databases (tests/conftest.py).
+pytestmark = pytest.mark.both_databases
+
 
 @pytest.mark.own_server  # its counters are the whole server's
 def test_health_reports_database_websocket_and_counters(client: httpx.Client) -> None:

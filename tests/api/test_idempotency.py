@@ -5,10 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.support import POSTAL_ROWS, create_chat, seed_workflow, write_xlsx
 
 API = "/api/v1"
+
+# The core flows hold on both databases (tests/conftest.py).
+pytestmark = pytest.mark.both_databases
 
 
 def _timings(header: str) -> list[str]:

@@ -30,6 +30,10 @@ from tests.support import (
 )
 
 
+# The core flows hold on both databases (tests/conftest.py).
+pytestmark = pytest.mark.both_databases
+
+
 def _stored(client: httpx.Client, chat_id: str, since: int = 0) -> list[dict[str, Any]]:
     response = client.get(f"/api/v1/chat/workflows/{chat_id}/events", params={"since": since})
     assert response.status_code == 200

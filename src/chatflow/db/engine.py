@@ -1,4 +1,5 @@
-"""The async engine and session helpers, with SQLite tuned for one writer and many readers."""
+"""The async engine and session helpers: SQLite tuned for one writer and many readers, or
+PostgreSQL through asyncpg with a pool of concurrent connections."""
 
 from __future__ import annotations
 
@@ -60,13 +61,29 @@ def _install_sqlite_hooks(engine: Engine, busy_timeout_ms: int) -> None:
             conn.exec_driver_sql("BEGIN")
 
 
-class Database:
-    """Owns the engine; hands out read sessions and write sessions (BEGIN IMMEDIATE on SQLite)."""
+def _pool_options(url: str, pool_size: int) -> dict[str, Any]:
+    if url.startswith("sqlite"):
+        return {}  # SQLAlchemy's own choice per SQLite URL (file or memory)
+    # No overflow: the setting is the most connections this process opens; a request past it
+    # waits up to pool_timeout, then gets 503 database_busy. pre_ping drops connections a
+    # restarted server closed instead of failing the request that draws one.
+    return {"pool_size": pool_size, "max_overflow": 0, "pool_timeout": 30, "pool_pre_ping": True}
 
-    def __init__(self, url: str, *, busy_timeout_ms: int = 30_000, echo: bool = False) -> None:
+
+class Database:
+    """Owns the engine; hands out read sessions and write sessions (BEGIN IMMEDIATE on SQLite).
+
+    On PostgreSQL writes run concurrently on ``pool_size`` connections: whatever must be
+    serialised (a chat's event ``seq``, a file name's next version) locks the chat's row in its
+    own transaction (see repositories/events.py and repositories/chats.py ``lock``).
+    """
+
+    def __init__(
+        self, url: str, *, busy_timeout_ms: int = 30_000, pool_size: int = 10, echo: bool = False
+    ) -> None:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
-        self.engine = create_async_engine(url, echo=echo)
+        self.engine = create_async_engine(url, echo=echo, **_pool_options(url, pool_size))
         self._busy_timeout_ms = busy_timeout_ms
         if self.is_sqlite:
             _install_sqlite_hooks(self.engine.sync_engine, busy_timeout_ms)

@@ -19,6 +19,16 @@ async def insert(
     return chat
 
 
+async def lock(session: AsyncSession, *, chat_id: str) -> bool:
+    """Hold the chat's row until the transaction ends; False if the chat is gone.
+
+    On PostgreSQL this serialises the transactions that number things per chat (file versions
+    here, event seqs in events.take_seqs, whose UPDATE takes the same row lock). On SQLite the
+    one writer already does, and FOR UPDATE is not rendered."""
+    query = select(Chat.id).where(Chat.id == chat_id).with_for_update()
+    return (await session.execute(query)).scalar_one_or_none() is not None
+
+
 async def get(session: AsyncSession, *, chat_id: str, owner: str | None = None) -> Chat | None:
     query = select(Chat).where(Chat.id == chat_id)
     if owner is not None:

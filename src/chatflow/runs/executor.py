@@ -14,6 +14,7 @@ from chatflow.db.engine import Database
 from chatflow.db.models import Run, StoredFile, utcnow
 from chatflow.failures import Cancelled
 from chatflow.operations.registry import Operation, Registry, StepOutput, WrittenFile
+from chatflow.repositories import chats as chats_repo
 from chatflow.repositories import files as files_repo
 from chatflow.repositories import runs as runs_repo
 from chatflow.repositories.events import ChatGone
@@ -254,6 +255,9 @@ class RunExecutor:
     async def _record_outputs(self, run: Run, written: list[WrittenFile]) -> list[StoredFile]:
         rows = []
         async with self.db.write() as session:
+            # Versions are max + 1: an upload of the same name must not take one meanwhile.
+            if not await chats_repo.lock(session, chat_id=run.chat_id):
+                raise ChatGone(run.chat_id)
             for item in written:
                 version = await files_repo.next_version(
                     session, chat_id=run.chat_id, name=item.name
