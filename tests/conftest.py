@@ -38,7 +38,7 @@ def postgres() -> Iterator[PostgresDatabases]:
 
 @pytest.fixture(scope="module")
 def database_kind(request: pytest.FixtureRequest) -> str:
-    """"sqlite" unless the module is marked ``both_databases`` (see pytest_generate_tests)."""
+    """ "sqlite" unless the module is marked ``both_databases`` (see pytest_generate_tests)."""
     return str(getattr(request, "param", "sqlite"))
 
 

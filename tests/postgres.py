@@ -81,4 +81,3 @@ def connect_or_reason() -> PostgresDatabases | str:
     except Exception as error:
         return f"PostgreSQL unreachable at {HOST}:{PORT} as {USER}: {error!r}"
     return databases
-

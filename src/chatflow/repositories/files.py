@@ -7,6 +7,7 @@ from sqlalchemy import insert as insert_into
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from chatflow.db.models import StoredFile
+from chatflow.repositories import chats as chats_repo
 
 
 async def next_version(session: AsyncSession, *, chat_id: str, name: str) -> int:
@@ -18,7 +19,10 @@ async def next_version(session: AsyncSession, *, chat_id: str, name: str) -> int
 
 def insert_next_version(conn: Connection, *, row: StoredFile) -> StoredFile:
     """Insert ``row`` as the next version of its name, in the caller's transaction; sets its
-    ``version``, ``id`` and ``created_at``."""
+    ``version``, ``id`` and ``created_at``.
+
+    The caller's transaction must hold the chat's row lock (an event transaction does: its
+    ``events.take_seqs`` runs first), or two writers on PostgreSQL could take one version."""
     latest = select(func.max(StoredFile.version)).where(
         StoredFile.chat_id == row.chat_id, StoredFile.name == row.name
     )
@@ -30,6 +34,24 @@ def insert_next_version(conn: Connection, *, row: StoredFile) -> StoredFile:
     ).one()
     row.id, row.created_at = inserted.id, inserted.created_at
     return row
+
+
+async def insert_versions(
+    session: AsyncSession, *, chat_id: str, rows: list[StoredFile]
+) -> list[StoredFile] | None:
+    """Insert ``rows`` (files of ``chat_id``), each as the next version of its name; None,
+    inserting nothing, if the chat is gone.
+
+    The chat's row stays locked until the transaction ends, so no concurrent writer (an upload,
+    whose event transaction takes the same lock first) reads the same max version."""
+    if not await chats_repo.lock(session, chat_id=chat_id):
+        return None
+    for row in rows:
+        row.version = await next_version(session, chat_id=chat_id, name=row.name)
+        session.add(row)
+        # One at a time: the next row of the same name must see this one.
+        await session.flush()
+    return rows
 
 
 async def insert(session: AsyncSession, *, row: StoredFile) -> StoredFile:

@@ -14,7 +14,6 @@ from chatflow.db.engine import Database
 from chatflow.db.models import Run, StoredFile, utcnow
 from chatflow.failures import Cancelled
 from chatflow.operations.registry import Operation, Registry, StepOutput, WrittenFile
-from chatflow.repositories import chats as chats_repo
 from chatflow.repositories import files as files_repo
 from chatflow.repositories import runs as runs_repo
 from chatflow.repositories.events import ChatGone
@@ -253,32 +252,28 @@ class RunExecutor:
             )
 
     async def _record_outputs(self, run: Run, written: list[WrittenFile]) -> list[StoredFile]:
-        rows = []
+        rows = [
+            StoredFile(
+                chat_id=run.chat_id,
+                name=item.name,
+                storage_name=item.path.name,
+                kind=item.kind,
+                media_type=item.media_type,
+                size=item.size,
+                sha256=item.sha256,
+                sheets=item.sheets,
+                columns=item.columns,
+                row_count=item.rows,
+                source="output",
+                run_id=run.id,
+            )
+            for item in written
+        ]
         async with self.db.write() as session:
-            # Versions are max + 1: an upload of the same name must not take one meanwhile.
-            if not await chats_repo.lock(session, chat_id=run.chat_id):
-                raise ChatGone(run.chat_id)
-            for item in written:
-                version = await files_repo.next_version(
-                    session, chat_id=run.chat_id, name=item.name
-                )
-                row = StoredFile(
-                    chat_id=run.chat_id,
-                    name=item.name,
-                    version=version,
-                    storage_name=item.path.name,
-                    kind=item.kind,
-                    media_type=item.media_type,
-                    size=item.size,
-                    sha256=item.sha256,
-                    sheets=item.sheets,
-                    columns=item.columns,
-                    row_count=item.rows,
-                    source="output",
-                    run_id=run.id,
-                )
-                rows.append(await files_repo.insert(session, row=row))
-        return rows
+            inserted = await files_repo.insert_versions(session, chat_id=run.chat_id, rows=rows)
+        if inserted is None:
+            raise ChatGone(run.chat_id)
+        return inserted
 
 
 def _output_summary(view: dict[str, Any]) -> dict[str, Any]:
