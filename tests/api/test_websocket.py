@@ -29,7 +29,6 @@ from tests.support import (
     write_xlsx,
 )
 
-
 # The core flows hold on both databases (tests/conftest.py).
 pytestmark = pytest.mark.both_databases
 

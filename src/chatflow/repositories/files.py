@@ -83,12 +83,11 @@ async def latest_upload(session: AsyncSession, *, chat_id: str) -> StoredFile | 
 
 
 async def list_for_chat(session: AsyncSession, *, chat_id: str) -> list[StoredFile]:
-    query = (
-        select(StoredFile)
-        .where(StoredFile.chat_id == chat_id)
-        .order_by(StoredFile.name, StoredFile.version)
-    )
-    return list((await session.execute(query)).scalars())
+    """By name (code point order, as SQLite compares; a PostgreSQL database's collation may
+    not), then version."""
+    query = select(StoredFile).where(StoredFile.chat_id == chat_id)
+    rows = (await session.execute(query)).scalars()
+    return sorted(rows, key=lambda row: (row.name, row.version))
 
 
 async def list_for_runs(session: AsyncSession, *, run_ids: list[str]) -> list[StoredFile]:

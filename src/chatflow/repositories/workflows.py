@@ -25,8 +25,9 @@ async def insert(session: AsyncSession, *, row: SavedWorkflow) -> SavedWorkflow:
 
 
 async def list_all(session: AsyncSession, *, owner: str | None) -> list[SavedWorkflow]:
-    query = select(SavedWorkflow).where(_owned(owner)).order_by(SavedWorkflow.name)
-    return list((await session.execute(query)).scalars())
+    """By name in code point order on every database (see files.list_for_chat)."""
+    query = select(SavedWorkflow).where(_owned(owner))
+    return sorted((await session.execute(query)).scalars(), key=lambda row: row.name)
 
 
 async def remove(session: AsyncSession, *, owner: str | None, name: str) -> bool:
