@@ -52,6 +52,8 @@ def _schema(conn: Connection) -> dict[str, Any]:
             "indexes": sorted(
                 (i["name"], tuple(i["column_names"]), bool(i["unique"]))
                 for i in inspector.get_indexes(table)
+                # PostgreSQL also lists the index behind each unique constraint.
+                if not i.get("duplicates_constraint")
             ),
             "foreign keys": sorted(
                 (
