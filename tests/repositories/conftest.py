@@ -1,4 +1,5 @@
-"""A migrated SQLite file per test (copied from one migration per session) and a way to use it."""
+"""A migrated SQLite file per test (copied from one migration per session) and a way to use it;
+``database_url`` for tests that run on SQLite and on PostgreSQL."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from chatflow.db.engine import Database
 from chatflow.db.migrate import upgrade
 from chatflow.db.models import Chat, StoredFile
 from chatflow.repositories import chats as chats_repo
+from tests.postgres import PostgresDatabases
 
 T = TypeVar("T")
 Scenario = Callable[[Database], Awaitable[T]]
@@ -29,6 +31,18 @@ def migrated(tmp_path_factory: pytest.TempPathFactory) -> Path:
     with sqlite3.connect(path) as raw:  # everything in the main file, so one copy is whole
         raw.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     return path
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A migrated, empty database of each kind (PostgreSQL: a fresh one of this session's)."""
+    if request.param == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path / 'chatflow.db'}"
+    else:
+        databases: PostgresDatabases = request.getfixturevalue("postgres")
+        url = databases.fresh()
+    upgrade(url)
+    return url
 
 
 @pytest.fixture

@@ -8,34 +8,17 @@ go around it, so only the database's own locking keeps the numbers straight.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from functools import partial
-from pathlib import Path
 from typing import Any
 
-import pytest
 from sqlalchemy import Connection
 
 from chatflow.db.engine import Database
-from chatflow.db.migrate import upgrade
 from chatflow.repositories import files as files_repo
 from chatflow.services.events import event_body, list_since, make_store
-from tests.postgres import PostgresDatabases
 from tests.repositories.conftest import add_chat, stored_file
 
 WRITERS = 40
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A migrated, empty database of each kind."""
-    if request.param == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path / 'chatflow.db'}"
-    else:
-        databases: PostgresDatabases = request.getfixturevalue("postgres")
-        url = databases.fresh()
-    upgrade(url)
-    yield url
 
 
 def _record_file(n: int, conn: Connection) -> dict[str, Any]:

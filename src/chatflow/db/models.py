@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     DateTime,
     ForeignKey,
     Index,
@@ -75,7 +76,7 @@ class StoredFile(Base):
     storage_name: Mapped[str] = mapped_column(String(80), unique=True)
     kind: Mapped[str] = mapped_column(String(16))
     media_type: Mapped[str] = mapped_column(String(120))
-    size: Mapped[int] = mapped_column(Integer)
+    size: Mapped[int] = mapped_column(BigInteger)  # 32 bits on PostgreSQL would cap at 2 GiB
     sha256: Mapped[str] = mapped_column(String(64))
     sheets: Mapped[list[Any] | None] = mapped_column(JSON)
     columns: Mapped[list[Any] | None] = mapped_column(JSON)
