@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
+import socket
+import threading
 import uuid
 
 import pytest
@@ -81,3 +83,67 @@ def connect_or_reason() -> PostgresDatabases | str:
     except Exception as error:
         return f"PostgreSQL unreachable at {HOST}:{PORT} as {USER}: {error!r}"
     return databases
+
+
+class CuttableProxy:
+    """A loopback TCP proxy in front of PostgreSQL that a test can cut (listener closed, every
+    link dropped: new connections are refused) and open again on the same port."""
+
+    def __init__(self) -> None:
+        probe = socket.socket()
+        probe.bind(("127.0.0.1", 0))
+        self.port = int(probe.getsockname()[1])
+        probe.close()
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._thread.start()
+        self._server: asyncio.Server | None = None
+        self._links: set[asyncio.StreamWriter] = set()
+
+    def url(self, database_url: str) -> str:
+        """``database_url`` (a server on HOST:PORT) through this proxy."""
+        return database_url.replace(f"@{HOST}:{PORT}/", f"@127.0.0.1:{self.port}/")
+
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+        except OSError:
+            pass
+        finally:
+            writer.close()
+
+    async def _link(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            up_reader, up_writer = await asyncio.open_connection(HOST, PORT)
+        except OSError:
+            writer.close()
+            return
+        self._links |= {writer, up_writer}
+        await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer))
+
+    async def _open(self) -> None:
+        self._server = await asyncio.start_server(
+            self._link, "127.0.0.1", self.port, reuse_address=True
+        )
+
+    async def _cut(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+        for writer in list(self._links):
+            writer.transport.abort()
+        self._links.clear()
+
+    def open(self) -> None:
+        asyncio.run_coroutine_threadsafe(self._open(), self._loop).result(10)
+
+    def cut(self) -> None:
+        asyncio.run_coroutine_threadsafe(self._cut(), self._loop).result(10)
+
+    def close(self) -> None:
+        self.cut()
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)

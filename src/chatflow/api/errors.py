@@ -5,11 +5,12 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from asyncpg.exceptions import CannotConnectNowError
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException
 
@@ -126,6 +127,20 @@ async def _database_error(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+async def _database_unreachable(request: Request, exc: Exception) -> JSONResponse:
+    # A new connection to PostgreSQL was refused (down, restarting) or a live one was cut: the
+    # service recovers by itself once the server is back, so the client should retry.
+    if isinstance(exc, DBAPIError) and not exc.connection_invalidated:
+        return await _unexpected(request, exc)  # a constraint, a bug: not the network's doing
+    log.warning("database unreachable for %s %s: %r", request.method, request.url.path, exc)
+    return error_response(
+        503,
+        "database_unavailable",
+        "the database cannot be reached; retry shortly",
+        headers={"Retry-After": "2"},
+    )
+
+
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error on %s %s", request.method, request.url.path)
     return error_response(500, "internal_error", "internal server error; it has been logged")
@@ -138,4 +153,8 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(OperationalError, _database_error)
     # Every pooled PostgreSQL connection stayed busy for pool_timeout: the same advice.
     app.add_exception_handler(PoolTimeout, _database_error)
+    # asyncpg's connect raises these itself, unwrapped by SQLAlchemy.
+    app.add_exception_handler(ConnectionRefusedError, _database_unreachable)
+    app.add_exception_handler(CannotConnectNowError, _database_unreachable)
+    app.add_exception_handler(DBAPIError, _database_unreachable)
     app.add_exception_handler(Exception, _unexpected)
