@@ -87,11 +87,19 @@ class RssSampler(_Probe):
                 self.samples.append((time.perf_counter(), own, children))
             self._stop.wait(self._interval)
 
-    def first_total_mb(self) -> float:
-        """The RSS of the process and its children at the first sample (taken on entry)."""
-        while not self.samples and self._thread.is_alive():
+    def __enter__(self) -> Self:
+        super().__enter__()
+        while not self.samples and self._thread.is_alive():  # the baseline, before the block
             time.sleep(self._interval / 5)
-        return (self.samples[0][1] + self.samples[0][2]) / 2**20 if self.samples else 0.0
+        return self
+
+    def growth_mb(self) -> dict[str, float]:
+        """Peak RSS above the first sample (taken on entry): the process, its children, both."""
+        if not self.samples:
+            return {"server": 0.0, "children": 0.0, "total": 0.0}
+        first, peaks = self.samples[0], self.peaks_mb()
+        start = {"server": first[1], "children": first[2], "total": first[1] + first[2]}
+        return {key: peaks[key] - start[key] / 2**20 for key in start}
 
     def peaks_mb(self) -> dict[str, float]:
         """Peak RSS of the process, of its children, and of both together."""

@@ -137,13 +137,15 @@ def run_scaling(res: Results, side: Side, work: Path, opts: Options) -> None:
             table = read_plain(path)
             cells_m = table.height * table.width / 1e6
             with RssSampler(side.server.pid) as rss:
-                before = rss.first_total_mb()
                 for rep in range(opts.reps):
                     log.info("scaling %s %d rows, round %d/%d", kind, rows, rep + 1, opts.reps)
                     _one_round(res, side, chat, path, f"{kind}_{rows}", cells_m)
-            grown = rss.peaks_mb()["total"] - before
+            grown = rss.growth_mb()
             table_mb = table.estimated_size() / 2**20
-            res.add(f"mem_{kind}_{rows}", f"{kind} {rows:,} rows: peak RSS growth", "MB", grown)
+            label = f"{kind} {rows:,} rows: peak RSS growth"
+            res.add(f"mem_{kind}_{rows}", label, "MB", grown["total"])
+            res.add(f"mem_server_{kind}_{rows}", "    of the server process", "MB", grown["server"])
+            res.add(f"mem_children_{kind}_{rows}", "    of its children", "MB", grown["children"])
             res.add(f"table_{kind}_{rows}", "    the parsed table", "MB", table_mb)
             res.ratio(
                 f"mem/table_{kind}_{rows}",
@@ -246,13 +248,16 @@ def scaling_markdown(res: Results, opts: Options) -> str:
             ]
             ratio = res.median(f"per_cell_{name}_{kind}")
             lines.append(f"| {name}, {kind} | {' | '.join(cells)} | {ratio:.2f}x |")
-    lines += ["", "| input | rows | parsed table | peak RSS growth | growth / table |"]
+    lines += ["", "| input | rows | parsed table | peak RSS growth (server; children) | / table |"]
     lines.append("|---|---:|---:|---:|---:|")
     for kind in KINDS:
         for rows in sizes:
             table, grown = res.median(f"table_{kind}_{rows}"), res.median(f"mem_{kind}_{rows}")
+            server = res.median(f"mem_server_{kind}_{rows}")
+            children = res.median(f"mem_children_{kind}_{rows}")
             lines.append(
-                f"| {kind} | {rows:,} | {table:.1f} MB | {grown:.0f} MB | {grown / table:.1f}x |"
+                f"| {kind} | {rows:,} | {table:.1f} MB | {grown:.0f} MB ({server:.0f}; "
+                f"{children:.0f}) | {grown / table:.1f}x |"
             )
     note = "seconds per million input cells, median: the service via HTTP / plain libraries"
     return f"\nScaling ({note}):\n\n" + "\n".join(lines) + "\n"
