@@ -17,7 +17,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests import redis_service
 from tests.postgres import PostgresDatabases, connect_or_reason, unavailable
+from tests.redis_service import RedisServer
 from tests.support import LiveServer, make_settings, run_server
 
 __all__ = ["make_settings"]  # tests import it from here as well as from tests.support
@@ -34,6 +36,16 @@ def postgres() -> Iterator[PostgresDatabases]:
         yield found
     finally:
         found.drop_all()
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> RedisServer:
+    """This session's Redis (skips, or fails, where there is no server)."""
+    found = redis_service.connect_or_reason()
+    if isinstance(found, str):
+        unavailable(found)
+        raise AssertionError("unreachable")  # unavailable() skips or fails
+    return found
 
 
 @pytest.fixture(scope="module")

@@ -86,10 +86,12 @@ def connect_or_reason() -> PostgresDatabases | str:
 
 
 class CuttableProxy:
-    """A loopback TCP proxy in front of PostgreSQL that a test can cut (listener closed, every
-    link dropped: new connections are refused) and open again on the same port."""
+    """A loopback TCP proxy in front of PostgreSQL (or ``upstream``, e.g. Redis) that a test can
+    cut (listener closed, every link dropped: new connections are refused) and open again on the
+    same port."""
 
-    def __init__(self) -> None:
+    def __init__(self, upstream: tuple[str, int] = (HOST, PORT)) -> None:
+        self._upstream = upstream
         probe = socket.socket()
         probe.bind(("127.0.0.1", 0))
         self.port = int(probe.getsockname()[1])
@@ -116,7 +118,7 @@ class CuttableProxy:
 
     async def _link(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            up_reader, up_writer = await asyncio.open_connection(HOST, PORT)
+            up_reader, up_writer = await asyncio.open_connection(*self._upstream)
         except OSError:
             writer.close()
             return

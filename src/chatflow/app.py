@@ -28,6 +28,7 @@ from chatflow.runs.step_runner import StepRunner
 from chatflow.runs.worker_pool import WorkerPool
 from chatflow.runtime import Runtime
 from chatflow.services import events
+from chatflow.services.relay import RedisRelay
 from chatflow.settings import Settings
 from chatflow.spreadsheets.inspection_pool import InspectionPool
 from chatflow.spreadsheets.writing import check_xlsx_engine
@@ -60,9 +61,16 @@ async def start_runtime(settings: Settings) -> Runtime:
     await asyncio.to_thread(upgrade, settings.resolved_database_url)
     db = Database(settings.resolved_database_url, pool_size=settings.db_pool_size)
     store = FileStore(settings.files_dir)
+    relay = None
+    if settings.redis_url:
+        relay = RedisRelay(settings.redis_url, prefix=settings.redis_prefix, db=db)
     broadcaster = Broadcaster(
-        store=events.make_store(db), queue_size=settings.subscriber_queue_size
+        store=events.make_store(db),
+        queue_size=settings.subscriber_queue_size,
+        fanout=relay.stored_here if relay else None,
     )
+    if relay is not None:
+        relay.attach(broadcaster)
     registry = load_all()
     threads = ThreadPoolExecutor(settings.step_threads, thread_name_prefix="chatflow-step")
     processes = WorkerPool(settings.worker_processes, memory_mb=settings.step_memory_mb)
@@ -90,12 +98,15 @@ async def start_runtime(settings: Settings) -> Runtime:
         runs=RunQueue(executor.execute),
         keys=KeyRing(settings.resolved_api_keys()),
         inspections=inspections,
+        relay=relay,
     )
     if settings.prestart_workers:
         processes.prestart()
     if settings.prestart_inspections:
         await inspections.prestart()
     await _recover(rt)
+    if relay is not None:
+        relay.start()  # ended by stop_runtime; Redis being down delays nothing here
     return rt
 
 
@@ -131,6 +142,8 @@ async def drain_runtime(rt: Runtime) -> None:
 async def stop_runtime(rt: Runtime) -> None:
     """Release resources in the reverse order of ``start_runtime``."""
     await drain_runtime(rt)
+    if rt.relay is not None:
+        await rt.relay.aclose()  # after the broadcaster: its last events are published
     await rt.inspections.close()
     await asyncio.to_thread(rt.worker_processes.close)  # they do not get the server's SIGTERM
     await asyncio.to_thread(rt.step_threads.shutdown, wait=True, cancel_futures=True)

@@ -18,6 +18,7 @@ from typing import Any
 
 Event = dict[str, Any]
 StoreFn = Callable[[str, list[Event]], Awaitable[list[Event]]]
+FanoutFn = Callable[[str, list[Event]], Awaitable[None]]
 
 log = logging.getLogger(__name__)
 
@@ -105,8 +106,13 @@ class _Topic:
 class Broadcaster:
     """Stores then fans out events, one ordered stream per topic."""
 
-    def __init__(self, *, store: StoreFn, queue_size: int = 1000) -> None:
+    def __init__(
+        self, *, store: StoreFn, queue_size: int = 1000, fanout: FanoutFn | None = None
+    ) -> None:
+        """``fanout``, when given, receives each stored batch instead of the subscribers: it
+        decides what to hand to ``deliver`` and when (it must not raise)."""
         self._store = store
+        self._fanout = fanout
         self._queue_size = queue_size
         self._topics: dict[str, _Topic] = {}
         self._closing = False
@@ -157,16 +163,26 @@ class Broadcaster:
                         if not future.done():
                             future.set_exception(exc)
                     continue
-                for event in stored:
-                    for subscription in list(state.subscribers):
-                        if not subscription.offer(event):
-                            state.subscribers.discard(subscription)
+                if self._fanout is None:
+                    self.deliver(topic, stored)
+                else:
+                    await self._fanout(topic, stored)
                 for (_, future), event in zip(batch, stored, strict=True):
                     if not future.done():
                         future.set_result(event)
         finally:
             state.flusher = None
             self._forget_if_idle(topic)
+
+    def deliver(self, topic: str, events: list[Event]) -> None:
+        """Hand already-stored events to the topic's subscribers, in the order given."""
+        state = self._topics.get(topic)
+        if state is None:
+            return
+        for event in events:
+            for subscription in list(state.subscribers):
+                if not subscription.offer(event):
+                    state.subscribers.discard(subscription)
 
     @contextlib.asynccontextmanager
     async def subscribe(self, topic: str) -> AsyncIterator[Subscription]:

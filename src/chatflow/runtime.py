@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from chatflow.runs.executor import RunExecutor
     from chatflow.runs.queue import RunQueue
     from chatflow.runs.worker_pool import WorkerPool
+    from chatflow.services.relay import RedisRelay
     from chatflow.spreadsheets.inspection_pool import InspectionPool
 
 
@@ -35,6 +36,7 @@ class Runtime:
     runs: RunQueue
     keys: KeyRing
     inspections: InspectionPool  # each upload's file is vetted in a child process of its own
+    relay: RedisRelay | None = None  # with CHATFLOW_REDIS_URL: events of the other processes
     idempotency_locks: KeyLocks = field(default_factory=KeyLocks)
     open_sockets: int = 0  # WebSocket handlers still running; shutdown waits for them
     started_at: float = field(default_factory=time.monotonic)

@@ -53,6 +53,17 @@ class Settings(BaseSettings):
         description="PostgreSQL: connections this process keeps open (and at most uses); "
         "unused on SQLite",
     )
+    redis_url: str | None = Field(
+        default=None,
+        description="redis://HOST:PORT/DB: live events reach the WebSockets of every API "
+        "process sharing the database (docs/scaling.md); default: this process only",
+    )
+    redis_prefix: str = Field(
+        default="chatflow",
+        min_length=1,
+        description="Redis channel prefix ({prefix}:events), to keep installations that share "
+        "one Redis apart",
+    )
     max_upload_mb: int = Field(
         default=100, ge=1, description="size of one uploaded file; larger: 413 file_too_large"
     )

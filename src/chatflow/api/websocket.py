@@ -98,9 +98,14 @@ async def _replay(rt: Runtime, conn: _Connection, chat_id: str) -> None:
             return
 
 
-async def _forward(subscription: Subscription, conn: _Connection) -> None:
+async def _forward(rt: Runtime, subscription: Subscription, conn: _Connection) -> None:
     while True:
-        await conn.send_events(await subscription.get_many(FORWARD_BATCH))
+        batch = await subscription.get_many(FORWARD_BATCH)
+        if batch[0]["seq"] > conn.last_seq + 1:
+            # Events reached this process out of reach of this socket (before it subscribed, or
+            # from another process): the stored ones come first, so it never sees a gap.
+            await _replay(rt, conn, subscription.topic)
+        await conn.send_events(batch)
 
 
 async def _answer(conn: _Connection) -> None:
@@ -221,7 +226,7 @@ async def _authenticate(rt: Runtime, websocket: WebSocket) -> str | None:
 async def _follow(rt: Runtime, conn: _Connection, subscription: Subscription, chat_id: str) -> None:
     await _replay(rt, conn, chat_id)
     with contextlib.suppress(SubscriptionClosed):
-        await _forward(subscription, conn)
+        await _forward(rt, subscription, conn)
 
 
 @router.websocket("/chat/{chat_id}")
