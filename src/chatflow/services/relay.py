@@ -39,6 +39,7 @@ BACKFILL_PAGE = 500
 PUBLISH_BACKLOG = 10_000
 BACKOFF_FIRST_S = 0.1
 BACKOFF_MAX_S = 5.0
+LISTEN_POLL_S = 1.0
 
 ReadSince = Callable[[str, int], Awaitable[list[Event]]]
 
@@ -78,7 +79,9 @@ class Sequencer:
         for chat_id in list(self._last):
             async with self._locks.hold(chat_id):
                 last = self._last.get(chat_id)
-                if last is not None and self._broadcaster.subscriber_count(chat_id):
+                if not self._broadcaster.subscriber_count(chat_id):
+                    self._last.pop(chat_id, None)
+                elif last is not None:
                     await self._backfill(chat_id, last)
 
     async def _backfill(self, chat_id: str, last: int) -> None:
@@ -112,7 +115,15 @@ class RedisRelay:
     def __init__(self, url: str, *, prefix: str, db: Database) -> None:
         # No retries inside redis-py: its silent reconnect would resubscribe without telling
         # us, and the messages lost meanwhile would only be noticed at the chat's next event.
-        self._redis = Redis.from_url(url, retry=Retry(NoBackoff(), 0), health_check_interval=10)
+        # Timeouts: a Redis that stops answering holds the publisher for 5 s at a time, not for
+        # ever; the subscriber polls (LISTEN_POLL_S) so that its health-check PING goes out.
+        self._redis = Redis.from_url(
+            url,
+            retry=Retry(NoBackoff(), 0),
+            health_check_interval=10,
+            socket_connect_timeout=5,
+            socket_timeout=5,
+        )
         self.channel = f"{prefix}:events"
         self._db = db
         self._outbox: collections.deque[str] = collections.deque(maxlen=PUBLISH_BACKLOG)
@@ -202,10 +213,10 @@ class RedisRelay:
             # back, and anything published from now on arrives (duplicates are dropped).
             await self.sequencer.catch_up()
             self.connected.set()
-            async for message in pubsub.listen():
-                if message.get("type") == "message":
+            while True:
+                message = await pubsub.get_message(timeout=LISTEN_POLL_S)
+                if message is not None and message.get("type") == "message":
                     await self._received(message["data"])
-        raise ConnectionError("the subscription ended")
 
     async def _received(self, data: bytes) -> None:
         try:
