@@ -138,13 +138,16 @@ class ForkServerGone(Exception):
 
 @dataclass
 class Forked:
-    """One forked child: its pid, its stdin/stdout, its stderr, and its exit code once reaped."""
+    """One forked child: its pid, its stdin/stdout, its stderr, and its exit code once reaped.
+
+    Raw sockets, not asyncio streams: a child that exits without reading its request resets
+    the socket, and a StreamReader then raises at once, dropping what it had buffered (the
+    verdict); ``sock_recv`` hands over every byte that arrived before the reset.
+    """
 
     pid: int
-    reader: asyncio.StreamReader
-    writer: asyncio.StreamWriter
-    errors: asyncio.StreamReader
-    error_writer: asyncio.StreamWriter
+    io: socket.socket
+    errors: socket.socket
     exited: asyncio.Future[int | None] = field(repr=False)
 
     @property
@@ -155,12 +158,10 @@ class Forked:
         """Hand ``argv`` (the inspection's arguments) to the child and read its verdict; the
         child never outlives this call."""
         request = {"argv": argv, "cpu_s": math.ceil(timeout_s) + 1}
+        loop = asyncio.get_running_loop()
         try:
-            try:
-                self.writer.write(json.dumps(request).encode() + b"\n")
-                await self.writer.drain()
-            except ConnectionError:
-                pass  # it is gone already: its exit code says why
+            with contextlib.suppress(ConnectionError):  # gone already: its exit code says why
+                await loop.sock_sendall(self.io, json.dumps(request).encode() + b"\n")
             stdout, stderr = await asyncio.wait_for(self._collect(), timeout_s)
         except TimeoutError:
             raise InspectionRejected(
@@ -173,7 +174,7 @@ class Forked:
     async def _collect(self) -> tuple[bytes, bytes]:
         """Both outputs to the end (a capped prefix kept), then the exit code."""
         stdout, stderr = await asyncio.gather(
-            _read_capped(self.reader, MAX_STDOUT), _read_capped(self.errors, MAX_STDERR)
+            _read_capped(self.io, MAX_STDOUT), _read_capped(self.errors, MAX_STDERR)
         )
         await asyncio.shield(self.exited)
         return stdout, stderr
@@ -184,8 +185,8 @@ class Forked:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(self.pid, signal.SIGKILL)
         await asyncio.shield(self.exited)
-        for writer in (self.writer, self.error_writer):
-            writer.close()
+        self.io.close()
+        self.errors.close()
 
 
 class ForkServer:
@@ -245,6 +246,21 @@ class ForkServer:
         io_ours, io_theirs = socket.socketpair()
         err_ours, err_theirs = socket.socketpair()
         try:
+            return await self._fork(loop, (io_ours, err_ours), (io_theirs, err_theirs))
+        except BaseException:
+            # No Forked to close them: a child already forked sees EOF on its stdin and exits.
+            io_ours.close()
+            err_ours.close()
+            raise
+
+    async def _fork(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        ours: tuple[socket.socket, socket.socket],
+        theirs: tuple[socket.socket, socket.socket],
+    ) -> Forked:
+        io_theirs, err_theirs = theirs
+        try:
             async with self._lock:  # the pid replies come in the order of the requests
                 if not self.alive:
                     raise ForkServerGone("the fork server has exited")
@@ -261,9 +277,9 @@ class ForkServer:
             io_theirs.close()
             err_theirs.close()
         pid, exited = await forked
-        reader, writer = await asyncio.open_unix_connection(sock=io_ours)
-        errors, error_writer = await asyncio.open_unix_connection(sock=err_ours)
-        return Forked(pid, reader, writer, errors, error_writer, exited)
+        for sock in ours:
+            sock.setblocking(False)
+        return Forked(pid, *ours, exited)
 
     async def close(self) -> None:
         """Kill the children and wait for the fork server to reap them; end it and reap it."""
@@ -329,12 +345,13 @@ def _command(memory_mb: int) -> list[str]:
     ]
 
 
-async def _read_capped(stream: asyncio.StreamReader, cap: int) -> bytes:
+async def _read_capped(sock: socket.socket, cap: int) -> bytes:
     """The first ``cap`` bytes; the rest is drained so the child never blocks on a full socket."""
+    loop = asyncio.get_running_loop()
     kept = bytearray()
-    # A child that died without reading its request breaks the socket: that ends its output.
+    # A child that died without reading its request resets the socket: that ends its output.
     with contextlib.suppress(ConnectionError):
-        while chunk := await stream.read(65536):
+        while chunk := await loop.sock_recv(sock, 65536):
             if len(kept) < cap:
                 kept += chunk[: cap - len(kept)]
     return bytes(kept)
