@@ -55,11 +55,17 @@ def database_kind(request: pytest.FixtureRequest) -> str:
 
 
 def database_settings(request: pytest.FixtureRequest, kind: str) -> dict[str, object]:
-    """Settings overrides for a server on ``kind``: a fresh PostgreSQL database, or none."""
+    """Settings overrides for a server on ``kind``: none (one process on SQLite), or the
+    scale-out configuration: a fresh PostgreSQL database (runs on its job queue) and Redis."""
     if kind == "sqlite":
         return {}
     databases: PostgresDatabases = request.getfixturevalue("postgres")
-    return {"database_url": databases.fresh()}
+    redis: RedisServer = request.getfixturevalue("redis_server")
+    return {
+        "database_url": databases.fresh(),
+        "redis_url": redis.url(),
+        "redis_prefix": redis.prefix,
+    }
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

@@ -22,7 +22,8 @@ from chatflow.db.migrate import upgrade
 from chatflow.operations import load_all
 from chatflow.repositories import files as files_repo
 from chatflow.runs.executor import RunExecutor
-from chatflow.runs.queue import RunQueue
+from chatflow.runs.job_queue import JobQueue
+from chatflow.runs.queue import RunDispatcher, RunQueue
 from chatflow.runs.states import RunStates
 from chatflow.runs.step_runner import StepRunner
 from chatflow.runs.worker_pool import WorkerPool
@@ -54,6 +55,9 @@ Success bodies are `{"data": ...}`; errors are
 
 async def start_runtime(settings: Settings) -> Runtime:
     """Build every resource, each after what it needs; the caller must ``stop_runtime`` it."""
+    problem = settings.role_problem()
+    if problem is not None:
+        raise RuntimeError(problem)
     check_xlsx_engine(settings.xlsx_writer)  # an unknown name fails here; a missing Rust one warns
     for conflict in settings.limit_conflicts():
         log.warning("upload limits disagree: %s; raise the memory cap or lower the limit", conflict)
@@ -79,13 +83,25 @@ async def start_runtime(settings: Settings) -> Runtime:
         memory_mb=settings.inspect_memory_mb,
         timeout_s=settings.inspect_timeout_s,
     )
+    states = RunStates(db=db, broadcaster=broadcaster)
     executor = RunExecutor(
         db=db,
         broadcaster=broadcaster,
         registry=registry,
         steps=StepRunner(threads=threads, processes=processes, store=store, settings=settings),
-        states=RunStates(db=db, broadcaster=broadcaster),
+        states=states,
     )
+    runs: RunDispatcher = RunQueue(executor.execute)
+    if settings.uses_job_queue:
+        runs = JobQueue(
+            db=db,
+            broadcaster=broadcaster,
+            states=states,
+            execute=executor.execute,
+            database_url=settings.resolved_database_url,
+            heartbeat_s=settings.worker_heartbeat_s,
+            stalled_s=settings.worker_stalled_s,
+        )
     rt = Runtime(
         settings=settings,
         db=db,
@@ -95,31 +111,42 @@ async def start_runtime(settings: Settings) -> Runtime:
         step_threads=threads,
         worker_processes=processes,
         executor=executor,
-        runs=RunQueue(executor.execute),
+        runs=runs,
         keys=KeyRing(settings.resolved_api_keys()),
         inspections=inspections,
         relay=relay,
     )
-    if settings.prestart_workers:
+    executes = settings.role != "api"
+    if settings.prestart_workers and executes:
         processes.prestart()
-    if settings.prestart_inspections:
+    if settings.prestart_inspections and settings.role != "worker":
         await inspections.prestart()
     await _recover(rt)
     if relay is not None:
         relay.start()  # ended by stop_runtime; Redis being down delays nothing here
+    if isinstance(runs, JobQueue) and executes:
+        await runs.start_worker(concurrency=settings.worker_concurrency)
     return rt
 
 
 async def _recover(rt: Runtime) -> None:
-    """End the runs a previous process left unfinished; remove files no row knows of."""
-    interrupted = await rt.executor.states.interrupt_unfinished()
-    if interrupted:
-        log.warning(
-            "marked %d run(s) left unfinished by a previous process interrupted", interrupted
-        )
+    """End the runs a previous process left unfinished; remove files no row knows of.
+
+    On the shared job queue other processes may be running runs and writing files right now:
+    their runs are left to the stalled-worker sweeper, and only files older than any run can
+    last are removed."""
+    min_age_s = 0.0
+    if rt.settings.uses_job_queue:
+        min_age_s = rt.settings.step_timeout_s * (rt.settings.max_steps + 1)
+    else:
+        interrupted = await rt.executor.states.interrupt_unfinished()
+        if interrupted:
+            log.warning(
+                "marked %d run(s) left unfinished by a previous process interrupted", interrupted
+            )
     async with rt.db.read() as session:
         known = await files_repo.all_storage_names(session)
-    swept = await asyncio.to_thread(rt.store.sweep, known)
+    swept = await asyncio.to_thread(rt.store.sweep, known, min_age_s=min_age_s)
     if swept:
         log.info(
             "removed %d temporary or orphaned file(s) from %s",
@@ -135,13 +162,14 @@ async def drain_runtime(rt: Runtime) -> None:
     """
     never_started = await rt.runs.shutdown(rt.settings.shutdown_grace_s)
     if never_started:
-        await rt.executor.states.interrupt_unfinished([h.run_id for h in never_started])
+        await rt.executor.states.interrupt_unfinished(never_started)
     await rt.broadcaster.aclose()
 
 
 async def stop_runtime(rt: Runtime) -> None:
     """Release resources in the reverse order of ``start_runtime``."""
     await drain_runtime(rt)
+    await rt.runs.aclose()
     if rt.relay is not None:
         await rt.relay.aclose()  # after the broadcaster: its last events are published
     await rt.inspections.close()

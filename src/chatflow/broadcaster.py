@@ -17,7 +17,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 Event = dict[str, Any]
-StoreFn = Callable[[str, list[Event]], Awaitable[list[Event]]]
+# A store returns the stored events in the order given; None in an event's place means the
+# store declined it (its condition no longer held): it is neither numbered nor delivered.
+StoreFn = Callable[[str, list[Event]], Awaitable[list[Event | None]]]
 FanoutFn = Callable[[str, list[Event]], Awaitable[None]]
 
 log = logging.getLogger(__name__)
@@ -99,7 +101,7 @@ class Subscription:
 @dataclass
 class _Topic:
     subscribers: set[Subscription] = field(default_factory=set)
-    pending: list[tuple[Event, asyncio.Future[Event]]] = field(default_factory=list)
+    pending: list[tuple[Event, asyncio.Future[Event | None]]] = field(default_factory=list)
     flusher: asyncio.Task[None] | None = None
 
 
@@ -128,8 +130,9 @@ class Broadcaster:
         if state and not state.subscribers and not state.pending and state.flusher is None:
             del self._topics[topic]
 
-    async def publish(self, topic: str, event: Event) -> Event:
-        """Store ``event`` and deliver it to the topic's subscribers; returns the stored event.
+    async def publish(self, topic: str, event: Event) -> Event | None:
+        """Store ``event`` and deliver it to the topic's subscribers; returns the stored event
+        (None if the store declined it).
 
         Concurrent publishes to one topic are stored in batches by a single flusher task,
         which keeps storage order, delivery order and sequence numbers identical.
@@ -137,14 +140,14 @@ class Broadcaster:
         (stored,) = await self.publish_all(topic, [event])
         return stored
 
-    async def publish_all(self, topic: str, events: list[Event]) -> list[Event]:
+    async def publish_all(self, topic: str, events: list[Event]) -> list[Event | None]:
         """``publish`` for several events that are stored together, in one call of the store,
         and delivered in order: all of them, or none if the store fails."""
         if self._closing:
             raise RuntimeError("broadcaster is closed")
         state = self._topic(topic)
         loop = asyncio.get_running_loop()
-        futures: list[asyncio.Future[Event]] = [loop.create_future() for _ in events]
+        futures: list[asyncio.Future[Event | None]] = [loop.create_future() for _ in events]
         state.pending.extend(zip(events, futures, strict=True))
         if state.flusher is None:
             state.flusher = asyncio.create_task(self._flush(topic), name=f"flush:{topic}")
@@ -163,10 +166,11 @@ class Broadcaster:
                         if not future.done():
                             future.set_exception(exc)
                     continue
+                kept = [event for event in stored if event is not None]
                 if self._fanout is None:
-                    self.deliver(topic, stored)
-                else:
-                    await self._fanout(topic, stored)
+                    self.deliver(topic, kept)
+                elif kept:
+                    await self._fanout(topic, kept)
                 for (_, future), event in zip(batch, stored, strict=True):
                     if not future.done():
                         future.set_result(event)

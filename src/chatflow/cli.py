@@ -1,4 +1,4 @@
-"""Command line: ``chatflow serve`` and ``chatflow db upgrade``."""
+"""Command line: ``chatflow serve``, ``chatflow worker`` and ``chatflow db upgrade``."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import gc
 import logging
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,7 +17,7 @@ from fastapi import FastAPI
 from uvicorn.config import LOG_LEVELS, STARTUP_FAILURE
 
 from chatflow import redaction
-from chatflow.app import create_app, drain_runtime
+from chatflow.app import create_app, drain_runtime, start_runtime, stop_runtime
 from chatflow.db.migrate import upgrade
 from chatflow.settings import Settings
 
@@ -149,6 +150,8 @@ def _settings(args: argparse.Namespace) -> Settings:
             "data_dir": getattr(args, "data_dir", None),
             "log_level": getattr(args, "log_level", None),
             "database_url": getattr(args, "database_url", None),
+            "role": getattr(args, "role", None),
+            "worker_concurrency": getattr(args, "concurrency", None),
         }.items()
         if value is not None
     }
@@ -170,6 +173,21 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--data-dir", type=Path, help="data directory (CHATFLOW_DATA_DIR)")
     serve.add_argument("--log-level", help="debug, info, warning... (CHATFLOW_LOG_LEVEL)")
     serve.add_argument("--database-url", help="SQLAlchemy async URL (CHATFLOW_DATABASE_URL)")
+    serve.add_argument(
+        "--role",
+        choices=["all", "api"],
+        help="all: HTTP, WebSockets and runs (default); api: HTTP and WebSockets, runs go to "
+        "`chatflow worker` processes (CHATFLOW_ROLE; needs PostgreSQL and Redis)",
+    )
+    worker = commands.add_parser(
+        "worker", help="execute runs from the PostgreSQL job queue (no HTTP)"
+    )
+    worker.add_argument(
+        "--concurrency", type=int, help="runs at once (CHATFLOW_WORKER_CONCURRENCY)"
+    )
+    worker.add_argument("--data-dir", type=Path, help="data directory, shared with the API")
+    worker.add_argument("--log-level", help="debug, info, warning... (CHATFLOW_LOG_LEVEL)")
+    worker.add_argument("--database-url", help="PostgreSQL URL (CHATFLOW_DATABASE_URL)")
     db = commands.add_parser("db", help="database schema")
     db_commands = db.add_subparsers(dest="db_command", required=True)
     up = db_commands.add_parser("upgrade", help="apply pending migrations")
@@ -191,6 +209,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         upgrade(settings.resolved_database_url)
         log.info("database at head: %s", settings.resolved_database_url)
         return 0
+    if args.command == "worker":
+        settings = settings.model_copy(update={"role": "worker"})
+    problem = settings.role_problem()
+    if problem is not None:
+        log.error("%s", problem)
+        return 2
+    if args.command == "worker":
+        return asyncio.run(_work(settings))
     try:
         keys = settings.resolved_api_keys()
     except (OSError, UnicodeDecodeError) as exc:
@@ -211,6 +237,26 @@ def main(argv: Sequence[str] | None = None) -> int:
             else f"anyone who can reach {settings.host} can use this server",
         )
     build_server(settings, freeze_gc=True).run()
+    return 0
+
+
+async def _work(settings: Settings) -> int:
+    """``chatflow worker``: execute runs until SIGTERM or SIGINT, then stop within the grace."""
+    rt = await start_runtime(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    log.info(
+        "chatflow worker executing runs (%d at once; data: %s)",
+        settings.worker_concurrency,
+        settings.resolved_data_dir,
+    )
+    try:
+        await stop.wait()
+        log.info("stopping: runs get %.0f s to finish", settings.shutdown_grace_s)
+    finally:
+        await stop_runtime(rt)
     return 0
 
 

@@ -17,7 +17,7 @@ from chatflow.storage import FileStore
 
 if TYPE_CHECKING:
     from chatflow.runs.executor import RunExecutor
-    from chatflow.runs.queue import RunQueue
+    from chatflow.runs.queue import RunDispatcher
     from chatflow.runs.worker_pool import WorkerPool
     from chatflow.services.relay import RedisRelay
     from chatflow.spreadsheets.inspection_pool import InspectionPool
@@ -33,7 +33,7 @@ class Runtime:
     step_threads: ThreadPoolExecutor  # each runs one step at a time, waiting on a process
     worker_processes: WorkerPool  # where the steps' reads, compute and writes run
     executor: RunExecutor  # runs a queued run to its end (its step runner and status changes)
-    runs: RunQueue
+    runs: RunDispatcher  # this process's queue, or the job queue on PostgreSQL
     keys: KeyRing
     inspections: InspectionPool  # each upload's file is vetted in a child process of its own
     relay: RedisRelay | None = None  # with CHATFLOW_REDIS_URL: events of the other processes

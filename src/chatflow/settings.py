@@ -64,6 +64,31 @@ class Settings(BaseSettings):
         description="Redis channel prefix ({prefix}:events), to keep installations that share "
         "one Redis apart",
     )
+    role: Literal["all", "api", "worker"] = Field(
+        default="all",
+        description="what this process does: all (HTTP, WebSockets and runs), api (HTTP and "
+        "WebSockets; runs go to workers) or worker (runs only; set by `chatflow worker`); api "
+        "and worker need a PostgreSQL CHATFLOW_DATABASE_URL and a CHATFLOW_REDIS_URL",
+    )
+    worker_concurrency: int = Field(
+        default=4,
+        ge=1,
+        le=256,
+        description="runs one process executes at once from the PostgreSQL job queue "
+        "(`chatflow worker --concurrency`, and `serve` on PostgreSQL)",
+    )
+    worker_heartbeat_s: float = Field(
+        default=2.0,
+        gt=0,
+        le=60,
+        description="how often a process executing runs on PostgreSQL says it is alive",
+    )
+    worker_stalled_s: float = Field(
+        default=15.0,
+        gt=0,
+        le=3600,
+        description="a worker silent this long is taken for dead: its runs end interrupted",
+    )
     max_upload_mb: int = Field(
         default=100, ge=1, description="size of one uploaded file; larger: 413 file_too_large"
     )
@@ -207,6 +232,27 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite+aiosqlite:///{self.resolved_data_dir / 'chatflow.db'}"
+
+    @property
+    def uses_job_queue(self) -> bool:
+        """Runs go through procrastinate's queue in the database, shared by every process."""
+        return self.resolved_database_url.startswith("postgresql")
+
+    def role_problem(self) -> str | None:
+        """Why this role cannot run with this configuration, or None."""
+        if self.role == "all":
+            return None
+        if not self.uses_job_queue:
+            return (
+                f"role {self.role!r} needs a PostgreSQL CHATFLOW_DATABASE_URL (runs are "
+                "handed between processes through its job queue)"
+            )
+        if not self.redis_url:
+            return (
+                f"role {self.role!r} needs CHATFLOW_REDIS_URL (a run's events reach the "
+                "API processes through it)"
+            )
+        return None
 
     def resolved_api_keys(self) -> list[str]:
         """Keys from API_KEYS and API_KEYS_FILE (blank lines and '#' comments ignored)."""

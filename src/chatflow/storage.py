@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import shutil
+import time
 import uuid
 from pathlib import Path
 
@@ -62,16 +64,22 @@ class FileStore:
     def remove_chat(self, chat_id: str) -> None:
         shutil.rmtree(self.chat_dir(chat_id), ignore_errors=True)
 
-    def sweep(self, known: set[str]) -> int:
-        """Delete temp files and files no database row refers to (left by a crash)."""
+    def sweep(self, known: set[str], *, min_age_s: float = 0.0) -> int:
+        """Delete temp files and files no database row refers to (left by a crash), if they
+        were last written at least ``min_age_s`` ago (other processes may be writing now)."""
         removed = 0
+        cutoff = time.time() - min_age_s
         if not self.root.is_dir():
             return 0
         for chat_dir in self.root.iterdir():
             if not chat_dir.is_dir():
                 continue
             for entry in chat_dir.iterdir():
-                if entry.is_file() and entry.name not in known:
-                    entry.unlink(missing_ok=True)
+                if entry.name in known or not entry.is_file():
+                    continue
+                with contextlib.suppress(FileNotFoundError):
+                    if min_age_s and entry.stat().st_mtime > cutoff:
+                        continue
+                    entry.unlink()
                     removed += 1
         return removed

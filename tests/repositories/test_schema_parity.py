@@ -38,8 +38,8 @@ def _schema(conn: Connection) -> dict[str, Any]:
     inspector = inspect(conn)
     schema: dict[str, Any] = {}
     for table in sorted(inspector.get_table_names()):
-        if table == "alembic_version":
-            continue
+        if table == "alembic_version" or table.startswith("procrastinate_"):
+            continue  # procrastinate's job queue exists on PostgreSQL only (ADR 0003)
         schema[table] = {
             "columns": [
                 (c["name"], _type(c["type"]), c["nullable"]) for c in inspector.get_columns(table)

@@ -21,6 +21,7 @@ from chatflow.runs import outcomes
 from chatflow.runs.outcomes import RunError
 from chatflow.runs.states import RunStates
 from chatflow.services import events
+from tests.postgres import PostgresDatabases
 
 CHAT = "chat-1"
 
@@ -162,3 +163,79 @@ def test_interrupting_unfinished_runs_ends_the_given_ones_only(tmp_path: Path) -
         assert await states.interrupt_unfinished() == 1  # at start-up: all of them
 
     scenario(body, tmp_path)
+
+
+def test_a_sealed_run_refuses_a_cancel_and_a_cancelled_one_cannot_be_sealed(
+    tmp_path: Path,
+) -> None:
+    async def body(db: Database, states: RunStates) -> None:
+        await _run(db, "sealed", status="running")
+        assert await states.seal("sealed")  # no cancel came first: it records its outputs
+        assert not await states.request_cancel("sealed", "cancelled")  # refused: a 409
+        await _run(db, "cancelled", status="running")
+        assert await states.request_cancel("cancelled", "cancelled")
+        assert not await states.seal("cancelled")  # the executor stops it instead
+        assert await states.request_cancel("cancelled", "shutdown")  # landed; first reason kept
+        async with db.read() as session:
+            assert await runs_repo.cancel_reason(session, run_id="cancelled") == "cancelled"
+        await _run(db, "ended", status="completed")
+        assert not await states.request_cancel("ended", "cancelled")
+
+    scenario(body, tmp_path)
+
+
+def two_processes(
+    body: Callable[[RunStates, RunStates, Database], Awaitable[None]], url: str
+) -> None:
+    """``body`` with two RunStates, each with its own Database and broadcaster on one
+    PostgreSQL database, as two processes have them."""
+
+    async def main() -> None:
+        await asyncio.to_thread(upgrade, url)
+        dbs = [Database(url), Database(url)]
+        broadcasters = [Broadcaster(store=events.make_store(db)) for db in dbs]
+        try:
+            async with dbs[0].write() as session:
+                await chats_repo.insert(session, chat_id=CHAT, title=None, owner=None)
+            first, second = (
+                RunStates(db=db, broadcaster=b) for db, b in zip(dbs, broadcasters, strict=True)
+            )
+            await body(first, second, dbs[0])
+        finally:
+            for broadcaster in broadcasters:
+                await broadcaster.aclose()
+            for db in dbs:
+                await db.dispose()
+
+    asyncio.run(main())
+
+
+def test_across_processes_a_start_or_a_cancel_wins_and_a_seal_or_a_cancel(
+    postgres: PostgresDatabases,
+) -> None:
+    async def body(here: RunStates, there: RunStates, db: Database) -> None:
+        for attempt in range(20):
+            run = await _run(db, f"q{attempt}")
+            cancel = there.end(
+                chat_id=CHAT,
+                run_id=run.id,
+                ending=outcomes.cancelled_before_start(),
+                expect=("queued",),
+            )
+            started, cancelled = await asyncio.gather(here.start(run), cancel)
+            assert started != cancelled
+            status, _, _, types = await _stored(db, run.id)
+            assert (status, types) == (
+                ("running", ["workflow_started"])
+                if started
+                else ("cancelled", ["workflow_cancelled"])
+            )
+            sealed, landed = await asyncio.gather(
+                here.seal(run.id), there.request_cancel(run.id, "cancelled")
+            )
+            assert not (sealed and landed)  # never both: a 202 for a run that completes
+            assert sealed or landed or status == "cancelled"
+        seqs = [event["seq"] for event in await events.list_since(db, chat_id=CHAT, since=0)]
+        assert seqs == list(range(1, len(seqs) + 1))  # a declined event took no number
+
+    two_processes(body, postgres.fresh())

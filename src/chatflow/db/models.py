@@ -16,6 +16,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -104,6 +105,11 @@ class Run(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column()
     finished_at: Mapped[datetime | None] = mapped_column()
+    # Set by a cancel that landed; a run that has passed its last check is sealed instead, and
+    # only one of the two is ever written (conditional updates in repositories/runs.py).
+    cancel_reason: Mapped[str | None] = mapped_column(String(16))
+    sealed: Mapped[bool] = mapped_column(default=False, server_default=false())
+    queue_job_id: Mapped[int | None] = mapped_column(BigInteger)  # procrastinate's job
 
     step_rows: Mapped[list[RunStep]] = relationship(
         order_by="RunStep.index", cascade="all, delete-orphan", passive_deletes=True

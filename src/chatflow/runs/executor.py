@@ -122,9 +122,10 @@ class RunExecutor:
                 )
             except RunError as error:
                 raise error.at_step(len(run.steps)) from None
-        if not state.handle.seal():
+        if not await self.states.seal(run.id) or state.handle.cancel.is_set():
             # The last chance to honour a cancel: a step that ended without reaching a check
-            # after the request must not make the run complete.  After this, cancels are refused.
+            # after the request must not make the run complete.  Sealing is a conditional
+            # update, so from here on a cancel from any process is refused (409).
             raise Cancelled()
         return await self._record_outputs(run, files.written)
 

@@ -81,6 +81,10 @@ def error_for(exc: Exception, label: str, run_id: str) -> RunError:
     )
 
 
+# The event types an Ending can have: a waiter wakes on these, not on every progress event.
+ENDING_EVENTS = frozenset({"workflow_completed", "workflow_failed", "workflow_cancelled"})
+
+
 @dataclass(frozen=True)
 class Ending:
     """A run's final status change: the status, the event announcing it, the step that failed.
@@ -147,6 +151,17 @@ def interrupted_by_stop() -> Ending:
         "interrupted",
         "workflow_failed",
         "Workflow interrupted: the server stopped before it finished",
+        error,
+    )
+
+
+def interrupted_by_lost_worker() -> Ending:
+    """A run whose worker process stopped heartbeating (killed, or its machine gone)."""
+    error = RunError("interrupted", "the worker running this run stopped; run it again")
+    return Ending(
+        "interrupted",
+        "workflow_failed",
+        "Workflow interrupted: the worker running it stopped",
         error,
     )
 

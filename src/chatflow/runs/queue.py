@@ -1,7 +1,8 @@
 """Run scheduling: one chat's runs in submission order, different chats in parallel.
 
-The queue owns one drain task per busy chat and awaits or cancels every one of them on
-shutdown; how a run executes is the callback's business.
+``RunDispatcher`` is what the rest of the code sees.  ``RunQueue`` is the one-process kind (the
+default, on SQLite): it owns one drain task per busy chat and awaits or cancels every one of
+them on shutdown; how a run executes is the callback's business.
 """
 
 from __future__ import annotations
@@ -13,8 +14,11 @@ import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from chatflow.db.models import Run
 from chatflow.failures import Cancelled
 
 log = logging.getLogger(__name__)
@@ -23,7 +27,7 @@ T = TypeVar("T")
 
 @dataclass
 class RunHandle:
-    """A submitted run: its cancel flag (read by worker threads) and a done signal."""
+    """A run executing in this process: its cancel flag (read by step threads), a done signal."""
 
     chat_id: str
     run_id: str
@@ -35,26 +39,44 @@ class RunHandle:
     # Work that is not a stored run (a dry run) but takes its turn in the chat's queue.
     job: Callable[[RunHandle], Awaitable[None]] | None = None
 
-    # Set once the run has passed its last cancel check: its outputs are being recorded and it
-    # will complete, so a cancel asked for after that must be refused, not acknowledged.
-    sealed: bool = False
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    def request_cancel(self, reason: str) -> None:
+        """Make the run stop at its next check.  Whether a user's cancel may still land is
+        the database's call (``RunStates.request_cancel``); this only carries it to the steps."""
+        if self.cancel_reason is None:
+            self.cancel_reason = reason
+        self.cancel.set()
 
-    def request_cancel(self, reason: str) -> bool:
-        """Ask the run to stop at its next check; False if it is sealed and will complete."""
-        with self._lock:
-            if self.sealed:
-                return False
-            if self.cancel_reason is None:
-                self.cancel_reason = reason
-            self.cancel.set()
-            return True
 
-    def seal(self) -> bool:
-        """Pass the last cancel check: True if no cancel came first (none can land after)."""
-        with self._lock:
-            self.sealed = not self.cancel.is_set()
-            return self.sealed
+class RunDispatcher(Protocol):
+    """Where submitted runs go: this process's queue (``RunQueue``) or the job queue shared by
+    every process on one PostgreSQL database (``runs/job_queue.py``)."""
+
+    accepting: bool
+
+    async def defer(self, session: AsyncSession, run: Run, *, base_url: str) -> None:
+        """Enqueue ``run`` inside the transaction that records it (a no-op if released later)."""
+
+    def release(self, run: Run, *, base_url: str) -> None:
+        """After that transaction commits: start it here if this dispatcher runs it."""
+
+    async def signal_cancel(self, *, chat_id: str, run_id: str, reason: str) -> None:
+        """Carry a cancel that landed (or a shutdown) to wherever the run executes."""
+
+    async def cancel_chat(self, chat_id: str, reason: str) -> None:
+        """Stop every queued or running run of ``chat_id`` (the chat is being deleted)."""
+
+    async def run_in_turn(self, chat_id: str, work: Callable[[RunHandle], Awaitable[T]]) -> T:
+        """Run ``work`` here once the chat's earlier runs have ended; its result."""
+
+    @property
+    def active(self) -> int:
+        """Runs this process is executing or holds queued."""
+
+    async def shutdown(self, grace_s: float) -> list[str]:
+        """Stop taking runs; the ids of runs this process held that never started."""
+
+    async def aclose(self) -> None:
+        """Release what it holds (after ``shutdown``)."""
 
 
 ExecuteFn = Callable[[RunHandle], Awaitable[None]]
@@ -70,12 +92,23 @@ class RunQueue:
         self._handles: dict[str, RunHandle] = {}
         self.accepting = True
 
+    async def defer(self, session: AsyncSession, run: Run, *, base_url: str) -> None:
+        return None  # queued in memory once committed (``release``): nothing to write
+
+    def release(self, run: Run, *, base_url: str) -> None:
+        self.submit(run.chat_id, run.id, base_url=base_url)
+
     def submit(self, chat_id: str, run_id: str, *, base_url: str = "") -> RunHandle:
         if not self.accepting:
             raise RuntimeError("run queue is shut down")
         handle = RunHandle(chat_id, run_id, base_url=base_url)
         self._enqueue(handle)
         return handle
+
+    async def signal_cancel(self, *, chat_id: str, run_id: str, reason: str) -> None:
+        handle = self._handles.get(run_id)
+        if handle is not None:
+            handle.request_cancel(reason)
 
     def _enqueue(self, handle: RunHandle) -> None:
         chat_id = handle.chat_id
@@ -140,7 +173,7 @@ class RunQueue:
             if not waiting:
                 self._waiting.pop(chat_id, None)
 
-    def cancel_chat(self, chat_id: str, reason: str) -> None:
+    async def cancel_chat(self, chat_id: str, reason: str) -> None:
         """Ask every queued or running run of ``chat_id`` to stop."""
         for handle in self._handles.values():
             if handle.chat_id == chat_id:
@@ -151,7 +184,10 @@ class RunQueue:
         """Runs submitted and not yet finished (queued or running)."""
         return sum(handle.job is None for handle in self._handles.values())
 
-    async def shutdown(self, grace_s: float) -> list[RunHandle]:
+    async def aclose(self) -> None:
+        return None
+
+    async def shutdown(self, grace_s: float) -> list[str]:
         """Stop accepting; let running runs finish within ``grace_s``, then cancel them.
 
         Returns the runs that never started, for the caller to mark interrupted.
@@ -175,4 +211,4 @@ class RunQueue:
                 for task in still_running:
                     task.cancel()
                 await asyncio.gather(*still_running, return_exceptions=True)
-        return [handle for handle in never_started if handle.job is None]
+        return [handle.run_id for handle in never_started if handle.job is None]

@@ -1,5 +1,5 @@
-"""A run's status changes: each checked under the run's lock and written in the transaction of
-the event that announces it, so a status and its event exist together or not at all."""
+"""A run's status changes: each a conditional update written in the transaction of the event
+that announces it, so a status and its event exist together or not at all."""
 
 from __future__ import annotations
 
@@ -11,41 +11,35 @@ from sqlalchemy import Connection
 from chatflow.broadcaster import Broadcaster
 from chatflow.db.engine import Database
 from chatflow.db.models import Run, utcnow
-from chatflow.keylocks import KeyLocks
 from chatflow.repositories import runs as runs_repo
 from chatflow.runs.outcomes import Ending, interrupted_by_stop
 from chatflow.services import events
+from chatflow.services.events import Declined
 
 
 class RunStates:
-    """Moves runs between statuses; one lock per run, so a cancel and a start never both win."""
+    """Moves runs between statuses.  Every move is a conditional update in the database, in the
+    transaction of the event that announces it, so a cancel and a start (or two endings) never
+    both win, whichever processes they come from."""
 
     def __init__(self, *, db: Database, broadcaster: Broadcaster) -> None:
         self._db = db
         self._broadcaster = broadcaster
-        self._locks = KeyLocks()
-
-    async def _status(self, run_id: str) -> str | None:
-        async with self._db.read() as session:
-            return await runs_repo.get_status(session, run_id=run_id)
 
     async def start(self, run: Run) -> bool:
         """queued -> running, announced by ``workflow_started``; False if no longer queued."""
-        async with self._locks.hold(run.id):
-            if await self._status(run.id) != "queued":
-                return False  # cancelled before it started
-            await events.emit(
-                self._broadcaster,
-                chat_id=run.chat_id,
-                run_id=run.id,
-                type="workflow_started",
-                message="Workflow execution started",
-                total_steps=len(run.steps),
-                input={"filename": run.input_name, "version": run.input_version},
-                steps=[step["operation"] for step in run.steps],
-                with_row=lambda conn: _write_start(conn, run.id),
-            )
-            return True
+        stored = await events.emit(
+            self._broadcaster,
+            chat_id=run.chat_id,
+            run_id=run.id,
+            type="workflow_started",
+            message="Workflow execution started",
+            total_steps=len(run.steps),
+            input={"filename": run.input_name, "version": run.input_version},
+            steps=[step["operation"] for step in run.steps],
+            with_row=lambda conn: _write_start(conn, run.id),
+        )
+        return stored is not None
 
     async def step(
         self, *, chat_id: str, run_id: str, index: int, values: dict[str, Any], **event: Any
@@ -69,17 +63,24 @@ class RunStates:
     ) -> bool:
         """Give the run its final status and event; False (nothing done) unless it is in
         one of the ``expect`` statuses."""
-        async with self._locks.hold(run_id):
-            if await self._status(run_id) not in expect:
-                return False
-            await events.emit(
-                self._broadcaster,
-                chat_id=chat_id,
-                run_id=run_id,
-                with_row=lambda conn: _write_ending(conn, run_id, ending),
-                **ending.event(),
-            )
-            return True
+        stored = await events.emit(
+            self._broadcaster,
+            chat_id=chat_id,
+            run_id=run_id,
+            with_row=lambda conn: _write_ending(conn, run_id, ending, expect),
+            **ending.event(),
+        )
+        return stored is not None
+
+    async def request_cancel(self, run_id: str, reason: str) -> bool:
+        """Record a cancel for a queued or running run; False if it ended or is sealed."""
+        async with self._db.write() as session:
+            return await runs_repo.request_cancel(session, run_id=run_id, reason=reason)
+
+    async def seal(self, run_id: str) -> bool:
+        """Pass the run's last cancel check; False if a cancel was recorded first."""
+        async with self._db.write() as session:
+            return await runs_repo.seal(session, run_id=run_id)
 
     async def interrupt_unfinished(self, run_ids: list[str] | None = None) -> int:
         """End unfinished runs as interrupted (all of them at start-up, or the given ones)."""
@@ -94,13 +95,23 @@ class RunStates:
 
 
 def _write_start(conn: Connection, run_id: str) -> dict[str, Any]:
-    runs_repo.write_status(conn, run_id=run_id, status="running", started_at=utcnow())
+    if not runs_repo.write_status(
+        conn, run_id=run_id, status="running", expect=("queued",), started_at=utcnow()
+    ):
+        raise Declined()  # cancelled before it started
     return {}
 
 
-def _write_ending(conn: Connection, run_id: str, ending: Ending) -> dict[str, Any]:
+def _write_ending(
+    conn: Connection, run_id: str, ending: Ending, expect: tuple[str, ...]
+) -> dict[str, Any]:
     error = ending.error.as_dict() if ending.error is not None else None
     now = utcnow()
+    # The status first: if another process ended the run, nothing else may be written.
+    if not runs_repo.write_status(
+        conn, run_id=run_id, status=ending.status, expect=expect, error=error, finished_at=now
+    ):
+        raise Declined()
     if ending.failed_index is not None:
         runs_repo.write_step(
             conn,
@@ -111,7 +122,6 @@ def _write_ending(conn: Connection, run_id: str, ending: Ending) -> dict[str, An
             finished_at=now,
         )
     runs_repo.skip_pending_steps(conn, run_id=run_id)
-    runs_repo.write_status(conn, run_id=run_id, status=ending.status, error=error, finished_at=now)
     return {}
 
 

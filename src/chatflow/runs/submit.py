@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import uuid
 from typing import Any
 
@@ -15,8 +13,8 @@ from chatflow.repositories import files as files_repo
 from chatflow.repositories import runs as runs_repo
 from chatflow.runs import outcomes
 from chatflow.runs.dry_run import simulate_workflow
-from chatflow.runs.queue import RunHandle
 from chatflow.runs.validation import StepRequest, prepare_run
+from chatflow.runs.waiting import wait_for_end
 from chatflow.runtime import Runtime
 from chatflow.services import chats, idempotency, links, workflows
 from chatflow.services.views import run_view
@@ -55,21 +53,29 @@ async def execute_workflow(
                 rt=rt, owner=owner, chat_id=chat_id, steps=steps, input_name=input_name
             )
             return 200, checked
-        run_id, handle = await submit_run(
+        run = await submit_run(
             rt=rt, owner=owner, chat_id=chat_id, steps=steps, input_name=input_name, base=base
         )
-        if wait and await wait_for_run(handle=handle, timeout_s=wait_s):
+        if wait and await wait_for_end(
+            db=rt.db,
+            broadcaster=rt.broadcaster,
+            chat_id=run.chat_id,
+            run_id=run.id,
+            timeout_s=wait_s,
+        ):
             answer = (
                 200,
-                await show_run(rt=rt, owner=owner, chat_id=chat_id, run_id=run_id, base=base),
+                await show_run(rt=rt, owner=owner, chat_id=chat_id, run_id=run.id, base=base),
             )
         else:
+            async with rt.db.read() as session:
+                status = await runs_repo.get_status(session, run_id=run.id)
             answer = (
                 202,
                 {
-                    "run_id": run_id,
-                    "status": "running" if handle.started else "queued",
-                    "status_url": links.run_url(base, handle.chat_id, run_id),
+                    "run_id": run.id,
+                    "status": status,
+                    "status_url": links.run_url(base, run.chat_id, run.id),
                 },
             )
         attempt.remember(answer[0], to_jsonable_python(answer[1]))
@@ -84,8 +90,8 @@ async def submit_run(
     steps: list[StepRequest],
     input_name: str | None,
     base: str,
-) -> tuple[str, RunHandle]:
-    """Validate, record and queue a run; returns its id and queue handle."""
+) -> Run:
+    """Validate, record and queue a run; the recorded run."""
     prepared = await prepare_run(
         rt=rt, chat_id=chat_id, owner=owner, steps=steps, input_name=input_name
     )
@@ -112,30 +118,39 @@ async def submit_run(
     ]
     async with rt.db.write() as session:
         await runs_repo.insert(session, run=run)
-    return run_id, rt.runs.submit(prepared.chat_id, run_id, base_url=base)
+        await rt.runs.defer(session, run, base_url=base)  # the job, if any, commits with the run
+    rt.runs.release(run, base_url=base)
+    return run
 
 
 async def stop_run(
     *, rt: Runtime, chat_id: str, owner: str | None, run_id: str, base: str
 ) -> dict[str, Any]:
-    """Cancel a queued run now, or ask a running one to stop at its next checkpoint."""
+    """Cancel a queued run now, or ask a running one to stop at its next checkpoint.
+
+    Both are conditional updates in the database, so they hold whichever process executes the
+    run; the cancel is then carried to that process (``signal_cancel``)."""
     view = await show_run(rt=rt, chat_id=chat_id, owner=owner, run_id=run_id, base=base)
     if view["status"] not in runs_repo.UNFINISHED:
         raise _finished(run_id, view["status"])
-    await rt.executor.states.end(
-        chat_id=view["chat_id"],
-        run_id=run_id,
-        ending=outcomes.cancelled_before_start(),
-        expect=("queued",),
+    states = rt.executor.states
+    chat_id = view["chat_id"]
+    queued_cancelled = await states.end(
+        chat_id=chat_id, run_id=run_id, ending=outcomes.cancelled_before_start(), expect=("queued",)
     )
-    handle = rt.runs.get(run_id)
-    if handle is not None and not handle.request_cancel("cancelled"):
-        # Past its last check, it is recording its outputs: it ends in a moment, completed.
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(handle.done.wait(), SEALED_WAIT_S)
-        view = await show_run(rt=rt, chat_id=chat_id, owner=owner, run_id=run_id, base=base)
-        raise _finished(run_id, view["status"])
-    return await show_run(rt=rt, chat_id=chat_id, owner=owner, run_id=run_id, base=base)
+    if queued_cancelled or await states.request_cancel(run_id, "cancelled"):
+        await rt.runs.signal_cancel(chat_id=chat_id, run_id=run_id, reason="cancelled")
+        return await show_run(rt=rt, chat_id=chat_id, owner=owner, run_id=run_id, base=base)
+    # Ended meanwhile, or sealed: past its last check it only records its outputs and ends.
+    await wait_for_end(
+        db=rt.db,
+        broadcaster=rt.broadcaster,
+        chat_id=chat_id,
+        run_id=run_id,
+        timeout_s=SEALED_WAIT_S,
+    )
+    view = await show_run(rt=rt, chat_id=chat_id, owner=owner, run_id=run_id, base=base)
+    raise _finished(run_id, view["status"])
 
 
 def _finished(run_id: str, status: str) -> Conflict:
@@ -167,12 +182,3 @@ async def list_chat_runs(
     for row in outputs:
         by_run.setdefault(row.run_id or "", []).append(row)
     return [run_view(run, by_run.get(run.id, []), base) for run in runs]
-
-
-async def wait_for_run(*, handle: RunHandle, timeout_s: float) -> bool:
-    """Wait for a submitted run to finish; False on timeout."""
-    try:
-        await asyncio.wait_for(handle.done.wait(), timeout_s)
-    except TimeoutError:
-        return False
-    return True

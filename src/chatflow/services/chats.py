@@ -88,7 +88,7 @@ async def detail(*, rt: Runtime, chat_id: str, owner: str | None, base: str) -> 
 async def delete(*, rt: Runtime, chat_id: str, owner: str | None) -> None:
     """Remove the chat, its files, runs, events and messages; close its subscribers."""
     chat = await require(rt=rt, chat_id=chat_id, owner=owner)
-    rt.runs.cancel_chat(chat.id, "cancelled")
+    await rt.runs.cancel_chat(chat.id, "cancelled")
     async with rt.db.write() as session:
         await chats_repo.remove(session, chat_id=chat.id)
     rt.broadcaster.close_topic(chat.id, "deleted")

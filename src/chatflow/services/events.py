@@ -35,31 +35,47 @@ _WITH_ROW = "__with_row__"
 WithRow = Callable[[Connection], dict[str, Any]]
 
 
+class Declined(Exception):
+    """Raised by a ``with_row`` whose conditional write found nothing to change (a run already
+    moved by another process): its event is dropped, the rest of the batch is stored."""
+
+
 def make_store(db: Database) -> StoreFn:
     """The broadcaster's store: one write transaction per batch, sequence numbers per chat."""
 
-    def write(chat_id: str, bodies: list[dict[str, Any]], conn: Connection) -> list[StoredEvent]:
+    def write(
+        chat_id: str, bodies: list[dict[str, Any]], conn: Connection
+    ) -> list[StoredEvent | None]:
         # Runs on the writer thread, so the events are also JSON-encoded off the event loop.
-        # Numbers first: a deleted chat fails here (ChatGone) before any announced row is written.
-        first = events_repo.take_seqs(conn, chat_id=chat_id, count=len(bodies))
-        stored = [
-            {**_with_row_written(body, conn), "seq": seq}
-            for seq, body in enumerate(bodies, start=first)
-        ]
-        events_repo.insert_events(conn, chat_id=chat_id, stored=stored)
-        return [StoredEvent(event) for event in stored]
+        # Rows first, so a declined event takes no number; a deleted chat then fails in
+        # take_seqs (ChatGone) and the whole transaction, rows included, rolls back.
+        written = [_with_row_written(body, conn) for body in bodies]
+        kept = [body for body in written if body is not None]
+        if not kept:
+            return [None] * len(bodies)
+        seqs = iter(range(events_repo.take_seqs(conn, chat_id=chat_id, count=len(kept)), 1 << 62))
+        stored = [None if body is None else {**body, "seq": next(seqs)} for body in written]
+        events_repo.insert_events(
+            conn, chat_id=chat_id, stored=[event for event in stored if event is not None]
+        )
+        return [None if event is None else StoredEvent(event) for event in stored]
 
-    async def store(chat_id: str, bodies: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    async def store(chat_id: str, bodies: list[dict[str, Any]]) -> list[dict[str, Any] | None]:
         return list(await db.run_write(partial(write, chat_id, bodies)))
 
     return store
 
 
-def _with_row_written(body: dict[str, Any], conn: Connection) -> dict[str, Any]:
+def _with_row_written(body: dict[str, Any], conn: Connection) -> dict[str, Any] | None:
+    """The event with its row written, or None if its ``with_row`` declined."""
     with_row: WithRow | None = body.get(_WITH_ROW)
     if with_row is None:
         return body
-    return {**{k: v for k, v in body.items() if k != _WITH_ROW}, **with_row(conn)}
+    try:
+        fields = with_row(conn)
+    except Declined:
+        return None
+    return {**{k: v for k, v in body.items() if k != _WITH_ROW}, **fields}
 
 
 def now_iso() -> str:
@@ -75,8 +91,9 @@ async def emit(
     run_id: str | None = None,
     with_row: WithRow | None = None,
     **payload: Any,
-) -> dict[str, Any]:
-    """Publish one event to the chat's subscribers after storing it; returns it with its seq.
+) -> dict[str, Any] | None:
+    """Publish one event to the chat's subscribers after storing it; returns it with its seq,
+    or None if its ``with_row`` declined (raised ``Declined``).
 
     ``with_row(conn)`` writes the row the event announces in the event's transaction and
     returns more fields for the event (only with the service's store, ``make_store``).
@@ -89,7 +106,7 @@ async def emit(
 
 async def emit_all(
     broadcaster: Broadcaster, *, chat_id: str, bodies: list[dict[str, Any]]
-) -> list[dict[str, Any]]:
+) -> list[dict[str, Any] | None]:
     """Publish events (from ``event_body``) stored in one transaction: all of them or none."""
     return await broadcaster.publish_all(chat_id, bodies)
 

@@ -258,7 +258,7 @@ async def _publish(
     """Store and announce the upload.  It runs to its end even if the request is cancelled
     meanwhile, and only a failed transaction removes the files it moved."""
 
-    def undo_if_failed(task: asyncio.Future[list[dict[str, Any]]]) -> None:
+    def undo_if_failed(task: asyncio.Future[list[dict[str, Any] | None]]) -> None:
         if not task.cancelled() and task.exception() is not None:
             for path in moved:
                 path.unlink(missing_ok=True)

@@ -39,6 +39,7 @@ async def post(
         message=text,
         with_row=partial(record, chat_id=chat_id, role=role, text=text, data=data),
     )
+    assert stored is not None  # ``record`` never declines
     return dict(stored["entry"])
 
 
