@@ -13,12 +13,14 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from chatflow import __version__
-from chatflow.api import chats, errors, files, runs, system, websocket
+from chatflow.api import chats, errors, files, observability, runs, system, websocket
 from chatflow.api.body_limit import BodyLimit, streaming_routes
+from chatflow.api.request_ids import RequestIds
 from chatflow.auth import KeyRing
-from chatflow.broadcaster import Broadcaster
+from chatflow.broadcaster import Broadcaster, Event, StoreFn
 from chatflow.db.engine import Database
-from chatflow.db.migrate import upgrade
+from chatflow.db.migrate import head_revisions, upgrade
+from chatflow.metrics import Metrics
 from chatflow.operations import load_all
 from chatflow.repositories import files as files_repo
 from chatflow.runs.executor import RunExecutor
@@ -63,13 +65,15 @@ async def start_runtime(settings: Settings) -> Runtime:
         log.warning("upload limits disagree: %s; raise the memory cap or lower the limit", conflict)
     await asyncio.to_thread(settings.files_dir.mkdir, parents=True, exist_ok=True)
     await asyncio.to_thread(upgrade, settings.resolved_database_url)
+    heads = frozenset(await asyncio.to_thread(head_revisions))
     db = Database(settings.resolved_database_url, pool_size=settings.db_pool_size)
     store = FileStore(settings.files_dir)
+    metrics = Metrics()
     relay = None
     if settings.redis_url:
-        relay = RedisRelay(settings.redis_url, prefix=settings.redis_prefix, db=db)
+        relay = RedisRelay(settings.redis_url, prefix=settings.redis_prefix, db=db, metrics=metrics)
     broadcaster = Broadcaster(
-        store=events.make_store(db),
+        store=_counted(events.make_store(db), metrics),
         queue_size=settings.subscriber_queue_size,
         fanout=relay.stored_here if relay else None,
     )
@@ -115,6 +119,8 @@ async def start_runtime(settings: Settings) -> Runtime:
         keys=KeyRing(settings.resolved_api_keys()),
         inspections=inspections,
         relay=relay,
+        metrics=metrics,
+        schema_heads=heads,
     )
     executes = settings.role != "api"
     if settings.prestart_workers and executes:
@@ -127,6 +133,17 @@ async def start_runtime(settings: Settings) -> Runtime:
     if isinstance(runs, JobQueue) and executes:
         await runs.start_worker(concurrency=settings.worker_concurrency)
     return rt
+
+
+def _counted(store: StoreFn, metrics: Metrics) -> StoreFn:
+    """``store``, counting the events it stored (each is then published)."""
+
+    async def counted(topic: str, batch: list[Event]) -> list[Event]:
+        stored = await store(topic, batch)
+        metrics.events_published(len(stored))
+        return stored
+
+    return counted
 
 
 async def _recover(rt: Runtime) -> None:
@@ -203,6 +220,7 @@ def create_app(settings: Settings) -> FastAPI:
         app.include_router(module.router, prefix="/api/v1")
     app.include_router(runs.saved, prefix="/api/v1")
     app.include_router(websocket.router)
+    app.include_router(observability.router)
     # Inside CORS (added after it, so outermost), so a 413 still carries CORS headers.
     app.add_middleware(
         BodyLimit,
@@ -214,6 +232,9 @@ def create_app(settings: Settings) -> FastAPI:
             CORSMiddleware,
             allow_origins=settings.cors_origin_list,
             allow_methods=["GET", "POST", "DELETE"],
-            allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
+            allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "X-Request-ID"],
+            expose_headers=["X-Request-ID"],
         )
+    # Outermost: every log line of a request, the access log's included, carries its id.
+    app.add_middleware(RequestIds)
     return app

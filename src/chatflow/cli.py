@@ -19,6 +19,7 @@ from uvicorn.config import LOG_LEVELS, STARTUP_FAILURE
 from chatflow import redaction
 from chatflow.app import create_app, drain_runtime, start_runtime, stop_runtime
 from chatflow.db.migrate import upgrade
+from chatflow.logs import setup_logging
 from chatflow.settings import Settings
 
 log = logging.getLogger("chatflow")
@@ -136,6 +137,9 @@ def build_server(
         ws_ping_timeout=settings.ws_ping_interval_s,
         timeout_graceful_shutdown=int(settings.shutdown_grace_s) + 5,
         lifespan="on",
+        # No logging config of uvicorn's own: its error and access lines reach the root
+        # logger's handler (logs.setup_logging), in the same format, with the request's id.
+        log_config=None,
     )
     return Server(config, freeze_gc=freeze_gc, ws_port=settings.ws_port)
 
@@ -199,11 +203,8 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     settings = _settings(args)
-    logging.basicConfig(
-        # uvicorn's names, 'trace' included (the logging module does not know that one).
-        level=LOG_LEVELS.get(settings.log_level, logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    # uvicorn's level names, 'trace' included (the logging module does not know that one).
+    setup_logging(LOG_LEVELS.get(settings.log_level, logging.INFO), settings.log_format)
     if args.command == "db":
         settings.resolved_data_dir.mkdir(parents=True, exist_ok=True)
         upgrade(settings.resolved_database_url)

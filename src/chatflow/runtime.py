@@ -11,6 +11,7 @@ from chatflow.auth import KeyRing
 from chatflow.broadcaster import Broadcaster
 from chatflow.db.engine import Database
 from chatflow.keylocks import KeyLocks
+from chatflow.metrics import Metrics
 from chatflow.operations.registry import Registry
 from chatflow.settings import Settings
 from chatflow.storage import FileStore
@@ -37,6 +38,9 @@ class Runtime:
     keys: KeyRing
     inspections: InspectionPool  # each upload's file is vetted in a child process of its own
     relay: RedisRelay | None = None  # with CHATFLOW_REDIS_URL: events of the other processes
+    metrics: Metrics = field(default_factory=Metrics)  # this app's own registry (GET /metrics)
+    # The migration scripts' heads, read once at start-up: readiness compares the database's.
+    schema_heads: frozenset[str] = frozenset()
     idempotency_locks: KeyLocks = field(default_factory=KeyLocks)
     open_sockets: int = 0  # WebSocket handlers still running; shutdown waits for them
     started_at: float = field(default_factory=time.monotonic)

@@ -108,6 +108,16 @@ class Settings(BaseSettings):
         default=True, description="start the worker processes at start-up, not on first use"
     )
     log_level: str = "info"
+    log_format: Literal["text", "json"] = Field(
+        default="text",
+        description="'json': one JSON object a line (time, level, logger, message, and "
+        "request_id, chat_id, run_id where they apply)",
+    )
+    metrics_public: bool = Field(
+        default=False,
+        description="serve GET /metrics without an API key even when keys are configured "
+        "(for a scraper on a trusted network)",
+    )
     # Inspection runs every upload through a child process with these caps (see sandbox.py).
     inspect_processes: int = Field(
         default_factory=lambda: min(4, os.cpu_count() or 1),

@@ -41,6 +41,9 @@ def test_keys_are_required_except_for_health_and_docs(keyed: LiveServer) -> None
     with _client(keyed, None) as anonymous, _client(keyed, "wrong") as wrong:
         for path in (f"{API}/health", "/docs", "/redoc", "/openapi.json"):
             assert anonymous.get(path).status_code == 200, path
+        # Load balancers probe without a key.
+        for path in (f"{API}/health/live", f"{API}/health/ready"):
+            assert anonymous.get(path).status_code == 200, path
         for client in (anonymous, wrong):
             response = client.post(f"{API}/chat/workflows")
             assert response.status_code == 401
@@ -48,6 +51,7 @@ def test_keys_are_required_except_for_health_and_docs(keyed: LiveServer) -> None
             assert response.headers["www-authenticate"] == "Bearer"
             assert client.get(f"{API}/operations").status_code == 401
             assert client.get(f"{API}/chat/workflows").status_code == 401
+            assert client.get("/metrics").status_code == 401
     spec = httpx.get(f"{keyed.url}/openapi.json").json()
     assert "HTTPBearer" in spec["components"]["securitySchemes"]
 

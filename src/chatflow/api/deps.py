@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Header, Path, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from chatflow import logs
 from chatflow.api.schemas import ErrorResponse
 from chatflow.db.models import Chat
 from chatflow.errors import Unauthorized
@@ -27,12 +28,12 @@ def get_base_url(request: Request) -> str:
 
 # auto_error=False: we answer 401 ourselves, in the error envelope; declaring the scheme gives
 # the docs UI its "Authorize" button.
-_bearer = HTTPBearer(auto_error=False, description="an API key from CHATFLOW_API_KEYS")
+bearer = HTTPBearer(auto_error=False, description="an API key from CHATFLOW_API_KEYS")
 
 
 def get_owner(
     request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> str | None:
     """The caller's owner id (None when no API keys are configured); 401 without a valid key."""
     runtime: Runtime = request.state.runtime
@@ -50,7 +51,7 @@ def get_owner(
 
 def has_valid_key(
     request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> bool:
     """Whether the caller presented a valid key (always true when no keys are configured)."""
     runtime: Runtime = request.state.runtime
@@ -67,7 +68,10 @@ async def owned_chat(
     """The caller's chat named in the path, or 404: resolved before the endpoint runs, so no
     route can act on a chat before its ownership is known."""
     runtime: Runtime = request.state.runtime
-    return await chats.require(rt=runtime, chat_id=chat_id, owner=owner)
+    chat = await chats.require(rt=runtime, chat_id=chat_id, owner=owner)
+    # The rest of the request (the endpoint runs in this task) logs with the chat's id.
+    logs.CHAT_ID.set(chat.id)
+    return chat
 
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]

@@ -186,6 +186,13 @@ class LivenessOut(BaseModel):
     status: Literal["ok", "degraded"]
 
 
+class ProbeOut(BaseModel):
+    """What /health/live and /health/ready answer when they answer 200."""
+
+    model_config = ConfigDict(extra="forbid")
+    status: Literal["ok"]
+
+
 class HealthOut(BaseModel):
     status: Literal["ok", "degraded"]
     version: str

@@ -9,8 +9,8 @@ from fastapi import APIRouter, Depends
 
 from chatflow import __version__
 from chatflow.api.deps import BaseUrl, RuntimeDep, errors, get_owner, has_valid_key
-from chatflow.api.schemas import Envelope, HealthOut, LivenessOut, OperationOut
-from chatflow.services import links
+from chatflow.api.schemas import Envelope, HealthOut, LivenessOut, OperationOut, ProbeOut
+from chatflow.services import links, observability
 
 router = APIRouter(tags=["system"])
 
@@ -40,6 +40,20 @@ async def health(
             "uptime_s": round(time.monotonic() - rt.started_at, 3),
         }
     }
+
+
+@router.get("/health/live", response_model=Envelope[ProbeOut])
+async def health_live() -> dict[str, object]:
+    """200 while the process answers; asks nothing of the database (no key needed)."""
+    return {"data": {"status": "ok"}}
+
+
+@router.get("/health/ready", response_model=Envelope[ProbeOut], responses=errors(503))
+async def health_ready(rt: RuntimeDep) -> dict[str, object]:
+    """200 when the database and Redis (if configured) answer and migrations are at head;
+    otherwise 503 not_ready with Retry-After (no key needed)."""
+    await observability.require_ready(rt=rt)
+    return {"data": {"status": "ok"}}
 
 
 @router.get(

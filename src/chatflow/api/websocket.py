@@ -12,9 +12,11 @@ from urllib.parse import urlsplit
 from fastapi import APIRouter, Query, WebSocket
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
+from chatflow import logs
 from chatflow.auth import bearer_token
 from chatflow.broadcaster import Subscription, SubscriptionClosed
 from chatflow.errors import NotFound
+from chatflow.metrics import Metrics
 from chatflow.runtime import Runtime
 from chatflow.services import chats, events
 from chatflow.services.events import StoredEvent
@@ -46,10 +48,11 @@ class _Connection:
     two event frames, never inside one: uvicorn writes each message whole.
     """
 
-    def __init__(self, websocket: WebSocket, last_seq: int, batch: bool) -> None:
+    def __init__(self, websocket: WebSocket, last_seq: int, batch: bool, metrics: Metrics) -> None:
         self.websocket = websocket
         self.last_seq = last_seq
         self.batch = batch
+        self.metrics = metrics
 
     async def send(self, payload: dict[str, Any]) -> None:
         await self.websocket.send_text(_text(payload))
@@ -69,6 +72,7 @@ class _Connection:
             for event in batch:
                 await send_text(_text(event))
         self.last_seq = batch[-1]["seq"]
+        self.metrics.events_delivered(len(batch))
 
 
 def _text(payload: dict[str, Any]) -> str:
@@ -162,7 +166,8 @@ async def _serve_accepted(
     except NotFound:
         await websocket.close(4404, "chat not found")
         return
-    conn = _Connection(websocket, start, batch)
+    logs.CHAT_ID.set(chat.id)  # this handler's task and the tasks it starts below
+    conn = _Connection(websocket, start, batch, rt.metrics)
     async with rt.broadcaster.subscribe(chat.id) as subscription:
         tasks = [
             asyncio.create_task(_follow(rt, conn, subscription, chat.id)),

@@ -144,6 +144,17 @@ class Database:
         except Exception:
             return False
 
+    def pool_connections(self) -> tuple[int, int] | None:
+        """(in use, idle) connections of the pool behind ``read`` and ``write`` sessions; None
+        for a pool that keeps no count (in-memory SQLite). The SQLite writer thread's own
+        connection is not in it."""
+        pool = self.engine.pool
+        checked_out = getattr(pool, "checkedout", None)
+        checked_in = getattr(pool, "checkedin", None)
+        if checked_out is None or checked_in is None:
+            return None
+        return int(checked_out()), int(checked_in())
+
     async def run_write(self, fn: Callable[[Connection], T]) -> T:
         """Run ``fn`` in one write transaction that commits if it returns and rolls back if
         it raises.

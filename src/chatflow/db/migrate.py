@@ -6,6 +6,7 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.script import ScriptDirectory
 
 
 def _script_location() -> Path:
@@ -29,3 +30,8 @@ def alembic_config(database_url: str) -> Config:
 def upgrade(database_url: str, revision: str = "head") -> None:
     """Bring the schema to ``revision``; blocking, so call it off the event loop."""
     command.upgrade(alembic_config(database_url), revision)
+
+
+def head_revisions() -> set[str]:
+    """The head revisions of the migration scripts (what ``upgrade`` brings a database to)."""
+    return set(ScriptDirectory.from_config(alembic_config("")).get_heads())

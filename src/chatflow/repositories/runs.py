@@ -45,6 +45,12 @@ async def list_unfinished(session: AsyncSession) -> list[Run]:
     return list((await session.execute(query)).scalars())
 
 
+async def count_by_status(session: AsyncSession) -> dict[str, int]:
+    """How many runs have each status (one pass over the status index)."""
+    query = select(Run.status, func.count()).group_by(Run.status)
+    return {status: count for status, count in await session.execute(query)}
+
+
 async def get_status(session: AsyncSession, *, run_id: str) -> str | None:
     query = select(Run.status).where(Run.id == run_id)
     return (await session.execute(query)).scalar_one_or_none()

@@ -53,7 +53,7 @@ async def _inspect(
 ) -> Inspection:
     cells = await asyncio.to_thread(cell_limit, rt.settings, received.temp_path, kind)
     try:
-        return await rt.inspections.inspect(
+        inspection = await rt.inspections.inspect(
             received.temp_path,
             kind,
             max_cells=int(cells.value),
@@ -74,6 +74,8 @@ async def _inspect(
             code="shutting_down",
             headers={"Retry-After": "5"},
         ) from None
+    rt.metrics.upload_inspected(inspection.took_s)
+    return inspection
 
 
 def _delimiter(fields: dict[str, str]) -> str | None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import inspect
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -29,6 +30,7 @@ from redis.backoff import NoBackoff
 from chatflow.broadcaster import Broadcaster, Event
 from chatflow.db.engine import Database
 from chatflow.keylocks import KeyLocks
+from chatflow.metrics import Metrics
 from chatflow.services.events import StoredEvent, list_since
 
 log = logging.getLogger(__name__)
@@ -112,7 +114,9 @@ class RedisRelay:
     then catching up from the database).
     """
 
-    def __init__(self, url: str, *, prefix: str, db: Database) -> None:
+    def __init__(
+        self, url: str, *, prefix: str, db: Database, metrics: Metrics | None = None
+    ) -> None:
         # No retries inside redis-py: its silent reconnect would resubscribe without telling
         # us, and the messages lost meanwhile would only be noticed at the chat's next event.
         # Timeouts: a Redis that stops answering holds the publisher for 5 s at a time, not for
@@ -132,6 +136,7 @@ class RedisRelay:
         self._sequencer: Sequencer | None = None
         self.connected = asyncio.Event()  # the subscriber is subscribed and caught up
         self.reconnects = 0
+        self._metrics = metrics
 
     def attach(self, broadcaster: Broadcaster) -> None:
         """Deliver to ``broadcaster`` (built with ``fanout=relay.stored_here``)."""
@@ -155,6 +160,16 @@ class RedisRelay:
         except Exception:
             # Stored all the same: the subscribers read it back at their next gap.
             log.exception("delivering events of chat %s failed", chat_id)
+
+    async def ping(self, timeout_s: float = 2.0) -> bool:
+        """Whether Redis answers a PING within ``timeout_s``."""
+        try:
+            async with asyncio.timeout(timeout_s):
+                answer = self._redis.ping()
+                # redis-py types the asyncio client's commands as sync-or-async.
+                return bool(await answer) if inspect.isawaitable(answer) else bool(answer)
+        except Exception:
+            return False
 
     def start(self) -> None:
         self._tasks = [
@@ -202,6 +217,8 @@ class RedisRelay:
                     backoff = BACKOFF_FIRST_S  # it was up: the first retry comes soon
                 self.connected.clear()
                 self.reconnects += 1
+                if self._metrics is not None:
+                    self._metrics.redis_reconnected()
                 log.warning("Redis subscriber lost (%r); reconnecting in %.1f s", error, backoff)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, BACKOFF_MAX_S)
