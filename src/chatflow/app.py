@@ -138,9 +138,9 @@ async def start_runtime(settings: Settings) -> Runtime:
 def _counted(store: StoreFn, metrics: Metrics) -> StoreFn:
     """``store``, counting the events it stored (each is then published)."""
 
-    async def counted(topic: str, batch: list[Event]) -> list[Event]:
+    async def counted(topic: str, batch: list[Event]) -> list[Event | None]:
         stored = await store(topic, batch)
-        metrics.events_published(len(stored))
+        metrics.events_published(sum(event is not None for event in stored))
         return stored
 
     return counted

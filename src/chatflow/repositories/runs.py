@@ -88,11 +88,6 @@ async def cancel_reason(session: AsyncSession, *, run_id: str) -> str | None:
     return (await session.execute(query)).scalar_one_or_none()
 
 
-async def count_by_status(session: AsyncSession) -> dict[str, int]:
-    query = select(Run.status, func.count()).group_by(Run.status)
-    return {status: count for status, count in (await session.execute(query)).all()}
-
-
 # The writes below are synchronous, in the caller's write transaction: the one that stores the
 # event announcing them (see services/events.py ``with_row``).
 
