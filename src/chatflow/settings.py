@@ -200,6 +200,12 @@ class Settings(BaseSettings):
     subscriber_queue_size: int = Field(default=1000, ge=1)
     ws_ping_interval_s: float = Field(default=20.0, gt=0)
     shutdown_grace_s: float = Field(default=10.0, ge=0)
+    idempotency_wait_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="how long a request waits for another one with the same Idempotency-Key "
+        "to answer before 409 idempotency_in_progress; execute ?wait=true waits its own timeout",
+    )
     api_keys: str | None = Field(
         default=None,
         description="comma-separated API keys; when set every endpoint but health and the "

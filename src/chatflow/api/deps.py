@@ -79,7 +79,9 @@ IdempotencyKey = Annotated[
     str | None,
     Header(
         alias="Idempotency-Key",
-        description="retrying with the same key and body returns the first response (24 h)",
+        description="retrying with the same key and body returns the first response (24 h); "
+        "a retry while the first is still at work waits for its answer, then 409 "
+        "idempotency_in_progress",
     ),
 ]
 Owner = Annotated[str | None, Depends(get_owner)]

@@ -47,7 +47,7 @@ _UPLOAD_BODY = {
     "/upload",
     status_code=201,
     response_model=Envelope[list[FileOut]],
-    responses=errors(400, 404, 413, 415, 422, 503, 507),
+    responses=errors(400, 404, 409, 413, 415, 422, 503, 507),
     openapi_extra=_UPLOAD_BODY,
 )
 @streams_body  # its own limits: CHATFLOW_MAX_UPLOAD_MB per file, parts, fields (uploads.py)

@@ -39,7 +39,7 @@ def _requests(steps: list[StepIn]) -> list[StepRequest]:
             "model": Envelope[RunOut] | Envelope[DryRunOut],
             "description": "with ?wait=true: the finished run; with ?dry_run=true: the check",
         },
-        **errors(404, 422, 503),
+        **errors(404, 409, 422, 503),
     },
 )
 async def execute(

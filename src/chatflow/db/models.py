@@ -176,7 +176,11 @@ class SavedWorkflow(Base):
 
 
 class IdempotencyRecord(Base):
-    """The first response to a request sent with an Idempotency-Key, replayed for 24 h."""
+    """The first response to a request sent with an Idempotency-Key, replayed for 24 h.
+
+    Claimed before the work starts: until it answers, ``status`` and ``body`` are NULL and
+    ``alive_at`` is the owner's last heartbeat (services/idempotency.py).
+    """
 
     __tablename__ = "idempotency_keys"
     __table_args__ = (UniqueConstraint("owner", "key", "scope"),)
@@ -186,6 +190,10 @@ class IdempotencyRecord(Base):
     key: Mapped[str] = mapped_column(String(200))
     scope: Mapped[str] = mapped_column(String(300))  # method and path
     fingerprint: Mapped[str] = mapped_column(String(64))
-    status: Mapped[int] = mapped_column(Integer)
-    body: Mapped[dict[str, Any]] = mapped_column(JSON)
+    status: Mapped[int | None] = mapped_column(Integer)
+    # none_as_null: a pending claim's body is SQL NULL, not the JSON text 'null'.
+    body: Mapped[Any] = mapped_column(JSON(none_as_null=True), nullable=True)
+    alive_at: Mapped[datetime | None] = mapped_column()
+    # Names one claim (a uuid4 hex): SQLite reuses a deleted last row's id.
+    claim_token: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
