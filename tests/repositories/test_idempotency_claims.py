@@ -108,6 +108,9 @@ def test_past_its_bound_a_loser_gets_409_and_its_own_wait_extends_the_bound(
         assert 0.3 <= asyncio.get_running_loop().time() - started < 2
         assert busy.value.code == "idempotency_in_progress"
         assert busy.value.headers == {"Retry-After": str(idempotency.RETRY_AFTER_S)}
+        with pytest.raises(Conflict) as busy_here:  # on the owner's process: its lock's bound
+            await request(a, slow)
+        assert busy_here.value.code == "idempotency_in_progress"
         # A request that would itself wait 10 s (execute ?wait=true) waits that long.
         patient = asyncio.create_task(request(b, slow, wait_s=10))
         await asyncio.sleep(1)
