@@ -42,7 +42,12 @@ async def execute_workflow(
         [(s.operation, s.arguments) for s in steps or []], workflow, input_name, wait, dry_run
     )
     async with idempotency.keyed(
-        rt=rt, owner=owner, key=idempotency_key, scope=f"execute:{chat_id}", digest=digest
+        rt=rt,
+        owner=owner,
+        key=idempotency_key,
+        scope=f"execute:{chat_id}",
+        digest=digest,
+        wait_s=wait_s if wait else None,  # a duplicate waits as long as the first may take
     ) as attempt:
         if attempt.replay is not None:
             return attempt.replay[0], dict(attempt.replay[1])
