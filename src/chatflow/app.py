@@ -87,13 +87,14 @@ async def start_runtime(settings: Settings) -> Runtime:
         memory_mb=settings.inspect_memory_mb,
         timeout_s=settings.inspect_timeout_s,
     )
-    states = RunStates(db=db, broadcaster=broadcaster)
+    states = RunStates(db=db, broadcaster=broadcaster, metrics=metrics)
     executor = RunExecutor(
         db=db,
         broadcaster=broadcaster,
         registry=registry,
         steps=StepRunner(threads=threads, processes=processes, store=store, settings=settings),
         states=states,
+        metrics=metrics,
     )
     runs: RunDispatcher = RunQueue(executor.execute)
     if settings.uses_job_queue:

@@ -170,10 +170,26 @@ def test_counters_move_with_an_upload_and_a_subscriber(served: Served, tmp_path:
 def test_runs_in_the_database_are_counted_by_status(served: Served, tmp_path: Path) -> None:
     chat_id = create_chat(served.http)
     upload(served.http, chat_id, write_xlsx(tmp_path / "data.xlsx", [["postal_code"], ["01"]]))
+    before = served.metrics()
     run = served.http.post(
         f"{API}/chat/workflows/{chat_id}/execute", params={"wait": "true"}, json=seed_workflow()
     ).json()["data"]
     assert run["status"] == "completed", run
+    after = served.metrics()
+
+    def moved(name: str, **labels: str) -> float:
+        key = (name, tuple(sorted(labels.items())))
+        return after.get(key, 0.0) - before.get(key, 0.0)
+
+    # This process ran it: one ending, one start waited for, one timing per step.
+    assert moved("chatflow_runs_total", status="completed") == 1
+    assert moved("chatflow_queue_wait_seconds_count") == 1
+    operations = [step["operation"] for step in seed_workflow()["steps"]]
+    for operation in set(operations):
+        counted = moved("chatflow_step_duration_seconds_count", operation=operation)
+        assert counted == operations.count(operation)
+    # The log lines of the run carry its ids.
+    assert any(line.get("run_id") == run["run_id"] for line in served.lines())
     # Counted from the database at most every few seconds: the next fresh count has it.
     samples = _until(
         lambda: (

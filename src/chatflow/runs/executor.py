@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import ValidationError
 
+from chatflow import logs
 from chatflow.broadcaster import Broadcaster
 from chatflow.db.engine import Database
 from chatflow.db.models import Run, StoredFile, utcnow
 from chatflow.failures import Cancelled
+from chatflow.metrics import Metrics
 from chatflow.operations.registry import Operation, Registry, StepOutput, WrittenFile
 from chatflow.repositories import files as files_repo
 from chatflow.repositories import runs as runs_repo
@@ -52,11 +55,13 @@ class RunExecutor:
     registry: Registry
     steps: StepRunner
     states: RunStates
+    metrics: Metrics | None = None
 
     async def execute(self, handle: RunHandle) -> None:
         """Run one queued run to a final state: completed, failed, cancelled or interrupted."""
         try:
-            await self._execute(handle)
+            with logs.bind(run_id=handle.run_id, chat_id=handle.chat_id):
+                await self._execute(handle)
         except ChatGone:
             log.info("chat %s was deleted during run %s", handle.chat_id, handle.run_id)
         except Exception:
@@ -221,6 +226,7 @@ class RunExecutor:
         bridge = state.bridge
         bridge.begin_step(state.index, operation.name)
         pump = asyncio.create_task(self._pump_progress(state.run, bridge))
+        began = time.monotonic()
         try:
             output, _ = await self.steps.run(
                 state.handle,
@@ -234,6 +240,8 @@ class RunExecutor:
         finally:
             bridge.close()
             await pump
+        if self.metrics is not None:
+            self.metrics.step_done(operation.name, time.monotonic() - began)
         return output
 
     async def _pump_progress(self, run: Run, bridge: ProgressBridge) -> None:

@@ -3,18 +3,23 @@ that announces it, so a status and its event exist together or not at all."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import Connection
 
+from chatflow import logs
 from chatflow.broadcaster import Broadcaster
 from chatflow.db.engine import Database
 from chatflow.db.models import Run, utcnow
+from chatflow.metrics import Metrics
 from chatflow.repositories import runs as runs_repo
 from chatflow.runs.outcomes import Ending, interrupted_by_stop
 from chatflow.services import events
 from chatflow.services.events import Declined
+
+log = logging.getLogger(__name__)
 
 
 class RunStates:
@@ -22,9 +27,12 @@ class RunStates:
     transaction of the event that announces it, so a cancel and a start (or two endings) never
     both win, whichever processes they come from."""
 
-    def __init__(self, *, db: Database, broadcaster: Broadcaster) -> None:
+    def __init__(
+        self, *, db: Database, broadcaster: Broadcaster, metrics: Metrics | None = None
+    ) -> None:
         self._db = db
         self._broadcaster = broadcaster
+        self._metrics = metrics
 
     async def start(self, run: Run) -> bool:
         """queued -> running, announced by ``workflow_started``; False if no longer queued."""
@@ -39,7 +47,14 @@ class RunStates:
             steps=[step["operation"] for step in run.steps],
             with_row=lambda conn: _write_start(conn, run.id),
         )
-        return stored is not None
+        if stored is None:
+            return False
+        waited = (utcnow() - run.created_at).total_seconds()
+        if self._metrics is not None:
+            self._metrics.run_started(waited)
+        with logs.bind(run_id=run.id, chat_id=run.chat_id):
+            log.info("run %s started after %.3f s in the queue", run.id, waited)
+        return True
 
     async def step(
         self, *, chat_id: str, run_id: str, index: int, values: dict[str, Any], **event: Any
@@ -70,7 +85,13 @@ class RunStates:
             with_row=lambda conn: _write_ending(conn, run_id, ending, expect),
             **ending.event(),
         )
-        return stored is not None
+        if stored is None:
+            return False
+        if self._metrics is not None:
+            self._metrics.run_ended(ending.status)
+        with logs.bind(run_id=run_id, chat_id=chat_id):
+            log.info("run %s ended %s", run_id, ending.status)
+        return True
 
     async def request_cancel(self, run_id: str, reason: str) -> bool:
         """Record a cancel for a queued or running run; False if it ended or is sealed."""
