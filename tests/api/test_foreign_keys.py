@@ -144,6 +144,10 @@ HTTP: dict[tuple[str, str], tuple[list[Call], int]] = {
     ("GET", "/api/v1/chat/workflows"): ([lambda b, i: b.get(CHAT)], 200),
     ("POST", "/api/v1/chat/workflows"): ([lambda b, i: b.post(CHAT, json={"title": "B's"})], 201),
     ("GET", "/api/v1/health"): ([lambda b, i: b.get(f"{API}/health")], 200),
+    ("GET", "/api/v1/health/live"): ([lambda b, i: b.get(f"{API}/health/live")], 200),
+    ("GET", "/api/v1/health/ready"): ([lambda b, i: b.get(f"{API}/health/ready")], 200),
+    # Process-wide counters with no chat in any label: any valid key may read them.
+    ("GET", "/metrics"): ([lambda b, i: b.get("/metrics")], 200),
     ("GET", "/api/v1/operations"): ([lambda b, i: b.get(f"{API}/operations")], 200),
     ("GET", "/openapi.json"): ([lambda b, i: b.get("/openapi.json")], 200),
     ("GET", "/docs"): ([lambda b, i: b.get("/docs")], 200),
@@ -151,7 +155,15 @@ HTTP: dict[tuple[str, str], tuple[list[Call], int]] = {
     ("GET", "/redoc"): ([lambda b, i: b.get("/redoc")], 200),
 }
 # Routes any caller may use without a key.
-PUBLIC = {"/api/v1/health", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
+PUBLIC = {
+    "/api/v1/health",
+    "/api/v1/health/live",
+    "/api/v1/health/ready",
+    "/openapi.json",
+    "/docs",
+    "/docs/oauth2-redirect",
+    "/redoc",
+}
 SOCKETS = {"/chat/{chat_id}", "/api/v1/chat/workflows/{chat_id}/ws"}
 
 
