@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-fast lint bench load clean
+.PHONY: run cluster test test-fast lint bench load clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -16,6 +16,11 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 run: $(STAMP)
 	$(BIN)/chatflow serve --data-dir ./data
+
+# 2 API processes and 2 workers behind HAProxy on http://127.0.0.1:8080, against PostgreSQL and
+# Redis (CHATFLOW_DATABASE_URL, CHATFLOW_REDIS_URL; deploy/README.md); Ctrl-C stops it all.
+cluster: $(STAMP)
+	$(BIN)/python deploy/cluster.py --data-dir ./data-cluster
 
 # Test files are spread over TEST_WORKERS processes (pytest-xdist), a whole file to one
 # process, so a module's shared server and fixtures are made once; TEST_WORKERS=0: serially.

@@ -140,6 +140,9 @@ def build_server(
         # No logging config of uvicorn's own: its error and access lines reach the root
         # logger's handler (logs.setup_logging), in the same format, with the request's id.
         log_config=None,
+        # Given here so uvicorn does not read FORWARDED_ALLOW_IPS from the environment itself.
+        proxy_headers=True,
+        forwarded_allow_ips=settings.forwarded_allow_ips,
     )
     return Server(config, freeze_gc=freeze_gc, ws_port=settings.ws_port)
 

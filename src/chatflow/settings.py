@@ -223,6 +223,12 @@ class Settings(BaseSettings):
     public_url: str | None = Field(
         default=None, description="base URL for links; default: taken from each request"
     )
+    forwarded_allow_ips: str = Field(
+        default="127.0.0.1",
+        description="comma-separated addresses (or '*') whose X-Forwarded-Proto and "
+        "X-Forwarded-For are believed: a load balancer in front (deploy/); links are built "
+        "from its Host and scheme",
+    )
     xlsx_writer: Literal["xlsxwriter", "rustpy-xlsxwriter"] = Field(
         default="rustpy-xlsxwriter",
         description="engine writing xlsx outputs (the same cells either way); 'xlsxwriter' is "
