@@ -144,11 +144,14 @@ def is_ready(url: str) -> bool:
         return False
 
 
-def wait_ready(urls: list[str], children: list[Child], timeout_s: float) -> Child | None:
-    """Wait until every URL answers ready; a child that exits meanwhile is returned."""
+def wait_ready(
+    urls: list[str], children: list[Child], timeout_s: float, stopping: list[int]
+) -> Child | None:
+    """Wait until every URL answers ready, or a stop signal comes; a child that exits
+    meanwhile is returned."""
     deadline = time.monotonic() + timeout_s
     pending = list(urls)
-    while pending:
+    while pending and not stopping:
         if (gone := dead(children)) is not None:
             return gone
         if time.monotonic() > deadline:
@@ -212,9 +215,16 @@ def run(args: argparse.Namespace) -> int:
     env["CHATFLOW_DATA_DIR"] = str(args.data_dir)
     logs = args.data_dir / "logs"
     logs.mkdir(exist_ok=True)
-    ensure_database(env["CHATFLOW_DATABASE_URL"])
+    try:
+        ensure_database(env["CHATFLOW_DATABASE_URL"])
+    except Exception as exc:  # asyncpg's errors have no common base with OSError
+        log(f"cannot create the database of CHATFLOW_DATABASE_URL: {exc!r}")
+        return 1
     upgrade = [*chatflow_command(), "db", "upgrade", "--data-dir", str(args.data_dir)]
-    subprocess.run([*upgrade, "--database-url", env["CHATFLOW_DATABASE_URL"]], env=env, check=True)
+    upgrade += ["--database-url", env["CHATFLOW_DATABASE_URL"]]
+    if (code := subprocess.run(upgrade, env=env, check=False).returncode) != 0:
+        log(f"chatflow db upgrade failed (exit {code})")
+        return 1
 
     stopping: list[int] = []
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -223,7 +233,7 @@ def run(args: argparse.Namespace) -> int:
     url = f"http://{args.host}:{args.lb_port}"
     try:
         apis = [f"http://127.0.0.1:{port}" for port in args.api_ports]
-        gone = None if stopping else wait_ready([*apis, url], children, args.ready_timeout)
+        gone = wait_ready([*apis, url], children, args.ready_timeout, stopping)
         if gone is None and not stopping:
             log(f"ready: {url} (stop with Ctrl-C)")
         while gone is None and not stopping:
