@@ -136,7 +136,7 @@ def test_cluster_serves_through_the_balancer_and_stops_on_sigint(
         url = cluster.wait_for_url()
         assert url == f"http://127.0.0.1:{ports[0]}"
         cluster.tree += psutil.Process(launcher.pid).children(recursive=True)
-        names = {" ".join(p.cmdline()) for p in psutil.Process(launcher.pid).children()}
+        names = [" ".join(p.cmdline()) for p in psutil.Process(launcher.pid).children()]
         assert sum("haproxy" in n for n in names) == 1, names
         assert sum("--role api" in n for n in names) == 2, names
         assert sum(" worker " in f"{n} " for n in names) == 2, names
