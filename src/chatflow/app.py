@@ -22,6 +22,7 @@ from chatflow.db.engine import Database
 from chatflow.db.migrate import head_revisions, upgrade
 from chatflow.metrics import Metrics
 from chatflow.operations import load_all
+from chatflow.operations.registry import Registry
 from chatflow.repositories import files as files_repo
 from chatflow.runs.executor import RunExecutor
 from chatflow.runs.job_queue import JobQueue
@@ -87,26 +88,14 @@ async def start_runtime(settings: Settings) -> Runtime:
         memory_mb=settings.inspect_memory_mb,
         timeout_s=settings.inspect_timeout_s,
     )
-    states = RunStates(db=db, broadcaster=broadcaster, metrics=metrics)
-    executor = RunExecutor(
+    executor, runs = _run_machinery(
+        settings,
         db=db,
         broadcaster=broadcaster,
         registry=registry,
         steps=StepRunner(threads=threads, processes=processes, store=store, settings=settings),
-        states=states,
         metrics=metrics,
     )
-    runs: RunDispatcher = RunQueue(executor.execute)
-    if settings.uses_job_queue:
-        runs = JobQueue(
-            db=db,
-            broadcaster=broadcaster,
-            states=states,
-            execute=executor.execute,
-            database_url=settings.resolved_database_url,
-            heartbeat_s=settings.worker_heartbeat_s,
-            stalled_s=settings.worker_stalled_s,
-        )
     rt = Runtime(
         settings=settings,
         db=db,
@@ -123,17 +112,55 @@ async def start_runtime(settings: Settings) -> Runtime:
         metrics=metrics,
         schema_heads=heads,
     )
+    await _start_work(rt)
+    return rt
+
+
+async def _start_work(rt: Runtime) -> None:
+    """Start what this process's role runs, once start-up recovery has run."""
+    settings = rt.settings
     executes = settings.role != "api"
     if settings.prestart_workers and executes:
-        processes.prestart()
+        rt.worker_processes.prestart()
     if settings.prestart_inspections and settings.role != "worker":
-        await inspections.prestart()
+        await rt.inspections.prestart()
     await _recover(rt)
-    if relay is not None:
-        relay.start()  # ended by stop_runtime; Redis being down delays nothing here
-    if isinstance(runs, JobQueue) and executes:
-        await runs.start_worker(concurrency=settings.worker_concurrency)
-    return rt
+    if rt.relay is not None:
+        rt.relay.start()  # ended by stop_runtime; Redis being down delays nothing here
+    if isinstance(rt.runs, JobQueue) and executes:  # serve without a role, and chatflow worker
+        await rt.runs.start_worker(concurrency=settings.worker_concurrency)
+
+
+def _run_machinery(
+    settings: Settings,
+    *,
+    db: Database,
+    broadcaster: Broadcaster,
+    registry: Registry,
+    steps: StepRunner,
+    metrics: Metrics,
+) -> tuple[RunExecutor, RunDispatcher]:
+    """The executor, and where runs go: this process's queue, or PostgreSQL's job queue."""
+    states = RunStates(db=db, broadcaster=broadcaster, metrics=metrics)
+    executor = RunExecutor(
+        db=db,
+        broadcaster=broadcaster,
+        registry=registry,
+        steps=steps,
+        states=states,
+        metrics=metrics,
+    )
+    if not settings.uses_job_queue:
+        return executor, RunQueue(executor.execute)
+    return executor, JobQueue(
+        db=db,
+        broadcaster=broadcaster,
+        states=states,
+        execute=executor.execute,
+        database_url=settings.resolved_database_url,
+        heartbeat_s=settings.worker_heartbeat_s,
+        stalled_s=settings.worker_stalled_s,
+    )
 
 
 def _counted(store: StoreFn, metrics: Metrics) -> StoreFn:

@@ -73,18 +73,20 @@ async def execute_workflow(
                 await show_run(rt=rt, owner=owner, chat_id=chat_id, run_id=run.id, base=base),
             )
         else:
-            async with rt.db.read() as session:
-                status = await runs_repo.get_status(session, run_id=run.id)
-            answer = (
-                202,
-                {
-                    "run_id": run.id,
-                    "status": status,
-                    "status_url": links.run_url(base, run.chat_id, run.id),
-                },
-            )
+            answer = (202, await _accepted(rt, run, base))
         attempt.remember(answer[0], to_jsonable_python(answer[1]))
         return answer
+
+
+async def _accepted(rt: Runtime, run: Run, base: str) -> dict[str, Any]:
+    """The 202 answer: where the run is now, and where to look next."""
+    async with rt.db.read() as session:
+        status = await runs_repo.get_status(session, run_id=run.id)
+    return {
+        "run_id": run.id,
+        "status": status,
+        "status_url": links.run_url(base, run.chat_id, run.id),
+    }
 
 
 async def submit_run(
