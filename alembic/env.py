@@ -5,10 +5,14 @@ from __future__ import annotations
 import asyncio
 
 from alembic import context
+from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from chatflow.db.models import Base
+
+# An arbitrary 64-bit number naming chatflow's migration lock in pg_advisory_xact_lock.
+MIGRATION_LOCK = 0x63686174666C6F77  # "chatflow"
 
 config = context.config
 target_metadata = Base.metadata
@@ -32,6 +36,11 @@ def _run(connection: Connection) -> None:
         compare_type=True,
     )
     with context.begin_transaction():
+        if connection.dialect.name == "postgresql":
+            # Processes of a cluster starting at once on a fresh database would each create
+            # the schema: the first to take this lock migrates, the others then find it at
+            # head (alembic reads the version after this, in the same transaction).
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
         context.run_migrations()
 
 
