@@ -10,7 +10,15 @@ import httpx
 import pytest
 
 from tests.postgres import CuttableProxy, PostgresDatabases
-from tests.support import create_chat, make_settings, run_server
+from tests.support import (
+    POSTAL_ROWS,
+    create_chat,
+    make_settings,
+    run_server,
+    seed_workflow,
+    upload,
+    write_xlsx,
+)
 
 API = "/api/v1"
 
@@ -52,3 +60,13 @@ def test_an_unreachable_database_gives_503_then_the_service_recovers(
         titles = [c["title"] for c in listed]
         assert titles == ["before"]  # nothing was half-made while it was cut
         assert client.get(f"{API}/health").json()["data"]["status"] == "ok"
+        # Runs go through the job queue on this database: its worker lost its connections
+        # (the listener included) and must have started again by itself.
+        upload(client, chat_id, write_xlsx(tmp_path / "postal.xlsx", POSTAL_ROWS))
+        ran = client.post(
+            f"{API}/chat/workflows/{chat_id}/execute",
+            params={"wait": "true", "timeout": 60},
+            json=seed_workflow(),
+        )
+        assert ran.status_code == 200, ran.text
+        assert ran.json()["data"]["status"] == "completed"

@@ -178,8 +178,9 @@ def test_a_sealed_run_refuses_a_cancel_and_a_cancelled_one_cannot_be_sealed(
         assert await states.request_cancel("cancelled", "shutdown")  # landed; first reason kept
         async with db.read() as session:
             assert await runs_repo.cancel_reason(session, run_id="cancelled") == "cancelled"
-        await _run(db, "ended", status="completed")
+        await _run(db, "ended", status="interrupted")  # by a sweeper, its worker taken for dead
         assert not await states.request_cancel("ended", "cancelled")
+        assert not await states.seal("ended")  # so the worker, if alive after all, records nothing
 
     scenario(body, tmp_path)
 

@@ -76,9 +76,13 @@ async def request_cancel(session: AsyncSession, *, run_id: str, reason: str) -> 
 
 
 async def seal(session: AsyncSession, *, run_id: str) -> bool:
-    """Pass the run's last cancel check: True if no cancel was recorded first."""
+    """Pass the run's last cancel check: True if it is running and no cancel came first."""
     sealed = await session.execute(
-        update(Run).where(Run.id == run_id, Run.cancel_reason.is_(None)).values(sealed=True)
+        update(Run)
+        # Still running: a run another process has ended (its worker taken for dead) must
+        # not go on to record outputs.
+        .where(Run.id == run_id, Run.status == "running", Run.cancel_reason.is_(None))
+        .values(sealed=True)
     )
     return bool(sealed.rowcount)  # type: ignore[attr-defined]
 
