@@ -1,6 +1,6 @@
 """A cluster for the tests: API processes (``chatflow serve --role api``) and workers
-(``chatflow worker``) on one PostgreSQL database, one Redis and one data directory, each a real
-process that a test may kill with SIGKILL and start again."""
+(``chatflow worker``) on one PostgreSQL database, one Redis and one files directory, each a
+real process that a test may kill with SIGKILL and start again."""
 
 from __future__ import annotations
 
@@ -43,19 +43,36 @@ class Cluster:
         script = Path(sys.executable).with_name("chatflow")
         base = [str(script)] if script.exists() else [sys.executable, "-m", "chatflow"]
         clean = {k: v for k, v in os.environ.items() if not k.startswith("CHATFLOW_")}
-        self.env = {**clean, "CHATFLOW_DATA_DIR": str(home / "data"), **env}
+        # Each process has a data dir of its own; the files directory is the one they share.
+        self.files_dir = home / "files"
+        self.env = {**clean, "CHATFLOW_FILES_DIR": str(self.files_dir), **env}
         self.home = home
         self.apis = [
             Member(
                 f"api{i + 1}",
-                [*base, "serve", "--role", "api", "--port", str(port), "--ws-port", "0"],
+                [
+                    *base,
+                    "serve",
+                    "--role",
+                    "api",
+                    "--port",
+                    str(port),
+                    "--ws-port",
+                    "0",
+                    "--data-dir",
+                    str(home / f"api{i + 1}"),
+                ],
                 home / f"api{i + 1}.log",
                 port=port,
             )
             for i, port in enumerate(free_ports(apis))
         ]
         self.workers = [
-            Member(f"worker{i + 1}", [*base, "worker"], home / f"worker{i + 1}.log")
+            Member(
+                f"worker{i + 1}",
+                [*base, "worker", "--data-dir", str(home / f"worker{i + 1}")],
+                home / f"worker{i + 1}.log",
+            )
             for i in range(workers)
         ]
 

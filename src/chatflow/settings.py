@@ -42,6 +42,12 @@ class Settings(BaseSettings):
         "clients (it answers HTTP too); 0: off",
     )
     data_dir: Path = Path("./data")
+    shared_files_dir: Path | None = Field(
+        default=None,
+        validation_alias=AliasChoices("CHATFLOW_FILES_DIR", "shared_files_dir"),
+        description="where uploaded and produced files live (default DATA_DIR/files); every "
+        "process of a cluster must see the same directory, with atomic renames",
+    )
     database_url: str | None = Field(
         default=None,
         description="SQLAlchemy async URL (sqlite+aiosqlite:// or postgresql+asyncpg://); "
@@ -247,6 +253,8 @@ class Settings(BaseSettings):
 
     @property
     def files_dir(self) -> Path:
+        if self.shared_files_dir is not None:
+            return self.shared_files_dir.expanduser().resolve()
         return self.resolved_data_dir / "files"
 
     @property

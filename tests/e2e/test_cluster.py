@@ -1,4 +1,4 @@
-"""Two API processes and two workers on one PostgreSQL database, one Redis and one data dir,
+"""Two API processes and two workers on one PostgreSQL database, one Redis and one files dir,
 each a real process: what one process guarantees holds across them, and a process killed with
 SIGKILL costs nothing but the run it was executing.
 
@@ -289,7 +289,7 @@ def test_a_cancel_through_one_api_stops_a_run_on_a_worker_within_a_second(
         assert (run["status"], run["outputs"]) == ("cancelled", [])
         files = on_a.get(f"{API}/{chat}/files").json()["data"]
         assert [f["filename"] for f in files] == ["big.csv"]
-    on_disk = list((cluster.home / "data" / "files" / chat).iterdir())
+    on_disk = list((cluster.files_dir / chat).iterdir())
     assert len(on_disk) == 1, on_disk  # the upload; nothing partial or temporary is left
 
 

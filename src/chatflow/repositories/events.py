@@ -36,6 +36,12 @@ def take_seqs(conn: Connection, *, chat_id: str, count: int) -> int:
     return int(last) - count + 1
 
 
+def give_back_seqs(conn: Connection, *, chat_id: str, count: int) -> None:
+    """Return the last ``count`` numbers ``take_seqs`` reserved in this transaction (events
+    that were declined): the chat's row lock is still held, so nobody took any after them."""
+    conn.execute(update(Chat).where(Chat.id == chat_id).values(last_seq=Chat.last_seq - count))
+
+
 def insert_events(conn: Connection, *, chat_id: str, stored: list[dict[str, Any]]) -> None:
     """Insert events that already carry their ``seq``, in the caller's transaction."""
     now = utcnow()

@@ -47,17 +47,19 @@ def make_store(db: Database) -> StoreFn:
         chat_id: str, bodies: list[dict[str, Any]], conn: Connection
     ) -> list[StoredEvent | None]:
         # Runs on the writer thread, so the events are also JSON-encoded off the event loop.
-        # Rows first, so a declined event takes no number; a deleted chat then fails in
-        # take_seqs (ChatGone) and the whole transaction, rows included, rolls back.
+        # Numbers first: they take the chat's row lock, which numbering file versions in a
+        # ``with_row`` relies on, and a deleted chat fails here (ChatGone) before any row.
+        first = events_repo.take_seqs(conn, chat_id=chat_id, count=len(bodies))
         written = [_with_row_written(body, conn) for body in bodies]
         kept = [body for body in written if body is not None]
-        if not kept:
-            return [None] * len(bodies)
-        seqs = iter(range(events_repo.take_seqs(conn, chat_id=chat_id, count=len(kept)), 1 << 62))
+        if len(kept) < len(bodies):  # declined events take no number
+            events_repo.give_back_seqs(conn, chat_id=chat_id, count=len(bodies) - len(kept))
+        seqs = iter(range(first, first + len(kept)))
         stored = [None if body is None else {**body, "seq": next(seqs)} for body in written]
-        events_repo.insert_events(
-            conn, chat_id=chat_id, stored=[event for event in stored if event is not None]
-        )
+        if kept:
+            events_repo.insert_events(
+                conn, chat_id=chat_id, stored=[event for event in stored if event is not None]
+            )
         return [None if event is None else StoredEvent(event) for event in stored]
 
     async def store(chat_id: str, bodies: list[dict[str, Any]]) -> list[dict[str, Any] | None]:
