@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -66,6 +67,11 @@ class JsonFormatter(logging.Formatter):
         if record.stack_info:
             line["stack_info"] = record.stack_info
         return json.dumps(line, ensure_ascii=False, default=str)
+
+
+def format_from_env() -> Literal["text", "json"]:
+    """The format a child process inherits in CHATFLOW_LOG_FORMAT (text unless it says json)."""
+    return "json" if os.environ.get("CHATFLOW_LOG_FORMAT", "").strip().lower() == "json" else "text"
 
 
 def setup_logging(level: int, log_format: Literal["text", "json"] = "text") -> None:

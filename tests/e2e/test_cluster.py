@@ -12,6 +12,7 @@ import contextlib
 import hashlib
 import json
 import shutil
+import socket
 import subprocess
 import threading
 import time
@@ -72,11 +73,11 @@ class PrivateRedis:
         )
         deadline = time.monotonic() + 10
         while True:
-            with contextlib.suppress(OSError):
-                import socket
-
-                with socket.create_connection(("127.0.0.1", self.port), timeout=1):
-                    return
+            with (
+                contextlib.suppress(OSError),
+                socket.create_connection(("127.0.0.1", self.port), timeout=1),
+            ):
+                return
             assert time.monotonic() < deadline, "redis-server did not start"
             time.sleep(0.05)
 
@@ -175,9 +176,19 @@ def _executed_by(cluster: Cluster, run_id: str) -> Member:
     raise AssertionError(f"no worker says it started {run_id}:\n{cluster.logs()}")
 
 
-def _big_csv(path: Path) -> Path:
-    pl.DataFrame({"code": [f"{i:07d}" for i in range(400_000)]}).write_csv(path)
-    return path
+def _long_run(
+    client: httpx.Client, tmp_path: Path, follow: list[Member]
+) -> tuple[str, str, Path, list[Follower]]:
+    """A chat whose one run takes seconds (400,000 rows written row by row), followed from
+    the start on each of ``follow``: (chat id, run id, its input, the followers)."""
+    chat = create_chat(client)
+    big = tmp_path / "big.csv"
+    pl.DataFrame({"code": [f"{i:07d}" for i in range(400_000)]}).write_csv(big)
+    upload(client, chat, big)
+    followers = [Follower(f"{member.ws_url}/chat/{chat}?since=0") for member in follow]
+    response = client.post(f"{API}/{chat}/execute", json=seed_workflow(columns=["code"]))
+    assert response.status_code == 202, response.text
+    return chat, response.json()["data"]["run_id"], big, followers
 
 
 def test_subscribers_on_both_apis_see_the_same_events_for_three_chats_at_once(
@@ -267,12 +278,7 @@ def test_a_cancel_through_one_api_stops_a_run_on_a_worker_within_a_second(
 ) -> None:
     a, b = cluster.apis
     with _client(a) as on_a, _client(b) as on_b:
-        chat = create_chat(on_a)
-        upload(on_a, chat, _big_csv(tmp_path / "big.csv"))
-        follower = Follower(f"{a.ws_url}/chat/{chat}")
-        run_id = on_a.post(f"{API}/{chat}/execute", json=seed_workflow(columns=["code"])).json()[
-            "data"
-        ]["run_id"]
+        chat, run_id, _, (follower,) = _long_run(on_a, tmp_path, [a])
         # Writing its output: the longest stretch, checked for a cancel row by row.
         follower.until(
             lambda events: any(e["type"] == "progress" and e["progress"] > 75 for e in events)
@@ -298,13 +304,7 @@ def test_a_worker_killed_mid_run_leaves_the_run_interrupted_and_the_chat_working
 ) -> None:
     a, _ = cluster.apis
     with _client(a) as on_a:
-        chat = create_chat(on_a)
-        big = _big_csv(tmp_path / "big.csv")
-        upload(on_a, chat, big)
-        follower = Follower(f"{a.ws_url}/chat/{chat}")
-        run_id = on_a.post(f"{API}/{chat}/execute", json=seed_workflow(columns=["code"])).json()[
-            "data"
-        ]["run_id"]
+        chat, run_id, big, (follower,) = _long_run(on_a, tmp_path, [a])
         follower.until(lambda events: any(e["type"] == "progress" for e in events))
         victim = _executed_by(cluster, run_id)
         cluster.kill(victim)
@@ -334,10 +334,7 @@ def test_subscribers_of_a_killed_api_resume_on_the_other_with_since(
 ) -> None:
     a, b = cluster.apis
     with _client(b) as on_b:
-        chat = create_chat(on_b)
-        upload(on_b, chat, _big_csv(tmp_path / "big.csv"))
-        first = Follower(f"{a.ws_url}/chat/{chat}?since=0")
-        on_b.post(f"{API}/{chat}/execute", json=seed_workflow(columns=["code"]))
+        chat, _, _, (first,) = _long_run(on_b, tmp_path, [a])
         first.until(lambda events: any(e["type"] == "progress" for e in events))
         cluster.kill(a)
         first.closed.wait(10)
@@ -357,10 +354,7 @@ def test_redis_restarted_mid_run_loses_and_repeats_nothing(
     a, b = cluster.apis
     redis: PrivateRedis = cluster.redis  # type: ignore[attr-defined]
     with _client(a) as on_a:
-        chat = create_chat(on_a)
-        upload(on_a, chat, _big_csv(tmp_path / "big.csv"))
-        followers = [Follower(f"{m.ws_url}/chat/{chat}?since=0") for m in (a, b)]
-        on_a.post(f"{API}/{chat}/execute", json=seed_workflow(columns=["code"]))
+        chat, _, _, followers = _long_run(on_a, tmp_path, [a, b])
         followers[0].until(lambda events: any(e["type"] == "progress" for e in events))
         redis.kill()
         time.sleep(1.0)  # events are stored meanwhile; nobody hears of them through Redis

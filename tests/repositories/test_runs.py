@@ -67,7 +67,14 @@ def test_writes_change_only_what_they_are_given_in_the_callers_transaction(on_db
         finished = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 
         def start(conn: Connection) -> None:
-            runs_repo.write_status(conn, run_id="r1", status="running", started_at=started)
+            moved = runs_repo.write_status(
+                conn, run_id="r1", status="running", expect=("queued",), started_at=started
+            )
+            assert moved
+            # Conditional: a run no longer in the expected status is left as it is.
+            assert not runs_repo.write_status(
+                conn, run_id="r1", status="cancelled", expect=("queued",)
+            )
             runs_repo.write_step(conn, run_id="r1", index=0, status="done", message="ok")
             runs_repo.write_step(conn, run_id="r1", index=1, status="running")
 
@@ -81,7 +88,12 @@ def test_writes_change_only_what_they_are_given_in_the_callers_transaction(on_db
         def fail(conn: Connection) -> None:
             runs_repo.skip_pending_steps(conn, run_id="r1")
             runs_repo.write_status(
-                conn, run_id="r1", status="failed", error=error, finished_at=finished
+                conn,
+                run_id="r1",
+                status="failed",
+                expect=runs_repo.UNFINISHED,
+                error=error,
+                finished_at=finished,
             )
 
         await db.run_write(fail)
@@ -105,7 +117,7 @@ def test_a_failed_transaction_writes_nothing(on_db: OnDb) -> None:
         await _add_run(db, "c1", "r1")
 
         def write_then_fail(conn: Connection) -> None:
-            runs_repo.write_status(conn, run_id="r1", status="running")
+            runs_repo.write_status(conn, run_id="r1", status="running", expect=("queued",))
             runs_repo.skip_pending_steps(conn, run_id="r1")
             raise RuntimeError("the event could not be stored")
 

@@ -119,25 +119,30 @@ def test_a_status_change_whose_event_cannot_be_stored_does_not_happen(
     scenario(body, tmp_path)
 
 
+async def _race_start_and_cancel(
+    db: Database, starter: RunStates, canceller: RunStates, run_id: str, *, cancel_first: bool
+) -> str:
+    """Start and cancel one queued run at once; exactly one must win. The status left."""
+    run = await _run(db, run_id)
+    cancel = canceller.end(
+        chat_id=CHAT, run_id=run.id, ending=outcomes.cancelled_before_start(), expect=("queued",)
+    )
+    if cancel_first:
+        cancelled, started = await asyncio.gather(cancel, starter.start(run))
+    else:
+        started, cancelled = await asyncio.gather(starter.start(run), cancel)
+    assert started != cancelled
+    status, _, _, types = await _stored(db, run.id)
+    expected = ("running", ["workflow_started"])
+    assert (status, types) == (expected if started else ("cancelled", ["workflow_cancelled"]))
+    return status
+
+
 def test_a_cancel_racing_a_start_leaves_exactly_one_done(tmp_path: Path) -> None:
     async def body(db: Database, states: RunStates) -> None:
         for attempt in range(10):
-            run = await _run(db, f"r{attempt}")
-            cancel = states.end(
-                chat_id=CHAT,
-                run_id=run.id,
-                ending=outcomes.cancelled_before_start(),
-                expect=("queued",),
-            )
-            if attempt % 2:
-                started, cancelled = await asyncio.gather(states.start(run), cancel)
-            else:
-                cancelled, started = await asyncio.gather(cancel, states.start(run))
-            assert started != cancelled
-            status, _, _, types = await _stored(db, run.id)
-            expected = ("running", ["workflow_started"])
-            assert (status, types) == (
-                expected if started else ("cancelled", ["workflow_cancelled"])
+            await _race_start_and_cancel(
+                db, states, states, f"r{attempt}", cancel_first=attempt % 2 == 0
             )
 
     scenario(body, tmp_path)
@@ -216,23 +221,10 @@ def test_across_processes_a_start_or_a_cancel_wins_and_a_seal_or_a_cancel(
 ) -> None:
     async def body(here: RunStates, there: RunStates, db: Database) -> None:
         for attempt in range(20):
-            run = await _run(db, f"q{attempt}")
-            cancel = there.end(
-                chat_id=CHAT,
-                run_id=run.id,
-                ending=outcomes.cancelled_before_start(),
-                expect=("queued",),
-            )
-            started, cancelled = await asyncio.gather(here.start(run), cancel)
-            assert started != cancelled
-            status, _, _, types = await _stored(db, run.id)
-            assert (status, types) == (
-                ("running", ["workflow_started"])
-                if started
-                else ("cancelled", ["workflow_cancelled"])
-            )
+            run_id = f"q{attempt}"
+            status = await _race_start_and_cancel(db, here, there, run_id, cancel_first=False)
             sealed, landed = await asyncio.gather(
-                here.seal(run.id), there.request_cancel(run.id, "cancelled")
+                here.seal(run_id), there.request_cancel(run_id, "cancelled")
             )
             assert not (sealed and landed)  # never both: a 202 for a run that completes
             assert sealed or landed or status == "cancelled"

@@ -15,6 +15,7 @@ import traceback
 from multiprocessing.connection import Connection
 from typing import Any
 
+from chatflow import logs
 from chatflow.failures import Cancelled, StepFailed
 from chatflow.runs import sealing
 from chatflow.runs.worker_pool import (
@@ -37,6 +38,8 @@ def serve(fd: int, lifeline: int, *, memory_mb: int = 0, sealed: bool = False) -
     allocator, grows with the CPU count, and is not the job's to pay for.
     """
     conn = Connection(fd)
+    # The server's format (CHATFLOW_LOG_FORMAT, inherited): its JSON lines stay one per line.
+    logs.setup_logging(logging.WARNING, logs.format_from_env())
     threading.Thread(target=_exit_with_server, args=(lifeline,), daemon=True).start()
     if sealed:
         sealing.warm_up()
