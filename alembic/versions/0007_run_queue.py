@@ -25,6 +25,30 @@ depends_on: str | Sequence[str] | None = None
 # pins (==): upgrading procrastinate means a new migration that applies its delta files.
 
 
+# procrastinate NOTIFYs its workers when a job is inserted, not when one ends.  A chat's next
+# run was inserted long before, while its lock was held, so without this it would wait for a
+# worker's next poll (5 s) instead of starting as soon as the run before it ends.
+_LOCK_RELEASED = """
+CREATE FUNCTION chatflow_notify_lock_released() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    payload TEXT := json_build_object('type', 'job_inserted', 'job_id', NEW.id)::text;
+BEGIN
+    PERFORM pg_notify('procrastinate_queue_v1#' || NEW.queue_name, payload);
+    PERFORM pg_notify('procrastinate_any_queue_v1', payload);
+    RETURN NEW;
+END;
+$$;
+CREATE TRIGGER chatflow_lock_released
+    AFTER UPDATE OF status ON procrastinate_jobs
+    FOR EACH ROW WHEN (
+        NEW.lock IS NOT NULL
+        AND OLD.status IN ('todo', 'doing')
+        AND NEW.status NOT IN ('todo', 'doing')
+    )
+    EXECUTE PROCEDURE chatflow_notify_lock_released();
+"""
+
+
 def upgrade() -> None:
     with op.batch_alter_table("runs") as batch:
         batch.add_column(sa.Column("cancel_reason", sa.String(16), nullable=True))
@@ -37,10 +61,12 @@ def upgrade() -> None:
         # asyncpg runs a script of many statements only outside a prepared statement.
         raw = op.get_bind().connection.driver_connection
         await_only(raw.execute(schema))
+        await_only(raw.execute(_LOCK_RELEASED))
 
 
 def downgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
+        op.execute("DROP FUNCTION IF EXISTS chatflow_notify_lock_released() CASCADE")
         op.execute(
             "DROP TABLE IF EXISTS procrastinate_events, procrastinate_periodic_defers, "
             "procrastinate_jobs, procrastinate_workers CASCADE"
