@@ -28,7 +28,7 @@ from chatflow.runs.states import RunStates
 from chatflow.runs.step_io import RunFiles
 from chatflow.runs.step_jobs import run_step_remotely, write_final_remotely
 from chatflow.runs.step_runner import StepRunner
-from chatflow.services import events, messages
+from chatflow.services import events
 from chatflow.services.views import file_view
 
 log = logging.getLogger(__name__)
@@ -137,30 +137,29 @@ class RunExecutor:
     async def _complete(self, state: _RunState, rows: list[StoredFile]) -> None:
         run = state.run
         outputs = [_output_summary(file_view(row, state.handle.base_url)) for row in rows]
-        ending = outcomes.completed(outputs, state.results)
-        if not await self.states.end(chat_id=run.chat_id, run_id=run.id, ending=ending):
-            return
         summary = ", ".join(f"'{o['filename']}'" for o in outputs) or "no files"
-        await messages.post(
-            broadcaster=self.broadcaster,
+        await self.states.end(
             chat_id=run.chat_id,
-            role="system",
-            text=f"Run {run.id} completed: produced {summary}",
-            data={"kind": "run_completed", "run_id": run.id, "outputs": outputs},
+            run_id=run.id,
+            ending=outcomes.completed(outputs, state.results),
+            note=(
+                f"Run {run.id} completed: produced {summary}",
+                {"kind": "run_completed", "run_id": run.id, "outputs": outputs},
+            ),
         )
 
     async def _end_failed(self, chat_id: str, run_id: str, ending: outcomes.Ending) -> None:
         """End the run as failed, and say so in the chat's transcript."""
-        if not await self.states.end(chat_id=chat_id, run_id=run_id, ending=ending):
-            return
         assert ending.error is not None
         error = ending.error.as_dict()
-        await messages.post(
-            broadcaster=self.broadcaster,
+        await self.states.end(
             chat_id=chat_id,
-            role="system",
-            text=f"Run {run_id} failed: {error['message']}",
-            data={"kind": "run_failed", "run_id": run_id, "error": error},
+            run_id=run_id,
+            ending=ending,
+            note=(
+                f"Run {run_id} failed: {error['message']}",
+                {"kind": "run_failed", "run_id": run_id, "error": error},
+            ),
         )
 
     def _operation(self, index: int, step: dict[str, Any]) -> Operation[Any]:

@@ -16,7 +16,7 @@ from chatflow.db.models import Run, utcnow
 from chatflow.metrics import Metrics
 from chatflow.repositories import runs as runs_repo
 from chatflow.runs.outcomes import Ending, interrupted_by_stop
-from chatflow.services import events
+from chatflow.services import events, messages
 from chatflow.services.events import Declined
 
 log = logging.getLogger(__name__)
@@ -75,17 +75,39 @@ class RunStates:
         run_id: str,
         ending: Ending,
         expect: tuple[str, ...] = runs_repo.UNFINISHED,
+        note: tuple[str, dict[str, Any]] | None = None,
     ) -> bool:
-        """Give the run its final status and event; False (nothing done) unless it is in
-        one of the ``expect`` statuses."""
-        stored = await events.emit(
-            self._broadcaster,
-            chat_id=chat_id,
-            run_id=run_id,
-            with_row=lambda conn: _write_ending(conn, run_id, ending, expect),
-            **ending.event(),
-        )
-        if stored is None:
+        """Give the run its final status and event, and post ``note`` (text, data) to the
+        transcript, all in one transaction; False (nothing done) unless it is in one of the
+        ``expect`` statuses.  One transaction, so whoever sees the run ended (a client of
+        ``?wait=true`` on any process) also finds the note."""
+        moved: list[bool] = []
+
+        def write_ending(conn: Connection) -> dict[str, Any]:
+            fields = _write_ending(conn, run_id, ending, expect)  # Declined if it has ended
+            moved.append(True)
+            return fields
+
+        bodies = [
+            events.event_body(
+                chat_id=chat_id, run_id=run_id, with_row=write_ending, **ending.event()
+            )
+        ]
+        if note is not None:
+            text, data = note
+
+            def write_note(conn: Connection) -> dict[str, Any]:
+                if not moved:
+                    raise Declined()  # no ending, nothing to say
+                return messages.record(conn, chat_id=chat_id, role="system", text=text, data=data)
+
+            bodies.append(
+                events.event_body(
+                    chat_id=chat_id, type="message_added", message=text, with_row=write_note
+                )
+            )
+        stored = await events.emit_all(self._broadcaster, chat_id=chat_id, bodies=bodies)
+        if stored[0] is None:
             return False
         if self._metrics is not None:
             self._metrics.run_ended(ending.status)
