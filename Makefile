@@ -25,7 +25,7 @@ cluster: $(STAMP)
 # Test files are spread over TEST_WORKERS processes (pytest-xdist), a whole file to one
 # process, so a module's shared server and fixtures are made once; TEST_WORKERS=0: serially.
 TEST_WORKERS ?= 2
-PYTEST := $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
+PYTEST := $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile --durations=15
 
 test: $(STAMP) lint
 	$(PYTEST)
