@@ -91,9 +91,8 @@ def served(
         "CHATFLOW_WORKER_PROCESSES": "1",
         "CHATFLOW_INSPECT_PROCESSES": "1",
     }
-    url = database_settings(request, database_kind).get("database_url")
-    if url:
-        env["CHATFLOW_DATABASE_URL"] = str(url)
+    for name, value in database_settings(request, database_kind).items():
+        env[f"CHATFLOW_{name.upper()}"] = str(value)  # PostgreSQL and Redis, or nothing
     log = home / "server.log"
     with chatflow_process(home / "data", log, port=port, env=env):
         served = Served(port, log)
