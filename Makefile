@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run cluster test test-fast lint bench load clean
+.PHONY: run cluster test test-fast lint bench load load-cluster clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -51,6 +51,11 @@ bench: $(BENCH_STAMP)
 
 load: $(BENCH_STAMP)
 	$(BIN)/python -m benchmarks.load
+
+# The same load through HAProxy to deploy/cluster.py's 2 API processes and 2 workers, on a fresh
+# database of the local PostgreSQL and the local Redis (docs/load.md).
+load-cluster: $(BENCH_STAMP)
+	$(BIN)/python -m benchmarks.load --cluster
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .import_linter_cache

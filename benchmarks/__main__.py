@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from benchmarks.cluster import run_cluster
 from benchmarks.data import INPUT, write_orders_xlsx
 from benchmarks.edges import run_read, run_write
 from benchmarks.options import FULL, QUICK, Options
@@ -36,7 +37,7 @@ log = logging.getLogger("benchmarks")
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
 ON_SERVER = ("spreadsheet", "upload", "scaling")  # share one server per tree
 BASELINED = ("read", "write", "spreadsheet", "upload")  # measure the baseline tree too
-PHASES = ("read", "write", *ON_SERVER)
+PHASES = ("read", "write", *ON_SERVER, "cluster")  # cluster: its own processes, this tree
 
 
 @contextlib.contextmanager
@@ -70,6 +71,7 @@ def run(opts: Options, only: set[str], work: Path) -> Results:
             "spreadsheet": lambda: run_spreadsheet(res, sides, xlsx, opts),
             "upload": lambda: run_upload(res, sides, xlsx, opts),
             "scaling": lambda: run_scaling(res, sides[0], work, opts),  # this tree only
+            "cluster": lambda: run_cluster(res, work, xlsx, opts),
         }
         for name in (n for n in PHASES if n in only):
             with phase(res, name):

@@ -1,14 +1,16 @@
 """``make load``: a bounded load test against a real chatflow server on loopback.
 
-``python -m benchmarks.load [--seconds 60] [--chats 50] [--subscribers 3] [--baseline REF]``: a
-server with default settings (``benchmarks.serving``; of the git ref ``--baseline`` instead of
-this tree when given); for ``--seconds`` every chat loops "upload a 1,000-row csv, then a
-3-step workflow with ``?wait=true``" while its WebSocket subscribers follow it and one client
-polls ``GET /health`` every 50 ms. Then the cycles in flight finish, each subscriber's events
-are compared with the chat's stored events (consecutive ``seq``, none lost, none unknown), a
-summary (with every upload's time and Server-Timing) is printed and written to
-benchmarks/results/load.json (load-<commit>.json for a baseline), and the exit status is 1 if
-any request failed or any event went astray.
+``python -m benchmarks.load [--seconds 60] [--chats 50] [--subscribers 3] [--baseline REF]
+[--cluster]``: a server with default settings (``benchmarks.serving``; of the git ref
+``--baseline`` instead of this tree when given; with ``--cluster``, ``deploy/cluster.py``'s 2
+API processes and 2 workers on a fresh PostgreSQL database, loaded through its HAProxy); for
+``--seconds`` every chat loops "upload a 1,000-row csv, then a 3-step workflow with
+``?wait=true``" while its WebSocket subscribers follow it and one client polls ``GET /health``
+every 50 ms. Then the cycles in flight finish, each subscriber's events are compared with the
+chat's stored events (consecutive ``seq``, none lost, none unknown), a summary (with every
+upload's time and Server-Timing) is printed and written to benchmarks/results/load.json
+(load-<commit>.json for a baseline, load-cluster.json for the cluster), and the exit status is 1
+if any request failed or any event went astray.
 """
 
 from __future__ import annotations
@@ -32,11 +34,13 @@ from typing import Any
 import httpx
 import websockets
 
+from benchmarks.cluster import launched
 from benchmarks.probes import RssSampler
 from benchmarks.results import latency, machine
 from benchmarks.serving import API, REPO, Server, checkout, serve, server_timing
 
 RESULTS = Path(__file__).resolve().parent / "results" / "load.json"
+CLUSTER = RESULTS.with_name("load-cluster.json")
 FILENAME = "people.csv"
 CATCH_UP_S = 15.0
 START_S = 10.0  # uploads begun later than this are past the opening burst of every chat
@@ -337,6 +341,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--drain-seconds", type=float, default=120.0, help="for cycles in flight (120)"
     )
     parser.add_argument("--baseline", help="serve this git ref (say fb0083b), not this tree")
+    parser.add_argument(
+        "--cluster", action="store_true", help="2 API processes + 2 workers behind HAProxy"
+    )
     parser.add_argument("--output", type=Path, help=f"json ({RESULTS})")
     args = parser.parse_args(argv)
     if args.seconds <= 0 or args.chats < 1 or args.subscribers < 0 or args.rows < 1:
@@ -355,7 +362,11 @@ def main(argv: list[str] | None = None) -> int:
                 root, commit = checkout(args.baseline, tmp)
                 tree = f"baseline {commit}"
                 args.output = args.output or RESULTS.with_name(f"load-{commit}.json")
-            server = stack.enter_context(serve(tmp / "data", tmp / "server.log", root=root))
+            if args.cluster:  # deploy/cluster.py's topology; this tree's code
+                server = stack.enter_context(launched(tmp))
+                tree, args.output = "cluster: 2 API + 2 workers, HAProxy", args.output or CLUSTER
+            else:
+                server = stack.enter_context(serve(tmp / "data", tmp / "server.log", root=root))
             rss = stack.enter_context(RssSampler(server.pid, 0.1))
             result = {"tree": tree, **asyncio.run(run_load(server, args))}
     except (KeyboardInterrupt, asyncio.CancelledError):

@@ -13,8 +13,20 @@ class Options:
     baseline: str = "fb0083b"  # the git ref measured beside this tree: before issue 14
     idle_health_s: float = 2.0
     scale_rows: tuple[int, ...] = (10_000, 100_000, 1_000_000)  # the scaling phase's sizes
+    fanout_s: float = 10.0  # the cluster phase: seconds of paced messages
+    fanout_burst: int = 2_000  # messages posted unpaced
+    cluster_runs: int = 8  # runs on as many chats at once
 
 
 FULL = Options()
 # Every phase end to end in a minute or two: proves the code runs, measures nothing useful.
-QUICK = Options(reps=1, read_reps=1, rows=2_000, idle_health_s=0.5, scale_rows=(2_000, 20_000))
+QUICK = Options(
+    reps=1,
+    read_reps=1,
+    rows=2_000,
+    idle_health_s=0.5,
+    scale_rows=(2_000, 20_000),
+    fanout_s=2.0,
+    fanout_burst=300,
+    cluster_runs=4,
+)

@@ -21,6 +21,7 @@ TARGETS = (  # the figure or ratio's key, OPS, required, label
     ("write/plain", "<=", 1.2, "default xlsx engine via write_workbook vs plain library"),
     ("b/a", "<=", 1.3, "b/a (seed workflow via HTTP vs plain libraries)"),
     ("d/b", ">=", 4, "d/b (naive openpyxl vs service)"),
+    ("fan2_p99", "<", 20, "paced 200 events/s to 100 subscribers over 2 API processes, p99 ms"),
     ("health_p99", "<", 50, "health p99 while 2 chats run (b) and uploads arrive, ms"),
 )
 
