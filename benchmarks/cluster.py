@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 from tests.cluster import Cluster
 from tests.postgres import PostgresDatabases
 from tests.support import free_ports
@@ -70,8 +71,8 @@ async def _subscribe(url: str, expect: int, tally: dict[str, Any], ready: asynci
 
 
 async def _client(urls: list[str], expect: int) -> dict[str, Any]:
-    tally: dict[str, Any] = {"latencies": [], "stamps": {}, "last_recv": 0.0}
-    tally.update(order_errors=0, closed=0)
+    tally: dict[str, Any] = {"latencies": [], "stamps": {}, "last_recv": 0.0, "closed": 0}
+    tally["order_errors"] = 0
     readies = [asyncio.Event() for _ in urls]
     tasks = [
         asyncio.create_task(_subscribe(u, expect, tally, r))
@@ -80,6 +81,7 @@ async def _client(urls: list[str], expect: int) -> dict[str, Any]:
     await asyncio.wait_for(asyncio.gather(*(r.wait() for r in readies)), 60)
     sys.stdout.write("READY\n")
     sys.stdout.flush()
+    cpu = time.process_time()
     _, pending = await asyncio.wait(tasks, timeout=CLIENT_TIMEOUT_S)
     for task in pending:
         task.cancel()
@@ -89,6 +91,7 @@ async def _client(urls: list[str], expect: int) -> dict[str, Any]:
         **{k: tally[k] for k in ("order_errors", "closed", "last_recv")},
         **{"received": received, "timed_out": len(pending), "complete": complete and not pending},
         "latency": latency(tally["latencies"]),
+        "cpu_s": time.process_time() - cpu,
     }
 
 
@@ -104,20 +107,13 @@ def client_main(argv: list[str]) -> int:
 async def _post(bases: list[str], chat: str, count: int, rate: float | None) -> float:
     """``count`` messages, round-robin over ``bases``: paced at ``rate``/s, or from POSTERS
     concurrent posters as fast as they are answered; the wall time the first was sent."""
-    async with contextlib.AsyncExitStack() as stack:
-        clients = [
-            await stack.enter_async_context(httpx.AsyncClient(base_url=base, timeout=60))
-            for base in bases
-        ]
-
-        posters = asyncio.Semaphore(count if rate else POSTERS)
+    posters = asyncio.Semaphore(count if rate else POSTERS)
+    async with httpx.AsyncClient(timeout=60) as client:
 
         async def one(i: int) -> None:
+            url = f"{bases[i % len(bases)]}{API}/chat/workflows/{chat}/messages"
             async with posters:
-                response = await clients[i % len(clients)].post(
-                    f"{API}/chat/workflows/{chat}/messages", json={"text": f"bench fan-out {i}"}
-                )
-            check(response, 201)
+                check(await client.post(url, json={"text": f"bench fan-out {i}"}), 201)
 
         started, loop = time.time(), asyncio.get_running_loop()
         origin, tasks = loop.time(), []
@@ -129,8 +125,11 @@ async def _post(bases: list[str], chat: str, count: int, rate: float | None) -> 
     return started
 
 
-def fan_out(posts: list[str], subs: list[str], count: int, rate: float | None) -> dict[str, Any]:
-    """A fresh chat, one subscriber per URL of ``subs``, ``count`` messages posted to ``posts``."""
+def fan_out(
+    posts: list[str], subs: list[str], count: int, rate: float | None, pids: list[int]
+) -> dict[str, Any]:
+    """A fresh chat, one subscriber per URL of ``subs``, ``count`` messages posted to ``posts``;
+    with the CPU the servers ``pids`` and the subscribers' process used meanwhile, in cores."""
     chat = check(httpx.post(f"{posts[0]}{API}/chat/workflows", json={"title": "fan-out"}), 201)
     ws = [f"ws{url.removeprefix('http')}{API}/chat/workflows/{chat['chat_id']}/ws" for url in subs]
     command = [sys.executable, "-m", "benchmarks.cluster", str(count), *ws]
@@ -138,8 +137,11 @@ def fan_out(posts: list[str], subs: list[str], count: int, rate: float | None) -
     try:
         if (line := read_line(proc, 70)).strip() != "READY":
             raise RuntimeError(f"the subscriber process did not start: {line!r}")
+        cpu, wall = _cpu_s(pids), time.perf_counter()
         started = asyncio.run(_post(posts, chat["chat_id"], count, rate))
         result: dict[str, Any] = json.loads(read_line(proc, CLIENT_TIMEOUT_S + 30))
+        wall = time.perf_counter() - wall
+        result.update(server_cores=(_cpu_s(pids) - cpu) / wall, client_cores=result["cpu_s"] / wall)
     finally:
         proc.kill()
         proc.wait(timeout=10)
@@ -147,23 +149,25 @@ def fan_out(posts: list[str], subs: list[str], count: int, rate: float | None) -
     return result
 
 
+def _cpu_s(pids: list[int]) -> float:
+    return sum(sum(psutil.Process(pid).cpu_times()[:2]) for pid in pids)
+
+
 @contextlib.contextmanager
 def fresh_database() -> Iterator[dict[str, str]]:
     """The CHATFLOW_* settings of a new PostgreSQL database (dropped after) and a Redis prefix."""
     databases = PostgresDatabases()
     try:
-        yield {
-            **tree_env(REPO),
-            "CHATFLOW_DATABASE_URL": databases.fresh(),
-            "CHATFLOW_REDIS_URL": REDIS_URL,
-            "CHATFLOW_REDIS_PREFIX": f"bench-{uuid.uuid4().hex[:12]}",
-        }
+        prefix = f"bench-{uuid.uuid4().hex[:12]}"
+        env = {"CHATFLOW_DATABASE_URL": databases.fresh(), "CHATFLOW_REDIS_URL": REDIS_URL}
+        yield {**tree_env(REPO), **env, "CHATFLOW_REDIS_PREFIX": prefix}
     finally:
         databases.drop_all()
 
 
 def run_fanout(res: Results, single: Server, cluster: Cluster, opts: Options) -> None:
     one, apis, n = [single.url], [api.url for api in cluster.apis], SUBSCRIBERS
+    pids = {single.url: single.pid} | {a.url: a.process.pid for a in cluster.apis if a.process}
     paced, burst = int(RATE * opts.fanout_s), opts.fanout_burst
     cases = [  # key, label, post to, subscribers on, how many, messages, rate
         ("fan1", f"paced {RATE:.0f}/s, {n} subs, 1 process (SQLite)", one, one, n, paced, RATE),
@@ -175,13 +179,16 @@ def run_fanout(res: Results, single: Server, cluster: Cluster, opts: Options) ->
     for rep in range(opts.reps):
         for key, label, posts, on, subs, count, rate in cases:
             log.info("cluster fan-out round %d/%d: %s", rep + 1, opts.reps, label)
-            r = fan_out(posts, [on[i % len(on)] for i in range(subs)], count, rate)
+            on_pids = [pids[url] for url in dict.fromkeys(on + posts)]
+            r = fan_out(posts, [on[i % len(on)] for i in range(subs)], count, rate, on_pids)
             if not r["complete"]:
                 res.notes.append(f"{label}: incomplete: {r}")
             if rate is None:
                 res.add(key, f"{label}: delivered/s", "ev/s", r["delivered_per_s"])
             for q in ("p50", "p99") if rate else ():
                 res.add(f"{key}_{q}", f"{label}: latency {q}", "ms", r["latency"][f"{q}_ms"])
+            for side, who in (("server", "the API process(es)"), ("client", "the subscribers")):
+                res.add(f"{key}_{side}", f"    CPU of {who}", "cores", r[f"{side}_cores"])
     res.ratio("fan2/fan1", "paced p99: 2 API processes vs 1 process", "fan2_p99", "fan1_p99")
     res.ratio("fan2/fan1h", "paced p99: 2 API processes vs 1 with 50 subs", "fan2_p99", "fan1h_p99")
     res.ratio("burst2/burst1", "unpaced delivered/s: 2 API processes vs 1", "burst2", "burst1")
@@ -201,31 +208,29 @@ def run_runs(res: Results, cluster: Cluster, xlsx: Path, opts: Options) -> None:
         with httpx.Client(base_url=target[0], timeout=None) as client:
             through_api(client, target[1], EXTRACT_STEPS)
 
-    execute(chats[0])  # first-run costs are not counted
     for workers in (1, 2):
         if workers == 2:
             cluster.restart(cluster.workers[1])
-        for rep in range(opts.reps):
+        for rep in range(-1, opts.reps):  # round -1 is not counted: each worker's first runs
             log.info("cluster runs with %d worker(s), round %d/%d", workers, rep + 1, opts.reps)
             started = time.perf_counter()
             with ThreadPoolExecutor(len(chats)) as pool:
                 list(pool.map(execute, chats))
             rate = len(chats) / (time.perf_counter() - started)
             label = f"{len(chats)} runs of the seed workflow at once, {workers} worker(s)"
-            res.add(f"runs_w{workers}", label, "runs/s", rate)
+            if rep >= 0:
+                res.add(f"runs_w{workers}", label, "runs/s", rate)
     res.ratio("runs_w2/runs_w1", "runs/s: 2 workers vs 1", "runs_w2", "runs_w1")
 
 
 def run_cluster(res: Results, work: Path, xlsx: Path, opts: Options) -> None:
-    """The single process and the cluster side by side; worker 2 starts for the last part."""
+    """The single process and the cluster side by side."""
     with fresh_database() as env, serve(work / "single", work / "single.log") as single:
         (work / "cluster").mkdir()
         cluster = Cluster(work / "cluster", env, apis=2, workers=2)
         try:
-            for member in [*cluster.apis, cluster.workers[0]]:
-                cluster.launch(member)
-            for member in [*cluster.apis, cluster.workers[0]]:
-                cluster.wait_ready(member)
+            for member in [*cluster.apis, cluster.workers[0]]:  # worker 2 comes later
+                cluster.restart(member)
             run_fanout(res, single, cluster, opts)
             run_runs(res, cluster, xlsx, opts)
         finally:
