@@ -25,6 +25,7 @@ class Member:
     log: Path
     port: int | None = None  # API processes only
     process: subprocess.Popen[bytes] | None = None
+    log_offset: int = 0  # where this start's lines begin in ``log`` (a restart appends)
     children: list[psutil.Process] = field(default_factory=list)
 
     @property
@@ -82,14 +83,16 @@ class Cluster:
         for member in [*self.apis, *self.workers]:
             self.wait_ready(member)
 
-    def launch(self, member: Member) -> None:
+    def launch(self, member: Member, **env: str) -> None:
+        """Start ``member``, with ``env`` on top of the cluster's environment."""
+        member.log_offset = member.log.stat().st_size if member.log.exists() else 0
         with member.log.open("ab") as log:
             member.process = subprocess.Popen(
                 member.command,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                env=self.env,
+                env={**self.env, **env},
             )
 
     def wait_ready(self, member: Member, timeout_s: float = 60.0) -> None:
@@ -98,15 +101,21 @@ class Cluster:
             wait_until_serving(member.port, member.process, timeout_s, member.log)
         else:
             deadline = time.monotonic() + timeout_s
-            while "executing runs" not in member.log.read_text(errors="replace"):
+            while b"executing runs" not in member.log.read_bytes()[member.log_offset :]:
                 if member.process.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError(f"{member.name} did not start:\n{member.log.read_text()}")
                 time.sleep(0.1)
         member.children = psutil.Process(member.process.pid).children(recursive=True)
 
-    def restart(self, member: Member) -> None:
-        self.launch(member)
+    def restart(self, member: Member, **env: str) -> None:
+        self.launch(member, **env)
         self.wait_ready(member)
+
+    def terminate(self, member: Member, timeout_s: float = 30.0) -> int:
+        """SIGTERM, as a supervisor stops it; its exit code."""
+        assert member.process is not None
+        member.process.terminate()
+        return member.process.wait(timeout_s)
 
     def kill(self, member: Member) -> None:
         """SIGKILL: no shutdown code runs (its step processes die with it, PDEATHSIG)."""

@@ -329,6 +329,33 @@ def test_a_worker_killed_mid_run_leaves_the_run_interrupted_and_the_chat_working
     cluster.restart(victim)
 
 
+def test_a_worker_stopped_with_sigterm_ends_its_run_and_leaves_the_queue_to_the_other(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    a, _ = cluster.apis
+    first, second = cluster.workers
+    assert cluster.terminate(second) == 0  # idle: it stops at once
+    # No grace: a stop raises the running run's cancel flag at once (the default gives it
+    # CHATFLOW_SHUTDOWN_GRACE_S to finish first).
+    assert cluster.terminate(first) == 0
+    cluster.restart(first, CHATFLOW_SHUTDOWN_GRACE_S="0")
+    with _client(a) as on_a:
+        chat, long_id, _, (follower,) = _long_run(on_a, tmp_path, [a])
+        queued = on_a.post(f"{API}/{chat}/execute", json=seed_workflow(columns=["code"]))
+        queued_id = queued.json()["data"]["run_id"]
+        follower.until(lambda events: any(e["type"] == "progress" for e in events))
+        cluster.restart(second)
+        assert cluster.terminate(first) == 0  # a clean exit, within its (zero) grace
+        ended = _last_run_ended(on_a, chat, [long_id, queued_id])
+        follower.close()
+        long_run = on_a.get(f"{API}/{chat}/runs/{long_id}").json()["data"]
+    assert (long_run["status"], long_run["error"]["code"]) == ("interrupted", "interrupted")
+    # The run queued behind it stayed in the queue and ran on the worker still up.
+    assert ended["status"] == "completed"
+    assert _executed_by(cluster, queued_id).name == "worker2"
+    cluster.restart(first)
+
+
 def test_subscribers_of_a_killed_api_resume_on_the_other_with_since(
     cluster: Cluster, tmp_path: Path
 ) -> None:
