@@ -306,3 +306,28 @@ def test_bind_puts_a_runs_ids_on_its_lines_and_exc_info_is_a_string() -> None:
     assert (inner["run_id"], inner["chat_id"], inner["message"]) == ("run-2", "chat-1", "x y")
     assert failed["run_id"] == "run-1" and "ValueError: boom" in failed["exc_info"]
     assert "run_id" not in after and "chat_id" not in after
+
+
+def test_a_queued_run_logs_under_its_own_ids_not_the_request_that_started_the_queue(
+    served: Served, tmp_path: Path
+) -> None:
+    chat_id = create_chat(served.http)
+    upload(served.http, chat_id, write_xlsx(tmp_path / "data.xlsx", [["postal_code"], ["01"]]))
+    run_ids = []
+    for request_id in ("queue-first-1", "queue-second-2"):  # the second waits behind the first
+        response = served.http.post(
+            f"{API}/chat/workflows/{chat_id}/execute",
+            json=seed_workflow(),
+            headers={"X-Request-ID": request_id},
+        )
+        assert response.status_code == 202, response.text
+        run_ids.append(response.json()["data"]["run_id"])
+
+    def ended_lines() -> list[dict[str, Any]]:
+        lines = [line for line in served.lines() if line.get("run_id") in run_ids]
+        return lines if sum("ended" in line["message"] for line in lines) == 2 else []
+
+    lines = _until(ended_lines, 60)
+    assert {line["chat_id"] for line in lines} == {chat_id}
+    # Runs execute after their requests have been answered: no request id is theirs.
+    assert {line.get("request_id") for line in lines} == {None}

@@ -8,6 +8,7 @@ them on shutdown; how a run executes is the callback's business.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import threading
 import uuid
@@ -115,8 +116,10 @@ class RunQueue:
         self._handles[handle.run_id] = handle
         self._waiting.setdefault(chat_id, deque()).append(handle)
         if chat_id not in self._drainers:
+            # A context of its own: the drain outlives the request that started it, and the
+            # runs it executes later must not log under that request's id.
             self._drainers[chat_id] = asyncio.create_task(
-                self._drain(chat_id), name=f"runs:{chat_id}"
+                self._drain(chat_id), name=f"runs:{chat_id}", context=contextvars.Context()
             )
 
     async def run_in_turn(self, chat_id: str, work: Callable[[RunHandle], Awaitable[T]]) -> T:
