@@ -9,6 +9,7 @@ from pathlib import Path
 
 import httpx
 import openpyxl
+import pytest
 
 from tests.support import (
     POSTAL_ROWS,
@@ -20,6 +21,10 @@ from tests.support import (
     upload,
     write_xlsx,
 )
+
+# The seed's flow on one process (SQLite) and on the scale-out configuration (PostgreSQL with
+# runs on its job queue, and Redis).
+pytestmark = pytest.mark.both_databases
 
 
 def test_example_1_create_upload_download_identical_bytes(

@@ -21,6 +21,10 @@ from tests.support import (
     write_xlsx,
 )
 
+# Dry runs and saved workflows also on the scale-out configuration (the cancel test has a
+# server of its own; the cluster tests cancel across processes).
+pytestmark = pytest.mark.both_databases
+
 API = "/api/v1"
 
 

@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-@dataclass
+@dataclass(eq=False)  # a handle is its own identity (kept in sets)
 class RunHandle:
     """A run executing in this process: its cancel flag (read by step threads), a done signal."""
 
