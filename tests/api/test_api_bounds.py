@@ -17,6 +17,8 @@ from websockets.sync.client import connect
 from tests.conftest import make_settings
 from tests.support import POSTAL_ROWS, LiveServer, create_chat, run_server, upload, write_xlsx
 
+pytestmark = pytest.mark.both_databases  # the module server: SQLite, then PostgreSQL + Redis
+
 API = "/api/v1"
 CHAT = f"{API}/chat/workflows"
 STEP = {"operation": "excel/sort", "arguments": {"by": [{"column": "name"}]}}

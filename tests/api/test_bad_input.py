@@ -19,6 +19,8 @@ from tests.support import (
     write_xlsx,
 )
 
+pytestmark = pytest.mark.both_databases  # the module server: SQLite, then PostgreSQL + Redis
+
 API = "/api/v1"
 MISSING = "3f0c2a0e-0000-4000-8000-000000000000"
 

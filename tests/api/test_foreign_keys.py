@@ -32,6 +32,8 @@ from tests.support import (
     write_xlsx,
 )
 
+pytestmark = pytest.mark.both_databases  # the module server: SQLite, then PostgreSQL + Redis
+
 API = "/api/v1"
 KEY_A, KEY_B = "key-a-0123456789abcdef", "key-b-fedcba9876543210"
 # A csv this long takes seconds to write as xlsx with xlsxwriter (the keyed server's engine:

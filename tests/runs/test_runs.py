@@ -35,6 +35,8 @@ from tests.support import (
     write_xlsx,
 )
 
+pytestmark = pytest.mark.both_databases  # the module server: SQLite, then PostgreSQL + Redis
+
 API = "/api/v1"
 
 
