@@ -1,4 +1,5 @@
-"""The roles refuse a configuration they cannot work in, before anything starts."""
+"""The roles refuse a configuration they cannot work in, before anything starts; the workers
+reach the database the service uses."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from chatflow.runs.job_queue import conninfo
 from chatflow.settings import Settings
 
 PG = "postgresql+asyncpg://postgres@127.0.0.1:5432/none"
@@ -43,3 +45,18 @@ def test_chatflow_worker_on_sqlite_exits_2_with_one_line(tmp_path: Path) -> None
     assert "role 'worker' needs a PostgreSQL CHATFLOW_DATABASE_URL" in done.stderr
     assert "Traceback" not in done.stderr
     assert not (tmp_path / "chatflow.db").exists()  # refused before anything was made
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        (PG, "postgresql://postgres@127.0.0.1:5432/none"),
+        (
+            "postgresql+asyncpg://u:p%40ss@db.example:6432/app?ssl=require&application_name=cf",
+            "postgresql://u:p%40ss@db.example:6432/app?application_name=cf&sslmode=require",
+        ),
+    ],
+)
+def test_the_workers_reach_the_database_the_service_uses(url: str, expected: str) -> None:
+    """procrastinate's psycopg connection gets the same server, credentials and TLS mode."""
+    assert conninfo(url) == expected

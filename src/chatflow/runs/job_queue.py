@@ -44,9 +44,13 @@ TURN_WAIT_S = 600.0
 
 
 def conninfo(database_url: str) -> str:
-    """The libpq form of our SQLAlchemy URL (``postgresql+asyncpg://...``) for psycopg."""
+    """The libpq form of our SQLAlchemy URL (``postgresql+asyncpg://...``) for psycopg: the
+    same server, user and database, and asyncpg's ``ssl=`` as libpq's ``sslmode=``."""
     url = make_url(database_url).set(drivername="postgresql")
-    return url.render_as_string(hide_password=False)
+    query = dict(url.query)
+    if "ssl" in query:  # a managed PostgreSQL's ?ssl=require must hold for the workers too
+        query.setdefault("sslmode", query.pop("ssl"))
+    return url.set(query=query).render_as_string(hide_password=False)
 
 
 class JobQueue:
