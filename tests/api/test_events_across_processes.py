@@ -37,7 +37,8 @@ TIMEOUT_S = 60.0
 def two_processes(
     tmp_path: Path, database_url: str, redis_urls: tuple[str, str], prefix: str
 ) -> Iterator[tuple[LiveServer, LiveServer]]:
-    """Both started before any run: start-up recovery still assumes one owner (scaling.md)."""
+    """Two `chatflow serve` processes (each also executes runs, from the job queue) on one
+    database, one files dir and one Redis (or a proxy in front of it)."""
     data_dir = tmp_path / "data"  # one files dir for both
     settings = [
         make_settings(data_dir, database_url=database_url, redis_url=url, redis_prefix=prefix)
