@@ -182,7 +182,8 @@ def test_a_sealed_run_refuses_a_cancel_and_a_cancelled_one_cannot_be_sealed(
         assert not await states.seal("cancelled")  # the executor stops it instead
         assert await states.request_cancel("cancelled", "shutdown")  # landed; first reason kept
         async with db.read() as session:
-            assert await runs_repo.cancel_reason(session, run_id="cancelled") == "cancelled"
+            run = await runs_repo.get(session, chat_id=CHAT, run_id="cancelled")
+        assert run is not None and run.cancel_reason == "cancelled"
         await _run(db, "ended", status="interrupted")  # by a sweeper, its worker taken for dead
         assert not await states.request_cancel("ended", "cancelled")
         assert not await states.seal("ended")  # so the worker, if alive after all, records nothing

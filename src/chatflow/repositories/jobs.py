@@ -20,14 +20,12 @@ _DEFER = text(
 )
 # abort=true: a job still waiting is cancelled, a running one is marked and its worker told
 # (procrastinate's trigger NOTIFYs it); a finished job is left as it is.
-_ABORT = text(
-    "SELECT procrastinate_cancel_job_v1(runs.queue_job_id, true, false) FROM runs "
-    "WHERE {where} AND runs.queue_job_id IS NOT NULL"
+_ABORT_JOBS_OF = (
+    "SELECT procrastinate_cancel_job_v1(queue_job_id, true, false) FROM runs "
+    "WHERE queue_job_id IS NOT NULL AND "
 )
-_ABORT_RUN = text(_ABORT.text.format(where="runs.id = :run_id"))
-_ABORT_CHAT = text(
-    _ABORT.text.format(where="runs.chat_id = :chat_id AND runs.status IN ('queued', 'running')")
-)
+_ABORT_RUN = text(_ABORT_JOBS_OF + "id = :run_id")
+_ABORT_CHAT = text(_ABORT_JOBS_OF + "chat_id = :chat_id AND status IN ('queued', 'running')")
 
 
 async def defer_run(
@@ -54,10 +52,3 @@ async def abort_run_job(session: AsyncSession, *, run_id: str) -> None:
 
 async def abort_chat_jobs(session: AsyncSession, *, chat_id: str) -> None:
     await session.execute(_ABORT_CHAT, {"chat_id": chat_id})
-
-
-async def queued_count(session: AsyncSession, *, queue: str) -> int:
-    query = text(
-        "SELECT count(*) FROM procrastinate_jobs WHERE queue_name = :queue AND status = 'todo'"
-    )
-    return int((await session.execute(query, {"queue": queue})).scalar_one())

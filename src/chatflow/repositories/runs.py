@@ -87,11 +87,6 @@ async def seal(session: AsyncSession, *, run_id: str) -> bool:
     return bool(sealed.rowcount)  # type: ignore[attr-defined]
 
 
-async def cancel_reason(session: AsyncSession, *, run_id: str) -> str | None:
-    query = select(Run.cancel_reason).where(Run.id == run_id)
-    return (await session.execute(query)).scalar_one_or_none()
-
-
 # The writes below are synchronous, in the caller's write transaction: the one that stores the
 # event announcing them (see services/events.py ``with_row``).
 

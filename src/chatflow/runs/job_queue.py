@@ -39,7 +39,7 @@ T = TypeVar("T")
 
 QUEUE = "chatflow-runs"
 TASK = "chatflow.run"
-# A dry run waits for the chat's earlier runs at most this long, then reports them as busy.
+# A dry run waits for the chat's earlier runs at most this long in all, then simulates anyway.
 TURN_WAIT_S = 600.0
 
 
@@ -109,24 +109,32 @@ class JobQueue:
         """``work`` here, once every run of the chat recorded before this call has ended."""
         if not self.accepting:
             raise RuntimeError("run queue is shut down")
-        handle = RunHandle(chat_id, "turn", started=True)
+        handle = RunHandle(chat_id, "turn")
         self._turns.add(handle)
+        deadline = asyncio.get_running_loop().time() + TURN_WAIT_S
         try:
-            async with self._db.read() as session:
-                earlier = await runs_repo.list_unfinished_of_chat(session, chat_id=chat_id)
-            for run in earlier:
+            # A chat's runs end in order, so waiting for the newest unfinished one covers the
+            # rest; it is looked up again in case it was cancelled before the older ones ended.
+            while earlier := await self._unfinished(chat_id):
+                remaining = deadline - asyncio.get_running_loop().time()
+                if remaining <= 0:
+                    break  # one bound for the whole wait: simulate on the files as they are
                 await wait_for_end(
                     db=self._db,
                     broadcaster=self._broadcaster,
                     chat_id=chat_id,
-                    run_id=run.id,
-                    timeout_s=TURN_WAIT_S,
+                    run_id=earlier[-1].id,
+                    timeout_s=remaining,
                 )
-                if handle.cancel.is_set():
-                    raise Cancelled()
+            if handle.cancel.is_set():
+                raise Cancelled()
             return await work(handle)
         finally:
             self._turns.discard(handle)
+
+    async def _unfinished(self, chat_id: str) -> list[Run]:
+        async with self._db.read() as session:
+            return await runs_repo.list_unfinished_of_chat(session, chat_id=chat_id)
 
     @property
     def active(self) -> int:
@@ -178,7 +186,7 @@ class JobQueue:
         self, context: JobContext, *, run_id: str, chat_id: str, base_url: str
     ) -> None:
         """procrastinate's task: execute the run; an abort becomes the run's cancel flag."""
-        handle = RunHandle(chat_id, run_id, base_url=base_url, started=True)
+        handle = RunHandle(chat_id, run_id, base_url=base_url)
         self._handles[run_id] = handle
         work = asyncio.ensure_future(self._execute(handle))
         try:

@@ -34,7 +34,6 @@ class RunHandle:
     run_id: str
     cancel: threading.Event = field(default_factory=threading.Event)
     cancel_reason: str | None = None
-    started: bool = False
     done: asyncio.Event = field(default_factory=asyncio.Event)
     base_url: str = ""  # for links in the run's events; set by whoever submits
     # Work that is not a stored run (a dry run) but takes its turn in the chat's queue.
@@ -163,7 +162,6 @@ class RunQueue:
         try:
             while waiting:
                 handle = waiting.popleft()
-                handle.started = True
                 try:
                     await (handle.job or self._execute)(handle)
                 except Exception:

@@ -12,8 +12,10 @@ from chatflow.repositories import runs as runs_repo
 from chatflow.runs.outcomes import ENDING_EVENTS
 
 # The run may execute in another process, whose events reach this one through Redis; if they
-# cannot (Redis away, the subscription overflowed), the status is read again this often.
-RECHECK_S = 0.5
+# cannot (Redis away, the subscription overflowed), the status is read again this often.  An
+# ending event wakes the wait at once, so this only bounds the rare case, and keeps the
+# database reads of many waiting requests low.
+RECHECK_S = 2.0
 
 
 async def wait_for_end(
