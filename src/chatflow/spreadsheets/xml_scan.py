@@ -32,7 +32,10 @@ _TAG_START = re.compile(rb"<(?=[\w.-])")
 _EMPTY_CELL = re.compile(rb"<(?:[\w.-]+:)?c\s[^<>]*/>")
 _CELL_STARTS = (b"<c>", b"<c ", b":c>", b":c ")
 _ROW_START = re.compile(rb"<(?:[\w.-]+:)?row[\s>]")
-_CELL_REF = re.compile(rb"""r\s*=\s*["']([A-Za-z]+[0-9]+)["']""")  # a cell's, not a row's
+# A cell's reference (not a row's), read as its row's digits and its column's letters: two
+# passes that make no per-match object for a one-letter column (bytes of length 1 are shared).
+_CELL_ROW = re.compile(rb"""r\s*=\s*["'][A-Za-z]+([0-9]+)["']""")
+_CELL_COLUMN = re.compile(rb"""r\s*=\s*["']([A-Za-z]+)[0-9]+["']""")
 _TAG_NAME = re.compile(rb"(?:[\w.-]+:)?([\w.-]+)")
 _SST_COUNT = re.compile(rb"""(?:uniqueCount|count)\s*=\s*["']\s*([0-9]+)""")
 _UTF16_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
@@ -142,8 +145,10 @@ class XmlScanner:
         if self.root is None:
             self._find_root(text)
         # "<c" also counts <col>, <cfRule>...: a few extra, never fewer than calamine sees.
-        self.cells += text.count(b"<c") + text.count(b":c")
-        self.strings += text.count(b"<si>") + text.count(b"<si ") + text.count(b":si>")
+        cells = text.count(b"<c") + text.count(b":c")
+        self.cells += cells
+        if self.root in (None, b"sst"):  # only the shared strings part holds strings
+            self.strings += text.count(b"<si>") + text.count(b"<si ") + text.count(b":si>")
         if max(self.cells, self.strings) > self.limits.max_cells:
             raise self._too_many(f"holds more than {self.limits.max_cells:,} cells or strings")
         if not self.in_sheet_data:
@@ -154,9 +159,10 @@ class XmlScanner:
                 return
             self.in_sheet_data = True
             text = text[start:]
-        self._track_extent(text)
+        self._track_extent(text, cells)
 
-    def _track_extent(self, text: bytes) -> None:
+    def _track_extent(self, text: bytes, cells: int) -> None:
+        """Widen the extent by ``text``'s references; ``cells`` over-counts its cells."""
         if not self.unplaced:
             # Bytes-level work only (C speed): a per-tag Python loop tripled the gate's time.
             empty = _EMPTY_CELL.findall(text) if b"/>" in text else None
@@ -164,16 +170,20 @@ class XmlScanner:
                 # Skipped by calamine, but a reference past the sheet is never honest.
                 self._refuse_off_sheet(_REF.findall(b"".join(empty)))
                 text = _EMPTY_CELL.sub(b"", text)
-            refs = _CELL_REF.findall(text)
-            if sum(map(text.count, _CELL_STARTS)) > len(refs):
+                cells = text.count(b"<c") + text.count(b":c")
+            rows = _CELL_ROW.findall(text)
+            # The exact count of cell starts only when the over-count says some may lack a ref.
+            if cells > len(rows) and sum(map(text.count, _CELL_STARTS)) > len(rows):
                 self.unplaced = True
+            elif rows:
+                self.extent.widen_by(set(rows), set(_CELL_COLUMN.findall(text)), self._too_many)
         if self.unplaced:
             refs = _REF.findall(text)
             # Counted cells run left to right from column A: the widest row is the width.
             widest = max(sum(map(row.count, _CELL_STARTS)) for row in _ROW_START.split(text))
             self.extent.cols = (1, max(self.extent.cols[1], widest))
-        if refs:
-            self.extent.widen(refs, self._too_many)
+            if refs:
+                self.extent.widen(refs, self._too_many)
         check_extent(self.part, self.extent.rows, self.extent.cols, self.limits)
 
     def _refuse_off_sheet(self, refs: list[bytes]) -> None:
@@ -218,12 +228,19 @@ class _Extent:
         self.cols = (math.inf, 0.0)
 
     def widen(self, refs: list[bytes], too_many: Callable[[str], StepFailed]) -> None:
-        if max(map(len, refs)) > 16:  # longer than any real reference such as XFD1048576
-            raise too_many("refers to a cell beyond any sheet")
+        """Widen by references such as b"B7" (a cell's) or b"7" (a row's)."""
         # Each distinct row once: a row's cells share its number (~10x fewer int() calls).
-        rows = list(map(int, set(map(bytes.lstrip, refs, repeat(_LETTERS)))))
+        digits = set(map(bytes.lstrip, refs, repeat(_LETTERS)))
+        self.widen_by(digits, set(map(bytes.rstrip, refs, repeat(_DIGITS))), too_many)
+
+    def widen_by(
+        self, digits: set[bytes], letters: set[bytes], too_many: Callable[[str], StepFailed]
+    ) -> None:
+        """Widen by the distinct row numbers and column letters of some references."""
+        if max(map(len, digits | letters)) > 16:  # longer than any real part, such as XFD
+            raise too_many("refers to a cell beyond any sheet")
+        rows = list(map(int, digits))
         self.rows = (min(self.rows[0], min(rows)), max(self.rows[1], max(rows)))
-        letters = set(map(bytes.rstrip, refs, repeat(_DIGITS)))
         letters.discard(b"")  # a <row r="7">
         if letters:
             cols = [_column_number(col) for col in letters]
