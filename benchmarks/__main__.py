@@ -1,10 +1,10 @@
-"""``make bench``: the figures the README's performance table quotes, measured side by side.
+"""``make bench``: the figures the README's performance table quotes.
 
-``python -m benchmarks [--quick] [--only PHASES] [--reps N] [--baseline REF]``. It generates its
-data in a temp dir, unpacks the baseline commit beside it, starts real servers of both trees on
-free loopback ports, runs every phase, prints the figures as markdown tables (median, min, max;
-ratios pair repetition i with repetition i) to paste into docs/benchmarks.md, and writes them
-with every repetition to benchmarks/results/latest.json.
+``python -m benchmarks [--quick] [--only PHASES] [--reps N]``. It generates its data in a temp
+dir, starts a real server on a free loopback port (``tests.support.chatflow_process``), runs
+every phase, prints the figures as markdown tables (median, min, max; ratios pair repetition i
+with repetition i) to paste into docs/benchmarks.md, and writes them with every repetition to
+benchmarks/results/latest.json.
 """
 
 from __future__ import annotations
@@ -30,14 +30,13 @@ from benchmarks.options import FULL, QUICK, Options
 from benchmarks.results import Results, machine
 from benchmarks.scaling import run_scaling, scaling_markdown
 from benchmarks.service import run_upload
-from benchmarks.serving import REPO, Tree, checkout, serve_side
+from benchmarks.serving import serve
 from benchmarks.sheets import run_spreadsheet
 
 log = logging.getLogger("benchmarks")
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
-ON_SERVER = ("spreadsheet", "upload", "scaling")  # share one server per tree
-BASELINED = ("read", "write", "spreadsheet", "upload")  # measure the baseline tree too
-PHASES = ("read", "write", *ON_SERVER, "cluster")  # cluster: its own processes, this tree
+ON_SERVER = ("spreadsheet", "upload", "scaling")  # share one server
+PHASES = ("read", "write", *ON_SERVER, "cluster")  # cluster: its own processes
 
 
 @contextlib.contextmanager
@@ -58,21 +57,16 @@ def run(opts: Options, only: set[str], work: Path) -> Results:
     res.meta.update(options=dataclasses.asdict(opts), machine=machine())
     xlsx = write_orders_xlsx(work / INPUT, rows=opts.rows)
     with contextlib.ExitStack() as stack:
-        trees = [Tree("", "this tree", REPO)]
-        if opts.baseline and only & set(BASELINED):
-            root, commit = checkout(opts.baseline, work)
-            trees.append(Tree("_base", f"baseline {commit}", root))
-            res.meta["baseline_commit"] = commit
-        serving = only & set(ON_SERVER)
-        sides = [stack.enter_context(serve_side(tree, work)) for tree in trees] if serving else []
         phases: dict[str, Callable[[], None]] = {
-            "read": lambda: run_read(res, trees, xlsx, opts),
-            "write": lambda: run_write(res, trees, xlsx, opts),
-            "spreadsheet": lambda: run_spreadsheet(res, sides, xlsx, opts),
-            "upload": lambda: run_upload(res, sides, xlsx, opts),
-            "scaling": lambda: run_scaling(res, sides[0], work, opts),  # this tree only
+            "read": lambda: run_read(res, xlsx, opts),
+            "write": lambda: run_write(res, xlsx, opts),
             "cluster": lambda: run_cluster(res, work, xlsx, opts),
         }
+        if only & set(ON_SERVER):
+            server = stack.enter_context(serve(work, "server"))
+            phases["spreadsheet"] = lambda: run_spreadsheet(res, server, xlsx, opts)
+            phases["upload"] = lambda: run_upload(res, server, xlsx, opts)
+            phases["scaling"] = lambda: run_scaling(res, server, work, opts)
         for name in (n for n in PHASES if n in only):
             with phase(res, name):
                 phases[name]()
@@ -88,16 +82,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="small sizes, one repetition")
     parser.add_argument("--only", help=f"comma-separated phases of: {', '.join(PHASES)}")
     parser.add_argument("--reps", type=int, help="repetitions (default 3, --quick 1)")
-    parser.add_argument(
-        "--baseline",
-        default=FULL.baseline,
-        help=f"git ref measured beside this tree ('' for none; default {FULL.baseline})",
-    )
     args = parser.parse_args(argv)
     only = set(args.only.split(",")) if args.only else set(PHASES)
     if only - set(PHASES):
         parser.error(f"unknown phases: {', '.join(sorted(only - set(PHASES)))}")
-    opts = dataclasses.replace(QUICK if args.quick else FULL, baseline=args.baseline)
+    opts = QUICK if args.quick else FULL
     if args.reps:
         opts = dataclasses.replace(opts, reps=max(1, args.reps), read_reps=max(1, args.reps))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s bench: %(message)s")

@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import subprocess
 import sys
 import time
@@ -35,13 +36,14 @@ from tests.support import free_ports
 from benchmarks.data import INPUT
 from benchmarks.options import Options
 from benchmarks.results import Results, latency
-from benchmarks.serving import API, REPO, Server, check, read_line, serve, tree_env, upload_file
-from benchmarks.sheets import EXTRACT_STEPS, through_api
+from benchmarks.serving import API, Server, chat_with, check, serve, through_api
+from benchmarks.workflows import STEPS
 
 log = logging.getLogger("benchmarks")
 REDIS_URL = "redis://127.0.0.1:6379/0"
 SUBSCRIBERS, RATE, POSTERS = 100, 200.0, 16
 CLIENT_TIMEOUT_S = 300.0
+DEPLOY = Path(__file__).resolve().parent.parent / "deploy" / "cluster.py"
 
 
 async def _subscribe(url: str, expect: int, tally: dict[str, Any], ready: asyncio.Event) -> None:
@@ -133,13 +135,15 @@ def fan_out(
     chat = check(httpx.post(f"{posts[0]}{API}/chat/workflows", json={"title": "fan-out"}), 201)
     ws = [f"ws{url.removeprefix('http')}{API}/chat/workflows/{chat['chat_id']}/ws" for url in subs]
     command = [sys.executable, "-m", "benchmarks.cluster", str(count), *ws]
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, cwd=REPO, text=True)
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
     try:
-        if (line := read_line(proc, 70)).strip() != "READY":
+        # The subscribers give up after CLIENT_TIMEOUT_S and always print their tally.
+        assert proc.stdout is not None
+        if (line := proc.stdout.readline()).strip() != "READY":
             raise RuntimeError(f"the subscriber process did not start: {line!r}")
         cpu, wall = _cpu_s(pids), time.perf_counter()
         started = asyncio.run(_post(posts, chat["chat_id"], count, rate))
-        result: dict[str, Any] = json.loads(read_line(proc, CLIENT_TIMEOUT_S + 30))
+        result: dict[str, Any] = json.loads(proc.stdout.readline())
         wall = time.perf_counter() - wall
         result.update(server_cores=(_cpu_s(pids) - cpu) / wall, client_cores=result["cpu_s"] / wall)
     finally:
@@ -160,7 +164,7 @@ def fresh_database() -> Iterator[dict[str, str]]:
     try:
         prefix = f"bench-{uuid.uuid4().hex[:12]}"
         env = {"CHATFLOW_DATABASE_URL": databases.fresh(), "CHATFLOW_REDIS_URL": REDIS_URL}
-        yield {**tree_env(REPO), **env, "CHATFLOW_REDIS_PREFIX": prefix}
+        yield {**env, "CHATFLOW_REDIS_PREFIX": prefix}
     finally:
         databases.drop_all()
 
@@ -200,13 +204,11 @@ def run_runs(res: Results, cluster: Cluster, xlsx: Path, opts: Options) -> None:
     chats = []
     for i in range(opts.cluster_runs):  # spread over both API processes
         with httpx.Client(base_url=apis[i % 2], timeout=None) as client:
-            chat = check(client.post(f"{API}/chat/workflows", json={"title": "runs"}), 201)
-            upload_file(client, chat["chat_id"], xlsx, INPUT)
-            chats.append((apis[i % 2], chat["chat_id"]))
+            chats.append((apis[i % 2], chat_with(client, "runs", xlsx, INPUT)))
 
     def execute(target: tuple[str, str]) -> None:
         with httpx.Client(base_url=target[0], timeout=None) as client:
-            through_api(client, target[1], EXTRACT_STEPS)
+            through_api(client, target[1], STEPS["seed"], INPUT)
 
     for workers in (1, 2):
         if workers == 2:
@@ -225,7 +227,7 @@ def run_runs(res: Results, cluster: Cluster, xlsx: Path, opts: Options) -> None:
 
 def run_cluster(res: Results, work: Path, xlsx: Path, opts: Options) -> None:
     """The single process and the cluster side by side."""
-    with fresh_database() as env, serve(work / "single", work / "single.log") as single:
+    with fresh_database() as env, serve(work, "single") as single:
         (work / "cluster").mkdir()
         cluster = Cluster(work / "cluster", env, apis=2, workers=2)
         try:
@@ -241,13 +243,15 @@ def run_cluster(res: Results, work: Path, xlsx: Path, opts: Options) -> None:
 def launched(work: Path) -> Iterator[Server]:
     """``deploy/cluster.py`` (2 API processes, 2 workers, HAProxy) on free ports; its balancer."""
     lb, api1, api2 = free_ports(3)
-    command = [sys.executable, str(REPO / "deploy" / "cluster.py"), "--lb-port", str(lb)]
+    command = [sys.executable, str(DEPLOY), "--lb-port", str(lb)]
     command += ["--api-ports", f"{api1},{api2}", "--data-dir", str(work / "cluster")]
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("CHATFLOW_")}
     with fresh_database() as env:
-        proc = subprocess.Popen(command, stdout=subprocess.PIPE, cwd=REPO, text=True, env=env)
+        proc = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env={**clean, **env})
         try:
-            while "ready: " not in (line := read_line(proc, 180)):
-                if not line:
+            assert proc.stdout is not None
+            while "ready: " not in (line := proc.stdout.readline()):
+                if not line:  # it exits when it cannot start (its own --ready-timeout)
                     raise RuntimeError(f"the cluster did not start; logs: {work / 'cluster'}")
             url = line.split("ready: ", 1)[1].split()[0]
             yield Server(url, f"ws{url.removeprefix('http')}", proc.pid)

@@ -1,16 +1,15 @@
 """``make load``: a bounded load test against a real chatflow server on loopback.
 
-``python -m benchmarks.load [--seconds 60] [--chats 50] [--subscribers 3] [--baseline REF]
-[--cluster]``: a server with default settings (``benchmarks.serving``; of the git ref
-``--baseline`` instead of this tree when given; with ``--cluster``, ``deploy/cluster.py``'s 2
-API processes and 2 workers on a fresh PostgreSQL database, loaded through its HAProxy); for
+``python -m benchmarks.load [--seconds 60] [--chats 50] [--subscribers 3] [--cluster]``: a
+server with default settings (``benchmarks.serving``; with ``--cluster``, ``deploy/cluster.py``'s
+2 API processes and 2 workers on a fresh PostgreSQL database, loaded through its HAProxy); for
 ``--seconds`` every chat loops "upload a 1,000-row csv, then a 3-step workflow with
 ``?wait=true``" while its WebSocket subscribers follow it and one client polls ``GET /health``
 every 50 ms. Then the cycles in flight finish, each subscriber's events are compared with the
 chat's stored events (consecutive ``seq``, none lost, none unknown), a summary (with every
 upload's time and Server-Timing) is printed and written to benchmarks/results/load.json
-(load-<commit>.json for a baseline, load-cluster.json for the cluster), and the exit status is 1
-if any request failed or any event went astray.
+(load-cluster.json for the cluster), and the exit status is 1 if any request failed or any event
+went astray.
 """
 
 from __future__ import annotations
@@ -37,7 +36,7 @@ import websockets
 from benchmarks.cluster import launched
 from benchmarks.probes import RssSampler
 from benchmarks.results import latency, machine
-from benchmarks.serving import API, REPO, Server, checkout, serve, server_timing
+from benchmarks.serving import API, Server, serve, server_timing
 
 RESULTS = Path(__file__).resolve().parent / "results" / "load.json"
 CLUSTER = RESULTS.with_name("load-cluster.json")
@@ -340,7 +339,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--drain-seconds", type=float, default=120.0, help="for cycles in flight (120)"
     )
-    parser.add_argument("--baseline", help="serve this git ref (say fb0083b), not this tree")
     parser.add_argument(
         "--cluster", action="store_true", help="2 API processes + 2 workers behind HAProxy"
     )
@@ -357,16 +355,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with contextlib.ExitStack() as stack:
             tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="chatflow-load-")))
-            root, tree = REPO, "this tree"
-            if args.baseline:
-                root, commit = checkout(args.baseline, tmp)
-                tree = f"baseline {commit}"
-                args.output = args.output or RESULTS.with_name(f"load-{commit}.json")
-            if args.cluster:  # deploy/cluster.py's topology; this tree's code
+            if args.cluster:  # deploy/cluster.py's topology
                 server = stack.enter_context(launched(tmp))
                 tree, args.output = "cluster: 2 API + 2 workers, HAProxy", args.output or CLUSTER
             else:
-                server = stack.enter_context(serve(tmp / "data", tmp / "server.log", root=root))
+                server, tree = stack.enter_context(serve(tmp, "server")), "this tree"
             rss = stack.enter_context(RssSampler(server.pid, 0.1))
             result = {"tree": tree, **asyncio.run(run_load(server, args))}
     except (KeyboardInterrupt, asyncio.CancelledError):

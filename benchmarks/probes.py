@@ -76,22 +76,22 @@ class RssSampler(_Probe):
         self._proc = psutil.Process(pid)
         self.samples: list[tuple[float, int, int]] = []  # (perf_counter, own, children)
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            with contextlib.suppress(psutil.Error):
-                children = 0
-                for child in self._proc.children(recursive=True):
-                    with contextlib.suppress(psutil.Error):
-                        children += child.memory_info().rss
-                own = self._proc.memory_info().rss
-                self.samples.append((time.perf_counter(), own, children))
-            self._stop.wait(self._interval)
-
     def __enter__(self) -> Self:
-        super().__enter__()
-        while not self.samples and self._thread.is_alive():  # the baseline, before the block
-            time.sleep(self._interval / 5)
-        return self
+        self._sample()  # the baseline, before the block
+        return super().__enter__()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            self._sample()
+
+    def _sample(self) -> None:
+        with contextlib.suppress(psutil.Error):
+            children = 0
+            for child in self._proc.children(recursive=True):
+                with contextlib.suppress(psutil.Error):
+                    children += child.memory_info().rss
+            own = self._proc.memory_info().rss
+            self.samples.append((time.perf_counter(), own, children))
 
     def growth_mb(self) -> dict[str, float]:
         """Peak RSS above the first sample (taken on entry): the process, its children, both."""

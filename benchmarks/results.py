@@ -81,26 +81,39 @@ class Results:
         return statistics.median(values) if values else math.nan
 
     def markdown(self) -> str:
-        """The tables to paste into docs/benchmarks.md."""
-        lines = ["| target | required | median | status |", "|---|---:|---:|---|"]
+        """The tables to paste into docs/benchmarks.md: the targets, then every figure."""
+        targets = []
         for key, op, required, label in TARGETS:
             m = self.median(key)
-            status = (
-                "not measured" if math.isnan(m) else ("met" if OPS[op](m, required) else "missed")
-            )
-            lines.append(f"| {label} | {op} {required:g} | {_fmt(m)} | {status} |")
-        lines += ["", "| figure | unit | median | min | max | n |", "|---|---|---:|---:|---:|---:|"]
+            met = "not measured" if math.isnan(m) else ("met" if OPS[op](m, required) else "missed")
+            targets.append([label, f"{op} {required:g}", fmt(m), met])
+        figures = []
         for key, f in self.figures.items():
             v = f["values"] or [math.nan]
             label = f["label"].replace("    ", "&emsp;")  # an indented part of the row above
-            lines.append(
-                f"| {label} | {f['unit']} | {_fmt(self.median(key))} | {_fmt(min(v))} | "
-                f"{_fmt(max(v))} | {len(f['values'])} |"
+            figures.append([label, f["unit"], *map(fmt, (self.median(key), min(v), max(v)))])
+            figures[-1].append(str(len(f["values"])))
+        return (
+            "\n".join(
+                [
+                    table(["target", "required", "median", "status"], targets, "-:--"),
+                    table(["figure", "unit", "median", "min", "max", "n"], figures, "--::::"),
+                    *(f"- {note}" for note in self.notes),
+                ]
             )
-        return "\n".join(lines + [""] + [f"- {note}" for note in self.notes]) + "\n"
+            + "\n"
+        )
 
 
-def _fmt(value: float) -> str:
+def table(head: list[str], rows: list[list[str]], align: str) -> str:
+    """A markdown table; ``align`` has a character per column: ``:`` right-aligned, else left."""
+    rule = "|".join("---:" if a == ":" else "---" for a in align)
+    lines = [f"| {' | '.join(head)} |", f"|{rule}|"] + [f"| {' | '.join(r)} |" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def fmt(value: float) -> str:
+    """A figure as the tables print it: ``-`` if missing, thousands without decimals."""
     if math.isnan(value):
         return "-"
     if abs(value) >= 1000:
