@@ -86,17 +86,17 @@ class Results:
         for key, op, required, label in TARGETS:
             m = self.median(key)
             met = "not measured" if math.isnan(m) else ("met" if OPS[op](m, required) else "missed")
-            targets.append([label, f"{op} {required:g}", fmt(m), met])
+            targets.append([label, f"{op} {required:g}", _fmt(m), met])
         figures = []
         for key, f in self.figures.items():
             v = f["values"] or [math.nan]
             label = f["label"].replace("    ", "&emsp;")  # an indented part of the row above
-            figures.append([label, f["unit"], *map(fmt, (self.median(key), min(v), max(v)))])
+            figures.append([label, f["unit"], *map(_fmt, (self.median(key), min(v), max(v)))])
             figures[-1].append(str(len(f["values"])))
         return (
             "\n".join(
                 [
-                    table(["target", "required", "median", "status"], targets, "-:--"),
+                    table(["target", "required", "median", "status"], targets, "-::-"),
                     table(["figure", "unit", "median", "min", "max", "n"], figures, "--::::"),
                     *(f"- {note}" for note in self.notes),
                 ]
@@ -112,7 +112,7 @@ def table(head: list[str], rows: list[list[str]], align: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def fmt(value: float) -> str:
+def _fmt(value: float) -> str:
     """A figure as the tables print it: ``-`` if missing, thousands without decimals."""
     if math.isnan(value):
         return "-"
