@@ -46,9 +46,12 @@ $(BENCH_STAMP): pyproject.toml $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
 	touch $(BENCH_STAMP)
 
+# The README's performance figures: this tree against the plain libraries (docs/benchmarks.md,
+# ~14 min; its cluster phase needs the local PostgreSQL and Redis).
 bench: $(BENCH_STAMP)
 	$(BIN)/python -m benchmarks
 
+# 60 s of 50 chats uploading and running against one server (docs/load.md).
 load: $(BENCH_STAMP)
 	$(BIN)/python -m benchmarks.load
 
