@@ -11,8 +11,9 @@ import httpx
 import psutil
 
 from benchmarks.results import latency
+from benchmarks.serving import API
 
-HEALTH = "/api/v1/health"
+HEALTH = f"{API}/health"
 
 
 class _Probe:
