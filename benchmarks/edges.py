@@ -10,9 +10,9 @@ from pathlib import Path
 
 from benchmarks.options import Options
 from benchmarks.results import Results
-from benchmarks.workflows import DEFAULT_ENGINE, PLAIN_WRITERS, read_plain
+from benchmarks.workflows import PLAIN_WRITERS, default_engine, read_plain
 from chatflow.spreadsheets.reading import read_table
-from chatflow.spreadsheets.writing import check_xlsx_engine, write_workbook
+from chatflow.spreadsheets.writing import write_workbook
 
 
 def paired(calls: dict[str, Callable[[], object]], reps: int) -> dict[str, list[float]]:
@@ -43,7 +43,7 @@ def run_write(res: Results, xlsx: Path, opts: Options) -> None:
     """The default engine through ``write_workbook`` vs its library used plainly, on the table
     ``read_table`` gives."""
     table, out = read_table(xlsx, kind="xlsx"), xlsx.parent
-    engine = check_xlsx_engine(DEFAULT_ENGINE)
+    engine = default_engine()
     got = paired(
         {
             "project": partial(

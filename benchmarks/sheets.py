@@ -23,8 +23,8 @@ from benchmarks.options import Options
 from benchmarks.results import Results
 from benchmarks.serving import Server, Timed, chat_with, through_api
 from benchmarks.workflows import (
-    DEFAULT_ENGINE,
     STEPS,
+    default_engine,
     naive_openpyxl,
     pandas_openpyxl,
     plain_workflow,
@@ -32,7 +32,7 @@ from benchmarks.workflows import (
 
 log = logging.getLogger("benchmarks")
 LABELS = {
-    "a": f"(a) floor: fastexcel typed + polars + plain {DEFAULT_ENGINE}",
+    "a": "(a) floor: fastexcel typed + polars + plain {engine}",
     "b": "(b) extract-columns workflow via HTTP, ?wait=true",
     "d": "(d) naive: openpyxl read_only + write_only",
     "e": "(e) pandas read_excel + drop_duplicates + to_excel, openpyxl",
@@ -59,7 +59,7 @@ def run_spreadsheet(res: Results, server: Server, xlsx: Path, opts: Options) -> 
             log.info("spreadsheet round %d/%d", rep + 1, opts.reps)
             for key, way in ways.items():
                 timed = way()
-                res.add(key, LABELS[key], "s", timed.seconds)
+                res.add(key, LABELS[key].format(engine=default_engine()), "s", timed.seconds)
                 if key == "b":
                     res.add("b_in", "    of which the step inside the server", "s", timed.inside_s)
                 rows.add(timed.rows_out)

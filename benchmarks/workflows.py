@@ -3,6 +3,7 @@ naive ways a user would write the seed workflow: (d) openpyxl, (e) pandas with o
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -10,10 +11,10 @@ from typing import Any
 import fastexcel
 import openpyxl
 import polars as pl
-import rustpy_xlsxwriter
 import xlsxwriter
 
 from chatflow.settings import Settings
+from chatflow.spreadsheets.writing import XlsxEngine, check_xlsx_engine
 
 SEED_COLUMNS = ["customer_id", "postal_code", "city"]  # duplicates removed: ~60% of the rows
 _GROUP = {
@@ -41,9 +42,13 @@ STEPS: dict[str, list[dict[str, Any]]] = {
         {"operation": "excel/convert", "arguments": {"format": "csv"}},
     ],
 }
-# The engine a server with default settings writes xlsx with (the bench's servers get no
-# CHATFLOW_* variable, so neither does this).
-DEFAULT_ENGINE: str = Settings.model_fields["xlsx_writer"].default
+
+
+@functools.cache
+def default_engine() -> XlsxEngine:
+    """The engine a server with default settings writes xlsx with, its fallback included."""
+    # The field's default, not Settings(): the bench's servers get no CHATFLOW_* variable.
+    return check_xlsx_engine(Settings.model_fields["xlsx_writer"].default)
 
 
 def read_plain(path: Path) -> pl.DataFrame:
@@ -79,10 +84,12 @@ def xlsxwriter_plain(table: pl.DataFrame, path: Path) -> None:
 
 def rust_plain(table: pl.DataFrame, path: Path) -> None:
     """rustpy-xlsxwriter's documented fast path: the polars table handed over as Arrow."""
+    import rustpy_xlsxwriter  # only when it is the engine (check_xlsx_engine falls back)
+
     rustpy_xlsxwriter.write_worksheet(table, str(path), sheet_name="Sheet1")
 
 
-PLAIN_WRITERS: dict[str, Callable[[pl.DataFrame, Path], None]] = {
+PLAIN_WRITERS: dict[XlsxEngine, Callable[[pl.DataFrame, Path], None]] = {
     "xlsxwriter": xlsxwriter_plain,
     "rustpy-xlsxwriter": rust_plain,
 }
@@ -102,7 +109,7 @@ def plain_workflow(name: str, source: Path, out: Path) -> int:
         kept = table.group_by("city", maintain_order=True).agg(
             pl.col("quantity").sum(), pl.col("unit_price").mean().alias("mean_price"), pl.len()
         )
-    PLAIN_WRITERS[DEFAULT_ENGINE](kept, out / f"plain-{name}.xlsx")
+    PLAIN_WRITERS[default_engine()](kept, out / f"plain-{name}.xlsx")
     return kept.height
 
 
