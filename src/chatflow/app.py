@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from chatflow import __version__
-from chatflow.api import chats, errors, files, observability, runs, system, websocket
+from chatflow.api import chats, docs_ui, errors, files, observability, runs, system, websocket
 from chatflow.api.body_limit import BodyLimit, streaming_routes
 from chatflow.api.request_ids import RequestIds
 from chatflow.auth import KeyRing
@@ -240,8 +240,9 @@ def create_app(settings: Settings) -> FastAPI:
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
-        docs_url="/docs",
-        redoc_url="/redoc",
+        # Served from the package by api/docs_ui.py instead: FastAPI's pages load from CDNs.
+        docs_url=None,
+        redoc_url=None,
     )
     errors.install_error_handlers(app)
     for module in (system, chats, files, runs):
@@ -249,6 +250,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(runs.saved, prefix="/api/v1")
     app.include_router(websocket.router)
     app.include_router(observability.router)
+    app.include_router(docs_ui.make_router())
     # Inside CORS (added after it, so outermost), so a 413 still carries CORS headers.
     app.add_middleware(
         BodyLimit,

@@ -33,7 +33,11 @@ _MEDIA_TYPES = {
 
 
 def content_security_policy(
-    *, script_src: tuple[str, ...] = (), style_src: tuple[str, ...] = (), worker_src: str = ""
+    *,
+    script_src: tuple[str, ...] = (),
+    style_src: tuple[str, ...] = (),
+    font_src: tuple[str, ...] = (),
+    worker_src: str = "",
 ) -> str:
     """A policy allowing only this server's own files, plus what a page names (documented there).
 
@@ -44,7 +48,7 @@ def content_security_policy(
         "script-src " + " ".join(("'self'", *script_src)),
         "style-src " + " ".join(("'self'", *style_src)),
         "img-src 'self' data:",
-        "font-src 'self'",
+        "font-src " + " ".join(("'self'", *font_src)),
         "connect-src 'self'",
         "object-src 'none'",
         "base-uri 'none'",
