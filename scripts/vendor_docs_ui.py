@@ -27,10 +27,11 @@ DOCS_UI = ROOT / "src" / "chatflow" / "docs_ui"
 ASSETS = DOCS_UI / "assets"
 VERSIONS = DOCS_UI / "VERSIONS.json"
 
-# The attribution in ReDoc's sidebar shows Redocly's logo from their CDN: an <img> the page
-# cannot opt out of, which an offline page must not request. It becomes an empty picture
-# (the "API docs by" link stays). A newer ReDoc without these strings fails here, loudly.
-_EMPTY_SVG = "data:image/svg+xml,%3Csvg xmlns=%22http://www.w3.org/2000/svg%22/%3E"
+# The attribution in ReDoc's sidebar shows Redocly's logo from their CDN: an <img> no option
+# turns off, which an offline page must not request. It becomes an empty data: URI, which fails
+# to decode at once, so ReDoc drops the image as it does when the CDN is unreachable (the
+# "API docs by" link stays). A newer ReDoc without these strings fails here, loudly.
+_NO_IMAGE = "data:,"
 _REDOC_LOGOS = (
     "https://cdn.redoc.ly/redoc/logo-mini-full.svg",
     "https://cdn.redoc.ly/redoc/logo-mini.svg",
@@ -77,8 +78,8 @@ PACKAGES = {
             Patch(
                 "redoc.standalone.js",
                 logo,
-                _EMPTY_SVG,
-                "the sidebar's Redocly logo is loaded from a CDN; offline it is an empty image",
+                _NO_IMAGE,
+                "the sidebar's Redocly logo comes from a CDN; an empty data: URI fails at once",
             )
             for logo in _REDOC_LOGOS
         ),
