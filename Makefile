@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run cluster test test-fast lint bench load load-cluster clean
+.PHONY: run cluster test test-fast lint bench load load-cluster clean vendor-docs-ui
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,8 +35,8 @@ test-fast: $(STAMP) lint
 	$(PYTEST) -m "not slow"
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests alembic benchmarks
-	$(BIN)/ruff format --check src tests alembic benchmarks
+	$(BIN)/ruff check src tests alembic benchmarks scripts
+	$(BIN)/ruff format --check src tests alembic benchmarks scripts
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
@@ -59,6 +59,14 @@ load: $(BENCH_STAMP)
 # database of the local PostgreSQL and the local Redis (docs/load.md).
 load-cluster: $(BENCH_STAMP)
 	$(BIN)/python -m benchmarks.load --cluster
+
+# Re-vendors the docs UI (/docs, /redoc) from the npm registry with npm (docs/docs-ui.md):
+# `make vendor-docs-ui`, or pin: `make vendor-docs-ui SWAGGER_UI=5.35.0 REDOC=3.0.1`.
+SWAGGER_UI ?= latest
+REDOC ?= latest
+
+vendor-docs-ui: $(BIN)/python
+	$(BIN)/python scripts/vendor_docs_ui.py --swagger-ui $(SWAGGER_UI) --redoc $(REDOC)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .import_linter_cache

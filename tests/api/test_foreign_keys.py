@@ -153,7 +153,7 @@ HTTP: dict[tuple[str, str], tuple[list[Call], int]] = {
     ("GET", "/api/v1/operations"): ([lambda b, i: b.get(f"{API}/operations")], 200),
     ("GET", "/openapi.json"): ([lambda b, i: b.get("/openapi.json")], 200),
     ("GET", "/docs"): ([lambda b, i: b.get("/docs")], 200),
-    ("GET", "/docs/oauth2-redirect"): ([lambda b, i: b.get("/docs/oauth2-redirect")], 200),
+    ("GET", "/docs/assets/{name}"): ([lambda b, i: b.get("/docs/assets/swagger-init.js")], 200),
     ("GET", "/redoc"): ([lambda b, i: b.get("/redoc")], 200),
 }
 # Routes any caller may use without a key.
@@ -163,7 +163,7 @@ PUBLIC = {
     "/api/v1/health/ready",
     "/openapi.json",
     "/docs",
-    "/docs/oauth2-redirect",
+    "/docs/assets/{name}",
     "/redoc",
 }
 SOCKETS = {"/chat/{chat_id}", "/api/v1/chat/workflows/{chat_id}/ws"}
