@@ -6,6 +6,7 @@ tests/browser/test_docs_ui.py proves in Chromium that nothing else is fetched at
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import re
@@ -18,6 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from chatflow.app import create_app
 from tests.support import LiveServer, make_settings, run_server
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -166,6 +168,21 @@ def test_the_docs_need_no_api_key(tmp_path: Path) -> None:
         assert _status(live, "/api/v1/operations") == 401
         for target in ("/docs", "/redoc", "/openapi.json", *ASSET_REFERENCES["/docs"]):
             assert _status(live, target) == 200, target
+
+
+def test_behind_a_prefix_the_pages_point_under_it(tmp_path: Path) -> None:
+    """With the ASGI root_path a proxy sets (uvicorn --root-path), every URL carries it."""
+
+    async def fetch() -> str:
+        app = create_app(make_settings(tmp_path / "data"))  # the pages need no lifespan
+        transport = httpx.ASGITransport(app=app, root_path="/chatflow")
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+            return (await http.get("/docs")).text
+
+    html = asyncio.run(fetch())
+    prefixed = ["/chatflow" + reference for reference in ASSET_REFERENCES["/docs"]]
+    assert _asset_references(html) == prefixed
+    assert 'data-spec-url="/chatflow/openapi.json"' in html
 
 
 def _status(live: LiveServer, target: str) -> int:

@@ -52,6 +52,21 @@ def test_swagger_ui_renders_offline_and_shows_the_execute_example(
     assert offline.blocked == []
 
 
+def test_swagger_ui_try_it_out_calls_this_server(
+    page: Page, server: LiveServer, offline: Offline, problems: list[str]
+) -> None:
+    page.goto(f"{server.url}/docs")
+    health = page.locator('.opblock-get:has([data-path="/api/v1/health/live"])')
+    health.locator(".opblock-summary").click()
+    health.get_by_role("button", name="Try it out").click()
+    health.get_by_role("button", name="Execute").click()
+    live = health.locator(".live-responses-table")
+    expect(live.locator("tbody .response-col_status")).to_have_text("200")
+    expect(live.locator(".highlight-code").first).to_contain_text('"status": "ok"')
+    assert problems == []
+    assert offline.blocked == []
+
+
 def test_redoc_renders_offline_and_shows_the_execute_example(
     page: Page, server: LiveServer, offline: Offline, problems: list[str]
 ) -> None:
