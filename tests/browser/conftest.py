@@ -40,9 +40,13 @@ def _missing(reason: str) -> None:
     pytest.skip(reason)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    """One headless Chromium per test process."""
+    """One headless Chromium per test module.
+
+    Not per session: Playwright's sync API keeps its event loop running in this thread until it
+    stops, and every later test in the process that calls ``asyncio.run`` would fail.
+    """
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
