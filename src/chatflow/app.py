@@ -14,7 +14,9 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from chatflow import __version__
 from chatflow.api import chats, docs_ui, errors, files, observability, runs, system, websocket
+from chatflow.api.assets import AssetDir
 from chatflow.api.body_limit import BodyLimit, streaming_routes
+from chatflow.api.page import WEB_DIR, page_router
 from chatflow.api.request_ids import RequestIds
 from chatflow.auth import KeyRing
 from chatflow.broadcaster import Broadcaster, Event, StoreFn
@@ -251,6 +253,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(websocket.router)
     app.include_router(observability.router)
     app.include_router(docs_ui.make_router())
+    app.include_router(page_router(AssetDir(WEB_DIR)))  # read here, once per app, not at import
     # Inside CORS (added after it, so outermost), so a 413 still carries CORS headers.
     app.add_middleware(
         BodyLimit,
@@ -261,7 +264,7 @@ def create_app(settings: Settings) -> FastAPI:
         app.add_middleware(
             CORSMiddleware,
             allow_origins=settings.cors_origin_list,
-            allow_methods=["GET", "POST", "DELETE"],
+            allow_methods=["GET", "POST", "PATCH", "DELETE"],
             allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "X-Request-ID"],
             expose_headers=["X-Request-ID"],
         )

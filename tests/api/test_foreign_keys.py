@@ -64,6 +64,10 @@ HTTP: dict[tuple[str, str], tuple[list[Call], int]] = {
         [lambda b, i: b.delete(f"{CHAT}/{i.chat}")],
         404,
     ),
+    ("PATCH", "/api/v1/chat/workflows/{chat_id}"): (
+        [lambda b, i: b.patch(f"{CHAT}/{i.chat}", json={"title": "B was here"})],
+        404,
+    ),
     ("POST", "/api/v1/chat/workflows/{chat_id}/runs/{run_id}/cancel"): (
         [lambda b, i: b.post(f"{CHAT}/{i.chat}/runs/{i.slow}/cancel")],
         404,
@@ -155,6 +159,9 @@ HTTP: dict[tuple[str, str], tuple[list[Call], int]] = {
     ("GET", "/docs"): ([lambda b, i: b.get("/docs")], 200),
     ("GET", "/docs/assets/{name}"): ([lambda b, i: b.get("/docs/assets/swagger-init.js")], 200),
     ("GET", "/redoc"): ([lambda b, i: b.get("/redoc")], 200),
+    # The chat page's files: the page asks for a key itself when the API wants one.
+    ("GET", "/"): ([lambda b, i: b.get("/")], 200),
+    ("GET", "/ui/{name:path}"): ([lambda b, i: b.get("/ui/api.js")], 200),
 }
 # Routes any caller may use without a key.
 PUBLIC = {
@@ -165,6 +172,8 @@ PUBLIC = {
     "/docs",
     "/docs/assets/{name}",
     "/redoc",
+    "/",
+    "/ui/{name:path}",
 }
 SOCKETS = {"/chat/{chat_id}", "/api/v1/chat/workflows/{chat_id}/ws"}
 

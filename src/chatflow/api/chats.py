@@ -12,6 +12,7 @@ from chatflow.api.schemas import (
     ChatDetail,
     ChatOut,
     ChatPage,
+    ChatRename,
     Envelope,
     EventOut,
     MessageIn,
@@ -55,6 +56,16 @@ async def get_chat(
 ) -> dict[str, object]:
     """Show one chat with its files and runs."""
     return {"data": await chats.detail(rt=rt, owner=owner, chat_id=chat.id, base=base)}
+
+
+@router.patch("/{chat_id}", response_model=Envelope[ChatOut], responses=errors(404, 422))
+async def rename_chat(
+    chat: OwnedChat, body: ChatRename, rt: RuntimeDep, owner: Owner, base: BaseUrl
+) -> dict[str, object]:
+    """Give a chat a new title."""
+    return {
+        "data": await chats.rename(rt=rt, owner=owner, chat_id=chat.id, title=body.title, base=base)
+    }
 
 
 @router.delete("/{chat_id}", status_code=204, responses=errors(404))

@@ -29,6 +29,11 @@ class ChatCreate(BaseModel):
     title: str | None = Field(default=None, max_length=200)
 
 
+class ChatRename(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"title": "Q4"}]})
+    title: str | None = Field(max_length=200, description="the new title; null clears it")
+
+
 class ChatOut(BaseModel):
     chat_id: str
     title: str | None

@@ -52,6 +52,17 @@ async def list_page(
     return list((await session.execute(query)).scalars())
 
 
+async def set_title(
+    session: AsyncSession, *, chat_id: str, title: str | None, owner: str | None = None
+) -> Chat | None:
+    """The chat with its new title, or None if it is not there (or not ``owner``'s)."""
+    chat = await get(session, chat_id=chat_id, owner=owner)
+    if chat is not None:
+        chat.title = title
+        await session.flush()
+    return chat
+
+
 async def remove(session: AsyncSession, *, chat_id: str) -> bool:
     result = await session.execute(delete(Chat).where(Chat.id == chat_id))
     return bool(result.rowcount)  # type: ignore[attr-defined]

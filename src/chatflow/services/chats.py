@@ -1,4 +1,4 @@
-"""Chats: create, list, show, delete."""
+"""Chats: create, list, show, rename, delete."""
 
 from __future__ import annotations
 
@@ -83,6 +83,17 @@ async def detail(*, rt: Runtime, chat_id: str, owner: str | None, base: str) -> 
         "files": [file_view(row, base) for row in files],
         "runs": [run_view(run, outputs_by_run.get(run.id, []), base) for run in runs],
     }
+
+
+async def rename(
+    *, rt: Runtime, chat_id: str, title: str | None, owner: str | None, base: str
+) -> dict[str, Any]:
+    """Set the chat's title; NotFound if it is gone (or another owner's)."""
+    async with rt.db.write() as session:
+        chat = await chats_repo.set_title(session, chat_id=chat_id, owner=owner, title=title)
+    if chat is None:
+        raise NotFound(f"chat {chat_id} not found", code="chat_not_found")
+    return chat_view(chat, base)
 
 
 async def delete(*, rt: Runtime, chat_id: str, owner: str | None) -> None:
