@@ -20,6 +20,9 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from tests.browser.pages import ChatPage
+from tests.support import LiveServer, make_settings, run_server
+
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, BrowserContext, Page, Route
 
@@ -100,3 +103,18 @@ def page(browser: Browser, offline: Offline) -> Iterator[Page]:
         yield context.new_page()
     finally:
         context.close()
+
+
+@pytest.fixture(scope="module")
+def page_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """One server for a module's page tests (each test opens its own chat)."""
+    data_dir = tmp_path_factory.mktemp("page-server") / "data"
+    # The slower xlsx engine: a cancel must reach a run while it still writes.
+    with run_server(make_settings(data_dir, xlsx_writer="xlsxwriter")) as live:
+        yield live
+
+
+@pytest.fixture
+def chat_page(page: Page, page_server: LiveServer) -> ChatPage:
+    """The chat page of the module's server, loaded."""
+    return ChatPage(page, page_server.url).open()

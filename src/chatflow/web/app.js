@@ -104,6 +104,7 @@ async function openChat(chat) {
   current = chat;
   chats.select(chat.chat_id);
   $("chat").hidden = false;
+  $("chat").dataset.chatId = chat.chat_id;
   $("confirm-delete").hidden = true;
   $("chat-title").value = chat.title || "";
   transcript.clear();

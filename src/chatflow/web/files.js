@@ -91,7 +91,8 @@ export class FilesPanel {
     } catch (error) {
       item.classList.add("refused");
       state.textContent = "refused";
-      item.append(h("p", { class: "error", role: "alert" }, `${file.name}: ${error.message}`));
+      const named = error.message.includes(file.name) ? error.message : `${file.name}: ${error.message}`;
+      item.append(h("p", { class: "error", role: "alert" }, named));
     }
   }
 

@@ -63,15 +63,21 @@ export class Builder {
   add(name) {
     const op = this.catalogue.get(name);
     if (!op) return;
+    this.keepValues();
     this.steps.push({ operation: name, values: structuredClone(op.example || {}) });
     this.render();
     const last = this.parts.steps.lastElementChild;
     if (last) last.querySelector("input, select, textarea, button").focus();
   }
 
-  /** Keep what was typed, rebuild the forms (new column choices). */
-  rebuild() {
+  /** What was typed in each step, kept for the next render. */
+  keepValues() {
     for (const step of this.steps) if (step.form) step.values = step.form.read().arguments;
+  }
+
+  /** Rebuild the forms (new column choices), keeping what was typed. */
+  rebuild() {
+    this.keepValues();
     this.render();
   }
 
