@@ -19,6 +19,7 @@ export class RunPanel {
     this.chatId = null;
     this.runId = null;
     this.steps = [];
+    this.lastStep = null;
     this.cancel.addEventListener("click", () => this.requestCancel());
   }
 
@@ -53,6 +54,7 @@ export class RunPanel {
     if (event.type === "workflow_started") {
       this.runId = event.run_id;
       this.steps = event.steps || [];
+      this.lastStep = null;
       this.show("running", 0, `Step 1/${event.total_steps}: ${this.steps[0] || ""}`, 0);
       this.cancel.disabled = false;
       this.outcome.replaceChildren();
@@ -64,11 +66,13 @@ export class RunPanel {
   }
 
   on_step_started(event) {
+    this.lastStep = event.step;
     this.step.textContent = `Step ${event.step}/${event.total_steps}: ${event.operation}`;
     this.stepBar.value = 0;
   }
 
   on_progress(event) {
+    this.lastStep = event.step;
     this.bar.value = event.progress;
     this.percent.textContent = `${Math.round(event.progress)}%`;
     this.step.textContent = `Step ${event.step}/${event.total_steps}: ${event.operation}: ${event.message}`;
@@ -96,7 +100,9 @@ export class RunPanel {
   on_workflow_failed(event) {
     const error = event.error || {};
     this.finish(error.code === "interrupted" ? "interrupted" : "failed");
-    const where = error.step ? `Step ${error.step} (${this.steps[error.step - 1] || "?"})` : "The run";
+    // A run ended at start-up (the server died under it) names no step: the last one seen ran.
+    const step = error.step || this.lastStep;
+    const where = step ? `Step ${step} (${this.steps[step - 1] || "?"})` : "The run";
     fill(
       this.outcome,
       h("p", { class: "error run-error", role: "alert" }, h("strong", {}, `${where}: `), error.message || event.message),
