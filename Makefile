@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run cluster test test-fast lint bench load load-cluster clean vendor-docs-ui
+.PHONY: run cluster test test-fast lint bench load load-cluster screenshots clean vendor-docs-ui
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,10 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check src tests alembic benchmarks scripts
 	$(BIN)/mypy
 	$(BIN)/lint-imports
+
+# The chat page's main states as docs/page-*.png (needs Chromium at /usr/bin/chromium).
+screenshots: $(STAMP)
+	$(BIN)/python -m tests.browser.screens docs
 
 BENCH_STAMP := $(VENV)/.installed-bench
 

@@ -21,7 +21,8 @@ UNLABELLED = """() => [...document.querySelectorAll("input, select, textarea, bu
 # Sizes of the run panel's parts, recorded on every progress update while the run is running.
 WATCH_PROGRESS = """() => {
     window.__boxes = [];
-    const parts = ["run-progress", "run-state", "run-step", "run-bar", "step-bar", "cancel", "run-outcome"];
+    const parts = ["run-progress", "run-state", "run-step", "run-bar", "step-bar", "cancel",
+                   "run-outcome"];
     const bar = document.getElementById("run-bar");
     new MutationObserver(() => {
         if (document.getElementById("run-state").textContent !== "running") return;
@@ -45,9 +46,7 @@ def _tab_to(page: Page, target: Locator) -> None:
     raise AssertionError(f"{target} is not reachable with Tab")
 
 
-def test_keyboard_only(
-    chat_page: ChatPage, tmp_path: Path, offline: Offline
-) -> None:
+def test_keyboard_only(chat_page: ChatPage, tmp_path: Path, offline: Offline) -> None:
     page = chat_page.page
     _tab_to(page, page.get_by_label("New chat title"))
     page.keyboard.type("by keyboard")
@@ -103,8 +102,10 @@ def test_every_control_has_a_label(chat_page: ChatPage, tmp_path: Path) -> None:
     ):
         expect(page.get_by_label(label, exact=True)).to_have_count(1)
     # One step of every operation: each generated field is labelled.
-    names = page.get_by_label("Operation").locator("option").evaluate_all(
-        "options => options.map(o => o.value)"
+    names = (
+        page.get_by_label("Operation")
+        .locator("option")
+        .evaluate_all("options => options.map(o => o.value)")
     )
     assert len(names) >= 29
     for name in names:
@@ -123,7 +124,10 @@ def test_a_375_px_screen_scrolls_only_down(
         width = "document.documentElement.scrollWidth"
         assert chat.page.evaluate(width) <= 375
         chat.create_chat("a rather long chat title that has to wrap on a narrow phone screen")
-        wide = [[f"column_with_a_long_name_{i}" for i in range(12)], [f"value {i}" for i in range(12)]]
+        wide = [
+            [f"column_with_a_long_name_{i}" for i in range(12)],
+            [f"value {i}" for i in range(12)],
+        ]
         chat.upload(write_xlsx(tmp_path / "wide.xlsx", wide))
         chat.add_step("excel/preview")
         chat.add_step("excel/profile-columns")

@@ -36,7 +36,14 @@ def test_the_seeds_flow_by_clicking(
     chat_page.create_chat("Q3 postal codes")
     chat_page.upload(data_xlsx)
     cells = chat_page.file_row("data.xlsx", 1).locator("td").all_text_contents()
-    assert cells == ["data.xlsx", "1", "5", "name, postal_code, city", "upload", "Download data.xlsx v1"]
+    assert cells == [
+        "data.xlsx",
+        "1",
+        "5",
+        "name, postal_code, city",
+        "upload",
+        "Download data.xlsx v1",
+    ]
     step = chat_page.add_step("excel/extract-columns-to-file")
     # The form's column choices are the input's real columns; the example's are ticked.
     columns = step.get_by_role("group", name="Columns")
@@ -264,9 +271,14 @@ def test_cancel(chat_page: ChatPage, page_server: LiveServer, tmp_path: Path) ->
     chat_page.wait_state("cancelled")
     expect(chat_page.page.locator("#run-outcome")).to_have_text("The run was cancelled.")
     expect(cancel).to_be_disabled()
-    expect(chat_page.page.locator("#transcript > li[data-type='workflow_cancelled']")).to_have_count(1)
+    expect(
+        chat_page.page.locator("#transcript > li[data-type='workflow_cancelled']")
+    ).to_have_count(1)
     kinds = [kind for _, kind in _no_duplicates(chat_page)]
-    assert kinds[kinds.index("workflow_started") :][:2] == ["workflow_started", "workflow_cancelled"]
+    assert kinds[kinds.index("workflow_started") :][:2] == [
+        "workflow_started",
+        "workflow_cancelled",
+    ]
 
 
 def test_a_chat_is_renamed_and_deleted(chat_page: ChatPage) -> None:

@@ -223,7 +223,7 @@ export class Builder {
     this.clearMarks();
     try {
       const accepted = await this.client.execute(this.chatId, request);
-      this.say(`Run ${accepted.run_id} queued`);
+      this.say("Run queued");
       this.onQueued(accepted.run_id);
     } catch (error) {
       this.refused(error);
