@@ -180,7 +180,7 @@ def test_openapi_documents_every_endpoint(client: httpx.Client) -> None:
         "/api/v1/health": {"get"},
         "/api/v1/operations": {"get"},
         "/api/v1/chat/workflows": {"get", "post"},
-        "/api/v1/chat/workflows/{chat_id}": {"get", "delete"},
+        "/api/v1/chat/workflows/{chat_id}": {"get", "patch", "delete"},
         "/api/v1/chat/workflows/{chat_id}/upload": {"post"},
         "/api/v1/chat/workflows/{chat_id}/files": {"get"},
         "/api/v1/chat/workflows/{chat_id}/files/{filename}": {"get", "delete"},
@@ -198,6 +198,7 @@ def test_openapi_documents_every_endpoint(client: httpx.Client) -> None:
     assert "multipart/form-data" in upload_body["content"]
     assert client.get("/docs").status_code == 200
     assert client.get("/redoc").status_code == 200
+    assert not {"/", "/ui/{name}"} & set(paths)  # the chat page's routes are not the API
 
 
 def test_a_csv_delimiter_can_be_given_at_upload(client: httpx.Client) -> None:
