@@ -34,6 +34,7 @@ LAUNCH_ARGS = [
     "--disable-component-update",
     "--no-first-run",
 ]
+EXPECT_TIMEOUT_MS = 20_000
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "[::1]", "::1"}
 
 
@@ -51,12 +52,15 @@ def browser() -> Iterator[Browser]:
     stops, and every later test in the process that calls ``asyncio.run`` would fail.
     """
     try:
-        from playwright.sync_api import sync_playwright
+        from playwright.sync_api import expect, sync_playwright
     except ImportError:
         _missing("the playwright package is not installed")
         raise
     if not CHROMIUM.exists():
         _missing(f"no Chromium at {CHROMIUM} (apt-get install chromium, or set CHATFLOW_BROWSER)")
+    # expect() waits on the page's own work (a dry run, an upload's inspection): on a busy
+    # 2-core machine running the whole suite that can take longer than its 5 s default.
+    expect.set_options(timeout=EXPECT_TIMEOUT_MS)
     with sync_playwright() as playwright:
         launched = playwright.chromium.launch(
             executable_path=str(CHROMIUM), headless=True, args=LAUNCH_ARGS

@@ -14,6 +14,7 @@ from tests.browser.pages import ChatPage, sheet_rows
 from tests.support import POSTAL_ROWS, LiveServer, upload, write_xlsx
 
 HOSTILE = Path(__file__).resolve().parents[1] / "fixtures" / "hostile"
+CHATS = "/api/v1/chat/workflows"
 SCRIPTED = "<img src=x onerror=window.__pwned=1>"
 
 
@@ -295,3 +296,18 @@ def test_a_chat_is_renamed_and_deleted(chat_page: ChatPage) -> None:
     page.get_by_role("button", name="Yes, delete it").click()
     expect(page.locator("#chat")).to_be_hidden()
     expect(page.locator("#chat-list .title").filter(has_text="after")).to_have_count(0)
+
+
+def test_more_chats_are_listed_on_request(page_server: LiveServer, chat_page: ChatPage) -> None:
+    with httpx.Client(base_url=page_server.url, timeout=30) as client:
+        for n in range(51):
+            assert client.post(CHATS, json={"title": f"many {n}"}).status_code == 201
+        total = len(client.get(CHATS, params={"limit": 200}).json()["data"]["items"])
+    page = chat_page.open().page
+    items = page.locator("#chat-list li[data-chat]")
+    expect(items).to_have_count(50)
+    expect(items.first.locator(".title")).to_have_text("many 50")  # newest first
+    page.get_by_role("button", name="More chats").click()
+    expect(items).to_have_count(min(total, 100))
+    titles = items.locator(".title").all_text_contents()
+    assert len(set(titles[:51])) == 51 and titles[:51] == [f"many {n}" for n in range(50, -1, -1)]

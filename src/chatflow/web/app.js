@@ -50,7 +50,12 @@ const files = new FilesPanel({
   list: $("file-list"),
   onChange: () => builder.setInputs(files.inputs()),
 });
-const chats = new ChatList({ client, list: $("chat-list"), onOpen: (chat) => guard(openChat(chat)) });
+const chats = new ChatList({
+  client,
+  list: $("chat-list"),
+  onOpen: (chat) => guard(openChat(chat)),
+  onError: (error) => problem(error),
+});
 
 let current = null; // the open chat
 let follower = null; // its live events
@@ -96,6 +101,7 @@ function onEvent(event) {
 function showConnection(state, detail) {
   $("connection").textContent = detail ? `${state}: ${detail}` : state;
   document.body.dataset.connection = state;
+  if (state === "live") $("problem").hidden = true; // calls that failed while it was away
   if (detail === "unauthorized") askForKey("The key was refused.");
 }
 

@@ -2,19 +2,31 @@
 
 import { fill, h, when } from "./dom.js";
 
+const PAGE = 50;
+
 export class ChatList {
-  /** @param {{client, list: HTMLElement, onOpen: (chat) => void}} options */
-  constructor({ client, list, onOpen }) {
-    Object.assign(this, { client, list, onOpen });
+  /** @param {{client, list: HTMLElement, onOpen: (chat) => void, onError: (error) => void}} options */
+  constructor({ client, list, onOpen, onError }) {
+    Object.assign(this, { client, list, onOpen, onError });
     this.chats = [];
+    this.cursor = null;
     this.current = null;
   }
 
+  /** The first page of chats (again). */
   async load() {
-    const page = await this.client.listChats({ limit: 50 });
-    this.chats = page.items;
+    this.chats = [];
+    this.cursor = null;
+    await this.more();
+  }
+
+  /** The next page, below those shown. */
+  async more() {
+    const page = await this.client.listChats({ limit: PAGE, cursor: this.cursor });
+    this.chats = [...this.chats, ...page.items];
+    this.cursor = page.next_cursor;
     this.render();
-    await Promise.all(this.chats.map((chat) => this.lastActivity(chat)));
+    await Promise.all(page.items.map((chat) => this.lastActivity(chat)));
   }
 
   render() {
@@ -41,6 +53,9 @@ export class ChatList {
           ),
         ),
       ),
+      this.cursor
+        ? h("li", {}, h("button", { type: "button", onclick: () => this.more().catch(this.onError) }, "More chats"))
+        : null,
     );
   }
 
