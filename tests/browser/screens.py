@@ -51,7 +51,7 @@ def _desktop(browser: Browser, server: LiveServer, data: Path, out: Path) -> Non
     page.get_by_role("button", name="Preview").click()
     expect(page.locator("#preview-area table").first).to_be_visible()
     _shoot(page, out, "page-chat.png")
-    _shoot(page, out, "page-preview.png", "#steps")
+    _shoot(page, out, "page-preview.png", "#preview")
     chat.run()
     chat.wait_state("completed")
     _shoot(page, out, "page-run.png", "#run-heading")

@@ -92,9 +92,15 @@ async function start() {
   await chats.load();
 }
 
-function onEvent(event) {
+/** An event, stored or live, in seq order. */
+function show(event) {
   transcript.add(event);
   runPanel.track(event);
+}
+
+/** A live event; new files (an upload, a run's outputs) are listed again. */
+function onEvent(event) {
+  show(event);
   if (event.type === "file_uploaded" || event.type === "workflow_completed") guard(files.refresh());
 }
 
@@ -120,7 +126,7 @@ async function openChat(chat) {
   // The stored events first (?since=0, page by page), then live from the last one seen.
   const backlog = await client.allEvents(chat.chat_id, 0);
   if (current !== chat) return;
-  backlog.forEach(onEvent);
+  backlog.forEach(show); // the files are listed once, below
   const since = backlog.length ? backlog[backlog.length - 1].seq : 0;
   follower = client.follow(chat.chat_id, { since, onEvent, onState: showConnection });
   await listed;

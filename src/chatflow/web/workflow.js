@@ -37,7 +37,7 @@ export class Builder {
     this.render();
     this.say("");
     this.parts.previewArea.replaceChildren();
-    this.loadSaved();
+    this.loadSaved().catch((error) => this.say(error.message, true));
   }
 
   /** The chat's files changed: the input choices (and the column choices) follow. */
@@ -188,7 +188,7 @@ export class Builder {
     try {
       const check = await this.client.dryRun(this.chatId, { steps, input: this.parts.input.value || undefined });
       this.previewColumns = check.steps.map((step) => step.columns);
-      this.say(`Preview of ${check.input.filename} (first ${check.sample_rows} rows)`);
+      this.say(`Preview of ${check.input.filename} (a sample of up to ${check.sample_rows} rows)`);
       fill(this.parts.previewArea, check.steps.map((step) => this.previewStep(step)));
     } catch (error) {
       this.parts.previewArea.replaceChildren();
