@@ -311,3 +311,19 @@ def test_more_chats_are_listed_on_request(page_server: LiveServer, chat_page: Ch
     expect(items).to_have_count(min(total, 100))
     titles = items.locator(".title").all_text_contents()
     assert len(set(titles[:51])) == 51 and titles[:51] == [f"many {n}" for n in range(50, -1, -1)]
+
+
+def test_columns_are_sent_in_the_order_they_are_ticked(
+    chat_page: ChatPage, data_xlsx: Path
+) -> None:
+    chat_page.create_chat("order")
+    chat_page.upload(data_xlsx)
+    step = chat_page.add_step("excel/extract-columns-to-file")
+    group = step.get_by_role("group", name="Columns")
+    group.get_by_label("postal_code").uncheck()
+    group.get_by_label("city").check()
+    group.get_by_label("postal_code").check()
+    expect(group.locator(".order")).to_have_text("Order: city, postal_code")
+    chat_page.page.get_by_role("button", name="Preview").click()
+    table = chat_page.page.locator("#preview-area table").first
+    expect(table.locator("th")).to_have_text(["city", "postal_code"])

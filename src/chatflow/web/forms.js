@@ -170,17 +170,21 @@ const WIDGETS = {
   },
   columns(id, label, spec, start, columns) {
     if (!columns.length) return WIDGETS.list(id, label, spec, start);
-    const chosen = new Set(Array.isArray(start) ? start : []);
+    // The order columns are ticked in is the order sent: for some operations it is the output's.
+    let picked = (Array.isArray(start) ? start : []).filter((name) => columns.includes(name));
     const boxes = columns.map((name, index) => {
       const boxId = `${id}-${index}`;
-      const box = h("input", { id: boxId, type: "checkbox", value: name, checked: chosen.has(name) });
-      return { box, element: h("div", { class: "checkbox" }, box, h("label", { for: boxId }, name)) };
+      const box = h("input", { id: boxId, type: "checkbox", value: name, checked: picked.includes(name) });
+      box.addEventListener("change", () => {
+        picked = picked.filter((other) => other !== name);
+        if (box.checked) picked.push(name);
+        order.textContent = picked.length ? `Order: ${picked.join(", ")}` : "";
+      });
+      return h("div", { class: "checkbox" }, box, h("label", { for: boxId }, name));
     });
-    const element = h("fieldset", { class: "control columns", id }, h("legend", {}, label), boxes.map((b) => b.element));
-    const read = () => {
-      const picked = boxes.filter((b) => b.box.checked).map((b) => b.box.value);
-      return picked.length ? picked : undefined;
-    };
+    const order = h("p", { class: "hint order" }, picked.length ? `Order: ${picked.join(", ")}` : "");
+    const element = h("fieldset", { class: "control columns", id }, h("legend", {}, label), boxes, order);
+    const read = () => (picked.length ? [...picked] : undefined);
     return { input: element, element, read };
   },
 };
