@@ -3,9 +3,11 @@ without sideways scrolling, and progress that does not move the layout while it 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import pytest
 from playwright.sync_api import Browser, Locator, Page, expect
 
 from tests.browser.conftest import Offline, new_context
@@ -35,6 +37,13 @@ WATCH_PROGRESS = """() => {
         });
     }).observe(bar, {attributes: true, attributeFilter: ["value"]});
 }"""
+
+
+@pytest.fixture(autouse=True)
+def _nothing_leaves_loopback(offline: Offline) -> Iterator[None]:
+    """Every test here, whatever it asserts itself: the page asked for nothing outside."""
+    yield
+    assert offline.blocked == []
 
 
 def _tab_to(page: Page, target: Locator) -> None:

@@ -3,6 +3,7 @@ workflow, failures, refusals, a hostile cell, saved workflows, cancel, rename an
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -16,6 +17,13 @@ from tests.support import POSTAL_ROWS, LiveServer, upload, write_xlsx
 HOSTILE = Path(__file__).resolve().parents[1] / "fixtures" / "hostile"
 CHATS = "/api/v1/chat/workflows"
 SCRIPTED = "<img src=x onerror=window.__pwned=1>"
+
+
+@pytest.fixture(autouse=True)
+def _nothing_leaves_loopback(offline: Offline) -> Iterator[None]:
+    """Every test here, whatever it asserts itself: the page asked for nothing outside."""
+    yield
+    assert offline.blocked == []
 
 
 @pytest.fixture
