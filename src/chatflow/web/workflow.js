@@ -65,6 +65,7 @@ export class Builder {
     if (!op) return;
     this.keepValues();
     this.steps.push({ operation: name, values: structuredClone(op.example || {}) });
+    this.parts.previewArea.replaceChildren(); // it showed other steps
     this.render();
     const last = this.parts.steps.lastElementChild;
     if (last) last.querySelector("input, select, textarea, button").focus();
@@ -86,6 +87,7 @@ export class Builder {
     const [step] = this.steps.splice(index, 1);
     this.steps.splice(index + by, 0, step);
     this.previewColumns = [];
+    this.parts.previewArea.replaceChildren();
     this.render();
     this.parts.steps.children[index + by]?.querySelector(by < 0 ? ".up" : ".down")?.focus();
   }
@@ -94,6 +96,7 @@ export class Builder {
     this.rebuild();
     this.steps.splice(index, 1);
     this.previewColumns = [];
+    this.parts.previewArea.replaceChildren();
     this.render();
   }
 
