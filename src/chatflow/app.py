@@ -13,7 +13,17 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from chatflow import __version__
-from chatflow.api import chats, docs_ui, errors, files, observability, runs, system, websocket
+from chatflow.api import (
+    chats,
+    docs_ui,
+    errors,
+    files,
+    observability,
+    openapi,
+    runs,
+    system,
+    websocket,
+)
 from chatflow.api.assets import AssetDir
 from chatflow.api.body_limit import BodyLimit, streaming_routes
 from chatflow.api.page import WEB_DIR, page_router
@@ -254,6 +264,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(observability.router)
     app.include_router(docs_ui.make_router())
     app.include_router(page_router(AssetDir(WEB_DIR)))  # read here, once per app, not at import
+    openapi.install(app, registry=load_all(), settings=settings)
     # Inside CORS (added after it, so outermost), so a 413 still carries CORS headers.
     app.add_middleware(
         BodyLimit,

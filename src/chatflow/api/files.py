@@ -12,9 +12,13 @@ from chatflow.api.body_limit import streams_body
 from chatflow.api.deps import BaseUrl, IdempotencyKey, OwnedChat, Owner, RuntimeDep, errors
 from chatflow.api.schemas import Deleted, Envelope, FileOut
 from chatflow.services import files
+from chatflow.spreadsheets.csv_text import DELIMITER_NAMES, DELIMITERS
 
 router = APIRouter(prefix="/chat/workflows/{chat_id}", tags=["files"])
 
+# The body the upload route reads itself (uploads.py): the accepted extensions and media types
+# come from the one table of kinds (filenames.py), the delimiters from the csv reader's.
+_UPLOADED_MEDIA_TYPES = sorted({filenames.MEDIA_TYPES[kind] for kind in filenames.KINDS.values()})
 _UPLOAD_BODY = {
     "requestBody": {
         "required": True,
@@ -26,17 +30,21 @@ _UPLOAD_BODY = {
                     "properties": {
                         "file": {
                             "type": "array",
+                            "minItems": 1,
                             "items": {"type": "string", "format": "binary"},
-                            "description": "one or more workbooks (.xlsx, .xls, .xlsb, .ods) "
-                            "or .csv / .tsv files",
+                            "description": "one or more parts named 'file', each a spreadsheet "
+                            f"named with one of {', '.join(sorted(filenames.KINDS))} (else 415 "
+                            "unsupported_file_type); its content decides how it is read",
                         },
                         "delimiter": {
                             "type": "string",
-                            "enum": [",", ";", "|", "tab"],
-                            "description": "csv delimiter; detected when not given",
+                            "enum": [*DELIMITERS, *DELIMITER_NAMES, ""],
+                            "description": "csv delimiter ('tab' or '\\t' for a tab); empty or "
+                            "absent: detected (else 422 invalid_delimiter)",
                         },
                     },
-                }
+                },
+                "encoding": {"file": {"contentType": ", ".join(_UPLOADED_MEDIA_TYPES)}},
             }
         },
     }

@@ -7,6 +7,8 @@ from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from chatflow.services.workflows import NAME as WORKFLOW_NAME
+
 T = TypeVar("T")
 
 
@@ -62,15 +64,42 @@ class FileOut(BaseModel):
 
 
 class StepIn(BaseModel):
+    """A step as a request gives it; the document replaces this schema with one variant per
+    registered operation (api/openapi.py), the run validates the arguments (runs/validation.py)."""
+
     model_config = ConfigDict(extra="forbid")
     operation: str = Field(examples=["excel/extract-columns-to-file"])
     arguments: dict[str, Any] = Field(default_factory=dict)
+
+
+class SavedStep(BaseModel):
+    """A saved workflow's step as it was saved (its arguments validated then)."""
+
+    operation: str = Field(examples=["excel/extract-columns-to-file"])
+    arguments: dict[str, Any]
+
+
+def _one_of(given: str, other: str) -> dict[str, Any]:
+    """JSON Schema for a body that gives exactly one of two fields (null counts as absent)."""
+    return {
+        "oneOf": [
+            {
+                "required": [given],
+                "properties": {given: {"not": {"type": "null"}}, other: {"type": "null"}},
+            },
+            {
+                "required": [other],
+                "properties": {other: {"not": {"type": "null"}}, given: {"type": "null"}},
+            },
+        ]
+    }
 
 
 class ExecuteIn(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={
+            **_one_of("steps", "workflow"),
             "examples": [
                 {
                     "steps": [
@@ -80,7 +109,7 @@ class ExecuteIn(BaseModel):
                         }
                     ]
                 }
-            ]
+            ],
         },
     )
     steps: list[StepIn] | None = Field(default=None, description="the steps to run, in order")
@@ -240,9 +269,13 @@ class DryRunOut(BaseModel):
 class WorkflowSave(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
-        json_schema_extra={"examples": [{"name": "postal codes", "run_id": "<run id>"}]},
+        json_schema_extra={
+            **_one_of("steps", "run_id"),
+            "examples": [{"name": "postal codes", "run_id": "<run id>"}],
+        },
     )
-    name: str = Field(max_length=100)
+    # The pattern is checked by the service (422 invalid_workflow_name), not by this model.
+    name: str = Field(max_length=100, json_schema_extra={"pattern": WORKFLOW_NAME.pattern})
     description: str | None = Field(default=None, max_length=2000)
     steps: list[StepIn] | None = Field(default=None, description="steps to save, or...")
     run_id: str | None = Field(default=None, description="...a run of this chat to save")
@@ -252,7 +285,7 @@ class WorkflowSave(BaseModel):
 class WorkflowOut(BaseModel):
     name: str
     description: str | None
-    steps: list[StepIn]
+    steps: list[SavedStep]
     source_chat_id: str | None
     source_run_id: str | None
     created_at: datetime

@@ -15,7 +15,13 @@ from chatflow.services import links, observability
 router = APIRouter(tags=["system"])
 
 
-@router.get("/health", response_model=Envelope[HealthOut | LivenessOut])
+# The empty security requirement: health answers without a key (api/openapi.py).
+@router.get(
+    "/health",
+    response_model=Envelope[HealthOut | LivenessOut],
+    responses=errors(),
+    openapi_extra={"security": [{}]},
+)
 async def health(
     rt: RuntimeDep, base: BaseUrl, keyed: Annotated[bool, Depends(has_valid_key)]
 ) -> dict[str, object]:

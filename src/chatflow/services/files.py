@@ -23,7 +23,7 @@ from chatflow.services import chats, events, idempotency, messages
 from chatflow.services.idempotency import fingerprint
 from chatflow.services.upload_limits import cell_limit, limit_hit
 from chatflow.services.views import file_view
-from chatflow.spreadsheets.csv_text import DELIMITERS
+from chatflow.spreadsheets.csv_text import DELIMITER_NAMES, DELIMITERS
 from chatflow.spreadsheets.inspection_pool import Inspection, PoolClosed
 from chatflow.spreadsheets.sandbox import InspectionRejected
 from chatflow.spreadsheets.workbook_files import alias_path
@@ -83,7 +83,7 @@ def _delimiter(fields: dict[str, str]) -> str | None:
     value = fields.get("delimiter")
     if value is None or value == "":
         return None
-    value = {"tab": "\t", "\\t": "\t"}.get(value, value)
+    value = DELIMITER_NAMES.get(value, value)
     if value not in DELIMITERS:
         raise Invalid(
             "delimiter must be one of , ; | or tab",

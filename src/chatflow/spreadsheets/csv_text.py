@@ -17,6 +17,8 @@ from pathlib import Path
 from chatflow.failures import StepFailed
 
 DELIMITERS = (",", ";", "\t", "|")
+# What an upload may write instead of a tab (a form field cannot easily hold one).
+DELIMITER_NAMES = {"tab": "\t", "\\t": "\t"}
 SNIFF_CHARS = 64 * 1024
 _SNIFF_RECORDS = 50
 
