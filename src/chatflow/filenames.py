@@ -30,6 +30,19 @@ _BIDI_CONTROLS = {*map(chr, range(0x202A, 0x202F)), *map(chr, range(0x2066, 0x20
 REFUSED_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp", "Cn"})
 _NAMELESS = {"Cc": "a control character", "Cs": "a lone surrogate", "Cn": "unassigned"}
 
+# ``problem``'s rules as one regular expression, exact for ASCII names (tests/test_filenames.py
+# checks them against each other); beyond ASCII, ``problem`` also refuses the invisible and
+# look-alike characters a pattern cannot name portably. For documents (OpenAPI), not for checks.
+_RESERVED_PATTERN = "|".join(
+    "".join(f"[{ch}{ch.lower()}]" if ch.isalpha() else ch for ch in word)
+    for word in ("CON", "PRN", "AUX", "NUL", "COM[1-9]", "LPT[1-9]")
+)
+NAME_PATTERN = (
+    rf"^(?!\.\.)(?! )(?!(?:{_RESERVED_PATTERN})(?:\.|$))"
+    # The end is "no character follows": Python's "$" also matches before a final newline.
+    r"[^\x00-\x1f\x7f/\\:]*[^\x00-\x1f\x7f/\\: .](?![\s\S])"
+)
+
 # What an upload's name says it is; the inspection then decides by content (a workbook saved
 # under another workbook's extension is read as what it is, see spreadsheets/sniffing.py).
 KINDS = {

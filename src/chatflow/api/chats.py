@@ -19,11 +19,14 @@ from chatflow.api.schemas import (
     MessageOut,
 )
 from chatflow.services import chats, events, messages
+from chatflow.services.chats import CURSOR_PATTERN
 
 router = APIRouter(prefix="/chat/workflows", tags=["chats"])
 
 
-@router.post("", status_code=201, response_model=Envelope[ChatOut], responses=errors(422))
+@router.post(
+    "", status_code=201, response_model=Envelope[ChatOut], responses=errors(json_body=True)
+)
 async def create_chat(
     rt: RuntimeDep, owner: Owner, base: BaseUrl, body: Annotated[ChatCreate | None, Body()] = None
 ) -> dict[str, object]:
@@ -35,13 +38,19 @@ async def create_chat(
     }
 
 
-@router.get("", response_model=Envelope[ChatPage], responses=errors(400))
+@router.get("", response_model=Envelope[ChatPage], responses=errors("invalid_cursor"))
 async def list_chats(
     rt: RuntimeDep,
     owner: Owner,
     base: BaseUrl,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    cursor: str | None = None,
+    cursor: Annotated[
+        str | None,
+        Query(
+            description="next_cursor of the previous page (400 invalid_cursor for any other)",
+            json_schema_extra={"pattern": CURSOR_PATTERN},
+        ),
+    ] = None,
 ) -> dict[str, object]:
     """List chats, newest first."""
     items, next_cursor = await chats.list_page(
@@ -50,7 +59,7 @@ async def list_chats(
     return {"data": {"items": items, "next_cursor": next_cursor}}
 
 
-@router.get("/{chat_id}", response_model=Envelope[ChatDetail], responses=errors(404))
+@router.get("/{chat_id}", response_model=Envelope[ChatDetail], responses=errors("chat_not_found"))
 async def get_chat(
     chat: OwnedChat, rt: RuntimeDep, owner: Owner, base: BaseUrl
 ) -> dict[str, object]:
@@ -58,7 +67,11 @@ async def get_chat(
     return {"data": await chats.detail(rt=rt, owner=owner, chat_id=chat.id, base=base)}
 
 
-@router.patch("/{chat_id}", response_model=Envelope[ChatOut], responses=errors(404, 422))
+@router.patch(
+    "/{chat_id}",
+    response_model=Envelope[ChatOut],
+    responses=errors("chat_not_found", json_body=True),
+)
 async def rename_chat(
     chat: OwnedChat, body: ChatRename, rt: RuntimeDep, owner: Owner, base: BaseUrl
 ) -> dict[str, object]:
@@ -68,7 +81,7 @@ async def rename_chat(
     }
 
 
-@router.delete("/{chat_id}", status_code=204, responses=errors(404))
+@router.delete("/{chat_id}", status_code=204, responses=errors("chat_not_found", "disk_full"))
 async def delete_chat(chat: OwnedChat, rt: RuntimeDep, owner: Owner) -> Response:
     """Delete a chat with its files, runs, events and messages."""
     # Its runs are cancelled inside chats.delete, after the ownership check.
@@ -76,7 +89,9 @@ async def delete_chat(chat: OwnedChat, rt: RuntimeDep, owner: Owner) -> Response
     return Response(status_code=204)
 
 
-@router.get("/{chat_id}/events", response_model=Envelope[list[EventOut]], responses=errors(404))
+@router.get(
+    "/{chat_id}/events", response_model=Envelope[list[EventOut]], responses=errors("chat_not_found")
+)
 async def list_events(
     chat: OwnedChat,
     rt: RuntimeDep,
@@ -87,7 +102,11 @@ async def list_events(
     return {"data": await events.list_since(rt.db, chat_id=chat.id, since=since, limit=limit)}
 
 
-@router.get("/{chat_id}/messages", response_model=Envelope[list[MessageOut]], responses=errors(404))
+@router.get(
+    "/{chat_id}/messages",
+    response_model=Envelope[list[MessageOut]],
+    responses=errors("chat_not_found"),
+)
 async def list_messages(
     chat: OwnedChat,
     rt: RuntimeDep,
@@ -102,7 +121,7 @@ async def list_messages(
     "/{chat_id}/messages",
     status_code=201,
     response_model=Envelope[MessageOut],
-    responses=errors(404, 422),
+    responses=errors("chat_not_found", json_body=True),
 )
 async def post_message(chat: OwnedChat, body: MessageIn, rt: RuntimeDep) -> dict[str, object]:
     """Add a user message to the transcript."""

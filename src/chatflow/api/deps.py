@@ -8,11 +8,15 @@ from fastapi import Depends, Header, Path, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from chatflow import logs
+from chatflow.api.error_codes import CODES, EVERY_ROUTE, JSON_BODY
 from chatflow.api.schemas import ErrorResponse
 from chatflow.db.models import Chat
 from chatflow.errors import Unauthorized
+from chatflow.filenames import MAX_NAME_LENGTH, NAME_PATTERN
 from chatflow.runtime import Runtime
 from chatflow.services import chats
+from chatflow.services.idempotency import MAX_KEY_LENGTH
+from chatflow.services.workflows import NAME as WORKFLOW_NAME
 
 
 def get_runtime(request: Request) -> Runtime:
@@ -61,7 +65,11 @@ def has_valid_key(
 
 
 async def owned_chat(
-    chat_id: Annotated[str, Path(description="the chat's id (a UUID)")],
+    chat_id: Annotated[
+        str,
+        # Documented as a UUID; anything else names no chat, hence 404 chat_not_found.
+        Path(description="the chat's id (a UUID)", json_schema_extra={"format": "uuid"}),
+    ],
     request: Request,
     owner: Annotated[str | None, Depends(get_owner)],
 ) -> Chat:
@@ -82,6 +90,26 @@ IdempotencyKey = Annotated[
         description="retrying with the same key and body returns the first response (24 h); "
         "a retry while the first is still at work waits for its answer, then 409 "
         "idempotency_in_progress",
+        # Checked by the idempotency service: 400 invalid_idempotency_key.
+        json_schema_extra={"minLength": 1, "maxLength": MAX_KEY_LENGTH},
+    ),
+]
+# Names in paths, documented with the rules the services check (they answer 400 or 404).
+RunId = Annotated[
+    str, Path(description="the run's id (a UUID)", json_schema_extra={"format": "uuid"})
+]
+FileName = Annotated[
+    str,
+    Path(
+        description="a file name of the chat (400 invalid_filename for a name no file may have; "
+        "the pattern is exact for ASCII, and beyond it invisible characters are refused too)",
+        json_schema_extra={"pattern": NAME_PATTERN, "maxLength": MAX_NAME_LENGTH},
+    ),
+]
+WorkflowName = Annotated[
+    str,
+    Path(
+        description="a saved workflow's name", json_schema_extra={"pattern": WORKFLOW_NAME.pattern}
     ),
 ]
 Owner = Annotated[str | None, Depends(get_owner)]
@@ -90,8 +118,35 @@ OwnedChat = Annotated[Chat, Depends(owned_chat)]
 BaseUrl = Annotated[str, Depends(get_base_url)]
 
 
-def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI entries for the error responses an endpoint can give."""
-    # Any route can see malformed input (400/422) and a missing key (401); listing 422 here
-    # also replaces FastAPI's default 422 schema, which is not our error envelope.
-    return {status: {"model": ErrorResponse} for status in sorted({400, 401, 422, *statuses})}
+Code = str | tuple[str, int]  # a code of error_codes.CODES, or (code, another status)
+_RETRY_AFTER = {"Retry-After": {"description": "seconds to wait", "schema": {"type": "integer"}}}
+
+
+def errors(*codes: Code, keyed: bool = True, json_body: bool = False) -> dict[int | str, Any]:
+    """OpenAPI entries for the error answers of a route: each status with its codes, an example
+    of each, in the error envelope. Every route can answer ``EVERY_ROUTE``; ``keyed`` routes 401
+    without a valid key (when keys are configured); ``json_body`` routes a broken body."""
+    named = [*codes, *EVERY_ROUTE, *(["unauthorized"] if keyed else []), *(JSON_BODY * json_body)]
+    by_status: dict[int, dict[str, str]] = {}
+    for code in named:
+        name, status = code if isinstance(code, tuple) else (code, CODES[code][0])
+        by_status.setdefault(status, {})[name] = CODES[name][1]
+    return {status: _error_entry(by_status[status]) for status in sorted(by_status)}
+
+
+def _error_entry(codes: dict[str, str]) -> dict[str, Any]:
+    examples = {
+        code: {
+            "summary": about,
+            "value": {"error": {"code": code, "message": about, "details": None}},
+        }
+        for code, about in codes.items()
+    }
+    entry: dict[str, Any] = {
+        "model": ErrorResponse,
+        "description": "; ".join(f"`{code}`: {about}" for code, about in codes.items()),
+        "content": {"application/json": {"examples": examples}},
+    }
+    if {"shutting_down", "database_busy", "idempotency_in_progress"} & codes.keys():
+        entry["headers"] = _RETRY_AFTER
+    return entry

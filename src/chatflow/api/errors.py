@@ -14,6 +14,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException
 
+from chatflow.api.routes import walk
 from chatflow.errors import ApiError
 
 log = logging.getLogger(__name__)
@@ -104,14 +105,26 @@ def _describe(loc: list[Any]) -> str:
     return out
 
 
-async def _http_error(_: Request, exc: Exception) -> JSONResponse:
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HTTPException)
     if exc.status_code == 400 and exc.detail == "There was an error parsing the body":
         # FastAPI's answer to a body that is not even text: the same as any broken JSON.
         return error_response(422, "malformed_json", "the request body is not valid JSON")
     code = _HTTP_CODES.get(exc.status_code, "http_error")
     headers = dict(exc.headers) if exc.headers else None
+    if exc.status_code == 405:
+        headers = {**(headers or {}), "Allow": allowed_methods(request)}
     return error_response(exc.status_code, code, str(exc.detail), headers=headers)
+
+
+def allowed_methods(request: Request) -> str:
+    """Every method of every route of the request's path: Starlette's 405 names only those of
+    the first route that matched it (``GET`` of a path whose ``DELETE`` is another route)."""
+    path = request.scope["path"]
+    methods = {
+        m for info in walk(request.app.routes) if info.regex.match(path) for m in info.methods
+    }
+    return ", ".join(sorted(methods))
 
 
 async def _database_error(request: Request, exc: Exception) -> JSONResponse:

@@ -9,12 +9,28 @@ from fastapi.responses import FileResponse
 
 from chatflow import filenames
 from chatflow.api.body_limit import streams_body
-from chatflow.api.deps import BaseUrl, IdempotencyKey, OwnedChat, Owner, RuntimeDep, errors
+from chatflow.api.deps import (
+    BaseUrl,
+    FileName,
+    IdempotencyKey,
+    OwnedChat,
+    Owner,
+    RuntimeDep,
+    errors,
+)
+from chatflow.api.error_codes import INSPECTION
 from chatflow.api.schemas import Deleted, Envelope, FileOut
 from chatflow.services import files
 from chatflow.spreadsheets.csv_text import DELIMITER_NAMES, DELIMITERS
 
 router = APIRouter(prefix="/chat/workflows/{chat_id}", tags=["files"])
+
+_UPLOAD_ERRORS = (
+    *("chat_not_found", "invalid_filename", "no_file", "malformed_multipart", "too_many_parts"),
+    *("field_too_large", "invalid_idempotency_key", "upload_stalled", "idempotency_in_progress"),
+    *("file_too_large", "expected_multipart", "unsupported_file_type", "invalid_delimiter"),
+    *("idempotency_key_reused", *INSPECTION, "shutting_down", "disk_full"),
+)
 
 # The body the upload route reads itself (uploads.py): the accepted extensions and media types
 # come from the one table of kinds (filenames.py), the delimiters from the csv reader's.
@@ -55,7 +71,7 @@ _UPLOAD_BODY = {
     "/upload",
     status_code=201,
     response_model=Envelope[list[FileOut]],
-    responses=errors(400, 404, 409, 413, 415, 422, 503, 507),
+    responses=errors(*_UPLOAD_ERRORS),
     openapi_extra=_UPLOAD_BODY,
 )
 @streams_body  # its own limits: CHATFLOW_MAX_UPLOAD_MB per file, parts, fields (uploads.py)
@@ -86,7 +102,7 @@ async def upload(
     return {"data": uploaded.files}
 
 
-@router.get("/files", response_model=Envelope[list[FileOut]], responses=errors(404))
+@router.get("/files", response_model=Envelope[list[FileOut]], responses=errors("chat_not_found"))
 async def list_files(
     chat: OwnedChat, rt: RuntimeDep, owner: Owner, base: BaseUrl
 ) -> dict[str, object]:
@@ -105,12 +121,12 @@ async def list_files(
             },
             "description": "the file's bytes",
         },
-        **errors(400, 404),
+        **errors("chat_not_found", "invalid_filename", "file_not_found"),
     },
 )
 async def download(
     chat: OwnedChat,
-    filename: str,
+    filename: FileName,
     rt: RuntimeDep,
     owner: Owner,
     version: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
@@ -127,10 +143,14 @@ async def download(
     )
 
 
-@router.delete("/files/{filename}", response_model=Envelope[Deleted], responses=errors(400, 404))
+@router.delete(
+    "/files/{filename}",
+    response_model=Envelope[Deleted],
+    responses=errors("chat_not_found", "invalid_filename", "file_not_found", "disk_full"),
+)
 async def delete_file(
     chat: OwnedChat,
-    filename: str,
+    filename: FileName,
     rt: RuntimeDep,
     owner: Owner,
     version: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,

@@ -31,7 +31,7 @@ def metrics_access(
     dependencies=[Depends(metrics_access)],
     responses={
         200: {"content": {CONTENT_TYPE: {"schema": {"type": "string"}}}},
-        **errors(401),
+        **errors(),
     },
 )
 async def metrics(rt: RuntimeDep) -> Response:

@@ -19,7 +19,7 @@ router = APIRouter(tags=["system"])
 @router.get(
     "/health",
     response_model=Envelope[HealthOut | LivenessOut],
-    responses=errors(),
+    responses=errors(keyed=False),
     openapi_extra={"security": [{}]},
 )
 async def health(
@@ -54,7 +54,9 @@ async def health_live() -> dict[str, object]:
     return {"data": {"status": "ok"}}
 
 
-@router.get("/health/ready", response_model=Envelope[ProbeOut], responses=errors(503))
+@router.get(
+    "/health/ready", response_model=Envelope[ProbeOut], responses=errors("not_ready", keyed=False)
+)
 async def health_ready(rt: RuntimeDep) -> dict[str, object]:
     """200 when the database and Redis (if configured) answer and migrations are at head;
     otherwise 503 not_ready with Retry-After (no key needed)."""
@@ -66,7 +68,7 @@ async def health_ready(rt: RuntimeDep) -> dict[str, object]:
     "/operations",
     response_model=Envelope[list[OperationOut]],
     dependencies=[Depends(get_owner)],
-    responses=errors(401),
+    responses=errors(),
 )
 async def operations(rt: RuntimeDep) -> dict[str, object]:
     """Every registered operation with its arguments' JSON Schema and an example."""

@@ -42,6 +42,10 @@ async def create(*, rt: Runtime, title: str | None, owner: str | None, base: str
     return chat_view(chat, base)
 
 
+# What a cursor is made of (URL-safe base64); documented in OpenAPI.
+CURSOR_PATTERN = "^[A-Za-z0-9_=-]*$"
+
+
 def _encode_cursor(chat: Chat) -> str:
     raw = json.dumps([chat.created_at.isoformat(), chat.id]).encode()
     return base64.urlsafe_b64encode(raw).decode()
