@@ -32,6 +32,8 @@ if TYPE_CHECKING:
     from python_multipart.multipart import MultipartCallbacks
 
 MAX_FIELD_BYTES = 64 * 1024
+# Parts of one upload, files and fields together; more: 400 too_many_parts.
+MAX_PARTS = 20
 
 
 @dataclass
@@ -55,7 +57,7 @@ class Received:
 @dataclass
 class UploadLimits:
     max_file_bytes: int
-    max_parts: int = 20
+    max_parts: int = MAX_PARTS
     idle_timeout_s: float = 30.0  # a body that sends nothing for this long is dropped
 
 

@@ -22,6 +22,7 @@ from chatflow.api.error_codes import INSPECTION
 from chatflow.api.schemas import Deleted, Envelope, FileOut
 from chatflow.services import files
 from chatflow.spreadsheets.csv_text import DELIMITER_NAMES, DELIMITERS
+from chatflow.uploads import MAX_PARTS
 
 router = APIRouter(prefix="/chat/workflows/{chat_id}", tags=["files"])
 
@@ -43,13 +44,18 @@ _UPLOAD_BODY = {
                 "schema": {
                     "type": "object",
                     "required": ["file"],
+                    # A delimiter field is a part too.
+                    "if": {"required": ["delimiter"]},
+                    "then": {"properties": {"file": {"maxItems": MAX_PARTS - 1}}},
                     "properties": {
                         "file": {
                             "type": "array",
                             "minItems": 1,
+                            "maxItems": MAX_PARTS,
                             "items": {"type": "string", "format": "binary"},
-                            "description": "one or more parts named 'file', each a spreadsheet "
-                            f"named with one of {', '.join(sorted(filenames.KINDS))} (else 415 "
+                            "description": f"one or more parts named 'file' ({MAX_PARTS} "
+                            "parts at most, fields included, else 400 too_many_parts), each a "
+                            f"spreadsheet named with one of {', '.join(sorted(filenames.KINDS))} (else 415 "
                             "unsupported_file_type); its content decides how it is read",
                         },
                         "delimiter": {

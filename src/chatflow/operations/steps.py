@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any, TypeVar, get_type_hints
 
 import polars as pl
-from pydantic import AfterValidator, ConfigDict, Field
+from pydantic import AfterValidator, ConfigDict, Field, WithJsonSchema
 
 from chatflow import filenames
 from chatflow.operations.common import plural, require_columns
@@ -53,7 +53,18 @@ def _check_file_name(name: str) -> str:
     return name
 
 
-OutputName = Annotated[str, AfterValidator(_check_file_name)]
+OutputName = Annotated[
+    str,
+    AfterValidator(_check_file_name),
+    # The same rules for documents (OpenAPI), exact for ASCII names; checked by the validator.
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": filenames.NAME_PATTERN,
+            "maxLength": filenames.MAX_NAME_LENGTH,
+        }
+    ),
+]
 """A chat file name given in arguments, refused at validation time if it is not acceptable."""
 
 SheetArg = Annotated[
