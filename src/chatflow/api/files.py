@@ -36,6 +36,7 @@ _UPLOAD_ERRORS = (
 # The body the upload route reads itself (uploads.py): the accepted extensions and media types
 # come from the one table of kinds (filenames.py), the delimiters from the csv reader's.
 _UPLOADED_MEDIA_TYPES = sorted({filenames.MEDIA_TYPES[kind] for kind in filenames.KINDS.values()})
+_EXTENSIONS = ", ".join(sorted(filenames.KINDS))
 _UPLOAD_BODY = {
     "requestBody": {
         "required": True,
@@ -44,9 +45,6 @@ _UPLOAD_BODY = {
                 "schema": {
                     "type": "object",
                     "required": ["file"],
-                    # A delimiter field is a part too.
-                    "if": {"required": ["delimiter"]},
-                    "then": {"properties": {"file": {"maxItems": MAX_PARTS - 1}}},
                     "properties": {
                         "file": {
                             "type": "array",
@@ -55,7 +53,7 @@ _UPLOAD_BODY = {
                             "items": {"type": "string", "format": "binary"},
                             "description": f"one or more parts named 'file' ({MAX_PARTS} "
                             "parts at most, fields included, else 400 too_many_parts), each a "
-                            f"spreadsheet named with one of {', '.join(sorted(filenames.KINDS))} (else 415 "
+                            f"spreadsheet named with one of {_EXTENSIONS} (else 415 "
                             "unsupported_file_type); its content decides how it is read",
                         },
                         "delimiter": {
