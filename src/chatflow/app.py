@@ -255,6 +255,8 @@ def create_app(settings: Settings) -> FastAPI:
         # Served from the package by api/docs_ui.py instead: FastAPI's pages load from CDNs.
         docs_url=None,
         redoc_url=None,
+        # operationId is the endpoint's name (execute, upload...): what generated clients call.
+        generate_unique_id_function=lambda route: route.name,
     )
     errors.install_error_handlers(app)
     for module in (system, chats, files, runs):

@@ -121,9 +121,11 @@ async def list_files(
         200: {
             "content": {
                 media_type: {"schema": {"type": "string", "format": "binary"}}
-                for media_type in (*filenames.MEDIA_TYPES.values(), "application/octet-stream")
+                # Generated clients read the body as the first type says: octet-stream is bytes
+                # (openapi-python-client would read a spreadsheet type as text).
+                for media_type in ("application/octet-stream", *filenames.MEDIA_TYPES.values())
             },
-            "description": "the file's bytes",
+            "description": "the file's bytes, with its media type",
         },
         **errors("chat_not_found", "invalid_filename", "file_not_found"),
     },

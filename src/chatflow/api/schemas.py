@@ -79,20 +79,17 @@ class SavedStep(BaseModel):
     arguments: dict[str, Any]
 
 
-def _one_of(given: str, other: str) -> dict[str, Any]:
-    """JSON Schema for a body that gives exactly one of two fields (null counts as absent)."""
-    return {
-        "oneOf": [
-            {
-                "required": [given],
-                "properties": {given: {"not": {"type": "null"}}, other: {"type": "null"}},
-            },
-            {
-                "required": [other],
-                "properties": {other: {"not": {"type": "null"}}, given: {"type": "null"}},
-            },
-        ]
-    }
+def _one_of(first: str, second: str) -> dict[str, Any]:
+    """JSON Schema for a body that gives exactly one of two fields (null counts as absent).
+
+    Written as "not both, not neither" rather than a ``oneOf`` of two shapes, so that client
+    generators still see one object with typed properties."""
+    given = [
+        {"required": [name], "properties": {name: {"not": {"type": "null"}}}}
+        for name in (first, second)
+    ]
+    neither = [{"not": one} for one in given]
+    return {"not": {"anyOf": [{"allOf": given}, {"allOf": neither}]}}
 
 
 class ExecuteIn(BaseModel):
