@@ -74,6 +74,7 @@ def _variant(op: Operation[Any]) -> type[BaseModel]:
     needs_arguments = any(f.is_required() for f in op.args_model.model_fields.values())
     arguments: Any = ... if needs_arguments else Field(default_factory=dict)
     words = re.split(r"[^A-Za-z0-9]+", op.name)
+    name: Any = Literal[op.name]  # a literal type made at run time, from the registry
     return create_model(
         "Step" + "".join(word.capitalize() for word in words),
         __config__=ConfigDict(
@@ -84,7 +85,7 @@ def _variant(op: Operation[Any]) -> type[BaseModel]:
                 "examples": [{"operation": op.name, "arguments": op.example}],
             },
         ),
-        operation=(Literal[op.name], ...),
+        operation=(name, ...),
         arguments=(op.args_model, arguments),
     )
 
