@@ -29,9 +29,7 @@ KEY_RULE = (
     "**API key:** `Authorization: Bearer KEY` when the server has API keys "
     "(`CHATFLOW_API_KEYS`, `CHATFLOW_API_KEYS_FILE`); a server without keys answers without one."
 )
-KEYLESS_RULE = (
-    "**API key:** not needed; with API keys configured, a valid key shows more (see above)."
-)
+KEYLESS_RULE = "**API key:** not needed, even when the server has API keys."
 
 
 def install(app: FastAPI, *, registry: Registry, settings: Settings) -> None:
@@ -173,7 +171,9 @@ def _security(doc: dict[str, Any], opened: set[tuple[str, str]]) -> None:
     the empty requirement (``openapi_extra={"security": [{}]}`` on the route), as do those in
     ``opened``."""
     scheme = doc["components"]["securitySchemes"][BEARER]
-    scheme["description"] = "an API key from CHATFLOW_API_KEYS"
+    scheme["description"] = (
+        "an API key from CHATFLOW_API_KEYS; needed only when the server has keys configured"
+    )
     for path, item in doc["paths"].items():
         for method, operation in item.items():
             security = operation.get("security")
