@@ -55,7 +55,7 @@ def document(app: FastAPI, *, registry: Registry, settings: Settings) -> dict[st
     _type_steps(schemas, registry)
     for operation in _operations(doc):
         _step_limits(operation, schemas, settings)
-        _step_examples(operation, registry)
+        _step_examples(operation, schemas, registry)
         _upload_limits(operation, settings)
     _security(doc, _metrics_keyless(app, settings))
     return doc
@@ -121,16 +121,19 @@ def _step_limits(operation: dict[str, Any], schemas: dict[str, Any], settings: S
     for choice in steps.get("anyOf", [steps]):
         if choice.get("type") == "array" and "maxItems" not in choice:
             choice.update(minItems=1, maxItems=settings.max_steps)
-            choice["description"] = (
-                f"at most {settings.max_steps} steps (CHATFLOW_MAX_STEPS); each one of the "
-                "operations below, with its arguments"
+            steps["description"] = (
+                f"{steps.get('description', 'steps')}: 1 to {settings.max_steps} "
+                "(CHATFLOW_MAX_STEPS), each an operation with its arguments"
             )
 
 
-def _step_examples(operation: dict[str, Any], registry: Registry) -> None:
-    """A selectable example per operation for the body of ``execute``."""
+def _step_examples(operation: dict[str, Any], schemas: dict[str, Any], registry: Registry) -> None:
+    """A selectable example per operation for the body of ``execute``; the body model's own
+    example (the seed's workflow) stays the one shown first."""
     if _body_ref(operation) != "ExecuteIn":
         return
+    shown = schemas["ExecuteIn"].get("examples", [{}])[0]
+    first = {step["operation"] for step in shown.get("steps", [])}
     media = operation["requestBody"]["content"]["application/json"]
     media["examples"] = {
         op.name: {
@@ -138,7 +141,7 @@ def _step_examples(operation: dict[str, Any], registry: Registry) -> None:
             "description": op.summary,
             "value": {"steps": [{"operation": op.name, "arguments": op.example}]},
         }
-        for op in registry.all()
+        for op in sorted(registry.all(), key=lambda op: op.name not in first)
     }
 
 

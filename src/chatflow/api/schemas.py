@@ -274,8 +274,10 @@ class WorkflowSave(BaseModel):
     # The pattern is checked by the service (422 invalid_workflow_name), not by this model.
     name: str = Field(max_length=100, json_schema_extra={"pattern": WORKFLOW_NAME.pattern})
     description: str | None = Field(default=None, max_length=2000)
-    steps: list[StepIn] | None = Field(default=None, description="steps to save, or...")
-    run_id: str | None = Field(default=None, description="...a run of this chat to save")
+    steps: list[StepIn] | None = Field(default=None, description="steps to save (or give run_id)")
+    run_id: str | None = Field(
+        default=None, description="a run of this chat to save (or give steps)"
+    )
     replace: bool = Field(default=False, description="overwrite a workflow of the same name")
 
 
