@@ -253,7 +253,7 @@ def test_keys_are_declared_and_keyless_routes_say_so() -> None:
     ("path", "allow"),
     [
         ("/api/v1/chat/workflows", "GET, POST"),
-        ("/api/v1/chat/workflows/0b7c0e7e-2c1a-4a6e-9a53-2f4c3f0a1b2c", "DELETE, GET"),
+        ("/api/v1/chat/workflows/0b7c0e7e-2c1a-4a6e-9a53-2f4c3f0a1b2c", "DELETE, GET, PATCH"),
         ("/api/v1/chat/workflows/x/files/a.csv", "DELETE, GET"),
         ("/api/v1/chat/workflows/x/messages", "GET, POST"),
         ("/api/v1/workflows/some-name", "DELETE, GET"),
@@ -261,7 +261,7 @@ def test_keys_are_declared_and_keyless_routes_say_so() -> None:
     ],
 )
 def test_405_allows_every_method_of_the_path(client: httpx.Client, path: str, allow: str) -> None:
-    response = client.request("PATCH", path)
+    response = client.request("PUT", path)
     assert response.status_code == 405
     assert response.headers["allow"] == allow
     assert response.json() == {
