@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -273,3 +274,34 @@ def group_alive(pgid: int, wait_s: float = 5.0) -> bool:
         if time.monotonic() > deadline:
             return True
         time.sleep(0.05)
+
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+PACKAGE_DIR = REPO_ROOT / "src" / "chatflow"
+
+
+def folder_files(folder: Path) -> dict[str, bytes]:
+    """Every file under ``folder``, by its path inside it."""
+    files = (path for path in folder.rglob("*") if path.is_file())
+    return {path.relative_to(folder).as_posix(): path.read_bytes() for path in files}
+
+
+def wheel_files(dest: Path, folder: Path) -> dict[str, bytes]:
+    """Build the project's wheel into ``dest`` and return what it ships of the package's
+    ``folder``, by path inside that folder.  No build isolation: hatchling is a test extra, so
+    the build needs no network."""
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation"]
+        + ["-w", str(dest), str(REPO_ROOT)],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    (wheel,) = dest.glob("chatflow-*.whl")
+    prefix = f"chatflow/{folder.relative_to(PACKAGE_DIR).as_posix()}/"
+    with zipfile.ZipFile(wheel) as archive:
+        return {
+            name.removeprefix(prefix): archive.read(name)
+            for name in archive.namelist()
+            if name.startswith(prefix)
+        }

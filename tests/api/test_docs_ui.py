@@ -10,9 +10,6 @@ import asyncio
 import hashlib
 import json
 import re
-import subprocess
-import sys
-import zipfile
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -20,7 +17,7 @@ import httpx
 import pytest
 
 from chatflow.app import create_app
-from tests.support import LiveServer, make_settings, run_server
+from tests.support import LiveServer, folder_files, make_settings, run_server, wheel_files
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS_UI = ROOT / "src" / "chatflow" / "docs_ui"
@@ -214,24 +211,6 @@ def test_versions_json_matches_the_vendored_files() -> None:
 
 
 def test_the_wheel_ships_the_docs_ui(tmp_path: Path) -> None:
-    # No build isolation: hatchling comes from the test extras, so the build needs no network.
-    subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation"]
-        + ["-w", str(tmp_path), str(ROOT)],
-        check=True,
-        capture_output=True,
-    )
-    (wheel,) = tmp_path.glob("chatflow-*.whl")
-    with zipfile.ZipFile(wheel) as archive:
-        shipped = {
-            name.removeprefix("chatflow/docs_ui/"): archive.read(name)
-            for name in archive.namelist()
-            if name.startswith("chatflow/docs_ui/")
-        }
-    expected = {
-        path.relative_to(DOCS_UI).as_posix(): path.read_bytes()
-        for path in DOCS_UI.rglob("*")
-        if path.is_file()
-    }
-    assert sorted(shipped) == sorted(expected)
-    assert shipped == expected
+    shipped = wheel_files(tmp_path, DOCS_UI)
+    assert sorted(shipped) == sorted(folder_files(DOCS_UI))
+    assert shipped == folder_files(DOCS_UI)

@@ -5,9 +5,6 @@ renaming a chat, which the page needed from the API."""
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
-import zipfile
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -16,7 +13,7 @@ import pytest
 
 from chatflow.api.assets import content_security_policy
 from chatflow.api.page import WEB_DIR
-from tests.support import LiveServer, create_chat, raw_get
+from tests.support import LiveServer, create_chat, folder_files, raw_get, wheel_files
 
 ROOT = Path(__file__).resolve().parents[2]
 CHATS = "/api/v1/chat/workflows"
@@ -140,22 +137,9 @@ def test_an_unknown_asset_is_the_json_404(server: LiveServer, target: str) -> No
 
 
 def test_the_assets_are_in_the_wheel(tmp_path: Path) -> None:
-    subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q"]
-        + ["-w", str(tmp_path), str(ROOT)],
-        check=True,
-        capture_output=True,
-        timeout=300,
-    )
-    (wheel,) = tmp_path.glob("chatflow-*.whl")
-    with zipfile.ZipFile(wheel) as archive:
-        names = {n for n in archive.namelist() if n.startswith("chatflow/web/")}
-        assert names == {
-            f"chatflow/web/{p.relative_to(WEB_DIR).as_posix()}"
-            for p in WEB_DIR.rglob("*")
-            if p.is_file()
-        }
-        assert archive.read("chatflow/web/api.js") == (WEB_DIR / "api.js").read_bytes()
+    shipped = wheel_files(tmp_path, WEB_DIR)
+    assert sorted(shipped) == sorted(folder_files(WEB_DIR))
+    assert shipped == folder_files(WEB_DIR)
 
 
 def test_a_chat_is_renamed(client: httpx.Client) -> None:

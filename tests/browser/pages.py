@@ -6,7 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import httpx
 import openpyxl
+
+from tests.support import upload
 
 if TYPE_CHECKING:
     from playwright.sync_api import Locator, Page
@@ -54,6 +57,20 @@ class ChatPage:
         self.page.get_by_label("Operation").select_option(operation)
         self.page.get_by_role("button", name="Add step").click()
         return self.step(self.page.locator("#steps > li").count())
+
+    def add_long_conversion(self, csv: Path, rows: int) -> Locator:
+        """Write ``rows`` rows to ``csv``, upload it over HTTP and add a step converting it to
+        xlsx: a run long enough to watch, cancel or interrupt."""
+        lines = "".join(f"{i},n{i},{i * 1.5}\n" for i in range(rows))
+        csv.write_text("id,name,amount\n" + lines)
+        with httpx.Client(base_url=self.url, timeout=120) as client:
+            assert upload(client, self.chat_id(), csv).status_code == 201
+        self.file_row(csv.name).wait_for()
+        step = self.add_step("excel/convert")
+        step.get_by_label("Format").select_option("xlsx")
+        step.get_by_label("Delimiter").select_option("")
+        step.get_by_label("Encoding").select_option("")
+        return step
 
     def step(self, number: int) -> Locator:
         return self.page.locator(f"#steps > li[data-step='{number}']")

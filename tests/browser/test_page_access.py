@@ -6,13 +6,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 from playwright.sync_api import Browser, Locator, Page, expect
 
 from tests.browser.conftest import Offline, new_context
 from tests.browser.pages import ChatPage, sheet_rows
-from tests.support import POSTAL_ROWS, LiveServer, upload, write_xlsx
+from tests.support import POSTAL_ROWS, LiveServer, write_xlsx
 
 TAB_LIMIT = 120
 # Every form control with no label, no aria-label and no labelled group around it.
@@ -153,20 +152,10 @@ def test_a_375_px_screen_scrolls_only_down(
     assert offline.blocked == []
 
 
-def test_progress_updates_do_not_move_the_layout(
-    chat_page: ChatPage, page_server: LiveServer, tmp_path: Path
-) -> None:
+def test_progress_updates_do_not_move_the_layout(chat_page: ChatPage, tmp_path: Path) -> None:
     page = chat_page.page
     chat_page.create_chat("steady")
-    big = tmp_path / "big.csv"
-    big.write_text("id,name,amount\n" + "".join(f"{i},n{i},{i * 1.5}\n" for i in range(200_000)))
-    with httpx.Client(base_url=page_server.url, timeout=120) as client:
-        assert upload(client, chat_page.chat_id(), big).status_code == 201
-    chat_page.file_row("big.csv").wait_for()
-    step = chat_page.add_step("excel/convert")
-    step.get_by_label("Format").select_option("xlsx")
-    step.get_by_label("Delimiter").select_option("")
-    step.get_by_label("Encoding").select_option("")
+    chat_page.add_long_conversion(tmp_path / "big.csv", rows=200_000)
     page.evaluate(WATCH_PROGRESS)
     chat_page.run()
     chat_page.wait_state("completed")

@@ -12,7 +12,7 @@ from playwright.sync_api import expect
 
 from tests.browser.conftest import Offline
 from tests.browser.pages import ChatPage, sheet_rows
-from tests.support import POSTAL_ROWS, LiveServer, upload, write_xlsx
+from tests.support import POSTAL_ROWS, LiveServer, write_xlsx
 
 HOSTILE = Path(__file__).resolve().parents[1] / "fixtures" / "hostile"
 CHATS = "/api/v1/chat/workflows"
@@ -260,18 +260,9 @@ def test_a_saved_workflow_runs_on_another_file(
     assert sheet_rows(out) == [["postal_code"], ["11111"], ["22"]]
 
 
-def test_cancel(chat_page: ChatPage, page_server: LiveServer, tmp_path: Path) -> None:
+def test_cancel(chat_page: ChatPage, tmp_path: Path) -> None:
     chat_page.create_chat("cancel me")
-    big = tmp_path / "big.csv"
-    big.write_text("id,name,amount\n" + "".join(f"{i},n{i},{i * 1.5}\n" for i in range(600_000)))
-    chat_id = chat_page.chat_id()
-    with httpx.Client(base_url=page_server.url, timeout=120) as client:
-        assert upload(client, chat_id, big).status_code == 201
-    chat_page.file_row("big.csv").wait_for()
-    step = chat_page.add_step("excel/convert")
-    step.get_by_label("Format").select_option("xlsx")
-    step.get_by_label("Delimiter").select_option("")
-    step.get_by_label("Encoding").select_option("")
+    chat_page.add_long_conversion(tmp_path / "big.csv", rows=600_000)
     chat_page.run()
     chat_page.wait_state("running")
     cancel = chat_page.page.get_by_role("button", name="Cancel", exact=True)

@@ -7,13 +7,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import httpx
 import pytest
 from playwright.sync_api import Browser, WebSocket, expect
 
 from tests.browser.conftest import Offline, new_context
 from tests.browser.pages import ChatPage
-from tests.support import chatflow_process, free_ports, upload
+from tests.support import chatflow_process, free_ports
 
 # The slower xlsx engine and enough rows: the run is still writing when the server dies.
 ENV = {"CHATFLOW_XLSX_WRITER": "xlsxwriter", "CHATFLOW_LOG_LEVEL": "warning"}
@@ -26,8 +25,6 @@ def test_the_page_reconnects_after_a_restart_and_shows_the_run_interrupted(
 ) -> None:
     (port,) = free_ports()
     data_dir = tmp_path / "data"
-    big = tmp_path / "big.csv"
-    big.write_text("id,name,amount\n" + "".join(f"{i},n{i},{i * 1.5}\n" for i in range(ROWS)))
     context = new_context(browser, offline, viewport={"width": 1280, "height": 900})
     sockets: list[WebSocket] = []
     try:
@@ -36,13 +33,7 @@ def test_the_page_reconnects_after_a_restart_and_shows_the_run_interrupted(
         chat = ChatPage(page, f"http://127.0.0.1:{port}")
         with chatflow_process(data_dir, tmp_path / "first.log", port=port, env=ENV):
             chat.open().create_chat("restarted")
-            with httpx.Client(base_url=chat.url, timeout=120) as client:
-                assert upload(client, chat.chat_id(), big).status_code == 201
-            chat.file_row("big.csv").wait_for()
-            step = chat.add_step("excel/convert")
-            step.get_by_label("Format").select_option("xlsx")
-            step.get_by_label("Delimiter").select_option("")
-            step.get_by_label("Encoding").select_option("")
+            chat.add_long_conversion(tmp_path / "big.csv", rows=ROWS)
             chat.run()
             chat.wait_state("running")
             seen = max(seq for seq, _ in chat.entries())
