@@ -12,7 +12,7 @@ import pytest
 
 from chatflow.operations import load_all
 from chatflow.operations.catalogue import COMMAND, README, operations_table, with_table
-from chatflow.operations.registry import Registry
+from chatflow.operations.registry import COLUMN_MARK, Registry
 from chatflow.operations.steps import Outcome, SheetArgs, TableArgs, operation
 from tests.support import LiveServer, create_chat, upload, write_xlsx
 
@@ -33,6 +33,27 @@ def test_the_pre_run_check_and_the_step_need_the_same_columns(name: str) -> None
     assert operation is not None and operation.input_columns is not None
     args = operation.args_model.model_validate(operation.example)
     assert operation.input_columns(args) == args.needed_columns()
+
+
+@pytest.mark.parametrize("name", CATALOGUE)
+def test_the_arguments_that_name_input_columns_are_marked_so(name: str) -> None:
+    """A top-level argument is marked ``COLUMN_MARK`` exactly when the example's value(s) of it
+    are columns the step needs: clients offer the input's columns for a marked one."""
+    operation = load_all().get(name)
+    assert operation is not None and operation.input_columns is not None
+    needed = set(operation.input_columns(operation.args_model.model_validate(operation.example)))
+    properties = operation.json_schema()["properties"]
+    marked = {key for key, schema in properties.items() if schema.get(COLUMN_MARK) is True}
+    naming = {
+        key
+        for key, value in operation.example.items()
+        if (values := value if isinstance(value, list) else [value])
+        and all(isinstance(v, str) and v in needed for v in values)
+    }
+    assert marked >= naming, f"mark these with INPUT_COLUMNS: {sorted(naming - marked)}"
+    for key in marked & set(operation.example):
+        value = operation.example[key]
+        assert set(value if isinstance(value, list) else [value]) <= needed, key
 
 
 def test_shared_arguments_are_listed_after_an_operations_own() -> None:

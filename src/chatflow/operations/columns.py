@@ -21,6 +21,7 @@ from chatflow.operations.common import (
     quoted,
     reject_existing,
 )
+from chatflow.operations.registry import INPUT_COLUMNS
 from chatflow.operations.steps import Outcome, TableArgs, operation
 from chatflow.operations.values import CellValue, blank_to_null, text_form
 from chatflow.spreadsheets.cell_types import cell_kind
@@ -32,7 +33,9 @@ class SelectColumnsArgs(TableArgs):
     """Arguments of excel/select-columns."""
 
     columns: list[str] = Field(
-        min_length=1, description="Columns to keep (in this order) or to drop, by exact name."
+        min_length=1,
+        description="Columns to keep (in this order) or to drop, by exact name.",
+        json_schema_extra=INPUT_COLUMNS,
     )
     mode: Literal["keep", "drop"] = Field(
         default="keep",
@@ -132,7 +135,11 @@ def rename_columns(df: pl.DataFrame, args: RenameColumnsArgs) -> Outcome:
 class ReorderColumnsArgs(TableArgs):
     """Arguments of excel/reorder-columns."""
 
-    order: list[str] = Field(min_length=1, description="Columns to put first, in this order.")
+    order: list[str] = Field(
+        min_length=1,
+        description="Columns to put first, in this order.",
+        json_schema_extra=INPUT_COLUMNS,
+    )
     others: Literal["end", "drop"] = Field(
         default="end",
         description=(

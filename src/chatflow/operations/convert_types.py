@@ -25,6 +25,7 @@ from chatflow.operations.common import (
     plural,
 )
 from chatflow.operations.patterns import check_strftime
+from chatflow.operations.registry import INPUT_COLUMNS
 from chatflow.operations.steps import Outcome, TableArgs, operation
 from chatflow.operations.values import (
     is_empty,
@@ -60,9 +61,14 @@ _FROM = {
 class ConvertTypesArgs(TableArgs):
     """Arguments of excel/convert-types; give column or columns."""
 
-    column: str | None = Field(default=None, description="The column to convert.")
+    column: str | None = Field(
+        default=None, description="The column to convert.", json_schema_extra=INPUT_COLUMNS
+    )
     columns: list[str] | None = Field(
-        default=None, min_length=1, description="Several columns to convert the same way."
+        default=None,
+        min_length=1,
+        description="Several columns to convert the same way.",
+        json_schema_extra=INPUT_COLUMNS,
     )
     to: Target = Field(
         description=(

@@ -10,7 +10,7 @@ import polars as pl
 from pydantic import Field, field_validator
 
 from chatflow.operations.common import describe, refuse_repeats, require_columns
-from chatflow.operations.registry import StepContext
+from chatflow.operations.registry import INPUT_COLUMNS, StepContext
 from chatflow.operations.steps import Outcome, OutputName, TableArgs, operation
 
 
@@ -18,7 +18,9 @@ class ExtractColumnsArgs(TableArgs):
     """Arguments of excel/extract-columns-to-file."""
 
     columns: list[str] = Field(
-        min_length=1, description="Columns to keep, in the order they should appear."
+        min_length=1,
+        description="Columns to keep, in the order they should appear.",
+        json_schema_extra=INPUT_COLUMNS,
     )
     remove_duplicates: bool = Field(
         default=False, description="Drop repeated rows, keeping the first of each."

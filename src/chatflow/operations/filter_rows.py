@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from chatflow.operations.common import column_type_mismatch, plural
 from chatflow.operations.patterns import check_regex, regex_errors
+from chatflow.operations.registry import INPUT_COLUMNS
 from chatflow.operations.steps import Outcome, TableArgs, operation
 from chatflow.operations.values import (
     CellValue,
@@ -81,7 +82,9 @@ class FilterCondition(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    column: str = Field(description="The column whose cells are tested.")
+    column: str = Field(
+        description="The column whose cells are tested.", json_schema_extra=INPUT_COLUMNS
+    )
     op: FilterOp = Field(description="The test; see the condition's description.")
     value: CellValue | list[CellValue] | None = Field(
         default=None,

@@ -17,6 +17,7 @@ from pydantic import Field, field_validator
 from chatflow.operations.column_types import infer_types, text_value_kinds
 from chatflow.operations.common import refuse_repeats, require_columns, unique_name
 from chatflow.operations.registry import (
+    INPUT_COLUMNS,
     StepContext,
 )
 from chatflow.operations.steps import Outcome, SheetArgs, TableArgs, operation
@@ -144,6 +145,7 @@ class ProfileColumnsArgs(SheetArgs):
         min_length=1,
         max_length=DETAILED_COLUMNS,
         description=f"Columns to profile (default: the first {DETAILED_COLUMNS}).",
+        json_schema_extra=INPUT_COLUMNS,
     )
     sheet: str | None = _look_sheet("Profile")
 
@@ -240,7 +242,9 @@ def profile_columns(df: pl.DataFrame, args: ProfileColumnsArgs) -> Outcome:
 class ValueCountsArgs(TableArgs):
     """Arguments of excel/value-counts."""
 
-    column: str = Field(description="The column whose values are counted.")
+    column: str = Field(
+        description="The column whose values are counted.", json_schema_extra=INPUT_COLUMNS
+    )
     top_n: int | None = Field(
         default=None, ge=1, description="Keep only the N most frequent values (default: all)."
     )

@@ -21,7 +21,7 @@ from chatflow.operations.common import (
     unique_name,
 )
 from chatflow.operations.limits import Limits
-from chatflow.operations.registry import StepContext
+from chatflow.operations.registry import INPUT_COLUMNS, StepContext
 from chatflow.operations.steps import Outcome, TableArgs, operation
 from chatflow.operations.values import plain, text_form
 from chatflow.spreadsheets.cell_types import cell_kind, cell_text
@@ -43,7 +43,8 @@ class LookupJoinArgs(TableArgs):
         "that type (numbers as numbers, whole and decimal alike; dates as dates; text exactly, "
         "see normalize_keys); keys of different types (a number and text) compare by their "
         "text form (120 as '120', 3.5 as '3.5', dates ISO), which the result reports as "
-        "key_types[].matched_as='text'. Empty keys never match."
+        "key_types[].matched_as='text'. Empty keys never match.",
+        json_schema_extra=INPUT_COLUMNS,
     )
     right_on: str | list[str] | None = Field(
         default=None,

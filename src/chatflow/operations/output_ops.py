@@ -21,6 +21,7 @@ from chatflow import filenames
 from chatflow.failures import StepFailed
 from chatflow.operations.common import require_columns
 from chatflow.operations.registry import (
+    INPUT_COLUMNS,
     StepContext,
     StepOutput,
     WriteOptions,
@@ -53,6 +54,7 @@ class SplitFileArgs(TableArgs):
         default=None,
         description="With by='column': the column whose values define the parts (parts come in "
         "order of first appearance; empty cells form a part named '(blank)').",
+        json_schema_extra=INPUT_COLUMNS,
     )
     rows: int | None = Field(
         default=None,

@@ -20,6 +20,13 @@ from chatflow.operations.limits import Limits, oversized
 
 ArgsT = TypeVar("ArgsT", bound=BaseModel)
 
+# The JSON Schema mark of an argument that names columns of the step's input (one name or a
+# list): clients such as the chat page offer the input's real columns for it.  Put on a field
+# with ``Field(json_schema_extra=INPUT_COLUMNS)``; tests/operations/test_catalogue.py checks
+# every operation's example against it.
+COLUMN_MARK = "x-chatflow-column"
+INPUT_COLUMNS: dict[str, Any] = {COLUMN_MARK: True}
+
 
 class OperationArgs(BaseModel):
     """Base for operation arguments: unknown keys are refused so typos fail before a run."""

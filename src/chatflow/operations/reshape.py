@@ -35,6 +35,7 @@ from chatflow.operations.common import (
 )
 from chatflow.operations.limits import Limits
 from chatflow.operations.registry import (
+    INPUT_COLUMNS,
     OperationArgs,
     StepContext,
 )
@@ -111,6 +112,7 @@ class Aggregation(OperationArgs):
     column: str | None = Field(
         default=None,
         description="The column to aggregate; leave it out with fn='count' to count rows.",
+        json_schema_extra=INPUT_COLUMNS,
     )
     fn: AggregateFn = Field(
         description="count: non-empty values (rows, without column); sum, mean: of a number or "
@@ -145,6 +147,7 @@ class GroupAggregateArgs(TableArgs):
     by: list[str] = Field(
         default_factory=list,
         description="Columns whose values form the groups (empty: one row for the whole table).",
+        json_schema_extra=INPUT_COLUMNS,
     )
     aggregations: list[Aggregation] = Field(
         min_length=1, max_length=200, description="The output columns, after the group columns."
@@ -238,14 +241,20 @@ class PivotArgs(TableArgs):
     """Arguments of excel/pivot."""
 
     index: list[str] = Field(
-        min_length=1, description="Columns that identify an output row (the row labels)."
+        min_length=1,
+        description="Columns that identify an output row (the row labels).",
+        json_schema_extra=INPUT_COLUMNS,
     )
     columns: str = Field(
         description="The column whose distinct values become new columns, named after the "
         "values as they read (120, 3.5, 2024-03-01, true; empty cells -> '(blank)'; a name "
-        f"already taken gets _2), in order of first appearance; at most {MAX_PIVOT_COLUMNS}."
+        f"already taken gets _2), in order of first appearance; at most {MAX_PIVOT_COLUMNS}.",
+        json_schema_extra=INPUT_COLUMNS,
     )
-    values: str = Field(description="The column aggregated into the new columns' cells.")
+    values: str = Field(
+        description="The column aggregated into the new columns' cells.",
+        json_schema_extra=INPUT_COLUMNS,
+    )
     aggregate: Literal["sum", "mean", "count", "min", "max", "first"] = Field(
         default="sum",
         description="How the values that meet in one cell are combined, with the types of "

@@ -18,6 +18,7 @@ from chatflow.operations.common import (
     no_repeats_or_none,
     plural,
 )
+from chatflow.operations.registry import INPUT_COLUMNS
 from chatflow.operations.steps import Outcome, TableArgs, operation
 from chatflow.operations.values import (
     CellValue,
@@ -43,6 +44,7 @@ class RemoveDuplicatesArgs(TableArgs):
             "Rows count as duplicates when these columns are equal (default: all columns). "
             "Empty cells equal each other."
         ),
+        json_schema_extra=INPUT_COLUMNS,
     )
     keep: Literal["first", "last", "none"] = Field(
         default="first",
@@ -152,7 +154,10 @@ class FillEmptyArgs(TableArgs):
     """Arguments of excel/fill-empty."""
 
     columns: list[str] | None = Field(
-        default=None, min_length=1, description="Columns to fill (default: all columns)."
+        default=None,
+        min_length=1,
+        description="Columns to fill (default: all columns).",
+        json_schema_extra=INPUT_COLUMNS,
     )
     strategy: Literal["value", "down", "up"] = Field(
         description=(

@@ -13,6 +13,7 @@ import polars as pl
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from chatflow.operations.common import column_type_mismatch, plural, quoted, repeated
+from chatflow.operations.registry import INPUT_COLUMNS
 from chatflow.operations.steps import Outcome, TableArgs, operation
 from chatflow.operations.values import is_empty, parse_datetime, parse_float, text_form
 from chatflow.spreadsheets.cell_types import cell_kind
@@ -27,7 +28,7 @@ class SortKey(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    column: str = Field(description="Column to sort by.")
+    column: str = Field(description="Column to sort by.", json_schema_extra=INPUT_COLUMNS)
     descending: bool = Field(default=False, description="Largest / latest / Z first.")
     nulls_last: bool = Field(
         default=True,

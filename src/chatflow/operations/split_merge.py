@@ -19,7 +19,7 @@ from chatflow.operations.common import (
 )
 from chatflow.operations.limits import Limits
 from chatflow.operations.patterns import check_regex, regex_errors
-from chatflow.operations.registry import StepContext
+from chatflow.operations.registry import INPUT_COLUMNS, StepContext
 from chatflow.operations.steps import Outcome, TableArgs, operation
 from chatflow.operations.values import (
     as_text_note,
@@ -39,7 +39,7 @@ _SENTINELS = ("\x1f", "\x1e", "\ue000", "\ue001", "\U000f0000")
 class SplitColumnArgs(TableArgs):
     """Arguments of excel/split-column: give delimiter or regex; into, into_prefix or neither."""
 
-    column: str = Field(description="The column to split.")
+    column: str = Field(description="The column to split.", json_schema_extra=INPUT_COLUMNS)
     delimiter: str | None = Field(
         default=None, min_length=1, description="Split at this literal text, e.g. ',' or ' - '."
     )
@@ -228,7 +228,9 @@ class MergeColumnsArgs(TableArgs):
     """Arguments of excel/merge-columns."""
 
     columns: list[str] = Field(
-        min_length=2, description="Columns to merge, in the order their text is joined."
+        min_length=2,
+        description="Columns to merge, in the order their text is joined.",
+        json_schema_extra=INPUT_COLUMNS,
     )
     into: str = Field(description="Name of the merged column.")
     separator: str = Field(default=" ", description="Text put between the joined values.")

@@ -25,6 +25,7 @@ from chatflow.operations.common import (
     plural,
 )
 from chatflow.operations.patterns import check_regex, regex_errors, regex_escape
+from chatflow.operations.registry import INPUT_COLUMNS
 from chatflow.operations.steps import Outcome, TableArgs, operation
 from chatflow.operations.values import (
     as_text_note,
@@ -37,7 +38,11 @@ from chatflow.spreadsheets.cell_types import cell_kind
 
 ColumnsArg = Annotated[
     list[str] | None,
-    Field(min_length=1, description="Columns to work on (default: every text column)."),
+    Field(
+        min_length=1,
+        description="Columns to work on (default: every text column).",
+        json_schema_extra=INPUT_COLUMNS,
+    ),
 ]
 
 
@@ -271,7 +276,8 @@ class NormalizeCodesArgs(TableArgs):
         description=(
             "The column holding codes (postal codes, ids...); surrounding spaces are always "
             "removed."
-        )
+        ),
+        json_schema_extra=INPUT_COLUMNS,
     )
     pad_to: int | None = Field(
         default=None,

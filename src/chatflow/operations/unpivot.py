@@ -20,6 +20,7 @@ from chatflow.failures import StepFailed
 from chatflow.operations.common import check_size, refuse_repeats, require_columns, unique_name
 from chatflow.operations.limits import Limits
 from chatflow.operations.registry import (
+    INPUT_COLUMNS,
     StepContext,
 )
 from chatflow.operations.steps import Outcome, TableArgs, operation
@@ -30,11 +31,15 @@ from chatflow.spreadsheets.cell_types import MAX_EXACT_INT, cell_kind
 class UnpivotArgs(TableArgs):
     """Arguments of excel/unpivot."""
 
-    id_columns: list[str] = Field(description="Columns kept on every output row (may be empty).")
+    id_columns: list[str] = Field(
+        description="Columns kept on every output row (may be empty).",
+        json_schema_extra=INPUT_COLUMNS,
+    )
     value_columns: list[str] | None = Field(
         default=None,
         min_length=1,
         description="Columns turned into (variable, value) rows (default: every other column).",
+        json_schema_extra=INPUT_COLUMNS,
     )
     variable_name: str = Field(
         default="variable", min_length=1, description="Name of the column holding column names."

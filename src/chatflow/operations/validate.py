@@ -12,7 +12,7 @@ from pydantic import Field, field_validator, model_validator
 
 from chatflow.failures import StepFailed
 from chatflow.operations.common import column_type_mismatch, require_columns, unique_name
-from chatflow.operations.registry import OperationArgs, StepContext, WrittenFile
+from chatflow.operations.registry import INPUT_COLUMNS, OperationArgs, StepContext, WrittenFile
 from chatflow.operations.steps import Outcome, OutputName, TableArgs, operation
 from chatflow.operations.values import (
     CellValue,
@@ -42,7 +42,7 @@ def _check_regex(pattern: str) -> str:
 class Rule(OperationArgs):
     """Checks on one column; every check given must hold for a row to be valid."""
 
-    column: str = Field(description="The column checked.")
+    column: str = Field(description="The column checked.", json_schema_extra=INPUT_COLUMNS)
     required: bool = Field(
         default=False,
         description="The cell must not be empty (blank or only spaces). Without it, the other "

@@ -2,19 +2,9 @@
 
 import { h, uid } from "./dom.js";
 
-// Arguments that name columns of the step's input. The catalogue's schemas type them as plain
-// strings, so the page knows them by name; enums named "by" (excel/split-file) are not columns.
-const COLUMN_ARGUMENTS = new Set([
-  "column",
-  "columns",
-  "order",
-  "index",
-  "values",
-  "left_on",
-  "id_columns",
-  "value_columns",
-  "by",
-]);
+// The catalogue marks each argument that names columns of the step's input with this key
+// (operations/registry.py, COLUMN_MARK): the form offers the input's real columns for it.
+const COLUMN_MARK = "x-chatflow-column";
 
 /** The schema of one argument without its `null` alternative, and whether null is allowed. */
 function unwrap(schema) {
@@ -25,11 +15,11 @@ function unwrap(schema) {
 }
 
 /** How an argument is edited: "enum", "boolean", "number", "column", "columns", "list", "text", "json". */
-function kindOf(name, schema) {
+function kindOf(schema) {
   if (Array.isArray(schema.enum)) return "enum";
   if (schema.type === "boolean") return "boolean";
   if (schema.type === "integer" || schema.type === "number") return "number";
-  const column = COLUMN_ARGUMENTS.has(name);
+  const column = schema[COLUMN_MARK] === true;
   if (schema.type === "string") return column ? "column" : "text";
   if (schema.type === "array" && schema.items && schema.items.type === "string" && !schema.items.enum) {
     return column ? "columns" : "list";
@@ -48,7 +38,7 @@ export function buildForm(schema, values, columns) {
   const fields = Object.entries(schema.properties || {}).map(([name, raw]) => {
     const spec = unwrap(raw);
     const start = name in values ? values[name] : spec.default;
-    return field(name, spec, kindOf(name, spec), start, columns, required.has(name));
+    return field(name, spec, kindOf(spec), start, columns, required.has(name));
   });
   return {
     element: h("div", { class: "fields" }, fields.map((f) => f.element)),
