@@ -10,6 +10,7 @@ SQLite file (``[sqlite]``) and on one with a fresh PostgreSQL database (``[postg
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +24,12 @@ from tests.redis_service import RedisServer
 from tests.support import LiveServer, make_settings, run_server
 
 __all__ = ["make_settings"]  # tests import it from here as well as from tests.support
+
+# The processes tests start (chatflow serve, workers, clusters) import this checkout's code too,
+# as the tests do (pyproject: pythonpath), even where .venv is an editable install of another
+# checkout, such as a git worktree sharing it.
+_SRC = str(Path(__file__).resolve().parents[1] / "src")
+os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [_SRC, os.environ.get("PYTHONPATH")]))
 
 
 @pytest.fixture(scope="session")
