@@ -32,11 +32,22 @@ CSV_CASES: list[tuple[list[str | None], pl.DataType, list[Any]]] = [
     (["-012"], pl.String(), ["-012"]),
     (["+1", "2"], pl.String(), ["+1", "2"]),
     (["-0"], pl.String(), ["-0"]),
-    # 15 significant digits are a number, 16 are an id
+    # 15 significant digits are a number, 16 are an id, unless the value is a fraction written
+    # as its double's shortest text (what number_text writes for a computed float)
     (["123456789012345"], pl.Int64(), [123456789012345]),
     (["1234567890123456"], pl.String(), ["1234567890123456"]),
     (["0.123456789012345"], pl.Float64(), [0.123456789012345]),
-    (["0.1234567890123456"], pl.String(), ["0.1234567890123456"]),
+    (["0.1234567890123456"], pl.Float64(), [0.1234567890123456]),
+    (["0.30000000000000004", "2"], pl.Float64(), [0.30000000000000004, 2.0]),
+    (
+        ["421.71000000000004", "-0.07350000000000001"],
+        pl.Float64(),
+        [421.71000000000004, -0.07350000000000001],
+    ),
+    (["0.12345678901234567890"], pl.String(), ["0.12345678901234567890"]),  # not its double's text
+    (["0.10000000000000000"], pl.String(), ["0.10000000000000000"]),
+    (["12345678901234567.5"], pl.String(), ["12345678901234567.5"]),
+    (["1.5", "12345678901234567"], pl.String(), ["1.5", "12345678901234567"]),  # an id among them
     # exponents only in the form the csv writer itself writes
     (["1e+20", "1.5e-7"], pl.Float64(), [1e20, 1.5e-7]),
     (["1e20"], pl.String(), ["1e20"]),
@@ -209,3 +220,15 @@ def test_xlsx_round_trip_keeps_every_cell_type(tmp_path: Path) -> None:
         [(-2.25, "n"), (-1, "n"), (False, "b"), ("=1+1", "s"), (None, "n")],
     ]
     assert sheet["A2"].number_format == "General" and sheet["E2"].is_date
+
+
+def test_a_computed_float_written_as_csv_reads_back_as_the_same_double(tmp_path: Path) -> None:
+    """The writer spells a double in up to 17 significant digits; the reader takes that text
+    back as a number (not as text, as a 16-digit id would be)."""
+    values = [0.1 + 0.2, 421.71000000000004, 1 / 3, 2.5]
+    dest = tmp_path / "o.csv"
+    write_csv(pl.DataFrame({"price": values, "id": ["1234567890123456", "2"] * 2}), dest)
+    assert dest.read_text().splitlines()[1] == "0.30000000000000004,1234567890123456"
+    back = read_table(dest, kind="csv")
+    assert back.schema == pl.Schema({"price": pl.Float64, "id": pl.String})
+    assert back["price"].to_list() == values

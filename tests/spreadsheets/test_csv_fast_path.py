@@ -18,7 +18,7 @@ from chatflow.failures import StepFailed
 from chatflow.spreadsheets.cell_types import type_text_columns
 from chatflow.spreadsheets.csv_text import csv_records, detect_delimiter
 from chatflow.spreadsheets.reading import read_table
-from chatflow.spreadsheets.reading_csv import _grid_of_utf8_file, apply_header_policy
+from chatflow.spreadsheets.reading_csv import _table_of_utf8_file, apply_header_policy
 
 
 def _strict(text: str, delimiter: str) -> pl.DataFrame:
@@ -55,7 +55,7 @@ NATIVE = {
 @pytest.mark.parametrize("text", NATIVE.values(), ids=NATIVE.keys())
 def test_polars_reads_what_the_strict_parser_reads(tmp_path: Path, text: str) -> None:
     path = _write(tmp_path, text)
-    assert _grid_of_utf8_file(path, None) is not None  # the native path was taken
+    assert _table_of_utf8_file(path, None) is not None  # the native path was taken
     expected = _strict(text.removeprefix("\ufeff"), detect_delimiter(text))
     got = read_table(path, kind="csv")
     assert got.schema == expected.schema and got.rows() == expected.rows()
@@ -64,7 +64,7 @@ def test_polars_reads_what_the_strict_parser_reads(tmp_path: Path, text: str) ->
 def test_native_rows_and_types_exactly(tmp_path: Path) -> None:
     text = 'id,name,n\r\n007,"Lee, ""Bo""",1\r\n008,"a\r\nb",\r\n009,"",-2\r\n'
     path = _write(tmp_path, text)
-    assert _grid_of_utf8_file(path, None) is not None
+    assert _table_of_utf8_file(path, None) is not None
     got = read_table(path, kind="csv")
     assert got.schema == pl.Schema({"id": pl.String, "name": pl.String, "n": pl.Int64})
     assert got.rows() == [("007", 'Lee, "Bo"', 1), ("008", "a\r\nb", None), ("009", None, -2)]
@@ -91,7 +91,7 @@ def test_other_files_get_the_strict_parsers_rows(
     tmp_path: Path, text: str, rows: list[tuple[Any, ...]]
 ) -> None:
     path = _write(tmp_path, text)
-    assert _grid_of_utf8_file(path, None) is None
+    assert _table_of_utf8_file(path, None) is None
     assert read_table(path, kind="csv").rows() == rows
 
 
@@ -107,7 +107,7 @@ def test_other_files_get_the_strict_parsers_rows(
 )
 def test_malformed_quoting_names_the_line(tmp_path: Path, text: str, line: int, words: str) -> None:
     path = _write(tmp_path, text)
-    assert _grid_of_utf8_file(path, None) is None
+    assert _table_of_utf8_file(path, None) is None
     with pytest.raises(StepFailed) as caught:
         read_table(path, kind="csv")
     assert caught.value.code == "malformed_csv" and caught.value.details == {"line": line}
@@ -116,21 +116,21 @@ def test_malformed_quoting_names_the_line(tmp_path: Path, text: str, line: int, 
 
 def test_other_encodings_are_transcoded_then_read_natively(tmp_path: Path) -> None:
     path = _write(tmp_path, 'naïve,"€uro, x"\r\n"José, J",5\r\n'.encode("cp1252"))
-    assert _grid_of_utf8_file(path, None) is None  # not UTF-8: decoded first
+    assert _table_of_utf8_file(path, None) is None  # not UTF-8: decoded first
     got = read_table(path, kind="csv")
     assert got.columns == ["naïve", "€uro, x"] and got.rows() == [("José, J", 5)]
 
 
 def test_invalid_utf8_past_the_sniffed_head_is_decoded_as_cp1252(tmp_path: Path) -> None:
     path = _write(tmp_path, b"a,b\n" + b'"x",1\n' * 50_000 + b"caf\xe9,2\n")
-    assert _grid_of_utf8_file(path, None) is None  # polars refuses the byte; no U+FFFD
+    assert _table_of_utf8_file(path, None) is None  # polars refuses the byte; no U+FFFD
     got = read_table(path, kind="csv")
     assert got.height == 50_001 and got.row(-1) == ("café", 2) and got.dtypes[1] == pl.Int64
 
 
 def test_a_delimiter_polars_cannot_take_goes_to_the_strict_parser(tmp_path: Path) -> None:
     path = _write(tmp_path, 'a§b\n1§"x§y"\n')
-    assert _grid_of_utf8_file(path, "§") is None
+    assert _table_of_utf8_file(path, "§") is None
     assert read_table(path, kind="csv", delimiter="§").rows() == [(1, "x§y")]
 
 
@@ -153,21 +153,18 @@ def test_fuzz_the_native_read_never_differs_from_the_strict_parser(
     tmp_path: Path, text: str
 ) -> None:
     path = _write(tmp_path, text)
-    fast = _grid_of_utf8_file(path, ",")
+    fast = _table_of_utf8_file(path, ",")
     if fast is None:
         return  # the strict parser decides, as the other tests show
     records = list(csv_records(text, ","))  # must not raise: polars read the file
-    table = apply_header_policy(fast)
-    if not records:
-        assert table is None
-        return
-    assert table is not None
+    assert records  # polars' first row has a value, so the strict parser's has one too
     columns = zip(*records, strict=True)
     strict = apply_header_policy(
         pl.DataFrame([pl.Series(f"c{i}", c, dtype=pl.String) for i, c in enumerate(columns)])
     )
     assert strict is not None
-    assert table.columns == strict.columns and table.rows() == strict.rows()
+    expected = type_text_columns(strict)
+    assert fast.schema == expected.schema and fast.rows() == expected.rows()
 
 
 # --- the type rule past the first rows -----------------------------------------------------
@@ -175,33 +172,57 @@ def test_fuzz_the_native_read_never_differs_from_the_strict_parser(
 _FILLER = 1500  # more rows than the type rule samples
 
 
-@pytest.mark.parametrize(
-    ("first", "late", "dtype", "late_value"),
-    [
-        ("12", "1.5", pl.Float64, 1.5),  # whole in the sample, a fraction later
-        ("12", "1e+20", pl.Float64, 1e20),
-        ("12", "1e20", pl.String, "1e20"),
-        ("12", "1234567890123456", pl.String, "1234567890123456"),  # 16 digits: an id
-        ("12", "n/a", pl.String, "n/a"),
-        ("12", "012", pl.String, "012"),
-        ("1.5", "2", pl.Float64, 2.0),
-        ("x", "12", pl.String, "12"),
-        ("2024-01-02", "2024-01-03 04:05", pl.Datetime("us"), dt.datetime(2024, 1, 3, 4, 5)),
-        ("2024-01-02", "2023-02-29", pl.String, "2023-02-29"),
-        (
-            "2024-01-02 03:04:05",
-            "2024-01-02T03:04:05.25",
-            pl.Datetime("us"),
-            dt.datetime(2024, 1, 2, 3, 4, 5, 250000),
-        ),
-        ("2024-01-02 03:04:05", "2024-01-02 3:04:05", pl.String, "2024-01-02 3:04:05"),
-    ],
-)
+LATE_VALUES = [
+    ("12", "1.5", pl.Float64, 1.5),  # whole in the sample, a fraction later
+    ("12", "1e+20", pl.Float64, 1e20),
+    ("12", "1e20", pl.String, "1e20"),
+    ("12", "1234567890123456", pl.String, "1234567890123456"),  # 16 digits: an id
+    ("1.5", "0.30000000000000004", pl.Float64, 0.30000000000000004),  # a double's text
+    ("1.5", "0.12345678901234567890", pl.String, "0.12345678901234567890"),
+    (None, "12", pl.Int64, 12),  # empty in the first rows: the late value decides
+    (None, "x", pl.String, "x"),
+    ("12", "n/a", pl.String, "n/a"),
+    ("12", "012", pl.String, "012"),
+    ("1.5", "2", pl.Float64, 2.0),
+    ("x", "12", pl.String, "12"),
+    ("2024-01-02", "2024-01-03 04:05", pl.Datetime("us"), dt.datetime(2024, 1, 3, 4, 5)),
+    ("2024-01-02", "2023-02-29", pl.String, "2023-02-29"),
+    (
+        "2024-01-02 03:04:05",
+        "2024-01-02T03:04:05.25",
+        pl.Datetime("us"),
+        dt.datetime(2024, 1, 2, 3, 4, 5, 250000),
+    ),
+    ("2024-01-02 03:04:05", "2024-01-02 3:04:05", pl.String, "2024-01-02 3:04:05"),
+]
+
+
+@pytest.mark.parametrize(("first", "late", "dtype", "late_value"), LATE_VALUES)
 def test_a_late_value_decides_the_type(
-    first: str, late: str, dtype: pl.DataType, late_value: object
+    first: str | None, late: str, dtype: pl.DataType, late_value: object
 ) -> None:
     values: list[str | None] = [first] * _FILLER + [None, late]
     out = type_text_columns(pl.DataFrame({"v": values}, schema={"v": pl.String}))["v"]
     assert out.dtype == dtype
     assert out[-1] == late_value and out[-2] is None
-    assert out[0] == (first if dtype == pl.String else out[0]) and out.null_count() == 1
+    assert out[0] == (first if dtype == pl.String else out[0])
+    assert out.null_count() == (1 if first is not None else _FILLER + 1)
+
+
+@pytest.mark.parametrize(("first", "late", "dtype", "late_value"), LATE_VALUES)
+def test_a_late_value_decides_the_type_in_the_one_pass_read(
+    tmp_path: Path, first: str | None, late: str, dtype: pl.DataType, late_value: object
+) -> None:
+    """The streaming read types a column by its first rows and checks the rest as it goes; a
+    late value that doubts the kind sends the column to the full rule, with the same result."""
+    lines = [f"{i},{first or ''}" for i in range(_FILLER)] + [
+        f"{_FILLER},",
+        f"{_FILLER + 1},{late}",
+    ]
+    path = _write(tmp_path, "k,v\n" + "\n".join(lines) + "\n")
+    got = _table_of_utf8_file(path, None)
+    assert got is not None  # the native read, not the strict parser
+    out = got.get_column("v")
+    assert got.get_column("k").dtype == pl.Int64 and got.height == _FILLER + 2
+    assert out.dtype == dtype and out[-1] == late_value and out[-2] is None
+    assert out.null_count() == (1 if first is not None else _FILLER + 1)

@@ -372,11 +372,12 @@ def test_csv_round_trip_and_delimiter(tmp_path: Path) -> None:
 
 
 def test_the_native_csv_path_reads_exactly_what_the_strict_parser_reads(tmp_path: Path) -> None:
-    from chatflow.spreadsheets.reading_csv import _grid_of_utf8_file, apply_header_policy
+    from chatflow.spreadsheets.cell_types import type_text_columns
+    from chatflow.spreadsheets.reading_csv import _table_of_utf8_file, apply_header_policy
 
     text = "id;name;;name\r\n\r\n007; Ann ;x;y\r\n8;Bo\r\n   \r\n9;;;\r\n"
     path = make_csv(tmp_path / "t.csv", text)
-    fast = _grid_of_utf8_file(path, ";")
+    fast = _table_of_utf8_file(path, ";")
     assert fast is not None
     records = list(csv_records(text, ";"))
     strict = pl.DataFrame(
@@ -385,7 +386,7 @@ def test_the_native_csv_path_reads_exactly_what_the_strict_parser_reads(tmp_path
             for i, col in enumerate(zip(*records, strict=True))
         ]
     )
-    assert apply_header_policy(fast).equals(apply_header_policy(strict))  # type: ignore[union-attr]
+    assert fast.equals(type_text_columns(apply_header_policy(strict)))  # type: ignore[arg-type]
     assert read_table(path, kind="csv").rows() == [
         ("007", " Ann ", "x", "y"),
         ("8", "Bo", None, None),

@@ -15,10 +15,12 @@ xlsx cells carry their kind, so a column keeps the kind its non-empty cells shar
 Error cells and formulas without a cached value are empty.
 
 csv has no kinds, so a column is typed only when every non-empty value has one reading:
-- numbers: an optional "-", digits, an optional "." with digits, at most 15 significant
-  digits, no leading zero before another digit ("007" and "+1" stay text), or the exponent
-  form ``number_text`` itself writes ("1e+20"); ``Int64`` when no value has a "." or an
-  exponent, else ``Float64``;
+- numbers: an optional "-", digits, an optional "." with digits, no leading zero before
+  another digit ("007" and "+1" stay text), or the exponent form ``number_text`` itself writes
+  ("1e+20"); at most 15 significant digits, unless the value has a "." and is exactly the
+  shortest text of its double ("0.30000000000000004", as ``number_text`` writes a computed
+  float), so a 16-digit id stays text and a float written by the service reads back as a
+  number; ``Int64`` when no value has a "." or an exponent, else ``Float64``;
 - ISO dates "YYYY-MM-DD" (``Date``), with some "YYYY-MM-DD HH:MM[:SS[.f]]" ("T" also
   accepted) making the column ``Datetime``;
 - everything else is text: booleans as words, decimal commas, thousands separators, "1.",
@@ -153,11 +155,18 @@ def _kind_check(v: pl.Expr, kind: str) -> pl.Expr:
     if kind == "numbers":
         long = v.filter(v.str.len_bytes() > MAX_SIGNIFICANT_DIGITS)  # shorter: few digits
         digits = long.str.replace(r"e.*$", "").str.replace_all(r"[-.]", "")
-        significant = digits.str.strip_chars_start("0").str.len_chars()
-        return v.str.contains(_NUMBER).all() & (significant <= MAX_SIGNIFICANT_DIGITS).all()
+        few = digits.str.strip_chars_start("0").str.len_chars() <= MAX_SIGNIFICANT_DIGITS
+        return v.str.contains(_NUMBER).all() & (few | _exact_double_text(long)).all()
     if kind == "fractions":  # some value is not whole (if all are numbers)
         return v.str.contains(r"[.e]").any()
     return v.str.contains(_ISO_DATE if kind == "dates" else _ISO_STAMP).all()
+
+
+def _exact_double_text(text: pl.Expr) -> pl.Expr:
+    """Whether each value has a "." and is its double's shortest text: read as a Float64, it
+    loses nothing, however many digits it has."""
+    same = number_text(text.cast(pl.Float64, strict=False)) == text
+    return (text.str.contains(".", literal=True) & same).fill_null(False)
 
 
 def _all_of_kind(table: pl.DataFrame, asked: list[tuple[str, str]]) -> set[tuple[str, str]]:

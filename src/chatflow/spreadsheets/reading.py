@@ -28,9 +28,8 @@ import polars as pl
 
 from chatflow.failures import StepFailed
 from chatflow.filenames import WORKBOOK_KINDS
-from chatflow.spreadsheets.cell_types import type_text_columns
 from chatflow.spreadsheets.headers import unique_headers as unique_headers
-from chatflow.spreadsheets.reading_csv import read_csv_grid
+from chatflow.spreadsheets.reading_csv import read_csv_table
 from chatflow.spreadsheets.reading_workbook import read_workbook
 from chatflow.spreadsheets.workbook_files import workbook_sheet_names
 
@@ -54,7 +53,7 @@ def read_table(
             raise StepFailed(
                 "sheet_not_found", f"Sheet '{sheet}' not found: CSV files have no sheets."
             )
-        return type_text_columns(read_csv_grid(path, delimiter))
+        return read_csv_table(path, delimiter)
     if kind == "parquet":  # a step's parquet output, read by a later step: typed already
         if sheet is not None:
             raise StepFailed("sheet_not_found", f"Sheet '{sheet}' not found: parquet has none.")
