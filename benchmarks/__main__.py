@@ -25,7 +25,7 @@ from pathlib import Path
 
 from benchmarks.cluster import run_cluster
 from benchmarks.data import INPUT, write_orders_xlsx
-from benchmarks.edges import run_read, run_write
+from benchmarks.edges import run_csv_read, run_read, run_write
 from benchmarks.options import FULL, QUICK, Options
 from benchmarks.results import Results, machine
 from benchmarks.scaling import run_scaling, scaling_markdown
@@ -36,7 +36,7 @@ from benchmarks.sheets import run_spreadsheet
 log = logging.getLogger("benchmarks")
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
 ON_SERVER = ("spreadsheet", "upload", "scaling")  # share one server
-PHASES = ("read", "write", *ON_SERVER, "cluster")  # cluster: its own processes
+PHASES = ("read", "csv", "write", *ON_SERVER, "cluster")  # cluster: its own processes
 
 
 @contextlib.contextmanager
@@ -59,6 +59,7 @@ def run(opts: Options, only: set[str], work: Path) -> Results:
     with contextlib.ExitStack() as stack:
         phases: dict[str, Callable[[], None]] = {
             "read": lambda: run_read(res, xlsx, opts),
+            "csv": lambda: run_csv_read(res, work, opts),
             "write": lambda: run_write(res, xlsx, opts),
             "cluster": lambda: run_cluster(res, work, xlsx, opts),
         }

@@ -154,9 +154,10 @@ def _kind_check(v: pl.Expr, kind: str) -> pl.Expr:
     """True if every non-null value of ``v`` is of ``kind`` (for "fractions": if any is)."""
     if kind == "numbers":
         long = v.filter(v.str.len_bytes() > MAX_SIGNIFICANT_DIGITS)  # shorter: few digits
-        digits = long.str.replace(r"e.*$", "").str.replace_all(r"[-.]", "")
+        rest = long.filter(~_exact_double_text(long))  # most long values are a double's text
+        digits = rest.str.replace(r"e.*$", "").str.replace_all(r"[-.]", "")
         few = digits.str.strip_chars_start("0").str.len_chars() <= MAX_SIGNIFICANT_DIGITS
-        return v.str.contains(_NUMBER).all() & (few | _exact_double_text(long)).all()
+        return v.str.contains(_NUMBER).all() & few.all()
     if kind == "fractions":  # some value is not whole (if all are numbers)
         return v.str.contains(r"[.e]").any()
     return v.str.contains(_ISO_DATE if kind == "dates" else _ISO_STAMP).all()

@@ -160,19 +160,23 @@ def _quotes_are_structural(data: np.ndarray, delimiter: int) -> bool:
     closing quote, and each closing quote before a delimiter, a line end, the file's end or an
     opening quote.  Anything else goes to the strict parser.
     """
-    quotes = _positions(data, _QUOTE)
-    if len(quotes) % 2:
-        return False
-    opening, closing = quotes[0::2], quotes[1::2]
     allowed_before = np.zeros(256, dtype=bool)
     allowed_before[[delimiter, _LF, _QUOTE]] = True
     allowed_after = allowed_before.copy()
     allowed_after[_CR] = True  # the lone-CR rule has already made it a CRLF
-    if len(opening) and opening[0] == 0:  # the file's start; only the first quote can be there
-        opening = opening[1:]
-    if len(closing) and closing[-1] == len(data) - 1:  # the file's end
-        closing = closing[:-1]
-    return bool(allowed_before[data[opening - 1]].all() and allowed_after[data[closing + 1]].all())
+    end = len(data) - 1
+    seen = 0  # quotes before this chunk: their parity says whether its first quote opens
+    for start in range(0, len(data), _CHUNK):  # a chunk at a time: its arrays stay in cache
+        quotes = np.flatnonzero(data[start : start + _CHUNK] == _QUOTE) + start
+        opening, closing = quotes[seen % 2 :: 2], quotes[1 - seen % 2 :: 2]
+        seen += len(quotes)
+        if len(opening) and opening[0] == 0:  # the file's start; only its first quote is there
+            opening = opening[1:]
+        if len(closing) and closing[-1] == end:  # the file's end
+            closing = closing[:-1]
+        if not (allowed_before[data[opening - 1]].all() and allowed_after[data[closing + 1]].all()):
+            return False
+    return seen % 2 == 0
 
 
 def _positions(data: np.ndarray, byte: int) -> np.ndarray:
