@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
+from typing import Literal
 
 import polars as pl
 
@@ -69,7 +70,11 @@ def run_csv_read(res: Results, work: Path, opts: Options) -> None:
     names quoted) and with every field quoted; also the type rule alone on the text table,
     the part of the read that polars' own inference cannot be trusted with."""
     table = orders(opts.scale_rows[-1])
-    for variant, quote_style in (("csv", "necessary"), ("csv_quoted", "always")):
+    styles: tuple[tuple[str, Literal["necessary", "always"]], ...] = (
+        ("csv", "necessary"),
+        ("csv_quoted", "always"),
+    )
+    for variant, quote_style in styles:
         path = work / f"orders_{variant}.csv"
         table.write_csv(path, quote_style=quote_style)
         text = pl.read_csv(path, infer_schema=False)

@@ -39,17 +39,20 @@ class FileStore:
         list of what its worker managed to write (see ``remove_prefixed``)."""
         return prefix + uuid.uuid4().hex + extension
 
-    def remove_prefixed(self, chat_id: str, prefix: str) -> None:
-        """Remove every file of the chat whose name starts with ``prefix``, temp files too."""
+    def remove_prefixed(self, chat_id: str, prefix: str, *, temps_only: bool = False) -> None:
+        """Remove every file of the chat whose name starts with ``prefix``, temp files too
+        (with ``temps_only``, temp files only)."""
         directory = self.chat_dir(chat_id)
-        for pattern in (f"{prefix}*", f"{TMP_PREFIX}{prefix}*{TMP_SUFFIX}"):
+        patterns = [f"{TMP_PREFIX}{prefix}*{TMP_SUFFIX}"] + ([] if temps_only else [f"{prefix}*"])
+        for pattern in patterns:
             for leftover in directory.glob(pattern):
                 leftover.unlink(missing_ok=True)
 
-    def temp_path(self, chat_id: str) -> Path:
+    def temp_path(self, chat_id: str, prefix: str = "") -> Path:
+        """A fresh temp file's path; ``prefix`` as in ``new_storage_name``."""
         directory = self.chat_dir(chat_id)
         directory.mkdir(parents=True, exist_ok=True)
-        return directory / f"{TMP_PREFIX}{uuid.uuid4().hex}{TMP_SUFFIX}"
+        return directory / f"{TMP_PREFIX}{prefix}{uuid.uuid4().hex}{TMP_SUFFIX}"
 
     def commit(self, temp: Path, chat_id: str, storage_name: str) -> Path:
         """Move a finished temp file to its final name (atomic on one file system)."""

@@ -18,6 +18,7 @@ from chatflow.runs.outcomes import RunError
 from chatflow.runs.queue import RunHandle
 from chatflow.runs.step_io import RunFiles
 from chatflow.runs.step_jobs import run_step_remotely
+from chatflow.runs.step_runner import StepRunner
 from chatflow.runs.validation import Prepared, StepRequest, prepare_run
 from chatflow.runtime import Runtime
 
@@ -79,6 +80,19 @@ async def _describe_steps(
         latest = await files_repo.latest_versions(session, chat_id=prepared.chat_id)
     runner = rt.executor.steps
     files = runner.files_for(prepared.chat_id, prepared.input_file, latest, sample_rows=SAMPLE_ROWS)
+    try:
+        return await _describe_each(runner, handle, files, prepared, steps)
+    finally:
+        await runner.release(files)
+
+
+async def _describe_each(
+    runner: StepRunner,
+    handle: RunHandle,
+    files: RunFiles,
+    prepared: Prepared,
+    steps: list[StepRequest],
+) -> list[dict[str, Any]]:
     described = []
     for index, ((operation, _), step) in enumerate(zip(prepared.validated, steps, strict=True)):
         try:

@@ -84,6 +84,16 @@ class RunExecutor:
             return
         state = _RunState(handle, run, ProgressBridge(asyncio.get_running_loop(), len(run.steps)))
         try:
+            await self._end(state, input_row, latest)
+        finally:
+            await self.steps.release(state.files)
+
+    async def _end(
+        self, state: _RunState, input_row: StoredFile | None, latest: list[StoredFile]
+    ) -> None:
+        """Produce the run's outputs and end it: completed, failed, cancelled or interrupted."""
+        run, handle = state.run, state.handle
+        try:
             rows = await self._produce(state, input_row, latest)
         except RunError as error:
             await self.steps.discard(state.files)
@@ -127,6 +137,7 @@ class RunExecutor:
                 )
             except RunError as error:
                 raise error.at_step(len(run.steps)) from None
+        await self.steps.release(files)  # before the run ends: no temp file outlives it
         if not await self.states.seal(run.id) or state.handle.cancel.is_set():
             # The last chance to honour a cancel: a step that ended without reaching a check
             # after the request must not make the run complete.  Sealing is a conditional

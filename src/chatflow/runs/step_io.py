@@ -96,7 +96,10 @@ class StoredRef:
 class RunFiles:
     """A run's StepIO: its input, the chat's other files, and where outputs go.
 
-    ``current`` is the table the previous step handed on (None before the first step).
+    ``current`` is the table the previous step handed on (None before the first step), in the
+    process that runs the step; the server keeps only ``handed``, where that table lies as an
+    uncompressed Arrow IPC temp file in the chat's folder, so a big table is held by one process
+    (the worker) and never copied through the server between steps.
     With ``dry_run`` nothing is written and inputs are cut to ``sample_rows``.
     """
 
@@ -113,10 +116,12 @@ class RunFiles:
     processes: Processes = field(default_factory=InlineProcesses)
     xlsx_engine: XlsxEngine = "xlsxwriter"
     limits: Limits = field(default_factory=Limits)
-    output_prefix: str = ""  # starts the storage name of every output of this run
+    # Starts the storage name of every output and temp file of this run (see ``release``).
+    output_prefix: str = ""
     # Raises Cancelled once the run is stopped; checked while a worker reads or writes.
     interrupt: Callable[[], None] = field(default=lambda: None, compare=False)
     current: pl.DataFrame | None = None
+    handed: Path | None = None
     unwritten: bool = False  # ``current`` was changed by a step and is in no file yet
     written: list[WrittenFile] = field(default_factory=list)
 
@@ -128,9 +133,29 @@ class RunFiles:
             processes=InlineProcesses(),
             interrupt=_never,
             current=None,
+            handed=None,
             written=[],
             taken_names=set(self.taken_names),
         )
+
+    def hand_off(self, table: pl.DataFrame) -> Path:
+        """Write ``table`` where the next step will find it: a temp file in the chat's folder
+        (a crash leaves it to the start-up sweep), uncompressed: it is read back at once."""
+        path = self.store.temp_path(self.chat_id, self.output_prefix)
+        table.write_ipc(path, compression="uncompressed")
+        return path
+
+    def drop_handed(self, keep: Path | None = None) -> None:
+        """Remove the hand-off file unless it is ``keep``; the run has moved past it."""
+        if self.handed is not None and self.handed != keep:
+            self.handed.unlink(missing_ok=True)
+        self.handed = keep
+
+    def release(self) -> None:
+        """Remove the run's temp files, whatever its ending: the hand-off, and one a worker
+        finished after the run had stopped waiting for it (they share ``output_prefix``)."""
+        self.handed = None
+        self.store.remove_prefixed(self.chat_id, self.output_prefix, temps_only=True)
 
     def _read(
         self, path: Path, kind: str, sheet: str | None, delimiter: str | None = None
@@ -286,6 +311,11 @@ class RunFiles:
                 progress=progress,
                 interrupt=self.interrupt,
             )
+
+
+def handed_table(path: Path | None) -> pl.DataFrame | None:
+    """The table a step handed on (None before the first step)."""
+    return pl.read_ipc(path) if path is not None else None
 
 
 def perform_step(

@@ -1,13 +1,15 @@
 """A whole step as one worker job: the step's reads, compute and writes happen in a process
 with its own memory cap that the server can kill, never in the server itself.
 
-The server keeps a run's ``RunFiles``; each step sends a detached copy of it and the current
-table, and takes back the step's output and what the step changed (names taken, files written).
+The server keeps a run's ``RunFiles``; each step sends a detached copy of it and where the
+current table lies (``RunFiles.handed``), and takes back the step's output, where its table lies
+now, and what the step changed (names taken, files written).  No table crosses the socket.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import polars as pl
@@ -17,7 +19,7 @@ from chatflow.operations.column_types import infer_types
 from chatflow.operations.inspect_ops import PREVIEW_TEXT
 from chatflow.operations.registry import Operation, ReportFn, StepOutput, WriteOptions
 from chatflow.operations.values import plain
-from chatflow.runs.step_io import RunFiles, perform_step
+from chatflow.runs.step_io import RunFiles, handed_table, perform_step
 
 Relay = Callable[[Any], None]  # the worker's progress channel; None only checks for a stop
 
@@ -26,16 +28,17 @@ def step_job(
     files: RunFiles,
     operation: str,
     arguments: dict[str, Any],
-    current: pl.DataFrame | None,
+    handed: Path | None,
     *,
     describe_rows: int | None,
     progress: Relay,
 ) -> dict[str, Any]:
-    """Run one step where this job runs; the reply carries the table apart so it crosses as IPC."""
+    """Run one step where this job runs, on the table at ``handed``; its table is handed on
+    (the same file if the step passed it through unchanged)."""
     found = load_all().get(operation)
     assert found is not None, operation  # the server checked the name before sending
     args = found.args_model.model_validate(arguments, context=files.limits.as_context())
-    files.current = current
+    received = files.current = handed_table(handed)
     output = perform_step(
         operation=found,
         args=args,
@@ -45,16 +48,22 @@ def step_job(
     )
     table, output.table = output.table, None
     described = describe_step(found, output, table, describe_rows) if describe_rows else None
-    return {"table": table, "output": output, "files": _changes(files), "described": described}
+    if table is not None and table is not received:
+        handed = files.hand_off(table)
+    elif table is None:
+        handed = None
+    return {"handed": handed, "output": output, "files": _changes(files), "described": described}
 
 
 def final_write_job(
-    files: RunFiles, operation: str, current: pl.DataFrame, *, progress: Relay
+    files: RunFiles, operation: str, handed: Path, *, progress: Relay
 ) -> dict[str, Any]:
     """Write the run's final table, which no step wrote, as its output file."""
     files.interrupt = lambda: progress(None)
+    table = handed_table(handed)
+    assert table is not None
     files.write(
-        {"Sheet1": current},
+        {"Sheet1": table},
         operation=operation,
         name=None,
         options=WriteOptions(),
@@ -82,28 +91,26 @@ def run_step_remotely(
         files.detached(),
         operation.name,
         arguments,
-        files.current,
+        files.handed,
         describe_rows=describe_rows,
         progress=relay,
         interrupt=check_cancelled,
     )
-    output: StepOutput = reply["output"]
-    output.table = reply["table"]
-    files.current = output.table
+    files.drop_handed(keep=reply["handed"])
     _fold(files, reply["files"])
-    return output, reply["described"]
+    return reply["output"], reply["described"]
 
 
 def write_final_remotely(
     files: RunFiles, operation: str, *, check_cancelled: Callable[[], None]
 ) -> None:
-    """Write ``files.current`` as the run's output in ``files.processes``; blocking."""
-    assert files.current is not None
+    """Write the handed-on table as the run's output in ``files.processes``; blocking."""
+    assert files.handed is not None
     changes = files.processes.call(
         final_write_job,
         files.detached(),
         operation,
-        files.current,
+        files.handed,
         progress=lambda _: None,
         interrupt=check_cancelled,
     )

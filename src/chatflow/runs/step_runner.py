@@ -63,7 +63,7 @@ class StepRunner:
             processes=self.processes,
             xlsx_engine=self.settings.xlsx_writer,
             limits=self.settings.limits,
-            output_prefix=f"{uuid.UUID(run_id).hex}_" if run_id else "",
+            output_prefix=f"{uuid.UUID(run_id).hex if run_id else uuid.uuid4().hex}_",
         )
 
     async def run(
@@ -95,3 +95,8 @@ class StepRunner:
         """Remove what a failed or cancelled run wrote."""
         if files is not None and files.written:
             await asyncio.get_running_loop().run_in_executor(self.threads, files.discard_written)
+
+    async def release(self, files: RunFiles | None) -> None:
+        """Remove the run's temp files once it has ended, however it ended."""
+        if files is not None:
+            await asyncio.get_running_loop().run_in_executor(self.threads, files.release)
