@@ -45,7 +45,7 @@ def read_csv_table(path: Path, delimiter: str | None) -> pl.DataFrame:
     if table is None:
         text, delimiter = open_csv(path, delimiter)
         encoded = text.encode("utf-8")
-        table = _native_table(encoded, encoded, 0, delimiter)
+        table = _native_table(encoded, delimiter) if _plain(encoded, 0, delimiter) else None
         if table is None:
             grid = apply_header_policy(_strict_grid(text, delimiter))
             if grid is None:  # the strict parser found a non-empty row, so polars' grid has one
@@ -97,7 +97,10 @@ def _table_of_utf8_file(path: Path, delimiter: str | None) -> pl.DataFrame | Non
                 more = len(view) - start > len(head.encode("utf-8"))
                 delimiter = detect_delimiter(head, truncated=more)
             check_delimiter(delimiter)
-            return _native_table(path, view, start, delimiter)
+            if not _plain(view, start, delimiter):
+                return None
+    # Read once the proofs' mapping is gone: its pages would count again beside polars' own.
+    return _native_table(path, delimiter)
 
 
 def _utf8_head(view: mmap.mmap) -> str | None:
@@ -109,13 +112,13 @@ def _utf8_head(view: mmap.mmap) -> str | None:
         return None
 
 
-def _native_table(
-    source: Path | bytes, buf: mmap.mmap | bytes, start: int, delimiter: str
-) -> pl.DataFrame | None:
-    """polars' typed table if the proofs hold and polars parses the file, else None.
-    ``buf[start:]`` is the file's bytes after any BOM."""
-    if len(delimiter.encode("utf-8")) != 1 or not _provably_plain(buf, start, ord(delimiter)):
-        return None
+def _plain(buf: mmap.mmap | bytes, start: int, delimiter: str) -> bool:
+    """Whether polars may parse ``buf[start:]`` (the bytes after any BOM) for the strict parser."""
+    return len(delimiter.encode("utf-8")) == 1 and _provably_plain(buf, start, ord(delimiter))
+
+
+def _native_table(source: Path | bytes, delimiter: str) -> pl.DataFrame | None:
+    """polars' typed table of a file the proofs passed, or None if polars cannot parse it."""
     try:
         grid = pl.read_csv(
             source if isinstance(source, Path) else io.BytesIO(source),
