@@ -113,12 +113,26 @@ def client(server: LiveServer) -> Iterator[httpx.Client]:
         yield http
 
 
+# Directories whose every file drives real processes or a browser: seconds a file, few tests.
+_HEAVY_DIRS = ("browser", "e2e")
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Files holding slow tests first: with the files spread over processes (``make test``), a
-    long one started last would leave the other processes idle while it finishes."""
+    """Long files first: files holding slow tests, then those of ``_HEAVY_DIRS``, then the
+    rest in their order.  With the files spread over processes (``make test``), a long one
+    started last would leave the other processes idle while it finishes.  (pytest-xdist keeps
+    this order only with ``--no-loadscope-reorder``, in pyproject's addopts; by default it
+    sends files with more tests first, whatever their length.)"""
     _unique_node_ids(items)
     slow_files = {item.path for item in items if item.get_closest_marker("slow") is not None}
-    items.sort(key=lambda item: item.path not in slow_files)
+    tests_dir = Path(__file__).parent
+
+    def tier(item: pytest.Item) -> int:
+        if item.path in slow_files:
+            return 0
+        return 1 if item.path.relative_to(tests_dir).parts[0] in _HEAVY_DIRS else 2
+
+    items.sort(key=tier)
 
 
 def _unique_node_ids(items: list[pytest.Item]) -> None:
