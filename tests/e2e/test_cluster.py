@@ -43,6 +43,9 @@ pytestmark = pytest.mark.slow
 API = "/api/v1/chat/workflows"
 ENDINGS = {"workflow_completed", "workflow_failed", "workflow_cancelled"}
 STALLED_S = 3.0
+# The same step on the long run's input, written as csv (a second) instead of xlsx row by row
+# (seconds): for a run that must complete rather than be interrupted.
+QUICK_OUTPUT = "codes.csv"
 
 
 class PrivateRedis:
@@ -321,7 +324,7 @@ def test_a_worker_killed_mid_run_leaves_the_run_interrupted_and_the_chat_working
         again = on_a.post(
             f"{API}/{chat}/execute",
             params={"wait": "true", "timeout": 120},
-            json=seed_workflow(columns=["code"]),
+            json=seed_workflow(columns=["code"], output=QUICK_OUTPUT),
         )
         assert again.status_code == 200, again.text
         assert again.json()["data"]["status"] == "completed"
@@ -341,7 +344,9 @@ def test_a_worker_stopped_with_sigterm_ends_its_run_and_leaves_the_queue_to_the_
     cluster.restart(first, CHATFLOW_SHUTDOWN_GRACE_S="0")
     with _client(a) as on_a:
         chat, long_id, _, (follower,) = _long_run(on_a, tmp_path, [a])
-        queued = on_a.post(f"{API}/{chat}/execute", json=seed_workflow(columns=["code"]))
+        queued = on_a.post(
+            f"{API}/{chat}/execute", json=seed_workflow(columns=["code"], output=QUICK_OUTPUT)
+        )
         queued_id = queued.json()["data"]["run_id"]
         follower.until(lambda events: any(e["type"] == "progress" for e in events))
         cluster.restart(second)
