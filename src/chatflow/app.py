@@ -37,7 +37,6 @@ from chatflow.operations import load_all
 from chatflow.operations.registry import Registry
 from chatflow.repositories import files as files_repo
 from chatflow.runs.executor import RunExecutor
-from chatflow.runs.job_queue import JobQueue
 from chatflow.runs.queue import RunDispatcher, RunQueue
 from chatflow.runs.states import RunStates
 from chatflow.runs.step_runner import StepRunner
@@ -139,7 +138,10 @@ async def _start_work(rt: Runtime) -> None:
     await _recover(rt)
     if rt.relay is not None:
         rt.relay.start()  # ended by stop_runtime; Redis being down delays nothing here
-    if isinstance(rt.runs, JobQueue) and executes:  # serve without a role, and chatflow worker
+    if settings.uses_job_queue and executes:  # serve without a role, and chatflow worker
+        from chatflow.runs.job_queue import JobQueue
+
+        assert isinstance(rt.runs, JobQueue)
         await rt.runs.start_worker(concurrency=settings.worker_concurrency)
 
 
@@ -164,6 +166,9 @@ def _run_machinery(
     )
     if not settings.uses_job_queue:
         return executor, RunQueue(executor.execute)
+    # Imported here: procrastinate and psycopg cost a process on SQLite about 0.2 s to import.
+    from chatflow.runs.job_queue import JobQueue
+
     return executor, JobQueue(
         db=db,
         broadcaster=broadcaster,
