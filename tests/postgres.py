@@ -53,6 +53,7 @@ class PostgresDatabases:
         self.prefix = f"chatflow_test_{uuid.uuid4().hex[:12]}"
         self._numbers = itertools.count(1)
         self._created: list[str] = []
+        self._template: str | None = None  # a database at the migrations' head, made once
 
     def url(self, name: str) -> str:
         return f"postgresql+asyncpg://{USER}@{HOST}:{PORT}/{name}"
@@ -61,6 +62,20 @@ class PostgresDatabases:
         """The URL of a new, empty database."""
         name = f"{self.prefix}_{next(self._numbers)}"
         _run_admin(f'CREATE DATABASE "{name}"')
+        self._created.append(name)
+        return self.url(name)
+
+    def migrated(self) -> str:
+        """The URL of a new database at the migrations' head and empty: a copy of one migrated
+        once per session (a copy takes about a third of the time of migrating)."""
+        if self._template is None:
+            from chatflow.db.migrate import upgrade
+
+            template = self.fresh()
+            upgrade(template)  # its engine is disposed: nobody is connected, as a copy needs
+            self._template = template.rsplit("/", 1)[1]
+        name = f"{self.prefix}_{next(self._numbers)}"
+        _run_admin(f'CREATE DATABASE "{name}" TEMPLATE "{self._template}"')
         self._created.append(name)
         return self.url(name)
 

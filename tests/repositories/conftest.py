@@ -36,11 +36,10 @@ def migrated(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A migrated, empty database of each kind (PostgreSQL: a fresh one of this session's)."""
-    if request.param == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path / 'chatflow.db'}"
-    else:
+    if request.param == "postgresql":
         databases: PostgresDatabases = request.getfixturevalue("postgres")
-        url = databases.fresh()
+        return databases.migrated()
+    url = f"sqlite+aiosqlite:///{tmp_path / 'chatflow.db'}"
     upgrade(url)
     return url
 

@@ -8,7 +8,6 @@ import json
 
 import asyncpg
 
-from chatflow.db.migrate import upgrade
 from chatflow.runs.job_queue import QUEUE, TASK, conninfo
 from tests.postgres import PostgresDatabases
 
@@ -22,8 +21,7 @@ FETCH = "SELECT id FROM procrastinate_fetch_job_v2($1, $2)"
 def test_a_chats_jobs_come_out_in_order_and_an_ending_wakes_the_workers(
     postgres: PostgresDatabases,
 ) -> None:
-    url = postgres.fresh()
-    upgrade(url)
+    url = postgres.migrated()
 
     async def scenario() -> None:
         conn = await asyncpg.connect(conninfo(url))
