@@ -63,13 +63,15 @@ def database_kind(request: pytest.FixtureRequest) -> str:
 
 def database_settings(request: pytest.FixtureRequest, kind: str) -> dict[str, object]:
     """Settings overrides for a server on ``kind``: none (one process on SQLite), or the
-    scale-out configuration: a fresh PostgreSQL database (runs on its job queue) and Redis."""
+    scale-out configuration: a fresh PostgreSQL database (runs on its job queue) and Redis.
+    The database is already at the migrations' head (a template's copy), as after a first
+    start: tests/e2e/test_postgres_serve.py starts on an empty one."""
     if kind == "sqlite":
         return {}
     databases: PostgresDatabases = request.getfixturevalue("postgres")
     redis: RedisServer = request.getfixturevalue("redis_server")
     return {
-        "database_url": databases.fresh(),
+        "database_url": databases.migrated(),
         "redis_url": redis.url(),
         "redis_prefix": redis.prefix,
     }
