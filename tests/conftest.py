@@ -14,16 +14,22 @@ import os
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import httpx
 import pytest
 
 from tests import redis_service
 from tests.postgres import PostgresDatabases, connect_or_reason, unavailable
 from tests.redis_service import RedisServer
-from tests.support import LiveServer, make_settings, run_server
 
-__all__ = ["make_settings"]  # tests import it from here as well as from tests.support
+if TYPE_CHECKING:
+    import httpx
+
+    from tests.support import LiveServer
+
+# tests.support (and with it the whole app) is imported by the fixtures that use it, not here:
+# under pytest-xdist the controlling process loads this file too, before it starts the workers,
+# and runs no test.
 
 # The processes tests start (chatflow serve, workers, clusters) import this checkout's code too,
 # as the tests do (pyproject: pythonpath), even where .venv is an editable install of another
@@ -91,6 +97,8 @@ def module_server(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, database_kind: str
 ) -> Iterator[LiveServer]:
     """The server the tests of one module share."""
+    from tests.support import make_settings, run_server
+
     data_dir = tmp_path_factory.mktemp("module-server") / "data"
     settings = make_settings(data_dir, **database_settings(request, database_kind))
     with run_server(settings) as live:
@@ -101,6 +109,8 @@ def module_server(
 def server(
     request: pytest.FixtureRequest, tmp_path: Path, database_kind: str
 ) -> Iterator[LiveServer]:
+    from tests.support import make_settings, run_server
+
     if request.node.get_closest_marker("own_server") is None:
         yield request.getfixturevalue("module_server")
         return
@@ -111,6 +121,8 @@ def server(
 
 @pytest.fixture
 def client(server: LiveServer) -> Iterator[httpx.Client]:
+    import httpx
+
     with httpx.Client(base_url=server.url, timeout=30) as http:
         yield http
 

@@ -11,8 +11,14 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
-from tests.conftest import make_settings
-from tests.support import POSTAL_ROWS, LiveServer, run_server, seed_workflow, write_xlsx
+from tests.support import (
+    POSTAL_ROWS,
+    LiveServer,
+    make_settings,
+    run_server,
+    seed_workflow,
+    write_xlsx,
+)
 
 API = "/api/v1"
 KEY_A, KEY_B = "key-a-0123456789abcdef", "key-b-fedcba9876543210"

@@ -10,11 +10,11 @@ import httpx
 import openpyxl
 import pytest
 
-from tests.conftest import make_settings
 from tests.support import (
     POSTAL_ROWS,
     LiveServer,
     create_chat,
+    make_settings,
     run_server,
     seed_workflow,
     upload,

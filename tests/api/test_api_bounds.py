@@ -14,8 +14,15 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
-from tests.conftest import make_settings
-from tests.support import POSTAL_ROWS, LiveServer, create_chat, run_server, upload, write_xlsx
+from tests.support import (
+    POSTAL_ROWS,
+    LiveServer,
+    create_chat,
+    make_settings,
+    run_server,
+    upload,
+    write_xlsx,
+)
 
 pytestmark = pytest.mark.both_databases  # the module server: SQLite, then PostgreSQL + Redis
 

@@ -8,11 +8,11 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import make_settings
 from tests.support import (
     POSTAL_ROWS,
     LiveServer,
     create_chat,
+    make_settings,
     run_server,
     seed_workflow,
     upload,

@@ -20,8 +20,7 @@ from hypothesis import strategies as st
 
 from chatflow import filenames
 from chatflow.errors import BadRequest
-from tests.conftest import make_settings
-from tests.support import create_chat, run_server, upload
+from tests.support import create_chat, make_settings, run_server, upload
 
 API = "/api/v1"
 REFUSED = ["Cc", "Cf", "Cs", "Zl", "Zp", "Cn"]

@@ -12,8 +12,7 @@ import httpx
 import polars as pl
 import pytest
 
-from tests.conftest import make_settings
-from tests.support import create_chat, run_server, seed_workflow, upload
+from tests.support import create_chat, make_settings, run_server, seed_workflow, upload
 
 API = "/api/v1"
 

@@ -11,8 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import make_settings
-from tests.support import LiveServer, create_chat, raw_get, run_server
+from tests.support import LiveServer, create_chat, make_settings, raw_get, run_server
 
 pytestmark = pytest.mark.slow  # fuzzing: generated names
 

@@ -20,11 +20,11 @@ from websockets.sync.client import connect
 
 from chatflow.api.routes import walk
 from chatflow.app import create_app
-from tests.conftest import make_settings
 from tests.support import (
     POSTAL_ROWS,
     LiveServer,
     create_chat,
+    make_settings,
     receive_until,
     run_server,
     seed_workflow,

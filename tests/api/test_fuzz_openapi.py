@@ -43,8 +43,7 @@ import schemathesis
 from schemathesis.config import SchemathesisConfig
 
 from chatflow.app import create_app
-from tests.conftest import make_settings
-from tests.support import LiveServer, run_server
+from tests.support import LiveServer, make_settings, run_server
 
 pytestmark = pytest.mark.slow  # fuzzing
 

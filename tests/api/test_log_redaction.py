@@ -21,8 +21,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
 from chatflow.redaction import redact
-from tests.conftest import make_settings
-from tests.support import free_ports, run_server, wait_until_serving
+from tests.support import free_ports, make_settings, run_server, wait_until_serving
 
 API = "/api/v1"
 FILE_KEY = "filekey-5b1d0c9e8a7f6e5d4c3b"  # from CHATFLOW_API_KEYS_FILE

@@ -17,13 +17,14 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from chatflow.logs import JsonFormatter, bind
-from tests.conftest import database_settings, make_settings
+from tests.conftest import database_settings
 from tests.redis_service import RedisServer
 from tests.support import (
     LiveServer,
     chatflow_process,
     create_chat,
     free_ports,
+    make_settings,
     receive_until,
     run_server,
     seed_workflow,

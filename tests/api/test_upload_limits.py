@@ -19,8 +19,7 @@ from chatflow.services.upload_limits import Limit, limit_hit
 from chatflow.settings import CSV_BYTES_PER_CELL, WORKBOOK_BYTES_PER_CELL, Settings
 from chatflow.spreadsheets.inspection import check_workbook_container
 from chatflow.spreadsheets.zip_parts import GateLimits
-from tests.conftest import make_settings
-from tests.support import LiveServer, create_chat, run_server, upload, write_xlsx
+from tests.support import LiveServer, create_chat, make_settings, run_server, upload, write_xlsx
 
 API = "/api/v1"
 MIB = 1024 * 1024

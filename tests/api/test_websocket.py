@@ -16,11 +16,11 @@ from websockets.exceptions import ConnectionClosed
 from websockets.frames import Frame, Opcode
 from websockets.uri import parse_uri
 
-from tests.conftest import make_settings
 from tests.support import (
     POSTAL_ROWS,
     LiveServer,
     create_chat,
+    make_settings,
     receive_until,
     run_server,
     seed_workflow,

@@ -26,12 +26,12 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 from websockets.typing import Origin
 
-from tests.conftest import make_settings
 from tests.support import (
     POSTAL_ROWS,
     chatflow_process,
     create_chat,
     free_ports,
+    make_settings,
     run_server,
     seed_workflow,
     subscribe,

@@ -26,9 +26,16 @@ from chatflow.operations.limits import MAX_ITEMS
 from chatflow.operations.patterns import check_regex, check_strftime
 from chatflow.operations.values import is_number_text, iso_value, number_value
 from chatflow.spreadsheets.inspection import root_tag
-from tests.conftest import make_settings
 from tests.step_harness import StepHarness
-from tests.support import POSTAL_ROWS, LiveServer, create_chat, run_server, upload, write_xlsx
+from tests.support import (
+    POSTAL_ROWS,
+    LiveServer,
+    create_chat,
+    make_settings,
+    run_server,
+    upload,
+    write_xlsx,
+)
 
 API = "/api/v1"
 ADVERSARIAL = "1" * 100_000 + "x"  # the freeze, five times longer

@@ -35,9 +35,8 @@ from pydantic import ValidationError
 
 from chatflow.operations import load_all
 from chatflow.operations.limits import Limits
-from tests.conftest import make_settings
 from tests.fixtures_util import make_xlsx
-from tests.support import LiveServer, run_server
+from tests.support import LiveServer, make_settings, run_server
 
 pytestmark = pytest.mark.slow  # fuzzing
 

@@ -21,9 +21,8 @@ from chatflow.failures import StepFailed
 from chatflow.operations.common import join_pairs
 from chatflow.operations.limits import Limits
 from chatflow.operations.registry import StepOutput
-from tests.conftest import make_settings
 from tests.step_harness import StepHarness
-from tests.support import create_chat, run_server, upload
+from tests.support import create_chat, make_settings, run_server, upload
 
 API = "/api/v1"
 

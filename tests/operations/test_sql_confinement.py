@@ -24,8 +24,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import make_settings
-from tests.support import LiveServer, run_server
+from tests.support import LiveServer, make_settings, run_server
 
 API = "/api/v1"
 REFUSED = {"sql_forbidden", "invalid_sql"}

@@ -14,8 +14,7 @@ from sqlalchemy import text
 
 from chatflow.db.engine import Database
 from chatflow.db.migrate import alembic_config, upgrade
-from tests.conftest import make_settings
-from tests.support import create_chat, run_server
+from tests.support import create_chat, make_settings, run_server
 
 
 def test_schema_comes_from_migrations_and_pragmas_are_set(tmp_path: Path) -> None:

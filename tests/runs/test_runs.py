@@ -20,13 +20,13 @@ import pytest
 import xlsxwriter
 from websockets.exceptions import ConnectionClosed
 
-from tests.conftest import make_settings
 from tests.support import (
     POSTAL_ROWS,
     LiveServer,
     chatflow_process,
     create_chat,
     free_ports,
+    make_settings,
     receive_until,
     run_server,
     seed_workflow,

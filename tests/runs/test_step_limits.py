@@ -15,8 +15,7 @@ import polars as pl
 import pytest
 
 from chatflow.spreadsheets.writing import write_csv, write_workbook
-from tests.conftest import make_settings
-from tests.support import LiveServer, create_chat, run_server, seed_workflow, upload
+from tests.support import LiveServer, create_chat, make_settings, run_server, seed_workflow, upload
 
 API = "/api/v1"
 SQL = "excel/sql"

@@ -17,9 +17,8 @@ from chatflow.failures import Cancelled, StepFailed
 from chatflow.runs.step_io import read_head
 from chatflow.runs.worker_pool import WorkerCrashed, WorkerError, WorkerPool
 from chatflow.spreadsheets.writing import write_workbook
-from tests.conftest import make_settings
 from tests.step_harness import StepHarness
-from tests.support import create_chat, run_server, seed_workflow, upload, write_xlsx
+from tests.support import create_chat, make_settings, run_server, seed_workflow, upload, write_xlsx
 
 API = "/api/v1"
 

@@ -15,9 +15,8 @@ import openpyxl
 import psutil
 import pytest
 
-from tests.conftest import make_settings
 from tests.fixtures_util import HOSTILE
-from tests.support import LiveServer, create_chat, raw_get, run_server, upload
+from tests.support import LiveServer, create_chat, make_settings, raw_get, run_server, upload
 
 API = "/api/v1"
 

@@ -28,10 +28,9 @@ from chatflow.failures import StepFailed
 from chatflow.settings import Settings
 from chatflow.spreadsheets.inspection import check_workbook_container
 from chatflow.spreadsheets.zip_parts import GateLimits
-from tests.conftest import make_settings
 from tests.spreadsheets import crafted_legacy as craft
 from tests.spreadsheets.legacy_workbooks import DATA_ROWS, EXPECTED, Error, LegacyWorkbooks, build
-from tests.support import LiveServer, create_chat, run_server, upload
+from tests.support import LiveServer, create_chat, make_settings, run_server, upload
 
 API = "/api/v1"
 MEDIA_TYPES = {

@@ -18,7 +18,6 @@ import pytest
 from chatflow.failures import StepFailed
 from chatflow.spreadsheets.package import resolve
 from chatflow.spreadsheets.package_view import readable_source
-from tests.conftest import make_settings
 from tests.spreadsheets.odd_workbooks import (
     COLUMNS,
     TYPES,
@@ -39,7 +38,7 @@ from tests.spreadsheets.odd_xlsb import (
     write_xlsb,
     xlsb_parts,
 )
-from tests.support import LiveServer, create_chat, run_server, upload
+from tests.support import LiveServer, create_chat, make_settings, run_server, upload
 
 API = "/api/v1"
 ROWS = [

@@ -37,9 +37,8 @@ from chatflow.spreadsheets.writing import (
 )
 from chatflow.spreadsheets.writing_cells import excel_number, excel_numbers
 from tests import support
-from tests.conftest import make_settings
 from tests.fixtures_util import write_table_xlsx
-from tests.support import run_server
+from tests.support import make_settings, run_server
 
 BIG = 2**53
 
