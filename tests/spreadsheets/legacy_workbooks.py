@@ -1,12 +1,13 @@
 """Real .xls, .ods and .xlsx files, written by LibreOffice from one typed table.
 
 The table (``SHEETS``) is written here as a flat OpenDocument spreadsheet (.fods: one XML file
-with explicit cell types and number formats), then ``soffice --convert-to`` writes it as xls
-(filter "MS Excel 97"), ods and xlsx.  The encrypted copies are saved by a Basic macro put in
-the private LibreOffice profile, because ``--convert-to`` cannot set a password (its filter
-options, JSON included, never reach the document's ``Password``): the macro loads the table and
-stores it with ``FilterName`` and ``Password``, which is what File > Save As with a password
-does.
+with explicit cell types and number formats), then LibreOffice saves it as xls (filter "MS Excel
+97"), ods and xlsx, with the filters ``soffice --convert-to`` picks, and as encrypted xls and
+ods.  One Basic macro put in the private LibreOffice profile does all five in one start-up
+(``--convert-to`` takes one format a start, and cannot set a password: its filter options, JSON
+included, never reach the document's ``Password``): it loads the table and stores it with
+``FilterName``, and ``Password`` for the encrypted copies, which is what File > Save As (with a
+password) does.  Its xlsx is byte for byte the one ``--convert-to xlsx`` writes.
 
 The table holds whole and decimal numbers, text that reads like a number (``01234``, ``007``,
 ``0``), booleans (cells with a boolean number format, as Calc keeps them), dates, date-times,
@@ -190,26 +191,52 @@ def write_fods(path: Path, sheets: dict[str, list[list[Any]]] = SHEETS) -> Path:
 
 # --- LibreOffice ------------------------------------------------------------------------------
 
-_MACRO = """<?xml version="1.0" encoding="UTF-8"?>
+# Each file's export filter: those ``soffice --convert-to xls|ods|xlsx`` picks for a spreadsheet.
+_FILTERS = {"xls": "MS Excel 97", "ods": "calc8", "xlsx": "Calc MS Excel 2007 XML"}
+_ENCRYPTED = ("xls", "ods")  # the formats Calc saves with a password (xlsx: not from Basic)
+
+
+def _macro(targets: list[tuple[Path, str, bool]]) -> str:
+    """A Basic module whose ``SaveAll(source, secret)`` loads ``source`` once and stores it as
+    every (path, filter, with the password) of ``targets``."""
+
+    def text(value: str) -> str:  # a Basic string literal, escaped for the XML it sits in
+        return escape(f'"{value}"', {'"': "&quot;"})
+
+    stores = "\n".join(
+        f"  Store(doc, {text(str(path))}, {text(name)}, {'secret' if locked else text('')})"
+        for path, name, locked in targets
+    )
+    return f"""<?xml version="1.0" encoding="UTF-8"?>
 <!DOCTYPE script:module PUBLIC "-//OpenOffice.org//DTD OfficeDocument 1.0//EN" "module.dtd">
 <script:module xmlns:script="http://openoffice.org/2000/script" script:name="Module1"
  script:language="StarBasic">
-Sub SaveEncrypted(source As String, target As String, filterName As String, secret As String)
+Sub SaveAll(source As String, secret As String)
   Dim load(0) As New com.sun.star.beans.PropertyValue
   load(0).Name = &quot;Hidden&quot;
   load(0).Value = True
   doc = StarDesktop.loadComponentFromURL(ConvertToURL(source), &quot;_blank&quot;, 0, load())
-  Dim store(1) As New com.sun.star.beans.PropertyValue
-  store(0).Name = &quot;FilterName&quot;
-  store(0).Value = filterName
-  store(1).Name = &quot;Password&quot;
-  store(1).Value = secret
-  doc.storeToURL(ConvertToURL(target), store())
+{stores}
   doc.close(True)
+End Sub
+
+Sub Store(doc As Object, target As String, filterName As String, secret As String)
+  If secret = &quot;&quot; Then
+    Dim plain(0) As New com.sun.star.beans.PropertyValue
+    plain(0).Name = &quot;FilterName&quot;
+    plain(0).Value = filterName
+    doc.storeToURL(ConvertToURL(target), plain())
+  Else
+    Dim locked(1) As New com.sun.star.beans.PropertyValue
+    locked(0).Name = &quot;FilterName&quot;
+    locked(0).Value = filterName
+    locked(1).Name = &quot;Password&quot;
+    locked(1).Value = secret
+    doc.storeToURL(ConvertToURL(target), locked())
+  End If
 End Sub
 </script:module>
 """
-_FILTERS = {"xls": "MS Excel 97", "ods": "calc8"}
 
 
 @dataclass(frozen=True)
@@ -221,24 +248,21 @@ class LegacyWorkbooks:
 
 
 def build(folder: Path, soffice: str) -> LegacyWorkbooks:
-    """Write the table as .xls, .ods and .xlsx, and encrypted .xls and .ods, into ``folder``."""
+    """Write the table as .xls, .ods and .xlsx, and encrypted .xls and .ods, into ``folder``:
+    one LibreOffice start-up for all five (each start takes about a second)."""
     source = write_fods(folder / "legacy.fods")
     profile = folder / "profile"
     run = _Runner(soffice, profile)
     run(["--terminate_after_init"])  # creates the profile the macro goes into
-    (profile / "user" / "basic" / "Standard" / "Module1.xba").write_text(_MACRO, encoding="utf-8")
-    plain = {}
-    for fmt in ("xls", "ods", "xlsx"):
-        output = run(["--convert-to", fmt, "--outdir", str(folder), str(source)])
-        plain[fmt] = folder / f"legacy.{fmt}"
-        assert plain[fmt].is_file(), f"soffice wrote no {fmt}:\n{output}"
-    encrypted = {}
-    for fmt, filter_name in _FILTERS.items():
-        target = folder / f"encrypted.{fmt}"
-        macro = f'"{source}","{target}","{filter_name}","{PASSWORD}"'
-        output = run([f"macro:///Standard.Module1.SaveEncrypted({macro})"])
-        assert target.is_file(), f"the macro wrote no encrypted {fmt}:\n{output}"
-        encrypted[fmt] = target
+    plain = {fmt: folder / f"legacy.{fmt}" for fmt in _FILTERS}
+    encrypted = {fmt: folder / f"encrypted.{fmt}" for fmt in _ENCRYPTED}
+    targets = [(path, _FILTERS[fmt], False) for fmt, path in plain.items()]
+    targets += [(path, _FILTERS[fmt], True) for fmt, path in encrypted.items()]
+    module = profile / "user" / "basic" / "Standard" / "Module1.xba"
+    module.write_text(_macro(targets), encoding="utf-8")
+    output = run([f'macro:///Standard.Module1.SaveAll("{source}","{PASSWORD}")'])
+    for path in [*plain.values(), *encrypted.values()]:
+        assert path.is_file(), f"the macro wrote no {path.name}:\n{output}"
     return LegacyWorkbooks(plain, encrypted)
 
 
