@@ -25,6 +25,7 @@ from tests.redis_service import RedisServer
 if TYPE_CHECKING:
     import httpx
 
+    from chatflow.settings import Settings
     from tests.support import LiveServer
 
 # tests.support (and with it the whole app) is imported by the fixtures that use it, not here:
@@ -103,6 +104,7 @@ def module_server(
     settings = make_settings(data_dir, **database_settings(request, database_kind))
     with run_server(settings) as live:
         yield live
+    _done_with_database(request, settings)
 
 
 @pytest.fixture
@@ -117,6 +119,15 @@ def server(
     settings = make_settings(tmp_path / "data", **database_settings(request, database_kind))
     with run_server(settings) as live:
         yield live
+    _done_with_database(request, settings)
+
+
+def _done_with_database(request: pytest.FixtureRequest, settings: Settings) -> None:
+    """A stopped server's PostgreSQL database goes (in the background); SQLite stays in its
+    temporary folder."""
+    if settings.database_url is not None:
+        databases: PostgresDatabases = request.getfixturevalue("postgres")
+        databases.drop_later(settings.database_url)
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 import sqlite3
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -34,14 +34,17 @@ def migrated(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A migrated, empty database of each kind (PostgreSQL: a fresh one of this session's)."""
     if request.param == "postgresql":
         databases: PostgresDatabases = request.getfixturevalue("postgres")
-        return databases.migrated()
+        url = databases.migrated()
+        yield url
+        databases.drop_later(url)
+        return
     url = f"sqlite+aiosqlite:///{tmp_path / 'chatflow.db'}"
     upgrade(url)
-    return url
+    yield url
 
 
 @pytest.fixture
