@@ -18,9 +18,8 @@ from chatflow.operations.registry import StepOutput
 from chatflow.runs.step_io import RunFiles
 from chatflow.runs.step_jobs import run_step_remotely, write_final_remotely
 from chatflow.runs.worker_pool import WorkerPool
-from tests.conftest import make_settings
 from tests.step_harness import StepHarness
-from tests.support import create_chat, run_server, upload, write_xlsx
+from tests.support import create_chat, make_settings, run_server, upload, write_xlsx
 
 API = "/api/v1"
 ORDERS = pl.DataFrame(
