@@ -210,24 +210,3 @@ def test_a_discarded_run_removes_outputs_its_worker_finished_after_the_stop(
         name for name in recorded if not name.startswith("0123abcd_")
     }
     assert len(recorded) == 2  # the input and the step's output, which went too
-
-
-def test_workers_return_freed_memory_at_once_unless_the_operator_says_otherwise(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """Workers run with polars' allocator returning freed pages at once (the scaling bench's
-    1M-row csv peak: 4.5x the table without it, 3.4x with it); an operator's setting wins."""
-
-    def allocator_setting() -> str:
-        workers = WorkerPool(1)
-        try:
-            workers.call(int, "0")
-            (pid,) = workers.pids()
-            return psutil.Process(pid).environ().get("_RJEM_MALLOC_CONF", "")
-        finally:
-            workers.close()
-
-    monkeypatch.delenv("_RJEM_MALLOC_CONF", raising=False)
-    assert allocator_setting() == "dirty_decay_ms:0,muzzy_decay_ms:0"
-    monkeypatch.setenv("_RJEM_MALLOC_CONF", "narenas:1")
-    assert allocator_setting() == "narenas:1"

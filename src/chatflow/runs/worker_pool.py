@@ -73,11 +73,6 @@ class ResourceLimit(Exception):
 # (SIGABRT), a failed thread or stack mapping can be SIGSEGV/SIGBUS, and the kernel's OOM killer
 # sends SIGKILL.  (A worker this pool kills itself never gets here: that path raises first.)
 _OUT_OF_MEMORY_EXITS = {-6, -7, -9, -11}
-# polars' allocator (jemalloc) keeps freed pages and hands them back over seconds, so a worker
-# holds a step's read, compute and write one over the other, and two workers hold two steps.
-# Returned at once, the scaling bench's 1M-row csv peak fell from 4.5x to 3.4x the table
-# (docs/benchmarks.md); it costs ~20% more CPU in a 1M-row csv read.  An operator's setting wins.
-_ALLOCATOR = "dirty_decay_ms:0,muzzy_decay_ms:0"
 
 
 class _Worker:
@@ -101,7 +96,6 @@ class _Worker:
                 "sealed" if sealed else "open",  # also tells them apart in `ps`
             ],
             pass_fds=[theirs.fileno(), lifeline_r],
-            env={"_RJEM_MALLOC_CONF": _ALLOCATOR, **os.environ},
             stdin=subprocess.DEVNULL,
             start_new_session=True,  # Ctrl-C in a terminal is the server's to handle, not ours
         )
